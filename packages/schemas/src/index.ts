@@ -1,0 +1,43 @@
+/**
+ * Canonical CARE contracts. Downstream code imports only from here: the package `exports` map
+ * blocks deep imports into internal files.
+ */
+export { BaseSchema } from './base-schema.js'
+export { SCHEMAS } from './catalog.js'
+export {
+  ERROR_CODES,
+  type ErrorCode,
+  ErrorResponse,
+  errorResponse,
+  FieldError,
+} from './error-response.js'
+export { FORBIDDEN_KEYS, type JsonBodyResult, MAX_JSON_DEPTH, parseJsonBody } from './json-body.js'
+export {
+  Identifier,
+  Metadata,
+  Origin,
+  SCHEMA_VERSION,
+  SourceName,
+  TIMESTAMP_PATTERN,
+  Timestamp,
+  ULID_PATTERN,
+  Ulid,
+} from './primitives.js'
+export {
+  SessionEndReason,
+  SessionManagerEndInput,
+  SessionManagerEndOutput,
+} from './session-manager/end.js'
+export { SessionLifecycleEvent } from './session-manager/lifecycle-event.js'
+export { SessionManagerStartInput, SessionManagerStartOutput } from './session-manager/start.js'
+export { SessionManagerTouchInput, SessionManagerTouchOutput } from './session-manager/touch.js'
+export { compileValidator, type RecordValidator, type ValidationResult } from './validation.js'
+export {
+  validateSessionLifecycleEvent,
+  validateSessionManagerEndInput,
+  validateSessionManagerEndOutput,
+  validateSessionManagerStartInput,
+  validateSessionManagerStartOutput,
+  validateSessionManagerTouchInput,
+  validateSessionManagerTouchOutput,
+} from './validators.js'
