@@ -24,6 +24,15 @@ const PATTERN_MESSAGES: Record<string, string> = {
   [SOURCE_PATTERN]: 'must start with a lower-case letter and use only a-z, 0-9, _ . : -',
 }
 
+type JsonSchemaNode = {
+  anyOf?: JsonSchemaNode[]
+  properties?: Record<string, JsonSchemaNode>
+  const?: unknown
+  if?: JsonSchemaNode
+  then?: JsonSchemaNode
+  required?: string[]
+}
+
 /**
  * Compiles `schema` into a {@link RecordValidator} whose errors are JSON-Pointer located,
  * de-duplicated and phrased for people.
@@ -34,11 +43,18 @@ const PATTERN_MESSAGES: Record<string, string> = {
  */
 export function compileValidator<S extends TSchema>(schema: S): RecordValidator<Static<S>> {
   const compiled = Compile(schema)
+  const union = describeUnion(schema as JsonSchemaNode)
   return {
     check: (value: unknown): value is Static<S> => compiled.Check(value),
     validate(value: unknown): ValidationResult<Static<S>> {
       if (compiled.Check(value)) return { ok: true, value: value as Static<S> }
-      return { ok: false, fields: describeErrors(compiled.Errors(value)) }
+      const fields = union
+        ? union(value)
+        : describeErrors(schema as JsonSchemaNode, compiled.Errors(value) as unknown as RawError[])
+      return {
+        ok: false,
+        fields: fields.length > 0 ? fields : [{ path: '', message: 'does not match the schema' }],
+      }
     },
   }
 }
@@ -51,8 +67,53 @@ interface RawError {
   message: string
 }
 
-function describeErrors(raw: Iterable<unknown>): FieldError[] {
-  const errors = [...raw] as RawError[]
+/** RFC 6901: `~` and `/` inside a property name must be escaped in a JSON Pointer. */
+function pointerToken(name: string): string {
+  return name.replaceAll('~', '~0').replaceAll('/', '~1')
+}
+
+function schemaAt(root: JsonSchemaNode, schemaPath: string): JsonSchemaNode | undefined {
+  let node: unknown = root
+  for (const raw of schemaPath.replace(/^#\/?/, '').split('/')) {
+    if (raw === '') continue
+    const token = raw.replaceAll('~1', '/').replaceAll('~0', '~')
+    if (typeof node !== 'object' || node === null) return undefined
+    node = (node as Record<string, unknown>)[token]
+  }
+  return typeof node === 'object' && node !== null ? (node as JsonSchemaNode) : undefined
+}
+
+/**
+ * A top-level union of objects told apart by a `const` property (e.g. `event`): TypeBox reports
+ * every branch's failures, and stops after a few errors, so report the matching branch only.
+ */
+function describeUnion(schema: JsonSchemaNode): ((value: unknown) => FieldError[]) | undefined {
+  const branches = schema.anyOf
+  if (!branches || branches.length < 2) return undefined
+  const discriminator = Object.keys(branches[0]?.properties ?? {}).find((name) => {
+    const values = branches.map((branch) => branch.properties?.[name]?.const)
+    return values.every((v) => typeof v === 'string') && new Set(values).size === branches.length
+  })
+  if (!discriminator) return undefined
+  const validators = branches.map((branch) => compileValidator(branch as TSchema))
+  const allowed = branches.map((branch) => branch.properties?.[discriminator]?.const as string)
+  return (value) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      return [{ path: '', message: 'must be object' }]
+    const tag = (value as Record<string, unknown>)[discriminator]
+    const index = allowed.indexOf(tag as string)
+    const result = index >= 0 ? validators[index]?.validate(value) : undefined
+    if (result && !result.ok) return result.fields
+    return [
+      {
+        path: `/${pointerToken(discriminator)}`,
+        message: `must be one of ${allowed.map((v) => JSON.stringify(v)).join(', ')}`,
+      },
+    ]
+  }
+}
+
+function describeErrors(schema: JsonSchemaNode, errors: RawError[]): FieldError[] {
   const out = new Map<string, FieldError>()
   const add = (path: string, message: string) => {
     const key = `${path}\u0000${message}`
@@ -65,20 +126,41 @@ function describeErrors(raw: Iterable<unknown>): FieldError[] {
     switch (keyword) {
       case 'required':
         for (const name of (params.requiredProperties as string[]) ?? [])
-          add(`${path}/${name}`, 'is required')
+          add(`${path}/${pointerToken(name)}`, 'is required')
         break
       case 'additionalProperties':
         for (const name of (params.additionalProperties as string[]) ?? [])
-          add(`${path}/${name}`, 'is not allowed')
+          add(`${path}/${pointerToken(name)}`, 'is not allowed')
         break
-      case 'if':
-        add(`${path}/performer_id`, 'is required when origin is "human"')
+      case 'if': {
+        // e.g. HUMAN_NEEDS_PERFORMER: name the field `then` requires and the condition that applied.
+        const node = schemaAt(schema, error.schemaPath)
+        const condition = Object.entries(node?.if?.properties ?? {})
+          .filter(([, sub]) => sub.const !== undefined)
+          .map(([name, sub]) => `${name} is ${JSON.stringify(sub.const)}`)
+          .join(' and ')
+        const required = node?.then?.required ?? []
+        for (const name of required)
+          add(`${path}/${pointerToken(name)}`, condition ? `is required when ${condition}` : 'is required')
+        if (required.length === 0) add(path, error.message)
         break
+      }
       case 'anyOf': {
-        const allowed = errors
-          .filter((e) => e.instancePath === path && e.keyword === 'const')
+        const branches = errors.filter(
+          (e) => e.instancePath === path && e.schemaPath.startsWith(`${error.schemaPath}/anyOf/`),
+        )
+        const allowed = branches
+          .filter((e) => e.keyword === 'const')
           .map((e) => JSON.stringify(e.params.allowedValue))
-        add(path, allowed.length > 0 ? `must be one of ${allowed.join(', ')}` : 'has the wrong type or form')
+        const reasons = [...new Set(branches.map((e) => e.message))]
+        add(
+          path,
+          allowed.length > 0
+            ? `must be one of ${allowed.join(', ')}`
+            : reasons.length > 0
+              ? reasons.join(' or ')
+              : 'has the wrong type or form',
+        )
         break
       }
       case 'const':
