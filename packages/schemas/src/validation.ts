@@ -119,8 +119,11 @@ function describeErrors(schema: JsonSchemaNode, errors: RawError[]): FieldError[
     const key = `${path}\u0000${message}`
     if (!out.has(key)) out.set(key, { path, message })
   }
+  // A length error next to a pattern error on the same value says less than the pattern message.
+  const patternPaths = new Set(errors.filter((e) => e.keyword === 'pattern').map((e) => e.instancePath))
   for (const error of errors) {
     const { keyword, instancePath: path, params } = error
+    if ((keyword === 'minLength' || keyword === 'maxLength') && patternPaths.has(path)) continue
     // Branch failures inside an anyOf are summarised by the anyOf error itself.
     if (error.schemaPath.includes('/anyOf/') || keyword === 'boolean') continue
     switch (keyword) {
