@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs'
-import type { ValidateFunction } from 'ajv'
-import Ajv2020 from 'ajv/dist/2020.js'
+import type { ValidateFunction } from 'ajv/dist/2020.js'
+// Named import: the default import of this CommonJS module has no construct signature under NodeNext.
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import { describe, expect, it } from 'vitest'
 import { SCHEMAS } from './catalog.js'
 import { SCHEMA_VERSION } from './primitives.js'

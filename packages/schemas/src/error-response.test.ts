@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
-import Ajv2020 from 'ajv/dist/2020.js'
+// Named import: the default import of this CommonJS module has no construct signature under NodeNext.
+import { Ajv2020 } from 'ajv/dist/2020.js'
 import { describe, expect, it } from 'vitest'
 import { ERROR_CODES, type ErrorCode, ErrorResponse, errorResponse } from './error-response.js'
 import { compileValidator } from './validation.js'
