@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'The request body must be application/json.' },
   idempotency_conflict: { status: 422, message: 'This record_id was already used with a different request.' },
+  record_id_expired: {
+    status: 422,
+    message: 'This record_id is older than the retry window; create a new record_id for a new request.',
+  },
   not_ready: { status: 503, message: 'The service is starting up.' },
   storage_unavailable: {
     status: 503,

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { BaseFields, HUMAN_NEEDS_PERFORMER } from '../base-schema.js'
 import { SourceName, Timestamp, Ulid } from '../primitives.js'
-import { SessionEventFields } from './event-fields.js'
+import { InputDigest, SessionEventFields } from './event-fields.js'
 
 /**
  * Request to end a session explicitly. `session_id` is required: nothing ever ends "the current
@@ -57,6 +57,7 @@ export const SessionManagerEndOutput = Type.Object(
     ended_at: Timestamp,
     input_record_id: Type.Optional(Ulid),
     input_source: Type.Optional(SourceName),
+    input_digest: Type.Optional(InputDigest),
   },
   { ...HUMAN_NEEDS_PERFORMER },
 )

@@ -12,3 +12,12 @@ export const SessionEventFields = {
   origin: Origin,
   performer_id: Type.Optional(Identifier),
 }
+
+/**
+ * SHA-256 of the canonical JSON of the request that caused an event. Stored with the event so a
+ * retry with the same `record_id` can be told apart from a different request, even after a restart.
+ */
+export const InputDigest = Type.String({
+  pattern: '^sha256:[0-9a-f]{64}$',
+  description: 'sha256 of the canonical JSON of the request that caused this event.',
+})

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { BaseFields, HUMAN_NEEDS_PERFORMER } from '../base-schema.js'
 import { Metadata, SourceName, Ulid } from '../primitives.js'
-import { SessionEventFields } from './event-fields.js'
+import { InputDigest, SessionEventFields } from './event-fields.js'
 
 /**
  * Request to open a new session (interaction window) for `user_id`. `record_id` is the
@@ -39,6 +39,7 @@ export const SessionManagerStartOutput = Type.Object(
     event: Type.Literal('session.start'),
     input_record_id: Ulid,
     input_source: SourceName,
+    input_digest: InputDigest,
     metadata: Type.Optional(Metadata),
     idle_timeout_ms: Type.Integer({
       minimum: 1,

@@ -1,7 +1,7 @@
 import Type, { type Static } from 'typebox'
 import { BaseFields, HUMAN_NEEDS_PERFORMER } from '../base-schema.js'
 import { SourceName, Ulid } from '../primitives.js'
-import { SessionEventFields } from './event-fields.js'
+import { InputDigest, SessionEventFields } from './event-fields.js'
 
 /**
  * Heartbeat that keeps an open session from reaching its idle timeout.
@@ -27,6 +27,7 @@ export const SessionManagerTouchOutput = Type.Object(
     event: Type.Literal('session.touch'),
     input_record_id: Ulid,
     input_source: SourceName,
+    input_digest: InputDigest,
   },
   { ...HUMAN_NEEDS_PERFORMER },
 )

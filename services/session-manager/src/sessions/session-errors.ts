@@ -1,0 +1,19 @@
+import type { ErrorCode, ErrorResponse } from '@care/schemas'
+
+/**
+ * A request the session service refuses for a reason the caller can act on. Carries the
+ * shared error code; the HTTP layer maps it to the status in `ERROR_CODES`.
+ */
+export class SessionError extends Error {
+  override readonly name = 'SessionError'
+  constructor(
+    readonly code: Extract<
+      ErrorCode,
+      'session_not_found' | 'session_ended' | 'idempotency_conflict' | 'record_id_expired' | 'not_ready'
+    >,
+    message?: string,
+    readonly details?: ErrorResponse['details'],
+  ) {
+    super(message ?? code)
+  }
+}

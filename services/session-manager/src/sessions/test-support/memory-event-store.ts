@@ -1,0 +1,49 @@
+import type { SessionLifecycleEvent } from '@care/schemas'
+import { type EventStore, StoreUnavailableError, type StoredEvent } from '../../store/event-store.js'
+
+/** An EventStore in memory, for domain tests: refs are indexes; `failAppends` simulates a full disk. */
+export class MemoryEventStore implements EventStore<number> {
+  readonly events: StoredEvent[] = []
+  failAppends = false
+
+  async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: number }> {
+    if (this.failAppends) throw new StoreUnavailableError('disk full (simulated)', 'ENOSPC')
+    const seq = this.events.length + 1
+    const stored = { ...event, seq, prev_hash: String(seq - 1), hash: String(seq) } as StoredEvent
+    this.events.push(stored)
+    return { stored, ref: seq - 1 }
+  }
+
+  async read(refs: readonly number[]): Promise<StoredEvent[]> {
+    return refs.map((ref) => this.events[ref]!)
+  }
+
+  async *scan(): AsyncIterable<StoredEvent> {
+    yield* this.events
+  }
+
+  head(): { seq: number; hash: string } {
+    return { seq: this.events.length, hash: String(this.events.length) }
+  }
+
+  async close(): Promise<void> {}
+
+  /** Opens this store for a (re)starting service: replays every event, like recovery from disk. */
+  opener() {
+    return async (apply: (event: StoredEvent, ref: number) => void) => {
+      this.events.forEach((event, index) => {
+        apply(event, index)
+      })
+      return this
+    }
+  }
+}
+
+/** A clock tests move by hand. */
+export class ManualClock {
+  constructor(public time = Date.parse('2026-03-01T12:00:00.000Z')) {}
+  now = (): number => this.time
+  advance(ms: number): void {
+    this.time += ms
+  }
+}

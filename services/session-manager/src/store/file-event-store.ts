@@ -1,0 +1,59 @@
+import type { SessionLifecycleEvent } from '@care/schemas'
+import { EventLog, type LogPosition, type OpenLogOptions, readLog, StorageError } from '../log/index.js'
+import { type EventStore, StoreUnavailableError, type StoredEvent } from './event-store.js'
+
+/**
+ * The embedded default store: lifecycle events in the hash-chained JSONL log under the data
+ * directory. Opening it recovers the log and replays every stored event through `onEvent`.
+ *
+ * @example
+ * const store = await FileEventStore.open({ dir: config.dataDir }, (event, ref) => service.applyRecovered(event, ref))
+ */
+export class FileEventStore implements EventStore<LogPosition> {
+  private constructor(
+    private readonly log: EventLog,
+    private readonly dir: string,
+  ) {}
+
+  static async open(
+    options: Omit<OpenLogOptions, 'onRecord'>,
+    onEvent: (event: StoredEvent, ref: LogPosition) => void,
+  ): Promise<FileEventStore> {
+    const { log } = await EventLog.open({
+      ...options,
+      onRecord: (record, position) => onEvent(record as unknown as StoredEvent, position),
+    })
+    return new FileEventStore(log, options.dir)
+  }
+
+  /** False after a failed fsync: nothing more is acknowledged until the service restarts. */
+  get healthy(): boolean {
+    return !this.log.failed
+  }
+
+  async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: LogPosition }> {
+    try {
+      const { record, position } = await this.log.append(event as unknown as Record<string, unknown>)
+      return { stored: record as unknown as StoredEvent, ref: position }
+    } catch (error) {
+      if (error instanceof StorageError) throw new StoreUnavailableError(error.message, error.code, { cause: error })
+      throw error
+    }
+  }
+
+  async read(refs: readonly LogPosition[]): Promise<StoredEvent[]> {
+    return (await this.log.read([...refs])) as unknown as StoredEvent[]
+  }
+
+  async *scan(): AsyncIterable<StoredEvent> {
+    for await (const { record } of readLog(this.dir)) yield record as unknown as StoredEvent
+  }
+
+  head(): { seq: number; hash: string } {
+    return this.log.head
+  }
+
+  close(): Promise<void> {
+    return this.log.close()
+  }
+}
