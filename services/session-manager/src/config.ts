@@ -37,7 +37,10 @@ const MIN_TOKEN_LENGTH = 16
  * @example
  * const config = loadConfig({ PORT: '0', CARE_DATA_DIR: '/var/lib/care', CARE_IDLE_TIMEOUT: '15m' })
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): SessionManagerConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  argv: readonly string[] = [],
+): SessionManagerConfig {
   const host = env.HOST?.trim() || '127.0.0.1'
   const tokens = new Map<string, Set<Role>>()
   addTokens(tokens, env.CARE_CALLER_TOKENS, 'caller', 'CARE_CALLER_TOKENS')
@@ -79,7 +82,9 @@ function addTokens(into: Map<string, Set<Role>>, list: string | undefined, role:
   for (const token of (list ?? '').split(',').map((t) => t.trim())) {
     if (token === '') continue
     if (token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
-      throw new ConfigError(`${name}: every token must be at least ${MIN_TOKEN_LENGTH} characters without spaces.`)
+      throw new ConfigError(
+        `${name}: every token must be at least ${MIN_TOKEN_LENGTH} characters without spaces.`,
+      )
     }
     const digest = tokenDigest(token)
     const roles = into.get(digest) ?? new Set<Role>()
@@ -101,9 +106,16 @@ export function duration(value: string | undefined, fallback: string, name: stri
   return ms
 }
 
-function integer(value: string | undefined, fallback: number, name: string, min: number, max = 2 ** 53 - 1): number {
+function integer(
+  value: string | undefined,
+  fallback: number,
+  name: string,
+  min: number,
+  max = 2 ** 53 - 1,
+): number {
   if (value === undefined || value.trim() === '') return fallback
   const n = Number(value)
-  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name}=${value} must be an integer in [${min}, ${max}].`)
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new ConfigError(`${name}=${value} must be an integer in [${min}, ${max}].`)
   return n
 }

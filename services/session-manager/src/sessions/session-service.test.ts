@@ -14,7 +14,11 @@ import { type SessionPolicy, SessionService } from './session-service.js'
 import { ManualClock, MemoryEventStore } from './test-support/memory-event-store.js'
 
 const MINUTE = 60_000
-const policy: SessionPolicy = { idleTimeoutMs: 30 * MINUTE, maxDurationMs: 24 * 60 * MINUTE, retryWindowMs: 24 * 60 * MINUTE }
+const policy: SessionPolicy = {
+  idleTimeoutMs: 30 * MINUTE,
+  maxDurationMs: 24 * 60 * MINUTE,
+  retryWindowMs: 24 * 60 * MINUTE,
+}
 
 let clock: ManualClock
 let store: MemoryEventStore
@@ -40,7 +44,10 @@ function startInput(overrides: Partial<SessionManagerStartInput> = {}): SessionM
   }
 }
 
-function endInput(sessionId: string, overrides: Partial<SessionManagerEndInput> = {}): SessionManagerEndInput {
+function endInput(
+  sessionId: string,
+  overrides: Partial<SessionManagerEndInput> = {},
+): SessionManagerEndInput {
   return { ...startInput(), session_id: sessionId, ...overrides } as SessionManagerEndInput
 }
 
@@ -64,10 +71,18 @@ describe('start', () => {
     const { status, output } = await service.start(startInput({ metadata: { device: 'tablet' } }))
     expect(status).toBe(201)
     expect(validateSessionManagerStartOutput.validate(output)).toEqual({ ok: true, value: output })
-    expect(output).toMatchObject({ source: 'session_manager', event: 'session.start', metadata: { device: 'tablet' } })
+    expect(output).toMatchObject({
+      source: 'session_manager',
+      event: 'session.start',
+      metadata: { device: 'tablet' },
+    })
     expect(output.timestamp).toBe('2026-03-01T12:00:00.000Z')
     expect(store.events).toHaveLength(1)
-    expect(service.describe(output.session_id)).toMatchObject({ status: 'open', user_id: 'user-1', event_count: 1 })
+    expect(service.describe(output.session_id)).toMatchObject({
+      status: 'open',
+      user_id: 'user-1',
+      event_count: 1,
+    })
   })
 
   it('gives every session of the same user a different, increasing id', async () => {

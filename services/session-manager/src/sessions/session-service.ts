@@ -12,7 +12,7 @@ import type {
 import { decodeTime } from 'ulid'
 import type { IdFactory } from '../ids/id-factory.js'
 import { canonicalJson } from '../log/canonical-json.js'
-import { type EventStore, StoreUnavailableError, type StoredEvent } from '../store/event-store.js'
+import { type EventStore, type StoredEvent, StoreUnavailableError } from '../store/event-store.js'
 import { ExpirySchedule } from './expiry-schedule.js'
 import { SessionError } from './session-errors.js'
 
@@ -36,7 +36,11 @@ export interface SessionServiceOptions {
   clock?: Clock
   /** Arm a real timer for timeouts. Tests with a manual clock turn it off and call `sweepExpired()`. */
   timers?: boolean
-  logger?: { warn(o: object, m: string): void; error(o: object, m: string): void; info(o: object, m: string): void }
+  logger?: {
+    warn(o: object, m: string): void
+    error(o: object, m: string): void
+    info(o: object, m: string): void
+  }
 }
 
 /** Opens a store, handing every stored event to `apply` in log order before resolving. */
@@ -308,7 +312,10 @@ export class SessionService<Ref = unknown> {
       if (result.status === 'rejected') {
         // The end event could not be stored; try again shortly rather than lose the timeout.
         const sessionId = [...due][index]!
-        this.logger?.error({ err: result.reason, session_id: sessionId }, 'could not record a timeout end; will retry')
+        this.logger?.error(
+          { err: result.reason, session_id: sessionId },
+          'could not record a timeout end; will retry',
+        )
         this.schedule.push(this.now() + 1000, sessionId)
       }
     }

@@ -1,6 +1,6 @@
 import type { SessionLifecycleEvent } from '@care/schemas'
 import { EventLog, type LogPosition, type OpenLogOptions, readLog, StorageError } from '../log/index.js'
-import { type EventStore, StoreUnavailableError, type StoredEvent } from './event-store.js'
+import { type EventStore, type StoredEvent, StoreUnavailableError } from './event-store.js'
 
 /**
  * The embedded default store: lifecycle events in the hash-chained JSONL log under the data
@@ -36,7 +36,8 @@ export class FileEventStore implements EventStore<LogPosition> {
       const { record, position } = await this.log.append(event as unknown as Record<string, unknown>)
       return { stored: record as unknown as StoredEvent, ref: position }
     } catch (error) {
-      if (error instanceof StorageError) throw new StoreUnavailableError(error.message, error.code, { cause: error })
+      if (error instanceof StorageError)
+        throw new StoreUnavailableError(error.message, error.code, { cause: error })
       throw error
     }
   }

@@ -1,5 +1,5 @@
 import type { SessionLifecycleEvent } from '@care/schemas'
-import { type EventStore, StoreUnavailableError, type StoredEvent } from '../../store/event-store.js'
+import { type EventStore, type StoredEvent, StoreUnavailableError } from '../../store/event-store.js'
 
 /** An EventStore in memory, for domain tests: refs are indexes; `failAppends` simulates a full disk. */
 export class MemoryEventStore implements EventStore<number> {

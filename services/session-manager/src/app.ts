@@ -1,0 +1,140 @@
+import {
+  type SessionManagerEndInput,
+  type SessionManagerStartInput,
+  type SessionManagerTouchInput,
+  ULID_PATTERN,
+  validateSessionManagerEndInput,
+  validateSessionManagerStartInput,
+  validateSessionManagerTouchInput,
+} from '@care/schemas'
+import { sessionGuard } from '@care/session-guard/hono'
+import { Hono, type MiddlewareHandler } from 'hono'
+import type { SessionManagerConfig } from './config.js'
+import { requireRole } from './http/auth.js'
+import { createErrorHandler, sendError } from './http/errors.js'
+import type { SessionManagerEnv } from './http/http-env.js'
+import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
+import { buildOpenApiDocument } from './http/openapi.js'
+import type { SessionService } from './sessions/session-service.js'
+
+export interface SessionManagerAppOptions {
+  /** The session service once recovery has finished; undefined while the log is being recovered. */
+  sessions: () => SessionService | undefined
+  /** False once storage has failed in a way that needs a restart (e.g. a failed fsync). */
+  storageHealthy?: () => boolean
+  config: Pick<SessionManagerConfig, 'tokens' | 'bodyLimitBytes'>
+  logger: { error(o: object, m: string): void }
+  version?: string
+}
+
+const SESSION_ID = new RegExp(ULID_PATTERN)
+const MAX_PAGE = 1000
+
+/**
+ * The session-manager HTTP API (Hono). Knows nothing about files or SQL: it validates,
+ * authorizes and hands requests to the {@link SessionService}.
+ *
+ * @example
+ * const app = createSessionManagerApp({ sessions: () => service, config, logger })
+ * serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 7400 })
+ */
+export function createSessionManagerApp(options: SessionManagerAppOptions): Hono<SessionManagerEnv> {
+  const { config, sessions } = options
+  const storageHealthy = options.storageHealthy ?? (() => true)
+  const app = new Hono<SessionManagerEnv>()
+  const openapi = buildOpenApiDocument(options.version ?? '0.0.0')
+
+  const ready: MiddlewareHandler<SessionManagerEnv> = async function requireReady(c, next) {
+    if (!sessions()) return sendError(c, 'not_ready')
+    await next()
+  }
+  const service = () => sessions()!
+  const caller = requireRole(config.tokens, 'caller')
+  const auditor = requireRole(config.tokens, 'auditor')
+  const jsonBody = [requireJsonContentType, limitBody(config.bodyLimitBytes)] as const
+  const guard = sessionGuard()
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/readyz', (c) => {
+    if (!sessions()) return sendError(c, 'not_ready', { message: 'Recovering the event log.' })
+    if (!storageHealthy())
+      return sendError(c, 'storage_unavailable', { message: 'Storage failed; restart needed.' })
+    return c.json({ status: 'ready', open_sessions: service().openSessions })
+  })
+  app.get('/openapi.json', (c) => c.json(openapi))
+
+  app.post(
+    '/sessions.start',
+    caller,
+    ...jsonBody,
+    ready,
+    validJson(validateSessionManagerStartInput),
+    async (c) => {
+      const { status, output } = await service().start(c.get('input') as SessionManagerStartInput)
+      return c.json(output, status)
+    },
+  )
+  app.post(
+    '/sessions.end',
+    caller,
+    ...jsonBody,
+    guard,
+    ready,
+    validJson(validateSessionManagerEndInput),
+    async (c) => {
+      const { output } = await service().end(c.get('input') as SessionManagerEndInput)
+      return c.json(output, 200)
+    },
+  )
+  app.post(
+    '/sessions.touch',
+    caller,
+    ...jsonBody,
+    guard,
+    ready,
+    validJson(validateSessionManagerTouchInput),
+    async (c) => {
+      const { output } = await service().touch(c.get('input') as SessionManagerTouchInput)
+      return c.json(output, 200)
+    },
+  )
+
+  app.get('/sessions/:session_id', auditor, ready, (c) => {
+    const id = c.req.param('session_id')
+    if (!SESSION_ID.test(id)) return sendError(c, 'session_id_invalid')
+    const summary = service().describe(id)
+    return summary ? c.json(summary) : sendError(c, 'session_not_found')
+  })
+  app.get('/sessions/:session_id/timeline', auditor, ready, async (c) => {
+    const id = c.req.param('session_id')
+    if (!SESSION_ID.test(id)) return sendError(c, 'session_id_invalid')
+    const cursor = pageNumber(c.req.query('cursor'), 0, Number.MAX_SAFE_INTEGER)
+    const limit = pageNumber(c.req.query('limit'), 1, MAX_PAGE)
+    if (cursor === null || limit === null) {
+      return sendError(c, 'validation_failed', {
+        fields: [
+          { path: '/query', message: `cursor must be an integer >= 0 and limit one in [1, ${MAX_PAGE}]` },
+        ],
+      })
+    }
+    const page = await service().timeline(id, { cursor: cursor ?? 0, limit: limit ?? MAX_PAGE })
+    if (!page) return sendError(c, 'session_not_found')
+    return c.json({
+      session_id: id,
+      events: page.events,
+      next_cursor: page.nextCursor === undefined ? null : String(page.nextCursor),
+    })
+  })
+
+  app.notFound((c) => sendError(c, 'not_found'))
+  app.onError(createErrorHandler(options.logger))
+  return app
+}
+
+/** undefined when absent, null when present but not an integer in [min, max]. */
+function pageNumber(value: string | undefined, min: number, max: number): number | undefined | null {
+  if (value === undefined) return undefined
+  if (!/^\d{1,16}$/.test(value)) return null
+  const n = Number(value)
+  return n >= min && n <= max ? n : null
+}

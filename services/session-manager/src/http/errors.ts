@@ -1,0 +1,47 @@
+import { type ErrorCode, type ErrorResponse, errorResponse, type FieldError } from '@care/schemas'
+import type { Context } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { SessionError } from '../sessions/session-errors.js'
+import { StoreUnavailableError } from '../store/event-store.js'
+
+/** Seconds a client should wait before retrying a 503. */
+export const RETRY_AFTER_SECONDS = 1
+
+/**
+ * Renders an error code as the shared JSON error body with its status. 503s carry Retry-After.
+ *
+ * @example
+ * return sendError(c, 'payload_too_large')
+ */
+export function sendError(
+  c: Context,
+  code: ErrorCode,
+  extra: { message?: string; fields?: FieldError[]; details?: ErrorResponse['details'] } = {},
+): Response {
+  const { status, body } = errorResponse(code, extra)
+  if (status === 503) c.header('Retry-After', String(RETRY_AFTER_SECONDS))
+  return c.json(body, status as ContentfulStatusCode)
+}
+
+/**
+ * The one error handler of the service: known errors become their documented status and the
+ * shared shape; anything else is logged and answered 500 without details.
+ */
+export function createErrorHandler(logger: { error(o: object, m: string): void }) {
+  return function handleError(err: Error, c: Context): Response | Promise<Response> {
+    if (err instanceof HTTPException) return err.getResponse()
+    if (err instanceof SessionError)
+      return sendError(c, err.code, { message: err.message, ...detailsOf(err) })
+    if (err instanceof StoreUnavailableError) {
+      logger.error({ err, code: err.code }, 'event not stored; answered 503')
+      return sendError(c, 'storage_unavailable')
+    }
+    logger.error({ err }, 'unhandled error')
+    return sendError(c, 'internal_error')
+  }
+}
+
+function detailsOf(err: SessionError): { details?: ErrorResponse['details'] } {
+  return err.details ? { details: err.details } : {}
+}

@@ -1,0 +1,111 @@
+import { type ServerType, serve } from '@hono/node-server'
+import { type Logger, pino } from 'pino'
+import { createSessionManagerApp } from './app.js'
+import { isLoopback, type SessionManagerConfig } from './config.js'
+import { createIdFactory } from './ids/id-factory.js'
+import type { LogPosition } from './log/index.js'
+import { type Clock, SessionService } from './sessions/session-service.js'
+import { FileEventStore } from './store/file-event-store.js'
+
+export interface RunningSessionManager {
+  /** The bound port (useful with PORT=0). */
+  port: number
+  /** Resolves once the log is recovered and the service answers requests. */
+  ready: Promise<void>
+  /** Graceful stop: refuse new connections, finish in-flight requests, sync, release the lock. */
+  stop(): Promise<void>
+}
+
+export interface StartOptions {
+  logger?: Logger
+  clock?: Clock
+  version?: string
+}
+
+/**
+ * Starts the HTTP server at once (so /healthz and /readyz answer during recovery), recovers the
+ * event log, then begins taking session requests.
+ *
+ * @example
+ * const running = await startSessionManager(loadConfig())
+ * await running.ready
+ * process.on('SIGTERM', () => running.stop())
+ */
+export async function startSessionManager(
+  config: SessionManagerConfig,
+  options: StartOptions = {},
+): Promise<RunningSessionManager> {
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'session-manager' } })
+  if (config.tokens.size === 0) {
+    logger.warn(
+      { host: config.host },
+      `no bearer tokens configured: serving ${isLoopback(config.host) ? 'loopback only' : config.host} without authentication`,
+    )
+  }
+  let service: SessionService<LogPosition> | undefined
+  let store: FileEventStore | undefined
+  const app = createSessionManagerApp({
+    sessions: () => service as SessionService | undefined,
+    storageHealthy: () => store?.healthy ?? true,
+    config,
+    logger,
+    version: options.version,
+  })
+  const server = await listen(app.fetch, config.host, config.port)
+  const port = (server.address() as { port: number }).port
+  logger.info({ host: config.host, port, data_dir: config.dataDir }, 'listening; recovering the event log')
+
+  const ready = (async () => {
+    const started = performance.now()
+    const live = new SessionService<LogPosition>({
+      policy: config.policy,
+      newId: createIdFactory(),
+      clock: options.clock,
+      logger,
+    })
+    let events = 0
+    await live.recover(async (apply) => {
+      store = await FileEventStore.open(
+        { dir: config.dataDir, repair: config.repair, maxFileBytes: config.maxLogFileBytes, logger },
+        (event, ref) => {
+          apply(event, ref)
+          events++
+        },
+      )
+      return store
+    })
+    service = live
+    logger.info(
+      { events, open_sessions: live.openSessions, ms: Math.round(performance.now() - started) },
+      'recovered; ready',
+    )
+  })()
+  ready.catch(() => {}) // the caller decides what a failed recovery means
+
+  let stopping: Promise<void> | undefined
+  return {
+    port,
+    ready,
+    stop() {
+      stopping ??= (async () => {
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+        await ready.catch(() => {})
+        await service?.close()
+        await store?.close()
+        logger.info({}, 'stopped')
+      })()
+      return stopping
+    },
+  }
+}
+
+function listen(
+  fetch: Parameters<typeof serve>[0]['fetch'],
+  hostname: string,
+  port: number,
+): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, hostname, port }, () => resolve(server))
+    server.once('error', reject)
+  })
+}
