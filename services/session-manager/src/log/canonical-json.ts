@@ -1,0 +1,42 @@
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code unit order at every depth, no whitespace, strings
+ * and numbers escaped exactly as `JSON.stringify` does (so `undefined` members are dropped, `toJSON`
+ * is honoured, non-finite numbers become `null`). The same value always gives the same text, which is
+ * what the log's hash chain is computed over. Throws `TypeError` on cycles and BigInt, like JSON.stringify.
+ *
+ * @example
+ * canonicalJson({ b: 1, a: [true, { d: null, c: 'x' }] }) // '{"a":[true,{"c":"x","d":null}],"b":1}'
+ */
+export function canonicalJson(value: unknown): string {
+  const text = write(value, [])
+  if (text === undefined) throw new TypeError('canonicalJson: value is not representable as JSON')
+  return text
+}
+
+function write(input: unknown, ancestors: object[]): string | undefined {
+  let value = input
+  if (
+    value !== null &&
+    typeof value === 'object' &&
+    typeof (value as { toJSON?: unknown }).toJSON === 'function'
+  ) {
+    value = (value as { toJSON(): unknown }).toJSON()
+  }
+  if (value === null || typeof value !== 'object') return JSON.stringify(value)
+  if (ancestors.includes(value)) throw new TypeError('canonicalJson: cyclic structure')
+  ancestors.push(value)
+  let out: string
+  if (Array.isArray(value)) {
+    out = `[${value.map((item) => write(item, ancestors) ?? 'null').join(',')}]`
+  } else {
+    const parts: string[] = []
+    // Default sort compares strings by UTF-16 code units, which is the documented canonical order.
+    for (const key of Object.keys(value).sort()) {
+      const member = write((value as Record<string, unknown>)[key], ancestors)
+      if (member !== undefined) parts.push(`${JSON.stringify(key)}:${member}`)
+    }
+    out = `{${parts.join(',')}}`
+  }
+  ancestors.pop()
+  return out
+}

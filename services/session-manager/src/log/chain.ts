@@ -1,0 +1,94 @@
+import { createHash, hash as oneShotHash } from 'node:crypto'
+import { canonicalJson } from './canonical-json.js'
+
+/**
+ * The `prev_hash` of the first record (`seq` 1): 64 zeros.
+ *
+ * @example
+ * if (record.seq === 1 && record.prev_hash !== GENESIS_HASH) throw new Error('not the start of a log')
+ */
+export const GENESIS_HASH = '0'.repeat(64)
+
+/**
+ * One line of the log: the event's own fields plus the chain fields. `hash` is the SHA-256 (hex) of the
+ * canonical JSON of the line without `hash`; `prev_hash` is the previous line's `hash`.
+ *
+ * @example
+ * const { record } = await log.append(event)
+ * console.log(record.seq, record.hash)
+ */
+export interface ChainedRecord {
+  seq: number
+  prev_hash: string
+  hash: string
+  [field: string]: unknown
+}
+
+/** Field names the log owns; an event that already carries one is rejected. */
+export const CHAIN_FIELDS = ['seq', 'prev_hash', 'hash'] as const
+
+// `,"hash":"` + 64 hex + `"}`: every writer puts `hash` last, so the hashed text is the line minus this suffix plus `}`.
+const HASH_SUFFIX_HEAD = Buffer.from(',"hash":"')
+const HASH_SUFFIX_LENGTH = HASH_SUFFIX_HEAD.length + 64 + 2
+const COMMA = 0x2c
+const CLOSE_BRACE = 0x7d
+const QUOTE = 0x22
+const HEX_PATTERN = /^[0-9a-f]{64}$/
+
+const sha256Hex: (data: string | Uint8Array) => string =
+  typeof oneShotHash === 'function'
+    ? (data) => oneShotHash('sha256', data, 'hex')
+    : (data) => createHash('sha256').update(data).digest('hex')
+
+/** Builds the record and its line (with trailing newline) for `event` at `seq` after `prevHash`. */
+export function encodeRecord(
+  event: Record<string, unknown>,
+  seq: number,
+  prevHash: string,
+): { record: ChainedRecord; line: Buffer } {
+  const unhashed = { ...event, seq, prev_hash: prevHash }
+  const canonical = canonicalJson(unhashed)
+  const hash = sha256Hex(canonical)
+  const line = Buffer.from(`${canonical.slice(0, -1)},"hash":"${hash}"}\n`)
+  return { record: { ...unhashed, hash }, line }
+}
+
+/**
+ * Parses and hash-checks one line (`buf[start, end)`, without the newline). Returns the record or the
+ * reason it is bad. Fast path: hash the text prefix in place; fallback: re-canonicalise the parsed
+ * object, so a key-reordered line still verifies but any change of content does not.
+ */
+export function decodeLine(buf: Buffer, start: number, end: number): ChainedRecord | string {
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(buf.toString('utf8', start, end))
+  } catch {
+    return 'line is not valid JSON'
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    return 'line is not a JSON object'
+  const record = parsed as ChainedRecord
+  if (typeof record.hash !== 'string' || !HEX_PATTERN.test(record.hash)) return 'hash is missing or malformed'
+  if (!Number.isSafeInteger(record.seq) || record.seq < 1) return 'seq is missing or not a positive integer'
+  if (typeof record.prev_hash !== 'string' || !HEX_PATTERN.test(record.prev_hash)) {
+    return 'prev_hash is missing or malformed'
+  }
+  if (end - start > HASH_SUFFIX_LENGTH && hasWriterSuffix(buf, end)) {
+    const cut = end - HASH_SUFFIX_LENGTH
+    // Hash `prefix + '}'` without copying: borrow the comma's byte for the brace, then put it back.
+    buf[cut] = CLOSE_BRACE
+    const digest = sha256Hex(buf.subarray(start, cut + 1))
+    buf[cut] = COMMA
+    if (digest === record.hash) return record
+  }
+  const { hash, ...unhashed } = record
+  if (sha256Hex(canonicalJson(unhashed)) !== hash) return 'hash does not match the line content'
+  return record
+}
+
+function hasWriterSuffix(buf: Buffer, end: number): boolean {
+  if (buf[end - 1] !== CLOSE_BRACE || buf[end - 2] !== QUOTE) return false
+  const at = end - HASH_SUFFIX_LENGTH
+  for (let i = 0; i < HASH_SUFFIX_HEAD.length; i++) if (buf[at + i] !== HASH_SUFFIX_HEAD[i]) return false
+  return true
+}

@@ -1,0 +1,431 @@
+import { performance } from 'node:perf_hooks'
+import { CHAIN_FIELDS, type ChainedRecord, decodeLine, encodeRecord } from './chain.js'
+import { LogCorruptError, StorageError } from './errors.js'
+import {
+  errnoOf,
+  type LogFileHandle,
+  type LogFileSystem,
+  nodeFileSystem,
+  readFully,
+  writeFully,
+} from './file-system.js'
+import { acquireLock, type HeldLock } from './lock.js'
+import { type LogHead, type LogPosition, type RecoveryReport, recoverLog } from './recovery.js'
+import { eventsDirOf, type Segment, segmentOf } from './segments.js'
+
+/**
+ * The logger shape the log reports to (pino's `logger.info(obj, msg)` order fits as is).
+ *
+ * @example
+ * const logger: LogLogger = pino()
+ */
+export interface LogLogger {
+  info(o: object, m: string): void
+  warn(o: object, m: string): void
+  error(o: object, m: string): void
+}
+
+/**
+ * Options of `EventLog.open`. Only `dir` is required.
+ *
+ * @example
+ * const options: OpenLogOptions = { dir: '/var/lib/care', logger, onRecord: (r) => sessions.apply(r) }
+ */
+export interface OpenLogOptions {
+  /** Data directory; the log lives in `<dir>/events`, the lock in `<dir>/LOCK`. */
+  dir: string
+  /** Start a new segment before a write that would make the current one larger (default 64 MiB). */
+  maxFileBytes?: number
+  /** Cut the log at the first bad line (not only a torn tail), saving the rest to `.broken` files. */
+  repair?: boolean
+  /** File layer; defaults to the real file system. Tests inject faults here. */
+  fs?: LogFileSystem
+  logger?: LogLogger
+  /** Called for every recovered record, in log order, before `open` resolves. */
+  onRecord?: (record: ChainedRecord, position: LogPosition) => void
+}
+
+/**
+ * What `append` resolves with once the record is on disk.
+ *
+ * @example
+ * const { record, position }: AppendResult = await log.append(event)
+ */
+export interface AppendResult {
+  record: ChainedRecord
+  position: LogPosition
+}
+
+interface Pending extends AppendResult {
+  line: Buffer
+  resolve(result: AppendResult): void
+  reject(err: Error): void
+}
+
+const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+const REQUIRED_STRING_FIELDS = ['event', 'session_id', 'timestamp', 'record_id'] as const
+const NEWLINE = 0x0a
+const silentLogger: LogLogger = { info() {}, warn() {}, error() {} }
+
+/**
+ * The append-only, hash-chained JSONL event log: where a session event reaches disk. `append` resolves
+ * only after the record's bytes are fdatasync'ed; concurrent appends share one write and one fdatasync
+ * (group commit). A failed write is rolled back so the next append works once space returns; a failed
+ * fdatasync makes the log `failed` until it is reopened, because the kernel may already have dropped
+ * the unsynced pages. Opening recovers the log (torn tail cut, chain checked) under an exclusive lock.
+ *
+ * @example
+ * const { log, report } = await EventLog.open({ dir: '/var/lib/care', onRecord: (r) => state.apply(r) })
+ * const { record, position } = await log.append(startedEvent)
+ * const [again] = await log.read([position])
+ * await log.close()
+ */
+export class EventLog {
+  readonly #fs: LogFileSystem
+  readonly #eventsDir: string
+  readonly #maxFileBytes: number
+  readonly #logger: LogLogger
+  readonly #lock: HeldLock
+  #segment: Segment
+  #handle: LogFileHandle
+  #durableSize: number
+  #durableHead: LogHead
+  // Where the next appended record goes: ahead of the durable state by everything queued.
+  #head: LogHead
+  #tailFile: number
+  #tailSize: number
+  #queue: Pending[] = []
+  #flushing: Promise<void> | undefined
+  #failure: StorageError | undefined
+  #closed = false
+  #closing: Promise<void> | undefined
+
+  private constructor(init: {
+    fs: LogFileSystem
+    eventsDir: string
+    maxFileBytes: number
+    logger: LogLogger
+    lock: HeldLock
+    segment: Segment
+    handle: LogFileHandle
+    size: number
+    head: LogHead
+  }) {
+    this.#fs = init.fs
+    this.#eventsDir = init.eventsDir
+    this.#maxFileBytes = init.maxFileBytes
+    this.#logger = init.logger
+    this.#lock = init.lock
+    this.#segment = init.segment
+    this.#handle = init.handle
+    this.#durableSize = init.size
+    this.#durableHead = init.head
+    this.#head = init.head
+    this.#tailFile = init.segment.index
+    this.#tailSize = init.size
+  }
+
+  /**
+   * Locks `<dir>/LOCK`, recovers the log (calling `onRecord` for every record) and returns a log ready
+   * to append. Throws `LogLockedError` if a live process holds the lock and `LogCorruptError` for
+   * corruption other than a torn tail (unless `repair`).
+   *
+   * @example
+   * const { log, report } = await EventLog.open({ dir, logger })
+   * if (report.cuts.length > 0) logger.warn(report, 'log tail was repaired')
+   */
+  static async open(options: OpenLogOptions): Promise<{ log: EventLog; report: RecoveryReport }> {
+    const started = performance.now()
+    const fs = options.fs ?? nodeFileSystem
+    const logger = options.logger ?? silentLogger
+    const maxFileBytes = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES
+    if (!Number.isSafeInteger(maxFileBytes) || maxFileBytes < 1) {
+      throw new RangeError(`maxFileBytes must be a positive integer, got ${maxFileBytes}`)
+    }
+    const eventsDir = eventsDirOf(options.dir)
+    await fs.mkdir(options.dir)
+    const lock = await acquireLock(fs, options.dir, logger)
+    try {
+      const state = await recoverLog(fs, eventsDir, {
+        repair: options.repair ?? false,
+        onRecord: options.onRecord,
+      })
+      const handle = await fs.open(state.segment.path, 'write')
+      const log = new EventLog({
+        fs,
+        eventsDir,
+        maxFileBytes,
+        logger,
+        lock,
+        segment: state.segment,
+        handle,
+        size: state.size,
+        head: state.head,
+      })
+      const report: RecoveryReport = {
+        files: state.files,
+        records: state.records,
+        bytes: state.bytes,
+        head: state.head,
+        cuts: state.cuts,
+        durationMs: Math.round(performance.now() - started),
+      }
+      if (lock.tookOver) report.staleLock = lock.tookOver
+      for (const cut of state.cuts) {
+        logger.warn(
+          { ...cut, dir: eventsDir },
+          `event log: cut ${cut.bytes} bytes (${cut.kind}) into ${cut.brokenFile}`,
+        )
+      }
+      logger.info(
+        { records: report.records, files: report.files, bytes: report.bytes, durationMs: report.durationMs },
+        'event log recovered',
+      )
+      return { log, report }
+    } catch (err) {
+      await lock.release().catch(() => {})
+      throw err
+    }
+  }
+
+  /** The newest durable record (seq 0 and GENESIS_HASH for an empty log). */
+  get head(): LogHead {
+    return { ...this.#durableHead }
+  }
+
+  /** True once an fdatasync (or a rollback) failed: every append rejects until the log is reopened. */
+  get failed(): boolean {
+    return this.#failure !== undefined
+  }
+
+  /**
+   * Chains `event` (a JSON object with string `event`, `session_id`, `timestamp`, `record_id` and no
+   * `seq`/`prev_hash`/`hash`) onto the log. Resolves after fdatasync; rejects with `StorageError` when
+   * the record is not durable (then it is also not in the log), with `TypeError` for a bad event.
+   *
+   * @example
+   * const { record } = await log.append({ event: 'session.start', session_id, timestamp, record_id, ...rest })
+   */
+  append(event: Record<string, unknown>): Promise<AppendResult> {
+    if (this.#closed) return Promise.reject(new StorageError('LOG_CLOSED', 'event log is closed'))
+    if (this.#failure) {
+      const { code, message } = this.#failure
+      return Promise.reject(new StorageError(code, message, { cause: this.#failure }))
+    }
+    let encoded: ReturnType<typeof encodeRecord>
+    try {
+      checkEvent(event)
+      encoded = encodeRecord(event, this.#head.seq + 1, this.#head.hash)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const { record, line } = encoded
+    if (this.#tailSize > 0 && this.#tailSize + line.length > this.#maxFileBytes) {
+      this.#tailFile++
+      this.#tailSize = 0
+    }
+    const position: LogPosition = { file: this.#tailFile, offset: this.#tailSize, length: line.length - 1 }
+    this.#tailSize += line.length
+    this.#head = { seq: record.seq, hash: record.hash }
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.#queue.push({ record, position, line, resolve, reject })
+      this.#flushing ??= this.#flushLoop()
+    })
+  }
+
+  /**
+   * Reads records back by position (e.g. a session's timeline), checking each line's hash.
+   *
+   * @example
+   * const timeline = await log.read(positionsOf(sessionId))
+   */
+  async read(positions: readonly LogPosition[]): Promise<ChainedRecord[]> {
+    if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
+    const byFile = new Map<number, number[]>()
+    for (const [i, position] of positions.entries()) {
+      this.#checkReadable(position)
+      const list = byFile.get(position.file)
+      if (list) list.push(i)
+      else byFile.set(position.file, [i])
+    }
+    const records = new Array<ChainedRecord>(positions.length)
+    await Promise.all(
+      [...byFile].map(async ([file, indexes]) => {
+        const segment = segmentOf(this.#eventsDir, file)
+        const handle = await this.#fs.open(segment.path, 'read')
+        try {
+          await Promise.all(
+            indexes.map(async (i) => {
+              const { offset, length } = positions[i]!
+              const buf = await readFully(handle, length + 1, offset)
+              const record =
+                buf.length === length + 1 && buf[length] === NEWLINE ? decodeLine(buf, 0, length) : undefined
+              if (record === undefined || typeof record === 'string') {
+                const reason = `${record ?? 'position does not hold a whole line'} (byte offset ${offset})`
+                throw new LogCorruptError(segment.name, 0, reason, segment.path)
+              }
+              records[i] = record
+            }),
+          )
+        } finally {
+          await handle.close()
+        }
+      }),
+    )
+    return records
+  }
+
+  /**
+   * Waits for queued appends, fsyncs and releases the lock. Idempotent; appends after it reject.
+   *
+   * @example
+   * process.on('SIGTERM', () => log.close().then(() => process.exit(0)))
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close()
+    return this.#closing
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true
+    while (this.#flushing) await this.#flushing
+    try {
+      if (!this.#failure) await this.#handle.sync()
+    } finally {
+      try {
+        await this.#handle.close()
+      } finally {
+        await this.#lock.release()
+      }
+    }
+  }
+
+  #checkReadable(p: LogPosition): void {
+    const ints =
+      Number.isSafeInteger(p.file) && Number.isSafeInteger(p.offset) && Number.isSafeInteger(p.length)
+    const durable =
+      p.file < this.#segment.index ||
+      (p.file === this.#segment.index && p.offset + p.length < this.#durableSize)
+    if (!ints || p.file < 1 || p.offset < 0 || p.length < 1 || !durable) {
+      throw new RangeError(`not a position in the durable log: ${JSON.stringify(p)}`)
+    }
+  }
+
+  async #flushLoop(): Promise<void> {
+    // Yield once so appends made in the same tick join the first batch.
+    await null
+    while (this.#queue.length > 0 && !this.#failure) {
+      const batch = this.#queue.splice(0)
+      let i = 0
+      while (i < batch.length) {
+        const file = batch[i]!.position.file
+        let j = i
+        while (j < batch.length && batch[j]!.position.file === file) j++
+        if (!(await this.#writeGroup(batch.slice(i, j), batch.slice(j)))) break
+        i = j
+      }
+    }
+    this.#flushing = undefined
+  }
+
+  /** Writes one segment's share of a batch: one write, one fdatasync. False if the batch must stop. */
+  async #writeGroup(group: Pending[], rest: Pending[]): Promise<boolean> {
+    const first = group[0]!
+    try {
+      if (first.position.file !== this.#segment.index) await this.#rotate(first.position.file)
+      const data = group.length === 1 ? first.line : Buffer.concat(group.map((p) => p.line))
+      await writeFully(this.#handle, data, this.#durableSize)
+    } catch (err) {
+      if (err instanceof StorageError) {
+        this.#fail(err, [...group, ...rest])
+        return false
+      }
+      await this.#rollBack(err, [...group, ...rest])
+      return false
+    }
+    try {
+      await this.#handle.datasync()
+    } catch (err) {
+      const error = new StorageError(
+        'FSYNC_FAILED',
+        `event log fdatasync failed (${errnoOf(err) ?? 'unknown'}); the log refuses appends until reopened`,
+        { cause: err },
+      )
+      this.#fail(error, [...group, ...rest])
+      return false
+    }
+    const last = group.at(-1)!
+    this.#durableSize = last.position.offset + last.line.length
+    this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
+    for (const p of group) p.resolve({ record: p.record, position: p.position })
+    return true
+  }
+
+  async #rotate(index: number): Promise<void> {
+    const next = segmentOf(this.#eventsDir, index)
+    const handle = await this.#fs.open(next.path, 'createExclusive')
+    try {
+      await this.#fs.syncDir(this.#eventsDir)
+    } catch (err) {
+      await handle.close().catch(() => {})
+      throw new StorageError(
+        'FSYNC_FAILED',
+        `fsync of ${this.#eventsDir} failed after creating ${next.name}`,
+        {
+          cause: err,
+        },
+      )
+    }
+    const previous = this.#handle
+    this.#handle = handle
+    this.#segment = next
+    this.#durableSize = 0
+    this.#logger.info({ file: next.path }, 'event log: started a new segment')
+    // Everything in the previous segment was fdatasync'ed before this group was taken.
+    await previous.close().catch(() => {})
+  }
+
+  /** A write failed: nothing of this batch (or behind it) is acknowledged; restore the last durable state. */
+  async #rollBack(cause: unknown, entries: Pending[]): Promise<void> {
+    const code = errnoOf(cause) ?? 'WRITE_FAILED'
+    const error = new StorageError(code, `event log write failed (${code}); the event was not stored`, {
+      cause,
+    })
+    const rejected = [...entries, ...this.#queue.splice(0)]
+    this.#head = this.#durableHead
+    this.#tailFile = this.#segment.index
+    this.#tailSize = this.#durableSize
+    for (const p of rejected) p.reject(error)
+    this.#logger.warn({ code, rejected: rejected.length, file: this.#segment.path }, 'event log write failed')
+    try {
+      await this.#handle.truncate(this.#durableSize)
+      await this.#handle.datasync()
+    } catch (err) {
+      this.#fail(
+        new StorageError('LOG_FAILED', 'event log could not roll back a failed write; reopen it to recover', {
+          cause: err,
+        }),
+        [],
+      )
+    }
+  }
+
+  #fail(error: StorageError, entries: Pending[]): void {
+    this.#failure = error
+    const rejected = [...entries, ...this.#queue.splice(0)]
+    for (const p of rejected) p.reject(error)
+    this.#logger.error({ code: error.code, rejected: rejected.length, err: error.cause }, error.message)
+  }
+}
+
+function checkEvent(event: Record<string, unknown>): void {
+  if (event === null || typeof event !== 'object' || Array.isArray(event)) {
+    throw new TypeError('event must be a JSON object')
+  }
+  for (const field of REQUIRED_STRING_FIELDS) {
+    if (typeof event[field] !== 'string') throw new TypeError(`event.${field} must be a string`)
+  }
+  for (const field of CHAIN_FIELDS) {
+    if (field in event) throw new TypeError(`event must not carry the log's own field "${field}"`)
+  }
+}

@@ -1,0 +1,130 @@
+import { hostname } from 'node:os'
+import { join } from 'node:path'
+import { LogLockedError } from './errors.js'
+import { errnoOf, type LogFileSystem, readFully } from './file-system.js'
+
+/** Contents of `<dataDir>/LOCK`. */
+export interface LockInfo {
+  pid: number
+  hostname: string
+  started_at: string
+}
+
+export interface HeldLock {
+  path: string
+  /** The stale lock this process replaced, if any. */
+  tookOver: LockInfo | undefined
+  release(): Promise<void>
+}
+
+// A lock file that exists but does not parse is a writer that crashed (or is) between create and write;
+// after this long nobody is still writing it.
+const UNREADABLE_LOCK_GRACE_MS = 10_000
+
+type WarnLogger = { warn(o: object, m: string): void }
+
+/** Takes `<dataDir>/LOCK` with O_EXCL; replaces it only when its owner is provably dead. */
+export async function acquireLock(
+  fs: LogFileSystem,
+  dataDir: string,
+  logger?: WarnLogger,
+): Promise<HeldLock> {
+  const path = join(dataDir, 'LOCK')
+  const mine: LockInfo = { pid: process.pid, hostname: hostname(), started_at: new Date().toISOString() }
+  const text = `${JSON.stringify(mine)}\n`
+  let tookOver: LockInfo | undefined
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const handle = await fs.open(path, 'createExclusive')
+      try {
+        await handle.write(Buffer.from(text), 0, Buffer.byteLength(text), 0)
+        await handle.datasync()
+      } finally {
+        await handle.close()
+      }
+      return { path, tookOver, release: () => releaseLock(fs, path, text) }
+    } catch (err) {
+      if (errnoOf(err) !== 'EEXIST') throw err
+    }
+    const holder = await readLock(fs, path)
+    if (holder === 'missing') continue
+    if (holder === 'unreadable') {
+      const age = Date.now() - (await fs.stat(path)).mtimeMs
+      if (age < UNREADABLE_LOCK_GRACE_MS) {
+        throw new LogLockedError(path, undefined, undefined, 'another process is creating it right now')
+      }
+      logger?.warn({ lock: path }, 'event log lock file is unreadable and old; taking it over')
+    } else {
+      if (holder.hostname !== mine.hostname) {
+        throw new LogLockedError(
+          path,
+          holder.pid,
+          holder.hostname,
+          `held by pid ${holder.pid} on host ${holder.hostname} (cannot check that host; remove LOCK if it is gone)`,
+        )
+      }
+      if (isAlive(holder.pid)) {
+        throw new LogLockedError(path, holder.pid, holder.hostname, `held by running pid ${holder.pid}`)
+      }
+      logger?.warn(
+        { lock: path, stale: holder },
+        `event log lock held by dead pid ${holder.pid}; taking it over`,
+      )
+      tookOver = holder
+    }
+    try {
+      await fs.unlink(path)
+    } catch (err) {
+      if (errnoOf(err) !== 'ENOENT') throw err
+    }
+  }
+  throw new LogLockedError(path, undefined, undefined, 'lost the race for it three times')
+}
+
+async function readLock(fs: LogFileSystem, path: string): Promise<LockInfo | 'missing' | 'unreadable'> {
+  let text: string
+  try {
+    const handle = await fs.open(path, 'read')
+    try {
+      text = (await readFully(handle, 4096, 0)).toString('utf8')
+    } finally {
+      await handle.close()
+    }
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return 'missing'
+    throw err
+  }
+  try {
+    const info = JSON.parse(text) as Partial<LockInfo>
+    if (Number.isSafeInteger(info.pid) && typeof info.hostname === 'string') return info as LockInfo
+  } catch {
+    // fall through
+  }
+  return 'unreadable'
+}
+
+async function releaseLock(fs: LogFileSystem, path: string, mine: string): Promise<void> {
+  try {
+    const handle = await fs.open(path, 'read')
+    let text: string
+    try {
+      text = (await readFully(handle, 4096, 0)).toString('utf8')
+    } finally {
+      await handle.close()
+    }
+    // Never remove a lock another process took over (e.g. after an operator deleted ours).
+    if (text === mine) await fs.unlink(path)
+  } catch (err) {
+    if (errnoOf(err) !== 'ENOENT') throw err
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
+    return errnoOf(err) === 'EPERM'
+  }
+}

@@ -1,0 +1,305 @@
+import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
+import { LogCorruptError } from './errors.js'
+import { type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import { scanLines } from './line-scanner.js'
+import { listSegments, type Segment, segmentOf } from './segments.js'
+
+/**
+ * Where a record sits on disk: segment number (`events-000003.jsonl` is 3), byte offset of the line,
+ * and its length in bytes without the newline. Enough to read the record back with one pread.
+ *
+ * @example
+ * const [record] = await log.read([position])
+ */
+export interface LogPosition {
+  file: number
+  offset: number
+  length: number
+}
+
+/**
+ * The newest record of the log: its `seq` (0 for an empty log) and `hash` (GENESIS_HASH when empty).
+ *
+ * @example
+ * console.log(`log at seq ${log.head.seq}`)
+ */
+export interface LogHead {
+  seq: number
+  hash: string
+}
+
+/**
+ * Bytes recovery removed from the log and saved to `brokenFile`: a torn tail (an append that never
+ * completed, so was never acknowledged) or, with `repair: true`, everything from the first bad line on.
+ *
+ * @example
+ * for (const cut of report.cuts) console.warn(`${cut.file}:${cut.line} ${cut.reason}`)
+ */
+export interface RecoveryCut {
+  kind: 'torn-tail' | 'repair'
+  /** Segment file name, e.g. `events-000002.jsonl`. */
+  file: string
+  /** 1-based line number of the first removed line. */
+  line: number
+  offset: number
+  bytes: number
+  brokenFile: string
+  reason: string
+}
+
+/**
+ * What `EventLog.open` found and did.
+ *
+ * @example
+ * const { log, report } = await EventLog.open({ dir })
+ * logger.info(report, `recovered ${report.records} events in ${report.durationMs} ms`)
+ */
+export interface RecoveryReport {
+  files: number
+  records: number
+  bytes: number
+  head: LogHead
+  cuts: RecoveryCut[]
+  /** The stale lock (dead pid) that was taken over, if any. */
+  staleLock?: { pid: number; hostname: string; started_at: string }
+  durationMs: number
+}
+
+export interface RecoverOptions {
+  repair: boolean
+  onRecord: ((record: ChainedRecord, position: LogPosition) => void) | undefined
+}
+
+export interface RecoveredState {
+  head: LogHead
+  segment: Segment
+  size: number
+  files: number
+  records: number
+  bytes: number
+  cuts: RecoveryCut[]
+}
+
+interface Problem {
+  segment: Segment
+  line: number
+  offset: number
+  /** Offset just past the bad line's newline, or the file size for a fragment. */
+  lineEnd: number
+  reason: string
+  /** The whole file is out of place (a segment before it is missing). */
+  wholeFile?: boolean
+}
+
+/**
+ * Reads the whole log once, checking parse + seq + chain for every line, and leaves the directory in a
+ * state a writer can append to: torn tail cut off (and saved), corruption thrown or, with repair, cut.
+ * Every step is idempotent so a crash in the middle and a second recovery give the same bytes.
+ */
+export async function recoverLog(
+  fs: LogFileSystem,
+  eventsDir: string,
+  options: RecoverOptions,
+): Promise<RecoveredState> {
+  await fs.mkdir(eventsDir)
+  const segments = await listSegments(fs, eventsDir)
+  const cuts: RecoveryCut[] = []
+  let seq = 0
+  let hash = GENESIS_HASH
+  let bytes = 0
+  let problem: Problem | undefined
+  let lastSize = 0
+
+  for (const [i, segment] of segments.entries()) {
+    if (segment.index !== i + 1) {
+      problem = {
+        segment,
+        line: 1,
+        offset: 0,
+        lineEnd: 0,
+        reason: `segment ${segmentOf(eventsDir, i + 1).name} is missing`,
+        wholeFile: true,
+      }
+      break
+    }
+    const handle = await fs.open(segment.path, 'read')
+    let size: number
+    let line = 0
+    try {
+      size = await handle.size()
+      const onRecord = options.onRecord
+      const result = await scanLines(handle, (buf, start, end, offset) => {
+        line++
+        const record = decodeLine(buf, start, end)
+        let reason: string | undefined
+        if (typeof record === 'string') reason = record
+        else if (record.seq !== seq + 1) reason = `seq is ${record.seq}, expected ${seq + 1}`
+        else if (record.prev_hash !== hash) reason = "prev_hash does not match the previous line's hash"
+        if (reason !== undefined) {
+          problem = { segment, line, offset, lineEnd: offset + (end - start) + 1, reason }
+          return false
+        }
+        const ok = record as ChainedRecord
+        seq = ok.seq
+        hash = ok.hash
+        onRecord?.(ok, { file: segment.index, offset, length: end - start })
+        return true
+      })
+      if (!result.stopped && result.trailing > 0) {
+        problem = {
+          segment,
+          line: line + 1,
+          offset: result.end,
+          lineEnd: size,
+          reason: 'line has no trailing newline (incomplete write)',
+        }
+      }
+      bytes += problem ? problem.offset : size
+    } finally {
+      await handle.close()
+    }
+    if (problem) break
+    lastSize = size
+  }
+
+  const last = segments.at(-1)
+  let segment = last ?? segmentOf(eventsDir, 1)
+  if (problem) {
+    const p: Problem = problem
+    // Torn tail: the bad bytes are the last line of the last file (plus at most a newline-less fragment).
+    const torn = !p.wholeFile && p.segment.index === last?.index && (await isTail(fs, p))
+    if (!torn && !options.repair) throw new LogCorruptError(p.segment.name, p.line, p.reason, p.segment.path)
+    const later = segments.filter(
+      (s) => s.index > p.segment.index || (p.wholeFile && s.index === p.segment.index),
+    )
+    cuts.push(...(await cutLog(fs, eventsDir, p, later, torn ? 'torn-tail' : 'repair')))
+    if (p.wholeFile) {
+      // Continue in the file before the gap (lastSize is its size), or a fresh first file.
+      segment = segmentOf(eventsDir, Math.max(1, segments.indexOf(p.segment)))
+    } else {
+      segment = p.segment
+      lastSize = p.offset
+    }
+  }
+  // Make everything recovered durable even if the previous process died between write and fdatasync,
+  // so nothing derived from recovery can vanish in a later power loss.
+  const handle = await fs.open(segment.path, 'write')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await fs.syncDir(eventsDir)
+  return {
+    head: { seq, hash },
+    segment,
+    size: lastSize,
+    files: segment.index,
+    records: seq,
+    bytes,
+    cuts,
+  }
+}
+
+async function isTail(fs: LogFileSystem, p: Problem): Promise<boolean> {
+  const { size } = await fs.stat(p.segment.path)
+  if (p.lineEnd >= size) return true
+  // One more newline-less fragment after the bad line is still one interrupted append.
+  const handle = await fs.open(p.segment.path, 'read')
+  try {
+    const rest = await readFully(handle, size - p.lineEnd, p.lineEnd)
+    return !rest.includes(0x0a)
+  } finally {
+    await handle.close()
+  }
+}
+
+async function cutLog(
+  fs: LogFileSystem,
+  eventsDir: string,
+  p: Problem,
+  later: Segment[],
+  kind: RecoveryCut['kind'],
+): Promise<RecoveryCut[]> {
+  const cuts: RecoveryCut[] = []
+  // Later files first: if we crash half-way, the first bad line is still where it was and the next
+  // recovery makes the same decisions.
+  for (const segment of later.reverse()) {
+    const moved = await saveToBroken(fs, segment.path, 0)
+    await fs.unlink(segment.path)
+    cuts.push({
+      kind,
+      file: segment.name,
+      line: 1,
+      offset: 0,
+      bytes: moved,
+      brokenFile: `${segment.name}.broken`,
+      reason: segment === p.segment ? p.reason : `follows the cut in ${p.segment.name}`,
+    })
+  }
+  await fs.syncDir(eventsDir)
+  if (p.wholeFile) return cuts.reverse()
+  const moved = await saveToBroken(fs, p.segment.path, p.offset)
+  const handle = await fs.open(p.segment.path, 'write')
+  try {
+    await handle.truncate(p.offset)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await fs.syncDir(eventsDir)
+  cuts.unshift({
+    kind,
+    file: p.segment.name,
+    line: p.line,
+    offset: p.offset,
+    bytes: moved,
+    brokenFile: `${p.segment.name}.broken`,
+    reason: p.reason,
+  })
+  return cuts
+}
+
+const COPY_CHUNK = 4 * 1024 * 1024
+
+/**
+ * Appends `path[from, EOF)` to `path.broken` and fsyncs it. Skipped when `.broken` already ends with
+ * exactly those bytes: an earlier recovery saved them and crashed before cutting.
+ */
+async function saveToBroken(fs: LogFileSystem, path: string, from: number): Promise<number> {
+  const source = await fs.open(path, 'read')
+  try {
+    const length = (await source.size()) - from
+    if (length <= 0) return 0
+    const target = await fs.open(`${path}.broken`, 'write')
+    try {
+      const targetSize = await target.size()
+      if (targetSize >= length && (await sameBytes(source, from, target, targetSize - length, length)))
+        return length
+      for (let done = 0; done < length; done += COPY_CHUNK) {
+        const chunk = await readFully(source, Math.min(COPY_CHUNK, length - done), from + done)
+        await writeFully(target, chunk, targetSize + done)
+      }
+      await target.sync()
+    } finally {
+      await target.close()
+    }
+    return length
+  } finally {
+    await source.close()
+  }
+}
+
+async function sameBytes(
+  a: LogFileHandle,
+  aAt: number,
+  b: LogFileHandle,
+  bAt: number,
+  length: number,
+): Promise<boolean> {
+  for (let done = 0; done < length; done += COPY_CHUNK) {
+    const n = Math.min(COPY_CHUNK, length - done)
+    if (!(await readFully(a, n, aAt + done)).equals(await readFully(b, n, bAt + done))) return false
+  }
+  return true
+}
