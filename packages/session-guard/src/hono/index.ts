@@ -1,0 +1,165 @@
+import type { ErrorResponse } from '@care/schemas'
+import type { Context, MiddlewareHandler } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { classifyContentType, parseGuardedBody, tooLarge, unsupportedCharset } from '../json-body.js'
+import {
+  ALL_SESSION_ID_SOURCES,
+  DEFAULT_MAX_BODY_BYTES,
+  resolveGuardConfig,
+  type SessionGuardOptions,
+} from '../options.js'
+import { type GuardRejection, judgeVerifyResult, rejectWith } from '../rejection.js'
+import {
+  decideSessionId,
+  extractSessionIdFromBody,
+  extractSessionIdFromQuery,
+  SESSION_ID_HEADER,
+} from '../session-id.js'
+
+/**
+ * The context variables the Hono guard sets, for apps that type them explicitly.
+ *
+ * @example
+ * const app = new Hono<{ Variables: SessionGuardVariables }>()
+ * app.use(sessionGuard())
+ * app.get('/x', (c) => c.text(c.get('sessionId')))
+ */
+export type SessionGuardVariables = {
+  /** The accepted `session_id` (a ULID). */
+  sessionId: string
+}
+
+declare module 'hono' {
+  interface ContextVariableMap extends SessionGuardVariables {}
+}
+
+/**
+ * The `HTTPException` the Hono guard throws: `getResponse()` is the shared JSON error body with its
+ * status, and `body` is that body as an object, so an app's `onError` can pass it on or reshape it.
+ *
+ * @example
+ * app.onError((err, c) => {
+ *   if (err instanceof SessionGuardException) return c.json({ ...err.body, hint: 'start a session first' }, err.status)
+ *   return c.json({ error: 'internal_error', message: 'Unexpected error.' }, 500)
+ * })
+ */
+export class SessionGuardException extends HTTPException {
+  readonly body: ErrorResponse
+
+  constructor(rejection: GuardRejection) {
+    const res = new Response(JSON.stringify(rejection.body), {
+      status: rejection.status,
+      headers: { 'content-type': 'application/json' },
+    })
+    super(rejection.status as ContentfulStatusCode, { res, message: rejection.body.message })
+    this.name = 'SessionGuardException'
+    this.body = rejection.body
+  }
+}
+
+/** Options of the Hono guard; `verify` receives the Hono context. */
+export type HonoSessionGuardOptions = SessionGuardOptions<Context>
+
+/**
+ * Hono middleware that lets a request through only when it carries one valid `session_id`
+ * (header `x-session-id`, JSON body field or query parameter) and sets `c.get('sessionId')`;
+ * otherwise it throws a {@link SessionGuardException} (400, or 404/409 from `verify`) and the
+ * handler never runs. It reads a JSON body through Hono's body cache (capped at `maxBodyBytes`),
+ * so the handler's own `c.req.json()` still works. Throws a `TypeError` at once for bad options.
+ *
+ * @example
+ * const app = new Hono()
+ * app.use('/sessions.*', sessionGuard({ sources: ['header', 'body'] }))
+ * app.post('/sessions.end', (c) => c.json({ session_id: c.get('sessionId') }))
+ */
+export function sessionGuard({
+  sources = ALL_SESSION_ID_SOURCES,
+  exemptPaths = [],
+  maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
+  verify,
+}: HonoSessionGuardOptions = {}): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
+  const config = resolveGuardConfig({ sources, exemptPaths, maxBodyBytes, verify })
+
+  return async function sessionGuardMiddleware(c, next) {
+    if (config.isExempt(c.req.path)) return next()
+    const body = config.readBody ? await readJsonBody(c, config.maxBodyBytes) : undefined
+    const decision = decideSessionId({
+      header: config.readHeader ? c.req.header(SESSION_ID_HEADER) : undefined,
+      body: extractSessionIdFromBody(body),
+      query: config.readQuery ? extractSessionIdFromQuery(c.req.url) : undefined,
+    })
+    if (!decision.ok) throw new SessionGuardException(rejectWith(decision.code))
+    if (config.verify) {
+      const rejection = judgeVerifyResult(await config.verify(decision.id, c))
+      if (rejection) throw new SessionGuardException(rejection)
+    }
+    c.set('sessionId', decision.id)
+    await next()
+  }
+}
+
+/** Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler. */
+async function readJsonBody(c: Context, limit: number): Promise<unknown> {
+  const kind = classifyContentType(c.req.header('content-type'))
+  if (kind === 'not-json') return undefined
+  if (kind === 'json-unsupported-charset') throw new SessionGuardException(unsupportedCharset())
+  // Hono keeps body promises in `bodyCache` (typed as resolved values); every c.req.text()/json()
+  // goes through it, which is what lets the handler read the body again after us.
+  const cache = c.req.bodyCache as { text?: Promise<string>; json?: Promise<unknown> }
+  if (cache.json !== undefined) return parsedOrReject(cache.json)
+  if (cache.text === undefined) {
+    const { raw } = c.req
+    if (raw.body === null || raw.bodyUsed) return undefined
+    const declared = Number(raw.headers.get('content-length') ?? Number.NaN)
+    if (declared > limit) throw new SessionGuardException(tooLarge(limit))
+    // A declared length is enforced by the HTTP parser; without one, count bytes as they arrive.
+    if (Number.isNaN(declared)) cache.text = readCapped(raw.body, limit)
+  }
+  let text: string
+  try {
+    text = await c.req.text()
+  } catch (err) {
+    if (err instanceof SessionGuardException) throw err
+    throw new SessionGuardException(rejectWith('malformed_json', 'The request body could not be read.'))
+  }
+  const parsed = parseGuardedBody(text)
+  if (!parsed.ok) throw new SessionGuardException(parsed.rejection)
+  return parsed.value
+}
+
+async function parsedOrReject(json: Promise<unknown>): Promise<unknown> {
+  try {
+    return await json
+  } catch {
+    throw new SessionGuardException(rejectWith('malformed_json'))
+  }
+}
+
+async function readCapped(stream: ReadableStream<Uint8Array>, limit: number): Promise<string> {
+  const reader = stream.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    size += value.byteLength
+    if (size > limit) {
+      await reader.cancel()
+      throw new SessionGuardException(tooLarge(limit))
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks, size).toString('utf8')
+}
+
+export {
+  ALL_SESSION_ID_SOURCES,
+  DEFAULT_MAX_BODY_BYTES,
+  SESSION_ID_HEADER,
+  type SessionGuardOptions,
+  type SessionIdSource,
+  type VerifyResult,
+  type VerifySession,
+} from '../index.js'
+export { type SessionFetch, sessionFetch, withSessionId } from '../propagation.js'

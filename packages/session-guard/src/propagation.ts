@@ -1,0 +1,55 @@
+import { isSessionId, SESSION_ID_HEADER } from './session-id.js'
+
+function assertSessionId(sessionId: string): void {
+  // Propagating garbage would only move the 400 to the next service; fail where the bug is.
+  if (!isSessionId(sessionId)) throw new TypeError(`not a session id (ULID): ${JSON.stringify(sessionId)}`)
+}
+
+function injectInto(headers: Headers, sessionId: string): Headers {
+  const existing = headers.get(SESSION_ID_HEADER)
+  if (existing !== null && existing !== sessionId)
+    throw new TypeError(`${SESSION_ID_HEADER} is already set to a different session (${existing})`)
+  headers.set(SESSION_ID_HEADER, sessionId)
+  return headers
+}
+
+/**
+ * Adds the `x-session-id` header for an outgoing call, the injecting half of the propagation
+ * contract. Given `Headers`, it sets the header on them and returns them; given a `RequestInit`
+ * (or nothing), it returns a new `RequestInit` with copied headers and leaves the original
+ * untouched. Throws a `TypeError` if `sessionId` is not a ULID or the headers already carry a
+ * different session id.
+ *
+ * @example
+ * await fetch(nextStepUrl, withSessionId({ method: 'POST', body }, req.sessionId))
+ */
+export function withSessionId(headers: Headers, sessionId: string): Headers
+export function withSessionId(init: RequestInit | undefined, sessionId: string): RequestInit
+export function withSessionId(
+  target: Headers | RequestInit | undefined,
+  sessionId: string,
+): Headers | RequestInit {
+  assertSessionId(sessionId)
+  if (target instanceof Headers) return injectInto(target, sessionId)
+  return { ...target, headers: injectInto(new Headers(target?.headers), sessionId) }
+}
+
+/** A `fetch` with the same call shape as the global one. */
+export type SessionFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+
+/**
+ * Returns a `fetch` bound to one session id: every call it makes carries `x-session-id`. Bind it
+ * per request (never store it globally: there is no "current session"). Headers of a `Request`
+ * passed as `input` are kept.
+ *
+ * @example
+ * const fetchInSession = sessionFetch(req.sessionId)
+ * const res = await fetchInSession(`${annotateUrl}`, { method: 'POST', body: JSON.stringify(payload) })
+ */
+export function sessionFetch(sessionId: string, fetchImpl: SessionFetch = globalThis.fetch): SessionFetch {
+  assertSessionId(sessionId)
+  return function fetchWithSessionId(input, init) {
+    const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined))
+    return fetchImpl(input, { ...init, headers: injectInto(headers, sessionId) })
+  }
+}
