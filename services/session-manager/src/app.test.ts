@@ -18,6 +18,10 @@ const recordId = monotonicFactory()
 const silent = { error() {} }
 const validateErrorResponse = compileValidator(ErrorResponse)
 
+// biome-ignore lint/suspicious/noExplicitAny: assertions below walk arbitrary response JSON
+type Json = any
+const json = async (res: Response | Promise<Response>): Promise<Json> => (await res).json()
+
 let clock: ManualClock
 let store: MemoryEventStore
 let service: SessionService<number> | undefined
@@ -36,7 +40,7 @@ async function boot(tokens = true) {
   await next.recover(store.opener())
   service = next
   app = createSessionManagerApp({
-    sessions: () => service as SessionService | undefined,
+    sessions: () => service,
     config,
     logger: silent,
   })
@@ -69,7 +73,7 @@ function get(path: string, token = AUDITOR) {
 
 async function expectError(res: Response, status: number, code: string) {
   expect(res.status).toBe(status)
-  const body = await res.json()
+  const body = await json(res)
   expect(validateErrorResponse.check(body)).toBe(true)
   expect(body.error).toBe(code)
   expect(JSON.stringify(body)).not.toMatch(/at .*\.(ts|js):\d+/) // no stack traces
@@ -79,7 +83,7 @@ async function expectError(res: Response, status: number, code: string) {
 async function startSession(): Promise<string> {
   const res = await post('/sessions.start', base())
   expect(res.status).toBe(201)
-  return (await res.json()).session_id
+  return (await json(res)).session_id
 }
 
 beforeEach(() => boot())
@@ -88,15 +92,15 @@ describe('POST /sessions.start', () => {
   it('answers 201 with a schema-valid start output', async () => {
     const res = await post('/sessions.start', base())
     expect(res.status).toBe(201)
-    expect(validateSessionManagerStartOutput.check(await res.json())).toBe(true)
+    expect(validateSessionManagerStartOutput.check(await json(res))).toBe(true)
   })
 
   it('answers a retry with 200 and the original output; a changed body under the same record_id with 422', async () => {
     const input = base()
-    const first = await (await post('/sessions.start', input)).json()
+    const first = await json(post('/sessions.start', input))
     const retry = await post('/sessions.start', input)
     expect(retry.status).toBe(200)
-    expect(await retry.json()).toEqual(first)
+    expect(await json(retry)).toEqual(first)
     await expectError(
       await post('/sessions.start', { ...input, user_id: 'user-2' }),
       422,
@@ -201,10 +205,10 @@ describe('POST /sessions.end and /sessions.touch', () => {
     const end = base({ session_id: id })
     const res = await post('/sessions.end', end)
     expect(res.status).toBe(200)
-    const output = await res.json()
+    const output = await json(res)
     expect(validateSessionManagerEndOutput.check(output)).toBe(true)
     expect(output.reason).toBe('explicit')
-    expect(await (await post('/sessions.end', end)).json()).toEqual(output)
+    expect(await json(post('/sessions.end', end))).toEqual(output)
     const conflict = await expectError(
       await post('/sessions.end', base({ session_id: id })),
       409,
@@ -233,7 +237,7 @@ describe('POST /sessions.end and /sessions.touch', () => {
     const id = await startSession()
     const res = await post('/sessions.touch', base({ session_id: id }))
     expect(res.status).toBe(200)
-    expect(await res.json()).toMatchObject({ event: 'session.touch', session_id: id })
+    expect(await json(res)).toMatchObject({ event: 'session.touch', session_id: id })
   })
 })
 
@@ -243,15 +247,15 @@ describe('read side', () => {
     await post('/sessions.touch', base({ session_id: id }))
     await post('/sessions.end', base({ session_id: id }))
     const summary = await get(`/sessions/${id}`)
-    expect(await summary.json()).toMatchObject({
+    expect(await json(summary)).toMatchObject({
       session_id: id,
       status: 'ended',
       end_reason: 'explicit',
       event_count: 3,
     })
-    const page1 = await (await get(`/sessions/${id}/timeline?limit=2`)).json()
+    const page1 = await json(get(`/sessions/${id}/timeline?limit=2`))
     expect(page1.events.map((e: { event: string }) => e.event)).toEqual(['session.start', 'session.touch'])
-    const page2 = await (await get(`/sessions/${id}/timeline?limit=2&cursor=${page1.next_cursor}`)).json()
+    const page2 = await json(get(`/sessions/${id}/timeline?limit=2&cursor=${page1.next_cursor}`))
     expect(page2).toMatchObject({ events: [{ event: 'session.end' }], next_cursor: null })
     await expectError(await get(`/sessions/${id}`, CALLER), 403, 'forbidden')
   })
@@ -278,8 +282,8 @@ describe('read side', () => {
 
   it('serves health, readiness and an OpenAPI 3.1 document without a token', async () => {
     expect((await app.request('/healthz')).status).toBe(200)
-    expect(await (await app.request('/readyz')).json()).toMatchObject({ status: 'ready' })
-    const doc = await (await app.request('/openapi.json')).json()
+    expect(await json(app.request('/readyz'))).toMatchObject({ status: 'ready' })
+    const doc = await json(app.request('/openapi.json'))
     expect(doc.openapi).toBe('3.1.0')
     expect(Object.keys(doc.components.schemas)).toEqual(
       expect.arrayContaining(['SessionManagerStartInput', 'SessionManagerEndOutput', 'ErrorResponse']),

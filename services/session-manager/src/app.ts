@@ -15,11 +15,11 @@ import { createErrorHandler, sendError } from './http/errors.js'
 import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
 import { buildOpenApiDocument } from './http/openapi.js'
-import type { SessionService } from './sessions/session-service.js'
+import type { SessionLifecycle } from './sessions/session-lifecycle.js'
 
 export interface SessionManagerAppOptions {
   /** The session service once recovery has finished; undefined while the log is being recovered. */
-  sessions: () => SessionService | undefined
+  sessions: () => SessionLifecycle | undefined
   /** False once storage has failed in a way that needs a restart (e.g. a failed fsync). */
   storageHealthy?: () => boolean
   config: Pick<SessionManagerConfig, 'tokens' | 'bodyLimitBytes'>
@@ -55,11 +55,11 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
   const guard = sessionGuard()
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
-  app.get('/readyz', (c) => {
+  app.get('/readyz', async (c) => {
     if (!sessions()) return sendError(c, 'not_ready', { message: 'Recovering the event log.' })
     if (!storageHealthy())
       return sendError(c, 'storage_unavailable', { message: 'Storage failed; restart needed.' })
-    return c.json({ status: 'ready', open_sessions: service().openSessions })
+    return c.json({ status: 'ready', open_sessions: await service().openSessions() })
   })
   app.get('/openapi.json', (c) => c.json(openapi))
 
@@ -99,10 +99,10 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     },
   )
 
-  app.get('/sessions/:session_id', auditor, ready, (c) => {
+  app.get('/sessions/:session_id', auditor, ready, async (c) => {
     const id = c.req.param('session_id')
     if (!SESSION_ID.test(id)) return sendError(c, 'session_id_invalid')
-    const summary = service().describe(id)
+    const summary = await service().describe(id)
     return summary ? c.json(summary) : sendError(c, 'session_not_found')
   })
   app.get('/sessions/:session_id/timeline', auditor, ready, async (c) => {

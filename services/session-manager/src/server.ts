@@ -45,7 +45,7 @@ export async function startSessionManager(
   let service: SessionService<LogPosition> | undefined
   let store: FileEventStore | undefined
   const app = createSessionManagerApp({
-    sessions: () => service as SessionService | undefined,
+    sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
     config,
     logger,
@@ -76,7 +76,7 @@ export async function startSessionManager(
     })
     service = live
     logger.info(
-      { events, open_sessions: live.openSessions, ms: Math.round(performance.now() - started) },
+      { events, open_sessions: live.openSessions(), ms: Math.round(performance.now() - started) },
       'recovered; ready',
     )
   })()

@@ -125,7 +125,7 @@ describe('start', () => {
     const input = startInput()
     store.failAppends = true
     await expect(service.start(input)).rejects.toBeInstanceOf(StoreUnavailableError)
-    expect(service.openSessions).toBe(0)
+    expect(service.openSessions()).toBe(0)
     store.failAppends = false
     expect((await service.start(input)).status).toBe(201)
     expect(store.events).toHaveLength(1)

@@ -15,6 +15,7 @@ import { canonicalJson } from '../log/canonical-json.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from '../store/event-store.js'
 import { ExpirySchedule } from './expiry-schedule.js'
 import { SessionError } from './session-errors.js'
+import type { Outcome, SessionLifecycle, SessionSummary, TimelinePage } from './session-lifecycle.js'
 
 export interface SessionPolicy {
   /** A session with no start/touch for this long ends with reason `idle_timeout`. */
@@ -45,25 +46,6 @@ export interface SessionServiceOptions {
 
 /** Opens a store, handing every stored event to `apply` in log order before resolving. */
 export type OpenStore<Ref> = (apply: (event: StoredEvent, ref: Ref) => void) => Promise<EventStore<Ref>>
-
-/** What the read side tells an auditor about one session. Never "the open session of user X". */
-export interface SessionSummary {
-  session_id: string
-  user_id: string
-  status: 'open' | 'ended'
-  started_at: string
-  last_activity_at: string
-  expires_at?: string
-  ended_at?: string
-  end_reason?: SessionEndReason
-  event_count: number
-}
-
-export interface Outcome<T> {
-  /** 201 for a new session, 200 for everything else (including replayed retries). */
-  status: 200 | 201
-  output: T
-}
 
 interface SessionState<Ref> {
   readonly sessionId: string
@@ -103,7 +85,7 @@ const RETRY_PRUNE_INTERVAL_MS = 60_000
  * const { output } = await service.start(input)
  * await service.end({ ...endInput, session_id: output.session_id })
  */
-export class SessionService<Ref = unknown> {
+export class SessionService<Ref = unknown> implements SessionLifecycle {
   private readonly sessions = new Map<string, SessionState<Ref>>()
   private readonly retries = new Map<string, RetryEntry<Ref>>()
   private readonly schedule = new ExpirySchedule()
@@ -130,7 +112,7 @@ export class SessionService<Ref = unknown> {
   }
 
   /** Number of sessions currently open. */
-  get openSessions(): number {
+  openSessions(): number {
     return this.openCount
   }
 
@@ -270,7 +252,7 @@ export class SessionService<Ref = unknown> {
   async timeline(
     sessionId: string,
     page: { cursor?: number; limit?: number } = {},
-  ): Promise<{ events: StoredEvent[]; nextCursor?: number } | undefined> {
+  ): Promise<TimelinePage | undefined> {
     const session = this.sessions.get(sessionId)
     if (!session) return undefined
     const from = Math.max(0, page.cursor ?? 0)
