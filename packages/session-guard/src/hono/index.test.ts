@@ -1,0 +1,87 @@
+import { Hono } from 'hono'
+import { HTTPException } from 'hono/http-exception'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import { ACTIVE } from '../test-support/contract.js'
+import { SessionGuardException, type SessionGuardVariables, sessionGuard } from './index.js'
+
+describe('Hono session guard', () => {
+  it('types c.get("sessionId") as string, with and without explicit Variables', () => {
+    const typed = new Hono<{ Variables: SessionGuardVariables }>()
+    typed.get('/x', (c) => {
+      expectTypeOf(c.get('sessionId')).toEqualTypeOf<string>()
+      expectTypeOf(c.var.sessionId).toEqualTypeOf<string>()
+      return c.text('ok')
+    })
+    const plain = new Hono()
+    plain.get('/x', (c) => {
+      expectTypeOf(c.get('sessionId')).toEqualTypeOf<string>()
+      return c.text('ok')
+    })
+  })
+
+  it('returns a named middleware', () => {
+    expect(sessionGuard().name).toBe('sessionGuardMiddleware')
+  })
+
+  it('throws an HTTPException whose response onError can override', async () => {
+    const app = new Hono()
+    app.use(sessionGuard())
+    app.get('/x', (c) => c.text('handler'))
+    app.onError((err, c) => {
+      expect(err).toBeInstanceOf(HTTPException)
+      if (err instanceof SessionGuardException)
+        return c.json({ ...err.body, hint: 'start a session' }, err.status)
+      return c.text('other', 500)
+    })
+    const res = await app.request('/x')
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ error: 'session_id_missing', hint: 'start a session' })
+  })
+
+  it('answers with the shared JSON body when the app has no onError', async () => {
+    const app = new Hono()
+    app.use(sessionGuard())
+    app.get('/x', (c) => c.text('handler'))
+    const res = await app.request('/x', { headers: { 'x-session-id': 'bad' } })
+    expect(res.status).toBe(400)
+    expect(res.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(await res.json()).toMatchObject({ error: 'session_id_invalid' })
+  })
+
+  it('passes the Hono context to verify and leaves c.req.json() usable after it', async () => {
+    const seen: string[] = []
+    const app = new Hono()
+    app.use(
+      sessionGuard({
+        verify: (id, c) => {
+          seen.push(`${c.req.method} ${c.req.path} ${id}`)
+          return true
+        },
+      }),
+    )
+    app.post('/x', async (c) => c.json({ id: c.get('sessionId'), body: await c.req.json() }))
+    const res = await app.request('/x', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ session_id: ACTIVE, text: 'hi' }),
+    })
+    expect(await res.json()).toEqual({ id: ACTIVE, body: { session_id: ACTIVE, text: 'hi' } })
+    expect(seen).toEqual([`POST /x ${ACTIVE}`])
+  })
+
+  it('reuses a body an earlier middleware already parsed', async () => {
+    const app = new Hono()
+    app.use(async (c, next) => {
+      await c.req.json()
+      await next()
+    })
+    app.use(sessionGuard())
+    app.post('/x', async (c) => c.json({ id: c.get('sessionId'), body: await c.req.json() }))
+    const res = await app.request('/x', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ session_id: ACTIVE }),
+    })
+    expect(await res.json()).toEqual({ id: ACTIVE, body: { session_id: ACTIVE } })
+  })
+})
