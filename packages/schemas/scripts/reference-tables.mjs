@@ -3,7 +3,9 @@
 //   <!-- generated:<Name>:start --> and <!-- generated:<Name>:end -->
 // Usage: node scripts/reference-tables.mjs --write | --check [--doc <path>]
 // --check exits 1 (and names the sections) when the doc differs from what the schemas produce now.
+import { execFileSync } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { ERROR_CODES, Identifier, SCHEMAS, SourceName, Timestamp, Ulid } from '../dist/index.js'
 
@@ -170,6 +172,42 @@ export function render(doc, sections) {
   return { text, missing, unknown }
 }
 
+/**
+ * Table rows without their alignment padding: biome formats Markdown tables (pads cells, widens
+ * `---`), and that must not count as drift. Cell contents still have to match exactly.
+ */
+function normalize(text) {
+  return text
+    .split('\n')
+    .map((line) => {
+      if (!line.startsWith('|')) return line
+      const cells = line
+        .split(/(?<!\\)\|/)
+        .slice(1, -1)
+        .map((c) => c.trim())
+      return `| ${cells.map((c) => (/^:?-+:?$/.test(c) ? '---' : c)).join(' | ')} |`
+    })
+    .join('\n')
+}
+
+function section(text, name) {
+  const pattern = new RegExp(`<!-- generated:${name}:start -->[\\s\\S]*?<!-- generated:${name}:end -->`)
+  const found = text.match(pattern)?.[0]
+  return found === undefined ? undefined : normalize(found)
+}
+
+/** Formats the doc with the workspace's biome so the committed file passes `biome ci`. */
+function formatWithBiome(docPath) {
+  let bin
+  try {
+    bin = createRequire(import.meta.url).resolve('@biomejs/biome/bin/biome')
+  } catch {
+    console.warn('biome not found: tables left unpadded; run `pnpm exec biome format --write` on the doc')
+    return
+  }
+  execFileSync(process.execPath, [bin, 'format', '--write', docPath], { stdio: 'ignore' })
+}
+
 function main(argv) {
   const mode = argv.includes('--write') ? 'write' : argv.includes('--check') ? 'check' : undefined
   const docIndex = argv.indexOf('--doc')
@@ -179,26 +217,28 @@ function main(argv) {
     return 2
   }
   const doc = readFileSync(docPath, 'utf8')
-  const { text, missing, unknown } = render(doc, generateSections())
+  const sections = generateSections()
+  const { text, missing, unknown } = render(doc, sections)
   const problems = [
     ...missing.map((name) => `no <!-- generated:${name}:start/end --> markers for ${name}`),
     ...unknown.map((name) => `markers for ${name}, which is not a schema or ERROR_CODES`),
   ]
+  const stale = [...sections.keys()].filter(
+    (name) => !missing.includes(name) && section(doc, name) !== section(text, name),
+  )
   if (mode === 'write') {
-    if (text !== doc) writeFileSync(docPath, text)
+    if (stale.length > 0) {
+      writeFileSync(docPath, text)
+      formatWithBiome(docPath)
+    }
     for (const problem of problems) console.error(problem)
-    console.log(`${text === doc ? 'unchanged' : 'updated'}: ${docPath}`)
+    console.log(`${stale.length > 0 ? `updated ${stale.join(', ')} in` : 'unchanged:'} ${docPath}`)
     return problems.length > 0 ? 1 : 0
   }
-  if (text !== doc) {
-    const stale = [...generateSections().keys()].filter((name) => {
-      const pattern = new RegExp(`<!-- generated:${name}:start -->[\\s\\S]*?<!-- generated:${name}:end -->`)
-      return doc.match(pattern)?.[0] !== text.match(pattern)?.[0]
-    })
+  if (stale.length > 0)
     problems.push(
       `stale generated sections: ${stale.join(', ')} (run \`pnpm --filter @care/schemas run docs\`)`,
     )
-  }
   for (const problem of problems) console.error(problem)
   if (problems.length === 0) console.log(`up to date: ${docPath}`)
   return problems.length > 0 ? 1 : 0

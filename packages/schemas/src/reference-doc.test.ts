@@ -36,7 +36,7 @@ describe('SCHEMA_REFERENCE.md generated tables', () => {
 
   it('are reported stale when a table row differs from the schema', () => {
     const tampered = doc.replace(
-      /(<!-- generated:SessionManagerEndInput:start -->[\s\S]*?\| `session_id` \| string: )ULID/,
+      /(<!-- generated:SessionManagerEndInput:start -->[\s\S]*?\| `session_id` +\| string: )ULID/,
       '$1UUID',
     )
     expect(tampered).not.toBe(doc)
