@@ -1,0 +1,224 @@
+import { errorResponse, type FieldError } from '@care/schemas'
+import { classifyContentType } from '@care/session-guard'
+import {
+  requireSessionId,
+  type SessionFetch,
+  sessionErrorHandler,
+  sessionFetch,
+  sessionGuard,
+} from '@care/session-guard/express'
+import express, { type NextFunction, type Request, type Response } from 'express'
+import type { Logger } from 'pino'
+import { monotonicFactory } from 'ulid'
+import { StorageUnavailableError, type WorkerEventLog } from './event-log.js'
+import {
+  type Annotations,
+  validateAnnotateStepInput,
+  validateAnnotateStepOutput,
+  validateWorkerInferInput,
+  type WorkerEvent,
+  type WorkerEventName,
+} from './worker-records.js'
+
+/** Largest request body the worker reads (16 KiB); bigger ones get 413 `payload_too_large`. */
+export const MAX_BODY_BYTES = 16 * 1024
+
+/**
+ * What the worker app needs. `downstreamUrl` is read per call because the default (this worker's
+ * own `/steps/annotate`) is only known once the server listens.
+ *
+ * @example
+ * const options: WorkerAppOptions = { eventLog, logger, downstreamUrl: () => 'http://127.0.0.1:7401/steps/annotate' }
+ */
+export interface WorkerAppOptions {
+  eventLog: WorkerEventLog
+  logger: Logger
+  downstreamUrl: () => string
+  /** How long to wait for the downstream step; default 5 s. */
+  downstreamTimeoutMs?: number
+  /** The `fetch` the propagation helper wraps; tests may substitute one. */
+  fetchImpl?: SessionFetch
+}
+
+type ErrorOf = ReturnType<typeof errorResponse>
+
+/**
+ * The sample worker as an Express 5 app: `POST /infer` (guarded, validated, recorded, calls the
+ * downstream step with the session id propagated), `POST /steps/annotate` (the guarded downstream
+ * step), `GET /healthz`, and JSON errors in the shared shape for everything else.
+ *
+ * @example
+ * const app = createWorkerApp({ eventLog, logger, downstreamUrl: () => `${baseUrl}/steps/annotate` })
+ * app.listen(0, '127.0.0.1')
+ */
+export function createWorkerApp({
+  eventLog,
+  logger,
+  downstreamUrl,
+  downstreamTimeoutMs = 5000,
+  fetchImpl = globalThis.fetch,
+}: WorkerAppOptions): express.Express {
+  const nextId = monotonicFactory()
+  const app = express()
+  app.disable('x-powered-by')
+  app.use(logRequests(logger))
+
+  // The guard reads the JSON body itself (capped, with reserved keys refused), so no express.json().
+  const guard = sessionGuard({ sources: ['header', 'body'], maxBodyBytes: MAX_BODY_BYTES })
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' })
+  })
+
+  app.post('/infer', requireJsonBody, guard, async (req, res) => {
+    const sessionId = requireSessionId(req)
+    const checked = validateWorkerInferInput.validate(req.body)
+    if (!checked.ok) return send(res, validationFailed(checked.fields))
+    const input = checked.value
+    const record = (event: WorkerEventName): WorkerEvent => ({
+      schema_version: '1.1',
+      record_id: nextId(),
+      session_id: sessionId,
+      user_id: input.user_id,
+      timestamp: new Date().toISOString(),
+      source: 'sample_worker',
+      origin: 'system',
+      event,
+      input_record_id: input.record_id,
+    })
+
+    if (!(await appendOrAnswer(eventLog, record('infer.received'), res, logger))) return
+
+    let annotations: Annotations
+    try {
+      annotations = await annotate(
+        sessionFetch(sessionId, fetchImpl),
+        downstreamUrl(),
+        downstreamTimeoutMs,
+        sessionId,
+        {
+          input_record_id: input.record_id,
+          user_id: input.user_id,
+          text: input.text,
+        },
+      )
+    } catch (err) {
+      logger.warn({ err, session_id: sessionId }, 'downstream step failed')
+      await eventLog.append(record('infer.failed')).catch(() => {})
+      return send(res, errorResponse('upstream_unavailable'))
+    }
+
+    const output: WorkerEvent = {
+      ...record('infer.output'),
+      output: { label: annotations.question ? 'question' : 'statement', annotations },
+    }
+    if (!(await appendOrAnswer(eventLog, output, res, logger))) return
+    res.status(200).json(output)
+  })
+
+  app.post('/steps/annotate', requireJsonBody, guard, async (req, res) => {
+    const sessionId = requireSessionId(req)
+    const checked = validateAnnotateStepInput.validate(req.body)
+    if (!checked.ok) return send(res, validationFailed(checked.fields))
+    const { text } = checked.value
+    const annotations: Annotations = {
+      characters: [...text].length,
+      words: text.split(/\s+/).filter(Boolean).length,
+      question: text.trim().endsWith('?'),
+    }
+    const done: WorkerEvent = {
+      schema_version: '1.1',
+      record_id: nextId(),
+      session_id: sessionId,
+      user_id: checked.value.user_id,
+      timestamp: new Date().toISOString(),
+      source: 'sample_worker',
+      origin: 'system',
+      event: 'annotate.done',
+      input_record_id: checked.value.input_record_id,
+      annotations,
+    }
+    if (!(await appendOrAnswer(eventLog, done, res, logger))) return
+    res.status(200).json({ session_id: sessionId, annotations })
+  })
+
+  app.use((_req, res) => {
+    send(res, errorResponse('not_found'))
+  })
+  app.use(
+    sessionErrorHandler({ onUnexpected: (err, req) => logger.error({ err, path: req.path }, 'unexpected') }),
+  )
+  return app
+}
+
+function send(res: Response, { status, body }: ErrorOf): void {
+  res.status(status).json(body)
+}
+
+function validationFailed(fields: FieldError[]): ErrorOf {
+  return errorResponse('validation_failed', { fields })
+}
+
+/** Appends durably, or answers 503 with Retry-After and returns false: never 2xx without the record. */
+async function appendOrAnswer(
+  eventLog: WorkerEventLog,
+  event: WorkerEvent,
+  res: Response,
+  logger: Logger,
+): Promise<boolean> {
+  try {
+    await eventLog.append(event)
+    return true
+  } catch (err) {
+    if (!(err instanceof StorageUnavailableError)) throw err
+    logger.error({ err, session_id: event.session_id, event: event.event }, 'event log append failed')
+    res.setHeader('retry-after', '1')
+    send(res, errorResponse('storage_unavailable'))
+    return false
+  }
+}
+
+async function annotate(
+  fetchInSession: SessionFetch,
+  url: string,
+  timeoutMs: number,
+  sessionId: string,
+  step: { input_record_id: string; user_id: string; text: string },
+): Promise<Annotations> {
+  const res = await fetchInSession(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(step),
+    signal: AbortSignal.timeout(timeoutMs),
+  })
+  const body: unknown = await res.json()
+  if (!res.ok) throw new Error(`downstream answered ${res.status}`)
+  if (!validateAnnotateStepOutput.check(body)) throw new Error('downstream answered an unexpected body')
+  if (body.session_id !== sessionId) throw new Error('downstream answered for another session')
+  return body.annotations
+}
+
+function requireJsonBody(req: Request, res: Response, next: NextFunction) {
+  if (classifyContentType(req.headers['content-type']) === 'not-json')
+    return send(res, errorResponse('unsupported_media_type'))
+  next()
+}
+
+function logRequests(logger: Logger) {
+  return function logRequest(req: Request, res: Response, next: NextFunction): void {
+    const started = process.hrtime.bigint()
+    res.on('finish', () => {
+      logger.info(
+        {
+          method: req.method,
+          path: req.path,
+          status: res.statusCode,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+          session_id: req.sessionId,
+        },
+        'request',
+      )
+    })
+    next()
+  }
+}
