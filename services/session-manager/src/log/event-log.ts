@@ -143,7 +143,7 @@ export class EventLog {
       throw new RangeError(`maxFileBytes must be a positive integer, got ${maxFileBytes}`)
     }
     const eventsDir = eventsDirOf(options.dir)
-    await fs.mkdir(options.dir)
+    await fs.mkdir(eventsDir)
     const lock = await acquireLock(fs, options.dir, logger)
     try {
       const state = await recoverLog(fs, eventsDir, {

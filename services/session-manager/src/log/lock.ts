@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { LogLockedError } from './errors.js'
-import { errnoOf, type LogFileSystem, readFully } from './file-system.js'
+import { errnoOf, type LogFileSystem, readFully, writeFully } from './file-system.js'
 
 /** Contents of `<dataDir>/LOCK`. */
 export interface LockInfo {
@@ -37,8 +37,8 @@ export async function acquireLock(
     try {
       const handle = await fs.open(path, 'createExclusive')
       try {
-        await handle.write(Buffer.from(text), 0, Buffer.byteLength(text), 0)
-        await handle.datasync()
+        // No fsync: after a crash the lock is stale anyway, and the pid check handles that.
+        await writeFully(handle, Buffer.from(text), 0)
       } finally {
         await handle.close()
       }

@@ -86,6 +86,7 @@ interface Problem {
   offset: number
   /** Offset just past the bad line's newline, or the file size for a fragment. */
   lineEnd: number
+  fileSize: number
   reason: string
   /** The whole file is out of place (a segment before it is missing). */
   wholeFile?: boolean
@@ -101,7 +102,6 @@ export async function recoverLog(
   eventsDir: string,
   options: RecoverOptions,
 ): Promise<RecoveredState> {
-  await fs.mkdir(eventsDir)
   const segments = await listSegments(fs, eventsDir)
   const cuts: RecoveryCut[] = []
   let seq = 0
@@ -117,6 +117,7 @@ export async function recoverLog(
         line: 1,
         offset: 0,
         lineEnd: 0,
+        fileSize: 0,
         reason: `segment ${segmentOf(eventsDir, i + 1).name} is missing`,
         wholeFile: true,
       }
@@ -136,7 +137,7 @@ export async function recoverLog(
         else if (record.seq !== seq + 1) reason = `seq is ${record.seq}, expected ${seq + 1}`
         else if (record.prev_hash !== hash) reason = "prev_hash does not match the previous line's hash"
         if (reason !== undefined) {
-          problem = { segment, line, offset, lineEnd: offset + (end - start) + 1, reason }
+          problem = { segment, line, offset, lineEnd: offset + (end - start) + 1, fileSize: size, reason }
           return false
         }
         const ok = record as ChainedRecord
@@ -151,6 +152,7 @@ export async function recoverLog(
           line: line + 1,
           offset: result.end,
           lineEnd: size,
+          fileSize: size,
           reason: 'line has no trailing newline (incomplete write)',
         }
       }
@@ -181,15 +183,17 @@ export async function recoverLog(
       lastSize = p.offset
     }
   }
-  // Make everything recovered durable even if the previous process died between write and fdatasync,
-  // so nothing derived from recovery can vanish in a later power loss.
-  const handle = await fs.open(segment.path, 'write')
-  try {
-    await handle.sync()
-  } finally {
-    await handle.close()
+  if (cuts.length === 0) {
+    // Make everything recovered durable even if the previous process died between write and fdatasync,
+    // so nothing derived from recovery can vanish in a later power loss. (A cut already synced all this.)
+    const handle = await fs.open(segment.path, 'write')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await fs.syncDir(eventsDir)
   }
-  await fs.syncDir(eventsDir)
   return {
     head: { seq, hash },
     segment,
@@ -202,7 +206,7 @@ export async function recoverLog(
 }
 
 async function isTail(fs: LogFileSystem, p: Problem): Promise<boolean> {
-  const { size } = await fs.stat(p.segment.path)
+  const size = p.fileSize
   if (p.lineEnd >= size) return true
   // One more newline-less fragment after the bad line is still one interrupted append.
   const handle = await fs.open(p.segment.path, 'read')
@@ -223,11 +227,13 @@ async function cutLog(
 ): Promise<RecoveryCut[]> {
   const cuts: RecoveryCut[] = []
   // Later files first: if we crash half-way, the first bad line is still where it was and the next
-  // recovery makes the same decisions.
-  for (const segment of later.reverse()) {
+  // recovery makes the same decisions. Each .broken is durable (file and directory entry) before the
+  // bytes it saves are removed.
+  for (const segment of [...later].reverse()) {
     const moved = await saveToBroken(fs, segment.path, 0)
+    await fs.syncDir(eventsDir)
     await fs.unlink(segment.path)
-    cuts.push({
+    cuts.unshift({
       kind,
       file: segment.name,
       line: 1,
@@ -237,9 +243,10 @@ async function cutLog(
       reason: segment === p.segment ? p.reason : `follows the cut in ${p.segment.name}`,
     })
   }
-  await fs.syncDir(eventsDir)
-  if (p.wholeFile) return cuts.reverse()
+  if (later.length > 0) await fs.syncDir(eventsDir)
+  if (p.wholeFile) return cuts
   const moved = await saveToBroken(fs, p.segment.path, p.offset)
+  await fs.syncDir(eventsDir)
   const handle = await fs.open(p.segment.path, 'write')
   try {
     await handle.truncate(p.offset)
@@ -247,7 +254,6 @@ async function cutLog(
   } finally {
     await handle.close()
   }
-  await fs.syncDir(eventsDir)
   cuts.unshift({
     kind,
     file: p.segment.name,

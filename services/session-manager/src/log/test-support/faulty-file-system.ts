@@ -256,3 +256,29 @@ function injected(errno: string, op: FsOperation, path: string): Error {
     path,
   })
 }
+
+/**
+ * The real file system with every fsync/fdatasync turned into a no-op: for tests that loop over
+ * hundreds of recoveries to check logic, not durability (crash tests keep the real syncs).
+ *
+ * @example
+ * const { log } = await EventLog.open({ dir, fs: withoutSync() })
+ */
+export function withoutSync(inner: LogFileSystem = nodeFileSystem): LogFileSystem {
+  return {
+    ...inner,
+    async syncDir() {},
+    async open(path, mode) {
+      const handle = await inner.open(path, mode)
+      return {
+        read: (...args) => handle.read(...args),
+        write: (...args) => handle.write(...args),
+        truncate: (length) => handle.truncate(length),
+        size: () => handle.size(),
+        close: () => handle.close(),
+        async datasync() {},
+        async sync() {},
+      }
+    },
+  }
+}

@@ -1,0 +1,188 @@
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { LogCorruptError } from './errors.js'
+import { EventLog } from './event-log.js'
+import { FaultyFileSystem, type FsOperation, withoutSync } from './test-support/faulty-file-system.js'
+import { linesOf, sampleEvent, segmentFiles, tempDirs } from './test-support/log-fixtures.js'
+import { verifyLog } from './verify.js'
+
+const dirs = tempDirs()
+afterEach(() => dirs.cleanup())
+
+const SEGMENT = 'events-000001.jsonl'
+
+async function writeLog(count: number, maxFileBytes?: number): Promise<string> {
+  const dir = await dirs.make()
+  const { log } = await EventLog.open(maxFileBytes ? { dir, maxFileBytes } : { dir })
+  for (let i = 1; i <= count; i++) await log.append(sampleEvent(i))
+  await log.close()
+  return dir
+}
+
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const files: Record<string, string> = {}
+  for (const name of (await readdir(join(dir, 'events'))).sort()) {
+    files[name] = (await readFile(join(dir, 'events', name))).toString('base64')
+  }
+  return files
+}
+
+describe('recovery on open', () => {
+  it('cuts a torn last record at every byte offset, saves it to .broken and continues the chain', {
+    timeout: 60_000,
+  }, async () => {
+    const source = await dirs.make()
+    const writer = await EventLog.open({ dir: source })
+    await writer.log.append(sampleEvent(1))
+    await writer.log.append(sampleEvent(2))
+    // A touch is the most common record (~370 bytes); every one of its bytes is a cut point.
+    await writer.log.append(sampleEvent(3, 'session.touch', 1))
+    await writer.log.close()
+    const bytes = await readFile(join(source, 'events', SEGMENT))
+    const lastStart = bytes.lastIndexOf(0x0a, bytes.length - 2) + 1
+    const [, second] = (await linesOf(source)).map((l) => JSON.parse(l))
+    const dir = await dirs.make()
+    await mkdir(join(dir, 'events'))
+    // ~400 recoveries: syncs are skipped here (durability ordering is what the crash tests check).
+    const fs = withoutSync()
+    for (let cut = lastStart + 1; cut < bytes.length; cut++) {
+      await rm(join(dir, 'events', `${SEGMENT}.broken`), { force: true })
+      await writeFile(join(dir, 'events', SEGMENT), bytes.subarray(0, cut))
+      const { log, report } = await EventLog.open({ dir, fs })
+      expect(report.head).toEqual({ seq: 2, hash: second.hash })
+      expect(report.cuts).toEqual([
+        expect.objectContaining({ kind: 'torn-tail', file: SEGMENT, line: 3, offset: lastStart }),
+      ])
+      const broken = await readFile(join(dir, 'events', `${SEGMENT}.broken`))
+      expect(broken.equals(bytes.subarray(lastStart, cut))).toBe(true)
+      const next = await log.append(sampleEvent(3, 'session.touch', 1))
+      expect(next.record).toMatchObject({ seq: 3, prev_hash: second.hash })
+      await log.close()
+      const verified = await verifyLog(dir)
+      expect(verified.ok, `cut at ${cut}: ${JSON.stringify(verified)}`).toBe(true)
+    }
+  })
+
+  it('treats a complete last line whose hash fails as a torn tail', async () => {
+    const dir = await writeLog(3)
+    const lines = await linesOf(dir)
+    lines[2] = lines[2]!.replace('"user_id":"user-3"', '"user_id":"user-X"')
+    await writeFile(join(dir, 'events', SEGMENT), `${lines.join('\n')}\n`)
+    const { log, report } = await EventLog.open({ dir })
+    expect(report.head.seq).toBe(2)
+    expect(report.cuts[0]).toMatchObject({
+      kind: 'torn-tail',
+      line: 3,
+      reason: expect.stringMatching(/hash/),
+    })
+    await log.close()
+  })
+
+  it('throws LogCorruptError naming file and line for an edited earlier line, and opens with repair', async () => {
+    const dir = await writeLog(5)
+    const lines = await linesOf(dir)
+    lines[1] = lines[1]!.replace('caregiver-7', 'caregiver-8')
+    await writeFile(join(dir, 'events', SEGMENT), `${lines.join('\n')}\n`)
+
+    const error = await EventLog.open({ dir }).catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(LogCorruptError)
+    expect(error).toMatchObject({ file: SEGMENT, line: 2, reason: expect.stringMatching(/hash/) })
+    expect(String((error as Error).message)).toContain(SEGMENT)
+
+    const warnings: string[] = []
+    const logger = { info() {}, warn: (_: object, m: string) => warnings.push(m), error() {} }
+    const { log, report } = await EventLog.open({ dir, repair: true, logger })
+    expect(report.head.seq).toBe(1)
+    expect(report.cuts).toEqual([expect.objectContaining({ kind: 'repair', line: 2 })])
+    expect(warnings.length).toBe(1)
+    const broken = await readFile(join(dir, 'events', `${SEGMENT}.broken`), 'utf8')
+    expect(broken).toBe(`${lines.slice(1).join('\n')}\n`)
+    expect((await log.append(sampleEvent(2))).record.seq).toBe(2)
+    await log.close()
+    expect(await verifyLog(dir)).toMatchObject({ ok: true, records: 2 })
+  })
+
+  it('with repair, moves every later segment to .broken when an earlier segment is corrupt', async () => {
+    const dir = await writeLog(12, 1200)
+    const files = await segmentFiles(dir)
+    expect(files.length).toBeGreaterThanOrEqual(3)
+    const lines = await linesOf(dir, files[0])
+    lines[1] = lines[1]!.replace('"seq":2', '"seq":7')
+    await writeFile(join(dir, 'events', files[0]!), `${lines.join('\n')}\n`)
+    await expect(EventLog.open({ dir })).rejects.toMatchObject({ file: files[0], line: 2 })
+    const { log, report } = await EventLog.open({ dir, repair: true })
+    expect(report.head.seq).toBe(1)
+    expect(await segmentFiles(dir)).toEqual([files[0]])
+    expect(report.cuts.map((c) => c.file)).toEqual(files)
+    expect((await log.append(sampleEvent(2))).position.file).toBe(1)
+    await log.close()
+    expect((await verifyLog(dir)).ok).toBe(true)
+  })
+
+  it('refuses a log with a missing segment and, with repair, continues after the last intact one', async () => {
+    const dir = await writeLog(12, 1200)
+    const files = await segmentFiles(dir)
+    await rm(join(dir, 'events', files[1]!))
+    await expect(EventLog.open({ dir })).rejects.toMatchObject({ file: files[2], line: 1 })
+    const intact = (await linesOf(dir, files[0])).length
+    const { log, report } = await EventLog.open({ dir, repair: true })
+    expect(report.head.seq).toBe(intact)
+    const next = await log.append(sampleEvent(intact + 1))
+    expect(next.record.seq).toBe(intact + 1)
+    await log.close()
+    expect((await verifyLog(dir)).ok).toBe(true)
+  })
+
+  it('accepts a line whose keys were reordered but whose content is unchanged', async () => {
+    const dir = await writeLog(3)
+    const lines = await linesOf(dir)
+    const parsed = JSON.parse(lines[1]!) as Record<string, unknown>
+    lines[1] = JSON.stringify(Object.fromEntries(Object.entries(parsed).reverse()))
+    await writeFile(join(dir, 'events', SEGMENT), `${lines.join('\n')}\n`)
+    const { log, report } = await EventLog.open({ dir })
+    expect(report.head.seq).toBe(3)
+    expect(report.cuts).toEqual([])
+    await log.close()
+    expect((await verifyLog(dir)).ok).toBe(true)
+  })
+
+  it('keeps an empty last segment (crash right after rotation) and appends to it', async () => {
+    const dir = await writeLog(3)
+    await writeFile(join(dir, 'events', 'events-000002.jsonl'), '')
+    const { log, report } = await EventLog.open({ dir })
+    expect(report.head.seq).toBe(3)
+    expect((await log.append(sampleEvent(4))).position).toMatchObject({ file: 2, offset: 0 })
+    await log.close()
+    expect((await verifyLog(dir)).ok).toBe(true)
+  })
+
+  const crashes: [FsOperation, number][] = [
+    ['write', 1],
+    ['fsync', 1],
+    ['ftruncate', 1],
+    ['fsync', 2],
+    ['fsyncDir', 1],
+  ]
+  it.each(crashes)(
+    'gives a byte-identical log when recovery crashes at %s #%i and runs again',
+    async (op, nth) => {
+      const source = await writeLog(4)
+      const bytes = await readFile(join(source, 'events', SEGMENT))
+      const torn = bytes.subarray(0, bytes.length - 40)
+      await writeFile(join(source, 'events', SEGMENT), torn)
+      const reference = await dirs.make()
+      await cp(source, reference, { recursive: true })
+      const clean = await EventLog.open({ dir: reference })
+      await clean.log.close()
+
+      const fs = new FaultyFileSystem()
+      fs.fail(op, { nth, errno: 'EIO', path: 'events' })
+      await expect(EventLog.open({ dir: source, fs })).rejects.toMatchObject({ code: 'EIO' })
+      const again = await EventLog.open({ dir: source })
+      expect(again.report.head).toEqual(clean.report.head)
+      await again.log.close()
+      expect(await snapshot(source)).toEqual(await snapshot(reference))
+    },
+  )
+})
