@@ -1,0 +1,161 @@
+import { type FileHandle, open } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type LogHead, type LogPosition, readLog } from '../log/index.js'
+import type { EventStore, StoredEvent } from '../store/event-store.js'
+
+/**
+ * Where audit reads lifecycle events from: every stored event in log order, streamed. Any
+ * `EventStore` is one (its `scan()`), so export, replay and timelines work for the JSONL log and a
+ * future database store alike; the HTTP layer only ever sees this interface.
+ *
+ * @example
+ * const source: AuditSource = storeAuditSource(store)
+ * for await (const event of source.scan()) console.log(event.seq, event.event)
+ */
+export interface AuditSource {
+  scan(): AsyncIterable<StoredEvent>
+}
+
+/**
+ * An `AuditSource` that can also say where each event sits and read events back by that position.
+ * Export uses it to read each selected session back in one pass without holding events in memory;
+ * a source without positions is exported with bounded re-scans instead (see `runExport`).
+ *
+ * @example
+ * const source = logAuditSource('/var/lib/care')
+ * for await (const { event, position } of source.scanPositions()) index.add(event.session_id, position)
+ */
+export interface PositionedAuditSource extends AuditSource {
+  scanPositions(): AsyncIterable<{ event: StoredEvent; position: LogPosition }>
+  /** Opens a reader for raw lines (JSON text without the newline) by position. */
+  openReader(): Promise<LineReader>
+}
+
+/**
+ * Reads raw log lines back by position. `readLines` takes any number of positions and returns the
+ * lines in the same order, reading nearby lines with one read.
+ *
+ * @example
+ * const reader = await source.openReader()
+ * try { const [line] = await reader.readLines([position]) } finally { await reader.close() }
+ */
+export interface LineReader {
+  readLines(positions: readonly LogPosition[]): Promise<string[]>
+  close(): Promise<void>
+}
+
+/** True when `source` offers positions (the JSONL log does; a bare `EventStore` does not). */
+export function isPositioned(source: AuditSource): source is PositionedAuditSource {
+  return (
+    typeof (source as PositionedAuditSource).scanPositions === 'function' &&
+    typeof (source as PositionedAuditSource).openReader === 'function'
+  )
+}
+
+/**
+ * The audit view of the JSONL event log under `dataDir`, read without its lock (safe next to a live
+ * session-manager: only lines that are complete and chain-checked are read). Every line is checked by
+ * `readLog`; a corrupt line throws `LogCorruptError`.
+ *
+ * @example
+ * const manifest = await runExport(logAuditSource('.care-data/session-manager'), filters, write)
+ */
+export function logAuditSource(dataDir: string): PositionedAuditSource {
+  return {
+    async *scan() {
+      for await (const { record } of readLog(dataDir)) yield record as unknown as StoredEvent
+    },
+    async *scanPositions() {
+      for await (const { record, position } of readLog(dataDir)) {
+        yield { event: record as unknown as StoredEvent, position }
+      }
+    },
+    async openReader() {
+      return new SegmentLineReader(join(dataDir, 'events'))
+    },
+  }
+}
+
+/**
+ * The audit view of any `EventStore` (only `scan()` is used).
+ *
+ * @example
+ * createSessionManagerApp({ ..., audit: () => storeAuditSource(store) })
+ */
+export function storeAuditSource(store: Pick<EventStore, 'scan'>): AuditSource {
+  return { scan: () => store.scan() }
+}
+
+/** Nearby lines closer than this are read with one pread; a run never grows past RUN_MAX bytes. */
+const GAP = 16 * 1024
+const RUN_MAX = 1024 * 1024
+const NEWLINE = 0x0a
+const OPEN_BRACE = 0x7b
+
+class SegmentLineReader implements LineReader {
+  readonly #handles = new Map<number, FileHandle>()
+
+  constructor(private readonly eventsDir: string) {}
+
+  async readLines(positions: readonly LogPosition[]): Promise<string[]> {
+    const lines = new Array<string>(positions.length)
+    const order = positions.map((_, i) => i)
+    order.sort((a, b) => {
+      const pa = positions[a]!
+      const pb = positions[b]!
+      return pa.file - pb.file || pa.offset - pb.offset
+    })
+    let i = 0
+    while (i < order.length) {
+      const first = positions[order[i]!]!
+      let j = i + 1
+      let runEnd = first.offset + first.length + 1
+      while (j < order.length) {
+        const next = positions[order[j]!]!
+        const nextEnd = next.offset + next.length + 1
+        if (next.file !== first.file || next.offset - runEnd > GAP || nextEnd - first.offset > RUN_MAX) break
+        runEnd = Math.max(runEnd, nextEnd)
+        j++
+      }
+      const buf = Buffer.allocUnsafe(runEnd - first.offset)
+      const handle = await this.#handle(first.file)
+      let filled = 0
+      while (filled < buf.length) {
+        const { bytesRead } = await handle.read(buf, filled, buf.length - filled, first.offset + filled)
+        if (bytesRead === 0) break
+        filled += bytesRead
+      }
+      for (let k = i; k < j; k++) {
+        const index = order[k]!
+        const p = positions[index]!
+        const start = p.offset - first.offset
+        const end = start + p.length
+        // Positions come from a chain-checked scan of an append-only log; a line that moved means the
+        // file was rewritten since, which must not pass silently.
+        if (end >= filled || buf[start] !== OPEN_BRACE || buf[end] !== NEWLINE) {
+          throw new Error(`events-${String(p.file).padStart(6, '0')}.jsonl changed under the export`)
+        }
+        lines[index] = buf.toString('utf8', start, end)
+      }
+      i = j
+    }
+    return lines
+  }
+
+  async #handle(file: number): Promise<FileHandle> {
+    let handle = this.#handles.get(file)
+    if (!handle) {
+      handle = await open(join(this.eventsDir, `events-${String(file).padStart(6, '0')}.jsonl`), 'r')
+      this.#handles.set(file, handle)
+    }
+    return handle
+  }
+
+  async close(): Promise<void> {
+    const handles = [...this.#handles.values()]
+    this.#handles.clear()
+    await Promise.all(handles.map((h) => h.close()))
+  }
+}
+
+export type { LogHead, LogPosition }

@@ -1,0 +1,67 @@
+import { type FieldError, ULID_PATTERN } from '@care/schemas'
+
+/** The end reasons a session can have (`SessionEndReason`). */
+export const END_REASONS = ['explicit', 'idle_timeout', 'max_duration'] as const
+export type EndReason = (typeof END_REASONS)[number]
+
+/**
+ * What an export selects. Sessions are chosen by `session_id`, `user_id` (the user who started
+ * them) and `reason` (how they ended; an open session matches no reason). Events of those sessions
+ * are then kept when `from <= timestamp < to`. Times are kept as given (ISO 8601) and as epoch ms.
+ *
+ * @example
+ * const filters: ExportFilters = { from: '2026-03-01T00:00:00.000Z', reason: 'idle_timeout' }
+ */
+export interface ExportFilters {
+  from?: string
+  to?: string
+  user_id?: string
+  session_id?: string
+  reason?: EndReason
+}
+
+const SESSION_ID = new RegExp(ULID_PATTERN)
+// A date, or a date and time with an explicit zone: `2026-03-01`, `2026-03-01T12:00Z`, `...T12:00:00.000+02:00`.
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2}))?$/
+const USER_ID = /^[\x21-\x7E]{1,256}$/
+
+/**
+ * Checks raw filter values (CLI flags or query parameters) and returns them typed, or the field
+ * errors in the shared error shape. A date without a time means midnight UTC.
+ *
+ * @example
+ * const parsed = parseExportFilters({ from: c.req.query('from'), reason: c.req.query('reason') })
+ * if (!parsed.ok) return sendError(c, 'validation_failed', { fields: parsed.fields })
+ */
+export function parseExportFilters(
+  raw: Record<string, string | undefined>,
+): { ok: true; value: ExportFilters } | { ok: false; fields: FieldError[] } {
+  const fields: FieldError[] = []
+  const value: ExportFilters = {}
+  for (const name of ['from', 'to'] as const) {
+    const text = raw[name]
+    if (text === undefined) continue
+    if (!ISO_TIME.test(text) || Number.isNaN(Date.parse(text))) {
+      fields.push({ path: `/${name}`, message: `${name} must be an ISO 8601 date or date-time with a zone` })
+    } else value[name] = text
+  }
+  if (value.from !== undefined && value.to !== undefined && Date.parse(value.from) >= Date.parse(value.to)) {
+    fields.push({ path: '/to', message: 'to must be later than from' })
+  }
+  if (raw.session_id !== undefined) {
+    if (!SESSION_ID.test(raw.session_id))
+      fields.push({ path: '/session_id', message: 'session_id must be a ULID' })
+    else value.session_id = raw.session_id
+  }
+  if (raw.user_id !== undefined) {
+    if (!USER_ID.test(raw.user_id))
+      fields.push({ path: '/user_id', message: 'user_id must be 1-256 visible characters' })
+    else value.user_id = raw.user_id
+  }
+  if (raw.reason !== undefined) {
+    if (!(END_REASONS as readonly string[]).includes(raw.reason)) {
+      fields.push({ path: '/reason', message: `reason must be one of ${END_REASONS.join(', ')}` })
+    } else value.reason = raw.reason as EndReason
+  }
+  return fields.length > 0 ? { ok: false, fields } : { ok: true, value }
+}

@@ -1,0 +1,39 @@
+/**
+ * Audit of the session log, shared by the `care-sessions` CLI and the HTTP API: verification
+ * (`verifyDataDir`), grouped and filtered export with a manifest (`runExport`), pseudonymisation,
+ * replay and the merged session timeline (`sessionEvents`, `readWorkerRecords`, `mergeTimeline`).
+ */
+export {
+  type AuditSource,
+  isPositioned,
+  type LineReader,
+  logAuditSource,
+  type PositionedAuditSource,
+  storeAuditSource,
+} from './audit-source.js'
+export {
+  type ExportedRecordRef,
+  type ExportManifest,
+  type ExportOptions,
+  type ExportProgress,
+  type ExportSink,
+  runExport,
+} from './export.js'
+export { END_REASONS, type EndReason, type ExportFilters, parseExportFilters } from './export-filters.js'
+export {
+  createPseudonymizer,
+  IDENTITY_FIELDS,
+  loadPseudonymKey,
+  PSEUDONYM_PREFIX,
+  type Pseudonymizer,
+} from './pseudonymize.js'
+export { checkLogSchemas, type SchemaProblem } from './schema-check.js'
+export {
+  formatTimelineEntry,
+  mergeTimeline,
+  readWorkerRecords,
+  sessionEvents,
+  type TimelineEntry,
+  WorkerLogError,
+} from './timeline.js'
+export { type DataDirReport, type DataDirVerifyOptions, verifyDataDir } from './verify.js'

@@ -1,0 +1,438 @@
+import { createWriteStream } from 'node:fs'
+import { readFile, rename, rm, stat } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { ULID_PATTERN } from '@care/schemas'
+import { logAuditSource } from '../audit/audit-source.js'
+import { type ExportManifest, runExport } from '../audit/export.js'
+import { parseExportFilters } from '../audit/export-filters.js'
+import { createPseudonymizer, loadPseudonymKey, type Pseudonymizer } from '../audit/pseudonymize.js'
+import {
+  formatTimelineEntry,
+  mergeTimeline,
+  readWorkerRecords,
+  sessionEvents,
+  type TimelineEntry,
+  WorkerLogError,
+} from '../audit/timeline.js'
+import { verifyDataDir } from '../audit/verify.js'
+import { DEFAULT_DATA_DIR } from '../config.js'
+import { LogCorruptError, type LogHead } from '../log/index.js'
+import { createProgress } from './progress.js'
+
+/**
+ * Where the CLI reads its environment and writes its output; tests pass their own.
+ *
+ * @example
+ * const code = await main(['verify', dir], { stdout, stderr, env: {} })
+ */
+export interface CliIo {
+  stdout: { write(text: string): unknown; isTTY?: boolean }
+  stderr: { write(text: string): unknown; isTTY?: boolean }
+  env: Record<string, string | undefined>
+}
+
+/** Exit codes: 0 fine, 1 the log or session failed the check (or could not be read), 2 a usage error. */
+export const EXIT_OK = 0
+export const EXIT_FAILED = 1
+export const EXIT_USAGE = 2
+
+class UsageError extends Error {}
+class FailedError extends Error {}
+
+const SESSION_ID = new RegExp(ULID_PATTERN)
+
+const USAGE = `care-sessions: audit the CARE session log
+
+Usage:
+  care-sessions verify <data-dir> [--expected-head <seq>:<hash> | --manifest <file>]
+  care-sessions replay <session_id> [--data-dir <dir>] [--json]
+  care-sessions export [--data-dir <dir>] [--out <file>] [--from <iso>] [--to <iso>]
+                       [--user-id <id>] [--session-id <id>] [--reason <reason>]
+                       [--pseudonymize-key-file <file>]
+  care-sessions timeline <session_id> [--data-dir <dir>] --with <worker.jsonl>... [--json]
+
+--data-dir defaults to $CARE_DATA_DIR, then ${DEFAULT_DATA_DIR}.
+Run 'care-sessions <command> --help' for details. Exit codes: 0 ok, 1 check failed / not found /
+unreadable, 2 usage error (bad flag, bad filter, missing directory or file).
+`
+
+const HELP: Record<string, string> = {
+  verify: `Usage: care-sessions verify <data-dir> [options]
+
+Checks every line of the session log under <data-dir>/events: JSON, schema (SessionLifecycleEvent),
+the hash chain and seq across all files, timestamp order, at most one start and one end per session,
+and that the last line is complete. Prints a summary; on the first bad line prints
+'<file>:<line>: <reason>' and exits 1.
+
+Options:
+  --expected-head <seq>:<hash>  also require the log to reach this record (detects a tail cut at a
+                                line boundary, which the chain alone cannot)
+  --manifest <file>             take the expected head from an export manifest's source_head
+  --json                        print the report as JSON
+  -h, --help
+`,
+  replay: `Usage: care-sessions replay <session_id> [options]
+
+Prints the session's lifecycle events in chronological order (one scan of the log).
+
+Options:
+  --data-dir <dir>   session-manager data directory
+  --json             one stored event per line (JSONL) instead of text
+  -h, --help
+`,
+  export: `Usage: care-sessions export [options]
+
+Streams lifecycle events as JSONL, grouped by session (each session contiguous, sessions in start
+order). Sessions are selected by --session-id, --user-id (who started it) and --reason (how it
+ended); their events are kept when --from <= timestamp < --to. With --out, writes <out> and
+<out>.manifest.json (filters, counts, first/last record, the chain head the export was taken at).
+
+Options:
+  --data-dir <dir>                 session-manager data directory
+  --out <file>                     output file (default: stdout)
+  --manifest <file>                where to write the manifest (default: <out>.manifest.json)
+  --from <iso>, --to <iso>         time range, e.g. 2026-03-01 or 2026-03-01T12:00:00.000Z
+  --user-id <id>, --session-id <id>
+  --reason <explicit|idle_timeout|max_duration>
+  --pseudonymize-key-file <file>   replace user_id/performer_id by 'pseud:' + HMAC-SHA256(key, id)
+                                   (or $CARE_PSEUDONYM_KEY_FILE)
+  -h, --help
+`,
+  timeline: `Usage: care-sessions timeline <session_id> --with <worker.jsonl>... [options]
+
+Merges the session's lifecycle events with the records of one or more worker logs tagged with the
+same session_id into one chronological timeline. Equal timestamps: session.start first, session.end
+last, then lifecycle before worker records, then log order.
+
+Options:
+  --data-dir <dir>     session-manager data directory
+  --with <file>        a worker JSONL log (repeatable)
+  --json               one record per line (JSONL) instead of text
+  -h, --help
+`,
+}
+
+const COMMON = { help: { type: 'boolean', short: 'h' }, 'data-dir': { type: 'string' } } as const
+const OPTIONS = {
+  verify: {
+    ...COMMON,
+    'expected-head': { type: 'string' },
+    manifest: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  replay: { ...COMMON, json: { type: 'boolean' } },
+  export: {
+    ...COMMON,
+    out: { type: 'string', short: 'o' },
+    manifest: { type: 'string' },
+    from: { type: 'string' },
+    to: { type: 'string' },
+    'user-id': { type: 'string' },
+    'session-id': { type: 'string' },
+    reason: { type: 'string' },
+    'pseudonymize-key-file': { type: 'string' },
+  },
+  timeline: { ...COMMON, with: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+} as const satisfies Record<string, ParseArgsConfig['options']>
+
+type Command = keyof typeof OPTIONS
+
+/**
+ * The `care-sessions` command line: `verify`, `replay`, `export` and `timeline` over a
+ * session-manager data directory. Returns the exit code instead of exiting, so tests call it directly.
+ *
+ * @example
+ * process.exitCode = await main(process.argv.slice(2))
+ */
+export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+      io[command === undefined ? 'stderr' : 'stdout'].write(USAGE)
+      return command === undefined ? EXIT_USAGE : EXIT_OK
+    }
+    if (!(command in OPTIONS)) throw new UsageError(`unknown command '${command}'`)
+    const name = command as Command
+    let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] }
+    try {
+      const config: ParseArgsConfig = {
+        args: [...rest],
+        options: OPTIONS[name],
+        allowPositionals: true,
+        strict: true,
+      }
+      const result = parseArgs(config)
+      parsed = { values: result.values as Values, positionals: result.positionals }
+    } catch (err) {
+      throw new UsageError((err as Error).message)
+    }
+    if (parsed.values.help) {
+      io.stdout.write(HELP[name]!)
+      return EXIT_OK
+    }
+    switch (name) {
+      case 'verify':
+        return await verify(parsed.values, parsed.positionals, io)
+      case 'replay':
+        return await replay(parsed.values, parsed.positionals, io)
+      case 'export':
+        return await exportCommand(parsed.values, parsed.positionals, io)
+      case 'timeline':
+        return await timeline(parsed.values, parsed.positionals, io)
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr.write(
+        `care-sessions: ${err.message}\n${command && command in HELP ? `Try 'care-sessions ${command} --help'.` : "Try 'care-sessions --help'."}\n`,
+      )
+      return EXIT_USAGE
+    }
+    if (err instanceof FailedError) {
+      io.stderr.write(`care-sessions: ${err.message}\n`)
+      return EXIT_FAILED
+    }
+    if (err instanceof LogCorruptError) {
+      io.stderr.write(`care-sessions: ${err.file}:${err.line}: ${err.reason} (run 'care-sessions verify')\n`)
+      return EXIT_FAILED
+    }
+    if (err instanceof WorkerLogError) {
+      io.stderr.write(`care-sessions: ${err.message}\n`)
+      return EXIT_FAILED
+    }
+    const code = (err as NodeJS.ErrnoException).code
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      io.stderr.write(`care-sessions: ${(err as Error).message}\n`)
+      return EXIT_FAILED
+    }
+    throw err
+  }
+  return EXIT_USAGE
+}
+
+type Values = Record<string, string | boolean | string[] | undefined>
+
+function str(values: Values, name: string): string | undefined {
+  const value = values[name]
+  return typeof value === 'string' ? value : undefined
+}
+
+async function dataDirOf(values: Values, positional: string | undefined, io: CliIo): Promise<string> {
+  const dir = resolve(
+    positional ?? str(values, 'data-dir') ?? (io.env.CARE_DATA_DIR?.trim() || DEFAULT_DATA_DIR),
+  )
+  const info = await stat(dir).catch(() => undefined)
+  if (!info) throw new UsageError(`data directory ${dir} does not exist`)
+  if (!info.isDirectory()) throw new UsageError(`${dir} is not a directory`)
+  const events = await stat(join(dir, 'events')).catch(() => undefined)
+  if (!events?.isDirectory()) {
+    throw new UsageError(`${dir} is not a session-manager data directory (no events/ directory inside)`)
+  }
+  return dir
+}
+
+function sessionIdOf(positionals: readonly string[], command: string): string {
+  const [id, extra] = positionals
+  if (id === undefined) throw new UsageError(`${command} needs a <session_id>`)
+  if (extra !== undefined) throw new UsageError(`unexpected argument '${extra}'`)
+  if (!SESSION_ID.test(id)) throw new UsageError(`'${id}' is not a session_id (a ULID)`)
+  return id
+}
+
+async function verify(values: Values, positionals: string[], io: CliIo): Promise<number> {
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`)
+  const dir = await dataDirOf(values, positionals[0], io)
+  const expectedHead = await expectedHeadOf(values)
+  const progress = createProgress(io.stderr, 'verify')
+  const report = await verifyDataDir(dir, {
+    onProgress: (done, total) => progress.update(done, total, 'bytes'),
+    ...(expectedHead ? { expectedHead } : {}),
+  })
+  progress.finish()
+  if (values.json) {
+    io.stdout.write(`${JSON.stringify({ data_dir: dir, ...report })}\n`)
+  } else {
+    const events = Object.entries(report.events)
+      .map(([event, n]) => `${n} ${event}`)
+      .join(', ')
+    const seconds = Math.max(report.durationMs, 1) / 1000
+    io.stdout.write(
+      `${report.ok ? 'OK' : 'FAILED'}: ${report.records} events in ${report.files} file(s), ${report.sessions} sessions` +
+        `${events ? ` (${events})` : ''}; head seq ${report.head.seq} ${report.head.hash}; ` +
+        `${(report.bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s\n`,
+    )
+  }
+  if (!report.ok) {
+    io.stderr.write(
+      `${join(dir, 'events', report.problem.file)}:${report.problem.line}: ${report.problem.reason}\n`,
+    )
+    return EXIT_FAILED
+  }
+  return EXIT_OK
+}
+
+async function expectedHeadOf(values: Values): Promise<LogHead | undefined> {
+  const text = str(values, 'expected-head')
+  const manifestPath = str(values, 'manifest')
+  if (text !== undefined && manifestPath !== undefined)
+    throw new UsageError('use --expected-head or --manifest, not both')
+  if (text !== undefined) {
+    const match = /^(\d+):([0-9a-f]{64})$/.exec(text)
+    if (!match) throw new UsageError('--expected-head must be <seq>:<64 hex hash>')
+    return { seq: Number(match[1]), hash: match[2]! }
+  }
+  if (manifestPath !== undefined) {
+    const raw = await readFile(manifestPath, 'utf8').catch((err: NodeJS.ErrnoException) => {
+      throw err.code === 'ENOENT' ? new UsageError(`manifest ${manifestPath} does not exist`) : err
+    })
+    let head: Partial<LogHead> | undefined
+    try {
+      head = (JSON.parse(raw) as Partial<ExportManifest>).source_head
+    } catch {
+      throw new UsageError(`manifest ${manifestPath} is not JSON`)
+    }
+    if (typeof head?.seq !== 'number' || typeof head.hash !== 'string') {
+      throw new UsageError(`manifest ${manifestPath} has no source_head`)
+    }
+    return { seq: head.seq, hash: head.hash }
+  }
+  return undefined
+}
+
+async function replay(values: Values, positionals: string[], io: CliIo): Promise<number> {
+  const sessionId = sessionIdOf(positionals, 'replay')
+  const dir = await dataDirOf(values, undefined, io)
+  const events = await sessionEvents(logAuditSource(dir), sessionId)
+  if (events.length === 0) throw new FailedError(`session ${sessionId} is not in the log under ${dir}`)
+  if (values.json) {
+    io.stdout.write(events.map((event) => `${JSON.stringify(event)}\n`).join(''))
+  } else {
+    writeTimeline(mergeTimeline(events, []), io)
+  }
+  return EXIT_OK
+}
+
+async function timeline(values: Values, positionals: string[], io: CliIo): Promise<number> {
+  const sessionId = sessionIdOf(positionals, 'timeline')
+  const files = (values.with as string[] | undefined) ?? []
+  if (files.length === 0) throw new UsageError('timeline needs at least one --with <worker.jsonl>')
+  const dir = await dataDirOf(values, undefined, io)
+  for (const file of files) {
+    const info = await stat(file).catch(() => undefined)
+    if (!info?.isFile()) throw new UsageError(`worker log ${file} does not exist or is not a file`)
+  }
+  const events = await sessionEvents(logAuditSource(dir), sessionId)
+  if (events.length === 0) throw new FailedError(`session ${sessionId} is not in the log under ${dir}`)
+  const workerLogs = []
+  for (const file of files) workerLogs.push({ file, records: await readWorkerRecords(file, sessionId) })
+  const merged = mergeTimeline(events, workerLogs)
+  if (values.json) io.stdout.write(merged.map((entry) => `${JSON.stringify(entry.record)}\n`).join(''))
+  else writeTimeline(merged, io)
+  return EXIT_OK
+}
+
+function writeTimeline(entries: readonly TimelineEntry[], io: CliIo): void {
+  const first = entries[0]?.timestamp
+  io.stdout.write(entries.map((entry) => `${formatTimelineEntry(entry, first)}\n`).join(''))
+}
+
+async function exportCommand(values: Values, positionals: string[], io: CliIo): Promise<number> {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`)
+  const parsed = parseExportFilters({
+    from: str(values, 'from'),
+    to: str(values, 'to'),
+    user_id: str(values, 'user-id'),
+    session_id: str(values, 'session-id'),
+    reason: str(values, 'reason'),
+  })
+  if (!parsed.ok) {
+    throw new UsageError(
+      parsed.fields.map((f) => `--${f.path.slice(1).replace('_', '-')}: ${f.message}`).join('; '),
+    )
+  }
+  const dir = await dataDirOf(values, undefined, io)
+  const pseudonymizer = await pseudonymizerOf(values, io)
+  const out = str(values, 'out')
+  const manifestPath = str(values, 'manifest') ?? (out === undefined ? undefined : `${out}.manifest.json`)
+  const progress = createProgress(io.stderr, 'export')
+  const onProgress = (p: { phase: 'scan' | 'write'; events: number; total?: number }) =>
+    progress.update(p.events, p.total, 'events', p.phase)
+
+  let manifest: ExportManifest
+  if (out === undefined) {
+    manifest = await runExport(logAuditSource(dir), parsed.value, (chunk) => writeTo(io.stdout, chunk), {
+      ...(pseudonymizer ? { pseudonymizer } : {}),
+      onProgress,
+    })
+  } else {
+    // Written under a temporary name and renamed at the end: a half-written dataset never has the final name.
+    const partial = `${out}.partial`
+    const file = createWriteStream(partial)
+    const opened = new Promise<void>((resolveOpen, reject) => {
+      file.once('open', () => resolveOpen())
+      file.once('error', reject)
+    })
+    try {
+      await opened
+      manifest = await runExport(logAuditSource(dir), parsed.value, (chunk) => writeTo(file, chunk), {
+        ...(pseudonymizer ? { pseudonymizer } : {}),
+        onProgress,
+      })
+      await new Promise<void>((resolveEnd, reject) => {
+        file.once('error', reject)
+        file.end(() => resolveEnd())
+      })
+      await rename(partial, out)
+    } catch (err) {
+      file.destroy()
+      await rm(partial, { force: true })
+      throw err
+    }
+  }
+  progress.finish()
+  if (manifestPath !== undefined) await writeJsonFile(manifestPath, manifest)
+  if (io.stderr.isTTY) {
+    io.stderr.write(
+      `exported ${manifest.counts.events} events of ${manifest.counts.sessions} sessions (log head seq ${manifest.source_head.seq})` +
+        `${out ? ` to ${out}` : ''}${manifestPath ? `; manifest ${manifestPath}` : ''}\n`,
+    )
+  }
+  return EXIT_OK
+}
+
+async function pseudonymizerOf(values: Values, io: CliIo): Promise<Pseudonymizer | undefined> {
+  const keyFile =
+    str(values, 'pseudonymize-key-file') ?? (io.env.CARE_PSEUDONYM_KEY_FILE?.trim() || undefined)
+  if (keyFile === undefined) return undefined
+  const key = await loadPseudonymKey(keyFile).catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ENOENT' ? new UsageError(`key file ${keyFile} does not exist`) : err
+  })
+  try {
+    return createPseudonymizer(key)
+  } catch (err) {
+    throw new UsageError(`key file ${keyFile}: ${(err as Error).message}`)
+  }
+}
+
+function writeTo(
+  stream: { write(text: string): unknown; once?(event: 'drain', listener: () => void): unknown },
+  chunk: string,
+): void | Promise<void> {
+  if (stream.write(chunk) === false && typeof stream.once === 'function') {
+    return new Promise((resolveDrain) => stream.once?.('drain', resolveDrain))
+  }
+}
+
+async function writeJsonFile(path: string, value: unknown): Promise<void> {
+  const partial = `${path}.partial`
+  const file = createWriteStream(partial)
+  await new Promise<void>((resolveWrite, reject) => {
+    file.once('error', reject)
+    file.end(`${JSON.stringify(value, null, 2)}\n`, () => resolveWrite())
+  })
+  await rename(partial, path)
+}
+
+function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env }
+}
