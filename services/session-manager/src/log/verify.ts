@@ -88,6 +88,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   let seq = 0
   let hash = GENESIS_HASH
   let lastTimestamp = ''
+  // The most frequent kind gets a plain counter: a keyed object update per line shows in profiles.
+  let touches = 0
   let problem: VerifyProblem | undefined
   const onProgress = options.onProgress
   const expected = options.expectedHead
@@ -156,7 +158,9 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
           const ok = record as ChainedRecord
           seq = ok.seq
           hash = ok.hash
-          counts.events[ok.event as string] = (counts.events[ok.event as string] ?? 0) + 1
+          const kind = ok.event as string
+          if (kind === 'session.touch') touches++
+          else counts.events[kind] = (counts.events[kind] ?? 0) + 1
           return true
         },
         onProgress
@@ -188,6 +192,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       reason: `log ends at seq ${seq}, but the expected head is seq ${expected.seq} (${expected.hash})`,
     }
   }
+  if (touches > 0) counts.events['session.touch'] = touches
   counts.records = seq
   counts.sessions = sessions.size
   counts.head = { seq, hash }
