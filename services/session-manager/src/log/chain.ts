@@ -49,7 +49,10 @@ export function encodeRecord(
   const canonical = canonicalJson(unhashed)
   const hash = sha256Hex(canonical)
   const line = Buffer.from(`${canonical.slice(0, -1)},"hash":"${hash}"}\n`)
-  return { record: { ...unhashed, hash }, line }
+  // Return what is on disk (undefined members dropped, toJSON applied), not the caller's object.
+  const record = JSON.parse(canonical) as ChainedRecord
+  record.hash = hash
+  return { record, line }
 }
 
 /**

@@ -164,3 +164,15 @@ describe('EventLog', () => {
     expect(err.code).toBe('ENOSPC')
   })
 })
+
+describe('EventLog records', () => {
+  it('resolves with the record exactly as stored (undefined members dropped, dates as strings)', async () => {
+    const dir = await dirs.make()
+    const { log } = await EventLog.open({ dir })
+    const { record, position } = await log.append({ ...sampleEvent(1), note: undefined, at: new Date(0) })
+    expect(record).not.toHaveProperty('note')
+    expect(record.at).toBe('1970-01-01T00:00:00.000Z')
+    expect(await log.read([position])).toEqual([record])
+    await log.close()
+  })
+})

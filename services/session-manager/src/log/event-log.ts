@@ -144,6 +144,8 @@ export class EventLog {
     }
     const eventsDir = eventsDirOf(options.dir)
     await fs.mkdir(eventsDir)
+    // A new events/ directory is only reachable after a power loss once its parent's entry is durable.
+    await fs.syncDir(options.dir)
     const lock = await acquireLock(fs, options.dir, logger)
     try {
       const state = await recoverLog(fs, eventsDir, {
@@ -333,6 +335,9 @@ export class EventLog {
     const first = group[0]!
     try {
       if (first.position.file !== this.#segment.index) await this.#rotate(first.position.file)
+      if (first.position.offset !== this.#durableSize || first.position.file !== this.#segment.index) {
+        throw new StorageError('LOG_FAILED', 'event log position bookkeeping is inconsistent; reopen it')
+      }
       const data = group.length === 1 ? first.line : Buffer.concat(group.map((p) => p.line))
       await writeFully(this.#handle, data, this.#durableSize)
     } catch (err) {

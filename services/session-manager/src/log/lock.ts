@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import { LogLockedError } from './errors.js'
 import { errnoOf, type LogFileSystem, readFully, writeFully } from './file-system.js'
 
@@ -23,6 +23,10 @@ const UNREADABLE_LOCK_GRACE_MS = 10_000
 
 type WarnLogger = { warn(o: object, m: string): void }
 
+// LOCK files this process holds now. A LOCK naming this process's own pid that is not one of them was
+// left by an earlier process that happened to get the same pid, e.g. pid 1 in a restarted container.
+const heldByThisProcess = new Set<string>()
+
 /** Takes `<dataDir>/LOCK` with O_EXCL; replaces it only when its owner is provably dead. */
 export async function acquireLock(
   fs: LogFileSystem,
@@ -42,6 +46,7 @@ export async function acquireLock(
       } finally {
         await handle.close()
       }
+      heldByThisProcess.add(resolve(path))
       return { path, tookOver, release: () => releaseLock(fs, path, text) }
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err
@@ -63,7 +68,8 @@ export async function acquireLock(
           `held by pid ${holder.pid} on host ${holder.hostname} (cannot check that host; remove LOCK if it is gone)`,
         )
       }
-      if (isAlive(holder.pid)) {
+      const earlierIncarnation = holder.pid === process.pid && !heldByThisProcess.has(resolve(path))
+      if (isAlive(holder.pid) && !earlierIncarnation) {
         throw new LogLockedError(path, holder.pid, holder.hostname, `held by running pid ${holder.pid}`)
       }
       logger?.warn(
@@ -104,6 +110,8 @@ async function readLock(fs: LogFileSystem, path: string): Promise<LockInfo | 'mi
 }
 
 async function releaseLock(fs: LogFileSystem, path: string, mine: string): Promise<void> {
+  // Once released the lock is no longer claimed by this process, even if removing the file fails.
+  heldByThisProcess.delete(resolve(path))
   try {
     const handle = await fs.open(path, 'read')
     let text: string
