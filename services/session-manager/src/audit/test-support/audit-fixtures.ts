@@ -30,7 +30,7 @@ export function lifecycleEvent(
     source: 'session_manager',
     origin: 'human',
     performer_id: 'caregiver-7',
-    input_record_id: ulidOf(n, '01JI'),
+    input_record_id: ulidOf(n, '01JN'),
     input_source: 'ui',
     input_digest: DIGEST,
   }
