@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// Session-manager benchmarks (issue 4). Run after a build: `pnpm bench` at the root, or
+// `node bench/run.mjs [--events 1000000] [--sessions 100000] [--duration 8]` here.
+// Every comparison is a ratio of two measurements taken in this same run, alternating A/B
+// where it matters, because these machines are shared and noisy.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ulid } from 'ulid'
+import { createIdFactory } from '../dist/ids/id-factory.js'
+import { generateLog, load, rssMb, spawnNode, startService, stop } from './lib.mjs'
+
+const { values } = parseArgs({
+  options: {
+    events: { type: 'string', default: '1000000' },
+    sessions: { type: 'string', default: '100000' },
+    duration: { type: 'string', default: '8' },
+    only: { type: 'string' },
+  },
+})
+const results = {}
+const here = (name) => new URL(name, import.meta.url).pathname
+const tmp = mkdtempSync(join(tmpdir(), 'care-bench-'))
+const section = (name) => !values.only || values.only.split(',').includes(name)
+
+try {
+  if (section('ids')) await ids()
+  if (section('start')) await startThroughput()
+  if (section('restart')) await restart()
+  if (section('rss')) await openSessionsRss()
+} finally {
+  rmSync(tmp, { recursive: true, force: true })
+}
+console.log('\n=== summary ===')
+console.log(JSON.stringify(results, null, 2))
+
+async function ids() {
+  const n = 100_000
+  const fast = createIdFactory()
+  const time = (fn) => {
+    const t = performance.now()
+    for (let i = 0; i < n; i++) fn()
+    return ((performance.now() - t) * 1000) / n
+  }
+  time(() => ulid())
+  time(() => fast())
+  const defaultUs = Math.min(
+    time(() => ulid()),
+    time(() => ulid()),
+  )
+  const pooledUs = Math.min(
+    time(() => fast()),
+    time(() => fast()),
+  )
+  results.ids = {
+    default_ulid_us: round(defaultUs, 3),
+    pooled_monotonic_us: round(pooledUs, 3),
+    speedup: round(defaultUs / pooledUs, 1),
+  }
+  console.log('ids', results.ids)
+}
+
+async function startThroughput() {
+  const duration = Number(values.duration)
+  const echo = spawnNode(here('echo-server.mjs'), {}, /"port":(\d+)/)
+  const echoUrl = `http://127.0.0.1:${(await echo.matched)[1]}/echo`
+  const service = await startService({ CARE_DATA_DIR: join(tmp, 'start') })
+  const startUrl = `${service.url}/sessions.start`
+  const runs = { echo: [], start: [] }
+  await load(echoUrl, { duration: 2 }) // warm-up both
+  await load(startUrl, { duration: 2 })
+  for (let round = 0; round < 2; round++) {
+    for (const [name, url] of [
+      ['echo', echoUrl],
+      ['start', startUrl],
+    ]) {
+      const r = await load(url, { duration })
+      const non2xx = r.non2xx + r.errors + r.timeouts
+      runs[name].push({ rps: r.requests.average, p99: r.latency.p99, p50: r.latency.p50, non2xx })
+      console.log(name, `round ${round + 1}`, runs[name].at(-1))
+    }
+  }
+  await stop(echo.child)
+  await service.stop()
+  const mean = (xs, k) => xs.reduce((a, x) => a + x[k], 0) / xs.length
+  results.start = {
+    connections: 50,
+    duration_s: duration,
+    echo_rps: round(mean(runs.echo, 'rps')),
+    start_rps: round(mean(runs.start, 'rps')),
+    ratio: round(mean(runs.start, 'rps') / mean(runs.echo, 'rps'), 3),
+    start_p99_ms: Math.max(...runs.start.map((r) => r.p99)),
+    start_p50_ms: Math.max(...runs.start.map((r) => r.p50)),
+    errors_or_non2xx: runs.start.reduce((a, r) => a + r.non2xx, 0),
+    goal: 'ratio >= 0.5, p99 < 20 ms',
+  }
+  console.log('start', results.start)
+}
+
+async function restart() {
+  const events = Number(values.events)
+  const dir = join(tmp, 'restart')
+  const t = performance.now()
+  generateLog(dir, events)
+  console.log(`generated ${events} events in ${round((performance.now() - t) / 1000, 1)} s`)
+  const baseline = []
+  const ready = []
+  for (let round = 0; round < 2; round++) {
+    const t0 = performance.now()
+    const parse = spawnNode(here('read-parse.mjs'), {}, /"parsed"/, [dir])
+    await parse.matched
+    baseline.push(performance.now() - t0)
+    await new Promise((r) => parse.child.once('exit', r))
+    const service = await startService({ CARE_DATA_DIR: dir })
+    ready.push(service.readyMs)
+    await service.stop()
+    console.log(
+      `round ${round + 1}: read+parse ${Math.round(baseline.at(-1))} ms, restart-to-ready ${Math.round(ready.at(-1))} ms`,
+    )
+  }
+  const b = Math.min(...baseline)
+  const r = Math.min(...ready)
+  results.restart = {
+    events,
+    read_parse_ms: Math.round(b),
+    restart_to_ready_ms: Math.round(r),
+    ratio: round(r / b, 2),
+    goal: 'ratio <= 2',
+  }
+  console.log('restart', results.restart)
+}
+
+async function openSessionsRss() {
+  const sessions = Number(values.sessions)
+  const service = await startService({ CARE_DATA_DIR: join(tmp, 'rss') })
+  const before = rssMb(service.child.pid)
+  const t = performance.now()
+  const r = await load(`${service.url}/sessions.start`, { connections: 50, amount: sessions })
+  const res = await fetch(`${service.url}/readyz`).then((x) => x.json())
+  const after = rssMb(service.child.pid)
+  await service.stop()
+  results.rss = {
+    open_sessions: res.open_sessions,
+    requests_2xx: r['2xx'],
+    rss_idle_mb: Math.round(before),
+    rss_mb: Math.round(after),
+    fill_s: round((performance.now() - t) / 1000, 1),
+    goal: 'RSS < 200 MB with 100,000 open sessions',
+  }
+  console.log('rss', results.rss)
+}
+
+function round(x, digits = 0) {
+  const f = 10 ** digits
+  return Math.round(x * f) / f
+}
