@@ -1,0 +1,139 @@
+import type { SessionManagerStartOutput } from '@care/schemas'
+import type pg from 'pg'
+import { chainEvent, GENESIS_HASH } from './event-chain.js'
+import { unavailable } from './pg-errors.js'
+import type { SchemaNames } from './schema-names.js'
+
+/** One start waiting to be written. */
+export interface PendingStart {
+  event: SessionManagerStartOutput
+  digest: string
+  startedAt: number
+  expiresAt: number
+}
+
+/** What became of a start: written now, answered before (by any instance), or to be tried again. */
+export type StartResult =
+  | { kind: 'inserted' }
+  | { kind: 'existing'; digest: string; body: string }
+  | { kind: 'retry' }
+
+interface Queued extends PendingStart {
+  resolve(result: StartResult): void
+  reject(error: unknown): void
+}
+
+const MAX_BATCH = 500
+
+/**
+ * Writes concurrent starts together: while `concurrency` batches are in flight, new starts queue,
+ * and the next free slot writes the whole queue as one multi-row statement (one commit, one WAL
+ * flush). `ON CONFLICT DO NOTHING` on the unique `input_record_id` turns a retry into "already
+ * there", which is then read back, so one duplicate never fails its neighbours.
+ *
+ * @example
+ * const result = await batcher.submit({ event, digest, startedAt, expiresAt })
+ */
+export class StartBatcher {
+  private queue: Queued[] = []
+  private inFlight = 0
+  private readonly idle: (() => void)[] = []
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly names: SchemaNames,
+    private readonly concurrency: number,
+  ) {}
+
+  submit(start: PendingStart): Promise<StartResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ ...start, resolve, reject })
+      this.pump()
+    })
+  }
+
+  /** Resolves once nothing is queued or in flight. */
+  drain(): Promise<void> {
+    if (this.inFlight === 0 && this.queue.length === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idle.push(resolve))
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.concurrency && this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_BATCH)
+      this.inFlight++
+      void this.write(batch).finally(() => {
+        this.inFlight--
+        this.pump()
+        if (this.inFlight === 0 && this.queue.length === 0) for (const done of this.idle.splice(0)) done()
+      })
+    }
+  }
+
+  private async write(batch: Queued[]): Promise<void> {
+    try {
+      const chained = batch.map((item) => chainEvent(item.event, GENESIS_HASH))
+      const { rows } = await this.pool.query<{ session_id: string }>(
+        `WITH input AS (
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
+                                $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
+                    WITH ORDINALITY
+             AS u(session_id, record_id, input_record_id, input_digest, event_time, body, hash,
+                  user_id, started_at, idle_timeout_ms, max_duration_ms, expires_at, ord)
+         ), inserted AS (
+           INSERT INTO ${this.names.events}
+                  (session_id, session_seq, event, record_id, input_record_id, input_digest, event_time, body, prev_hash, hash)
+           SELECT session_id, 1, 'session.start', record_id, input_record_id, input_digest, event_time, body, $13, hash
+             FROM input ORDER BY ord
+           ON CONFLICT DO NOTHING
+           RETURNING session_id
+         ), opened AS (
+           INSERT INTO ${this.names.sessions}
+                  (session_id, user_id, started_at, last_activity_at, idle_timeout_ms, max_duration_ms, expires_at,
+                   event_count, last_hash, last_event_at)
+           SELECT i.session_id, i.user_id, i.started_at, i.started_at, i.idle_timeout_ms, i.max_duration_ms, i.expires_at,
+                  1, i.hash, i.started_at
+             FROM input i JOIN inserted USING (session_id)
+         )
+         SELECT session_id FROM inserted`,
+        [
+          batch.map((i) => i.event.session_id),
+          batch.map((i) => i.event.record_id),
+          batch.map((i) => i.event.input_record_id),
+          batch.map((i) => i.digest),
+          batch.map((i) => i.event.timestamp),
+          chained.map((c) => c.body),
+          chained.map((c) => c.hash),
+          batch.map((i) => i.event.user_id),
+          batch.map((i) => i.startedAt),
+          batch.map((i) => i.event.idle_timeout_ms),
+          batch.map((i) => i.event.max_duration_ms),
+          batch.map((i) => i.expiresAt),
+          GENESIS_HASH,
+        ],
+      )
+      const inserted = new Set(rows.map((r) => r.session_id))
+      const skipped = batch.filter((item) => !inserted.has(item.event.session_id))
+      const existing = new Map<string, { digest: string; body: string }>()
+      if (skipped.length > 0) {
+        const found = await this.pool.query<{ input_record_id: string; input_digest: string; body: string }>(
+          `SELECT input_record_id, input_digest, body FROM ${this.names.events} WHERE input_record_id = ANY($1::text[])`,
+          [skipped.map((item) => item.event.input_record_id)],
+        )
+        for (const row of found.rows)
+          existing.set(row.input_record_id, { digest: row.input_digest, body: row.body })
+      }
+      for (const item of batch) {
+        if (inserted.has(item.event.session_id)) {
+          item.resolve({ kind: 'inserted' })
+          continue
+        }
+        const prior = existing.get(item.event.input_record_id)
+        item.resolve(prior ? { kind: 'existing', ...prior } : { kind: 'retry' })
+      }
+    } catch (error) {
+      const wrapped = unavailable(error)
+      for (const item of batch) item.reject(wrapped)
+    }
+  }
+}
