@@ -9,9 +9,11 @@ import {
 } from '@care/schemas'
 import { sessionGuard } from '@care/session-guard/hono'
 import { Hono, type MiddlewareHandler } from 'hono'
+import type { AuditSource } from './audit/audit-source.js'
 import type { SessionManagerConfig } from './config.js'
 import { requireRole } from './http/auth.js'
 import { createErrorHandler, sendError } from './http/errors.js'
+import { createExportHandler } from './http/export-route.js'
 import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
 import { buildOpenApiDocument } from './http/openapi.js'
@@ -25,6 +27,8 @@ export interface SessionManagerAppOptions {
   config: Pick<SessionManagerConfig, 'tokens' | 'bodyLimitBytes'>
   logger: { error(o: object, m: string): void }
   version?: string
+  /** Where `GET /export` reads events (any `EventStore`, or the log itself); without it there is no /export. */
+  audit?: () => AuditSource | undefined
 }
 
 const SESSION_ID = new RegExp(ULID_PATTERN)
@@ -125,6 +129,8 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
       next_cursor: page.nextCursor === undefined ? null : String(page.nextCursor),
     })
   })
+
+  if (options.audit) app.get('/export', auditor, ready, createExportHandler(options.audit, options.logger))
 
   app.notFound((c) => sendError(c, 'not_found'))
   app.onError(createErrorHandler(options.logger))

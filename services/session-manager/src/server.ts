@@ -1,10 +1,14 @@
 import { type ServerType, serve } from '@hono/node-server'
 import { type Logger, pino } from 'pino'
 import { createSessionManagerApp } from './app.js'
+import { logAuditSource } from './audit/audit-source.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
 import type { LogPosition } from './log/index.js'
+import { PostgresSessionService } from './postgres/postgres-session-service.js'
+import type { SessionLifecycle } from './sessions/session-lifecycle.js'
 import { type Clock, SessionService } from './sessions/session-service.js'
+import { StoreUnavailableError } from './store/event-store.js'
 import { FileEventStore } from './store/file-event-store.js'
 
 export interface RunningSessionManager {
@@ -42,14 +46,17 @@ export async function startSessionManager(
       `no bearer tokens configured: serving ${isLoopback(config.host) ? 'loopback only' : config.host} without authentication`,
     )
   }
-  let service: SessionService<LogPosition> | undefined
+  let service: SessionLifecycle | undefined
   let store: FileEventStore | undefined
+  let stopRequested = false
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
     config,
     logger,
     version: options.version,
+    // The log read directly (lock-free, chain-checked), so exports read lines back by position.
+    audit: () => (service ? logAuditSource(config.dataDir) : undefined),
   })
   const server = await listen(app.fetch, config.host, config.port)
   const port = (server.address() as { port: number }).port
@@ -57,6 +64,38 @@ export async function startSessionManager(
 
   const ready = (async () => {
     const started = performance.now()
+    const { store: storeConfig } = config
+    if (storeConfig.kind === 'postgres') {
+      const live = new PostgresSessionService({
+        policy: config.policy,
+        newId: createIdFactory(),
+        clock: options.clock,
+        logger,
+        database: { url: storeConfig.url, poolSize: storeConfig.poolSize },
+        schema: storeConfig.schema,
+        ownerRole: storeConfig.ownerRole,
+      })
+      // An unreachable database is waited for (readyz says not_ready); an unsafe one stops the start.
+      for (;;) {
+        try {
+          await live.recover()
+          break
+        } catch (error) {
+          if (!(error instanceof StoreUnavailableError) || stopRequested) {
+            await live.close()
+            throw error
+          }
+          logger.warn({ err: error }, 'database unavailable; retrying in 1 s')
+          await new Promise((resolve) => setTimeout(resolve, 1000))
+        }
+      }
+      service = live
+      logger.info(
+        { store: 'postgres', schema: storeConfig.schema, ms: Math.round(performance.now() - started) },
+        'migrated; ready',
+      )
+      return
+    }
     const live = new SessionService<LogPosition>({
       policy: config.policy,
       newId: createIdFactory(),
@@ -87,6 +126,7 @@ export async function startSessionManager(
     port,
     ready,
     stop() {
+      stopRequested = true
       stopping ??= (async () => {
         await new Promise<void>((resolve) => server.close(() => resolve()))
         await ready.catch(() => {})

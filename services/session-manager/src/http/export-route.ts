@@ -1,0 +1,78 @@
+import { errorResponse } from '@care/schemas'
+import type { Handler } from 'hono'
+import { stream } from 'hono/streaming'
+import type { AuditSource } from '../audit/audit-source.js'
+import { runExport } from '../audit/export.js'
+import { parseExportFilters } from '../audit/export-filters.js'
+import { LogCorruptError } from '../log/index.js'
+import { sendError } from './errors.js'
+import type { SessionManagerEnv } from './http-env.js'
+
+const FILTER_NAMES = ['from', 'to', 'user_id', 'session_id', 'reason'] as const
+
+/** The media type of `GET /export`: one JSON object per line. */
+export const EXPORT_CONTENT_TYPE = 'application/x-ndjson; charset=utf-8'
+
+/**
+ * `GET /export?from=&to=&user_id=&session_id=&reason=`: the same grouped JSONL export as
+ * `care-sessions export`, streamed. The manifest cannot travel in headers (it is only known at the
+ * end), so it is the last line, `{"manifest": {...}}`. If reading fails after the first byte, the last
+ * line is an error body in the shared shape (`{"error": "internal_error", ...}`) instead: a client
+ * must treat an export without a final manifest line as incomplete. The handler only sees an
+ * `AuditSource`; whether events live in files or a database is not its business.
+ *
+ * @example
+ * app.get('/export', requireRole(tokens, 'auditor'), ready, createExportHandler(() => source, logger))
+ */
+export function createExportHandler(
+  source: () => AuditSource | undefined,
+  logger: { error(o: object, m: string): void },
+): Handler<SessionManagerEnv> {
+  return async function exportSessions(c) {
+    const query = c.req.query()
+    const unknown = Object.keys(query).filter((name) => !(FILTER_NAMES as readonly string[]).includes(name))
+    const repeated = FILTER_NAMES.filter((name) => (c.req.queries(name)?.length ?? 0) > 1)
+    if (unknown.length > 0 || repeated.length > 0) {
+      return sendError(c, 'validation_failed', {
+        fields: [
+          ...unknown.map((name) => ({
+            path: `/${name}`,
+            message: `unknown filter; use ${FILTER_NAMES.join(', ')}`,
+          })),
+          ...repeated.map((name) => ({ path: `/${name}`, message: 'give this filter at most once' })),
+        ],
+      })
+    }
+    const parsed = parseExportFilters(query)
+    if (!parsed.ok) return sendError(c, 'validation_failed', { fields: parsed.fields })
+    const events = source()
+    if (!events) return sendError(c, 'not_ready')
+
+    c.header('Content-Type', EXPORT_CONTENT_TYPE)
+    c.header('Cache-Control', 'no-store')
+    c.header('X-Content-Type-Options', 'nosniff')
+    return stream(c, async (out) => {
+      let aborted = false
+      out.onAbort(() => {
+        aborted = true
+      })
+      try {
+        const manifest = await runExport(events, parsed.value, async (chunk) => {
+          if (aborted) throw new ExportAborted()
+          await out.write(chunk)
+        })
+        await out.write(`${JSON.stringify({ manifest })}\n`)
+      } catch (err) {
+        if (err instanceof ExportAborted || aborted) return
+        logger.error({ err }, 'export failed while streaming')
+        const message =
+          err instanceof LogCorruptError
+            ? `The event log is corrupt at ${err.file}:${err.line}; run care-sessions verify.`
+            : 'The export stopped before its end.'
+        await out.write(`${JSON.stringify(errorResponse('internal_error', { message }).body)}\n`)
+      }
+    })
+  }
+}
+
+class ExportAborted extends Error {}
