@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
 import { CHAIN_FIELDS, type ChainedRecord, decodeLine, encodeRecord } from './chain.js'
+import { writeCheckpoint } from './checkpoint.js'
 import { LogCorruptError, StorageError } from './errors.js'
 import {
   errnoOf,
@@ -382,9 +383,16 @@ export class EventLog {
       )
     }
     const previous = this.#handle
+    const sealed = { file: this.#segment.index, offset: this.#durableSize, ...this.#durableHead }
     this.#handle = handle
     this.#segment = next
     this.#durableSize = 0
+    if (sealed.seq > 0) {
+      // Only speeds up recovery, so a failure here must not fail the append.
+      await writeCheckpoint(this.#fs, this.#eventsDir, sealed).catch((err: unknown) => {
+        this.#logger.warn({ err, dir: this.#eventsDir }, 'event log: could not write checkpoint.json')
+      })
+    }
     this.#logger.info({ file: next.path }, 'event log: started a new segment')
     // Everything in the previous segment was fdatasync'ed before this group was taken.
     await previous.close().catch(() => {})

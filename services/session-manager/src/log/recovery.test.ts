@@ -186,3 +186,52 @@ describe('recovery on open', () => {
     },
   )
 })
+
+describe('checkpoint.json', () => {
+  it('is written at rotation and names the last record of the sealed segment', async () => {
+    const dir = await writeLog(12, 1200)
+    const files = await segmentFiles(dir)
+    const checkpoint = JSON.parse(await readFile(join(dir, 'events', 'checkpoint.json'), 'utf8'))
+    const sealed = files.at(-2)!
+    const lastSealed = JSON.parse((await linesOf(dir, sealed)).at(-1)!)
+    const size = (await readFile(join(dir, 'events', sealed))).length
+    expect(checkpoint).toEqual({
+      seq: lastSealed.seq,
+      hash: lastSealed.hash,
+      file: files.length - 1,
+      offset: size,
+    })
+  })
+
+  it('lets recovery skip re-hashing sealed lines, while verifyLog still catches an edit there', async () => {
+    const dir = await writeLog(12, 1200)
+    await rewrite(dir, (l) => l.map((x, i) => (i === 0 ? x.replace('caregiver-7', 'caregiver-0') : x)))
+    const { log, report } = await EventLog.open({ dir, maxFileBytes: 1200 })
+    expect(report.head.seq).toBe(12)
+    await log.close()
+    expect(await verifyLog(dir)).toMatchObject({ ok: false, problem: { file: SEGMENT, line: 1 } })
+  })
+
+  it('still re-hashes every line when checkpoint.json is missing', async () => {
+    const dir = await writeLog(12, 1200)
+    await rm(join(dir, 'events', 'checkpoint.json'))
+    await rewrite(dir, (l) => l.map((x, i) => (i === 0 ? x.replace('caregiver-7', 'caregiver-0') : x)))
+    await expect(EventLog.open({ dir })).rejects.toMatchObject({ file: SEGMENT, line: 1 })
+  })
+
+  it('refuses a log whose sealed record no longer matches the checkpoint', async () => {
+    const dir = await writeLog(12, 1200)
+    const checkpointPath = join(dir, 'events', 'checkpoint.json')
+    const checkpoint = JSON.parse(await readFile(checkpointPath, 'utf8'))
+    await writeFile(checkpointPath, JSON.stringify({ ...checkpoint, hash: 'f'.repeat(64) }))
+    await expect(EventLog.open({ dir })).rejects.toMatchObject({ reason: /checkpoint/ })
+    const { log, report } = await EventLog.open({ dir, repair: true })
+    expect(report.head.seq).toBe(checkpoint.seq - 1)
+    await log.close()
+    expect((await verifyLog(dir)).ok).toBe(true)
+  })
+})
+
+async function rewrite(dir: string, edit: (lines: string[]) => string[], file = SEGMENT): Promise<void> {
+  await writeFile(join(dir, 'events', file), `${edit(await linesOf(dir, file)).join('\n')}\n`)
+}

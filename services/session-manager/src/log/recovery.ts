@@ -1,4 +1,5 @@
 import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
+import { CHECKPOINT_FILE, readCheckpoint, removeCheckpoint } from './checkpoint.js'
 import { LogCorruptError } from './errors.js'
 import { type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
 import { scanLines } from './line-scanner.js'
@@ -103,6 +104,10 @@ export async function recoverLog(
   options: RecoverOptions,
 ): Promise<RecoveredState> {
   const segments = await listSegments(fs, eventsDir)
+  const last = segments.at(-1)
+  // Only a checkpoint in a sealed segment (not the one being appended to) is trusted.
+  const stored = await readCheckpoint(fs, eventsDir)
+  const checkpoint = stored && last && stored.file < last.index && stored.seq > 0 ? stored : undefined
   const cuts: RecoveryCut[] = []
   let seq = 0
   let hash = GENESIS_HASH
@@ -131,11 +136,17 @@ export async function recoverLog(
       const onRecord = options.onRecord
       const result = await scanLines(handle, (buf, start, end, offset) => {
         line++
-        const record = decodeLine(buf, start, end)
+        // Up to the checkpoint, lines were hash-verified when written: parse and link only (fast path).
+        const trusted = checkpoint !== undefined && seq < checkpoint.seq
+        const record = decodeLine(buf, start, end, !trusted)
         let reason: string | undefined
         if (typeof record === 'string') reason = record
         else if (record.seq !== seq + 1) reason = `seq is ${record.seq}, expected ${seq + 1}`
         else if (record.prev_hash !== hash) reason = "prev_hash does not match the previous line's hash"
+        else if (checkpoint !== undefined && record.seq === checkpoint.seq) {
+          const where = segment.index === checkpoint.file && offset + (end - start) + 1 === checkpoint.offset
+          if (!where || record.hash !== checkpoint.hash) reason = `record does not match ${CHECKPOINT_FILE}`
+        }
         if (reason !== undefined) {
           problem = { segment, line, offset, lineEnd: offset + (end - start) + 1, fileSize: size, reason }
           return false
@@ -164,13 +175,24 @@ export async function recoverLog(
     lastSize = size
   }
 
-  const last = segments.at(-1)
+  if (!problem && checkpoint && seq < checkpoint.seq && last) {
+    if (!options.repair) {
+      throw new LogCorruptError(
+        last.name,
+        0,
+        `log ends at seq ${seq}, before ${CHECKPOINT_FILE} seq ${checkpoint.seq}`,
+      )
+    }
+    await removeCheckpoint(fs, eventsDir)
+  }
   let segment = last ?? segmentOf(eventsDir, 1)
   if (problem) {
     const p: Problem = problem
     // Torn tail: the bad bytes are the last line of the last file (plus at most a newline-less fragment).
     const torn = !p.wholeFile && p.segment.index === last?.index && (await isTail(fs, p))
     if (!torn && !options.repair) throw new LogCorruptError(p.segment.name, p.line, p.reason, p.segment.path)
+    // A repair may cut below the checkpoint; a missing checkpoint only means a slower next recovery.
+    if (!torn) await removeCheckpoint(fs, eventsDir)
     const later = segments.filter(
       (s) => s.index > p.segment.index || (p.wholeFile && s.index === p.segment.index),
     )
