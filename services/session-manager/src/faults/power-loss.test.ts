@@ -4,19 +4,12 @@ import type { ChainedRecord } from '../log/chain.js'
 import { EventLog } from '../log/event-log.js'
 import { readLog } from '../log/read-log.js'
 import { sampleEvent } from '../log/test-support/log-fixtures.js'
-import { type CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
+import type { CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
 import { verifyLog } from '../log/verify.js'
 import { fcRuns, seededRandom, timeoutMs } from './test-support/fault-scale.js'
+import { DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
-const DIR = '/data'
-
-async function freshDisk(seed: number): Promise<PowerLossFileSystem> {
-  const fs = new PowerLossFileSystem({ random: seededRandom(seed) })
-  // The data directory itself exists durably before the service is installed.
-  await fs.mkdir(DIR)
-  await fs.syncDir('/')
-  return fs
-}
+const DIR = DATA_DIR
 
 /** Every line of every segment ends with a newline and the log verifies: nothing half-written. */
 async function expectWholeVerifiedLog(fs: PowerLossFileSystem, records: number): Promise<void> {
@@ -45,7 +38,7 @@ describe('power loss (unsynced writes and directory entries are dropped)', () =>
     async () => {
       await fc.assert(
         fc.asyncProperty(crashScenario, async (s) => {
-          const fs = await freshDisk(s.seed)
+          const fs = await freshDisk(seededRandom(s.seed))
           fs.crashAt(s.crashAt)
           const attempted: string[] = []
           const acked: string[] = []
@@ -107,7 +100,7 @@ describe('power loss (unsynced writes and directory entries are dropped)', () =>
   it("reopens after a SIGKILL even when the new process has the dead one's pid (pid 1 in a container)", async () => {
     // The page cache survives a killed process, so LOCK still names a pid; in a container the
     // restarted service is pid 1 again, i.e. the pid in LOCK is alive: it is this very process.
-    const fs = await freshDisk(1)
+    const fs = await freshDisk()
     const { log } = await EventLog.open({ dir: DIR, fs })
     await log.append(sampleEvent(1))
     fs.crash()
@@ -121,7 +114,7 @@ describe('power loss (unsynced writes and directory entries are dropped)', () =>
   })
 
   it('still refuses a second open of the same directory inside one process', async () => {
-    const fs = await freshDisk(1)
+    const fs = await freshDisk()
     const { log } = await EventLog.open({ dir: DIR, fs })
     await expect(EventLog.open({ dir: DIR, fs })).rejects.toMatchObject({ name: 'LogLockedError' })
     await log.close()

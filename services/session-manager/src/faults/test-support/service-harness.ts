@@ -1,0 +1,113 @@
+import { createSessionManagerApp } from '../../app.js'
+import { loadConfig } from '../../config.js'
+import { createIdFactory } from '../../ids/id-factory.js'
+import type { LogFileSystem, LogPosition } from '../../log/index.js'
+import { PowerLossFileSystem } from '../../log/test-support/power-loss-file-system.js'
+import { type Clock, type SessionPolicy, SessionService } from '../../sessions/session-service.js'
+import { FileEventStore } from '../../store/file-event-store.js'
+
+export const CALLER_TOKEN = 'caller-token-0123456789'
+export const AUDITOR_TOKEN = 'auditor-token-0123456789'
+
+/** Every log line the service wrote, as `{ level, msg, ...fields }`. */
+export interface CapturedLine {
+  level: 'info' | 'warn' | 'error'
+  msg: string
+  [field: string]: unknown
+}
+
+export function captureLogger(lines: CapturedLine[] = []) {
+  const at =
+    (level: CapturedLine['level']) =>
+    (o: object, msg: string): void => {
+      lines.push({ ...(o as Record<string, unknown>), level, msg })
+    }
+  return { lines, logger: { info: at('info'), warn: at('warn'), error: at('error') } }
+}
+
+export interface BootOptions {
+  fs: LogFileSystem
+  dir: string
+  clock?: Clock
+  policy?: Partial<SessionPolicy>
+  maxFileBytes?: number
+  /** Require bearer tokens (CALLER_TOKEN, AUDITOR_TOKEN); default: loopback without tokens. */
+  tokens?: boolean
+  lines?: CapturedLine[]
+}
+
+export interface BootedService {
+  service: SessionService<LogPosition>
+  store: FileEventStore
+  app: ReturnType<typeof createSessionManagerApp>
+  lines: CapturedLine[]
+  /** Graceful stop; errors (e.g. a failing fsync on close) are returned, not thrown. */
+  stop(): Promise<unknown>
+}
+
+/**
+ * The real service stack in one process: SessionService on a FileEventStore on the injected file
+ * system, behind the real Hono app, the way `startSessionManager` wires it (minus the socket and
+ * real timers: pass a ManualClock and call `service.sweepExpired()`).
+ */
+export async function bootService(options: BootOptions): Promise<BootedService> {
+  const { lines, logger } = captureLogger(options.lines)
+  const config = loadConfig(
+    options.tokens ? { CARE_CALLER_TOKENS: CALLER_TOKEN, CARE_AUDITOR_TOKENS: AUDITOR_TOKEN } : {},
+  )
+  const policy = { ...config.policy, ...options.policy }
+  const service = new SessionService<LogPosition>({
+    policy,
+    newId: createIdFactory(),
+    clock: options.clock,
+    timers: false,
+    logger,
+  })
+  let store: FileEventStore | undefined
+  try {
+    await service.recover(async (apply) => {
+      store = await FileEventStore.open(
+        { dir: options.dir, fs: options.fs, maxFileBytes: options.maxFileBytes, logger },
+        apply,
+      )
+      return store
+    })
+  } catch (err) {
+    await service.close()
+    await store?.close().catch(() => {})
+    throw err
+  }
+  const opened = store as unknown as FileEventStore
+  const app = createSessionManagerApp({
+    sessions: () => service,
+    storageHealthy: () => opened.healthy,
+    config: { ...config, policy },
+    logger,
+  })
+  return {
+    service,
+    store: opened,
+    app,
+    lines,
+    async stop() {
+      try {
+        await service.close()
+        await opened.close()
+        return undefined
+      } catch (err) {
+        return err
+      }
+    },
+  }
+}
+
+/** The data directory every in-memory test uses. */
+export const DATA_DIR = '/data'
+
+/** An in-memory disk whose data directory already exists durably (as after installation). */
+export async function freshDisk(random?: () => number): Promise<PowerLossFileSystem> {
+  const fs = new PowerLossFileSystem(random ? { random } : {})
+  await fs.mkdir(DATA_DIR)
+  await fs.syncDir('/')
+  return fs
+}
