@@ -83,7 +83,13 @@ export function sessionGuard({
 
   return async function sessionGuardMiddleware(c, next) {
     if (config.isExempt(c.req.path)) return next()
-    const body = config.readBody ? await readJsonBody(c, config.maxBodyBytes) : undefined
+    // GET and HEAD carry no body; checking first also avoids touching c.req.raw.body, which makes
+    // @hono/node-server build a full Request object.
+    const method = c.req.method
+    const body =
+      config.readBody && method !== 'GET' && method !== 'HEAD'
+        ? await readJsonBody(c, config.maxBodyBytes)
+        : undefined
     const decision = decideSessionId({
       header: config.readHeader ? c.req.header(SESSION_ID_HEADER) : undefined,
       body: extractSessionIdFromBody(body),

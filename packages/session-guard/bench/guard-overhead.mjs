@@ -1,0 +1,184 @@
+// Guarded vs unguarded throughput, Express and Hono, in one run.
+//
+// Servers run in a child process (one per framework) and autocannon in this process, so on a
+// 2-core machine the load generator and the server each get a core instead of sharing one event
+// loop. Each child listens three times with identical apps: the bare route, the route behind an
+// empty middleware (to separate the framework's cost of having any middleware from the guard's
+// own work) and the route behind the guard; all share one JIT and GC state. Requests are identical
+// (GET with x-session-id; the handler answers the same bytes). Runs rotate (U,P,G / P,G,U / ...)
+// to spread drift on a shared machine; the median of per-round ratios keeps a burst of other work
+// from deciding the result, and server CPU time per request (process.cpuUsage in the child) is
+// reported beside req/s because it is far less sensitive to other load.
+// Bounded: ROUNDS x 3 x SECONDS per framework plus warm-up (about 90 s with the defaults).
+import { fork } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import autocannon from 'autocannon'
+
+const SESSION_ID = '01JNC3G8Z9X7W6V5T4S3R2Q1P0'
+const FRAMEWORKS = ['express', 'hono']
+const VARIANTS = ['unguarded', 'passthrough', 'guarded']
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 6)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
+const WARMUP_SECONDS = 1
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10)
+const GOAL = 0.97
+
+if (process.argv[2] === '--serve') await serve(process.argv[3])
+else await main()
+
+async function serve(framework) {
+  const handlerBody = JSON.stringify({ ok: true })
+  const ports = {}
+  if (framework === 'express') {
+    const { default: express } = await import('express')
+    const { sessionErrorHandler, sessionGuard } = await import('@care/session-guard/express')
+    const middleware = {
+      passthrough: function passthrough(_req, _res, next) {
+        next()
+      },
+      guarded: sessionGuard(),
+    }
+    for (const variant of VARIANTS) {
+      const app = express()
+      app.disable('x-powered-by')
+      const handler = (_req, res) => {
+        res.type('json').send(handlerBody)
+      }
+      if (middleware[variant]) app.get('/work', middleware[variant], handler)
+      else app.get('/work', handler)
+      app.use(sessionErrorHandler())
+      ports[variant] = await new Promise((resolve) => {
+        const server = app.listen(0, '127.0.0.1', () => resolve(server.address().port))
+      })
+    }
+  } else {
+    const { Hono } = await import('hono')
+    const { serve: listen } = await import('@hono/node-server')
+    const { sessionGuard } = await import('@care/session-guard/hono')
+    const middleware = {
+      passthrough: async function passthrough(_c, next) {
+        await next()
+      },
+      guarded: sessionGuard(),
+    }
+    for (const variant of VARIANTS) {
+      const app = new Hono()
+      const handler = (c) => c.body(handlerBody, 200, { 'content-type': 'application/json' })
+      if (middleware[variant]) app.get('/work', middleware[variant], handler)
+      else app.get('/work', handler)
+      ports[variant] = await new Promise((resolve) => {
+        listen({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port))
+      })
+    }
+  }
+  process.on('message', () => {
+    const { user, system } = process.cpuUsage()
+    process.send({ cpuMicros: user + system })
+  })
+  process.send({ ports })
+}
+
+function serverCpu(child) {
+  return new Promise((resolve) => {
+    child.once('message', (message) => resolve(message.cpuMicros))
+    child.send('cpu')
+  })
+}
+
+function run(url, seconds) {
+  return autocannon({
+    url,
+    connections: CONNECTIONS,
+    duration: seconds,
+    headers: { 'x-session-id': SESSION_ID },
+  })
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = (sorted.length - 1) / 2
+  return (sorted[Math.floor(mid)] + sorted[Math.ceil(mid)]) / 2
+}
+
+async function measure(framework, child, urls) {
+  const probe = await fetch(urls.guarded, { headers: { 'x-session-id': SESSION_ID } })
+  const rejected = await fetch(urls.guarded)
+  if (probe.status !== 200 || rejected.status !== 400) throw new Error(`${framework}: guard is not wired`)
+  for (const variant of VARIANTS) await run(urls[variant], WARMUP_SECONDS)
+
+  const requests = Object.fromEntries(VARIANTS.map((v) => [v, 0]))
+  const cpu = Object.fromEntries(VARIANTS.map((v) => [v, 0]))
+  const ratios = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length])
+    const rps = {}
+    for (const variant of order) {
+      const cpuBefore = await serverCpu(child)
+      const result = await run(urls[variant], SECONDS)
+      cpu[variant] += (await serverCpu(child)) - cpuBefore
+      if (result.non2xx > 0 || result.errors > 0)
+        throw new Error(`${framework} ${variant}: ${result.non2xx} non-2xx, ${result.errors} errors`)
+      rps[variant] = result.requests.total / SECONDS
+      requests[variant] += result.requests.total
+    }
+    ratios.push(rps.guarded / rps.unguarded)
+    console.log(
+      `${framework.padEnd(8)} round ${round + 1}: ` +
+        VARIANTS.map((v) => `${v} ${rps[v].toFixed(0).padStart(6)}`).join(', ') +
+        ` req/s; guarded/unguarded ${ratios.at(-1).toFixed(3)}`,
+    )
+  }
+  const perRequest = Object.fromEntries(VARIANTS.map((v) => [v, cpu[v] / requests[v]]))
+  return {
+    framework,
+    rps: Object.fromEntries(VARIANTS.map((v) => [v, requests[v] / (ROUNDS * SECONDS)])),
+    totalRatio: requests.guarded / requests.unguarded,
+    medianRatio: median(ratios),
+    cpu: perRequest,
+    cpuRatio: perRequest.unguarded / perRequest.guarded,
+    cpuRatioVsPassthrough: perRequest.passthrough / perRequest.guarded,
+  }
+}
+
+async function main() {
+  if (!existsSync(new URL('../dist/express/index.js', import.meta.url))) {
+    console.error('dist/ is missing: run `pnpm turbo run build --filter=@care/session-guard` first.')
+    process.exit(1)
+  }
+  console.log(
+    `session-guard overhead: ${ROUNDS} rotating rounds x ${SECONDS}s per variant, ${CONNECTIONS} connections, ` +
+      `GET /work with x-session-id, node ${process.version}\n`,
+  )
+  const summary = []
+  for (const framework of FRAMEWORKS) {
+    const child = fork(fileURLToPath(import.meta.url), ['--serve', framework], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    try {
+      const { ports } = await new Promise((resolve, reject) => {
+        child.once('message', resolve)
+        child.once('exit', (code) => reject(new Error(`${framework} server exited with ${code}`)))
+      })
+      const urls = Object.fromEntries(VARIANTS.map((v) => [v, `http://127.0.0.1:${ports[v]}/work`]))
+      summary.push(await measure(framework, child, urls))
+    } finally {
+      child.kill()
+    }
+  }
+  console.log('\nreq/s (mean over rounds) and server CPU per request')
+  for (const s of summary)
+    console.log(
+      `${s.framework.padEnd(8)} ` +
+        VARIANTS.map((v) => `${v} ${s.rps[v].toFixed(0)} req/s (${s.cpu[v].toFixed(1)} us CPU/req)`).join(
+          ', ',
+        ),
+    )
+  console.log(`\nguarded/unguarded (goal >= ${GOAL})`)
+  for (const s of summary)
+    console.log(
+      `${s.framework.padEnd(8)} req/s median-round ${s.medianRatio.toFixed(3)}, req/s total ${s.totalRatio.toFixed(3)}, ` +
+        `CPU-derived ${s.cpuRatio.toFixed(3)} -> ${s.medianRatio >= GOAL ? 'met' : 'MISSED'}; ` +
+        `guard vs empty middleware (CPU-derived) ${s.cpuRatioVsPassthrough.toFixed(3)}`,
+    )
+}
