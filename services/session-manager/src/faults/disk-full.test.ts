@@ -36,7 +36,7 @@ function start(booted: BootedService, extra: Record<string, unknown> = {}) {
 async function expect503(res: Response, code = 'storage_unavailable') {
   expect(res.status).toBe(503)
   expect(res.headers.get('retry-after')).toBe('1')
-  const body = await res.json()
+  const body = (await res.json()) as { error: string }
   expect(validateError.check(body)).toBe(true)
   expect(body.error).toBe(code)
 }
@@ -78,7 +78,7 @@ describe('disk full and read-only data directory', () => {
   it('answers 503 and reports not ready when fdatasync hits ENOSPC, and keeps every acknowledged event after restart', async () => {
     const { disk, fs, booted } = await boot()
     const ok = await start(booted)
-    const acked = (await ok.json()).session_id as string
+    const acked = ((await ok.json()) as { session_id: string }).session_id
     fs.fail('fdatasync', { errno: 'ENOSPC' })
     await expect503(await start(booted))
     expectClearLogLine(booted.lines, 'FSYNC_FAILED')

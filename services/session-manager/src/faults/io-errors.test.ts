@@ -144,7 +144,7 @@ describe('I/O errors at every call (Nth write, fsync, open, rename... fails once
               if (!booted.store.healthy) {
                 const ready = await booted.app.request('/readyz')
                 expect(ready.status).toBe(503)
-                expect((await ready.json()).error).toBe('storage_unavailable')
+                expect(((await ready.json()) as { error: string }).error).toBe('storage_unavailable')
               }
               await booted.stop()
             }

@@ -81,7 +81,7 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => opened.healthy,
-    config: { ...config, policy },
+    config,
     logger,
   })
   return {
