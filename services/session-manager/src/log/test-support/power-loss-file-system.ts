@@ -125,9 +125,15 @@ export class PowerLossFileSystem implements LogFileSystem {
     return out
   }
 
-  /** Writes a file directly and durably (test setup, e.g. a torn log to recover). */
+  /** Writes a file directly and durably, directories on the way included (test setup, e.g. a torn log). */
   put(path: string, bytes: Uint8Array): void {
     const parent = this.#dirOf(path, true)
+    let dir = this.#root
+    for (const part of partsOf(dirname(normalize(path)))) {
+      const next = dir.entries.get(part) as DirNode
+      dir.durableEntries.set(part, next)
+      dir = next
+    }
     const file = newFile()
     setBytes(file, Buffer.from(bytes))
     syncFile(file)
