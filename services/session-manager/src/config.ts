@@ -3,6 +3,14 @@ import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import type { SessionPolicy } from './sessions/session-service.js'
 
+/**
+ * Where events are kept: the embedded JSONL log (default, one process) or PostgreSQL (`CARE_STORE=postgres`,
+ * `DATABASE_URL`), which several instances can share.
+ */
+export type StoreConfig =
+  | { kind: 'file' }
+  | { kind: 'postgres'; url: string; schema: string; ownerRole?: string; poolSize: number }
+
 /** Who may do what. A token may carry both roles. */
 export type Role = 'caller' | 'auditor'
 
@@ -19,6 +27,7 @@ export interface SessionManagerConfig {
   /** Cut off a corrupt log instead of refusing to start (`CARE_LOG_REPAIR=1` or `--repair`). */
   repair: boolean
   logLevel: string
+  store: StoreConfig
 }
 
 /** The configuration is unusable; the message says which variable and why. The service refuses to start. */
@@ -65,6 +74,23 @@ export function loadConfig(
     maxLogFileBytes: integer(env.CARE_LOG_MAX_FILE_BYTES, 64 * 1024 * 1024, 'CARE_LOG_MAX_FILE_BYTES', 4096),
     repair: env.CARE_LOG_REPAIR === '1' || argv.includes('--repair'),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
+    store: storeConfig(env),
+  }
+}
+
+function storeConfig(env: NodeJS.ProcessEnv): StoreConfig {
+  const kind = env.CARE_STORE?.trim() || 'file'
+  if (kind === 'file') return { kind }
+  if (kind !== 'postgres') throw new ConfigError(`CARE_STORE=${kind} must be file or postgres.`)
+  const url = env.DATABASE_URL?.trim()
+  if (!url) throw new ConfigError('CARE_STORE=postgres needs DATABASE_URL (postgres://user@host:5432/db).')
+  const ownerRole = env.CARE_DB_OWNER_ROLE?.trim()
+  return {
+    kind,
+    url,
+    schema: env.CARE_DB_SCHEMA?.trim() || 'care_sessions',
+    ...(ownerRole ? { ownerRole } : {}),
+    poolSize: integer(env.CARE_DB_POOL_SIZE, 10, 'CARE_DB_POOL_SIZE', 1, 1000),
   }
 }
 

@@ -98,7 +98,10 @@ $fn$;
 REVOKE ALL ON ${t.events}, ${t.checkpoints}, ${t.sessions} FROM PUBLIC;
 REVOKE ALL ON FUNCTION ${t.watermark} FROM PUBLIC;
 -- The owner too: in single-role setups the service is the owner, and must still not rewrite history.
-REVOKE UPDATE, DELETE, TRUNCATE ON ${t.events}, ${t.checkpoints} FROM CURRENT_USER;
+-- The owner keeps TRUNCATE on events only because LOCK TABLE ... SHARE (events_watermark) needs it;
+-- the BEFORE TRUNCATE trigger refuses every actual truncation.
+REVOKE UPDATE, DELETE ON ${t.events} FROM CURRENT_USER;
+REVOKE UPDATE, DELETE, TRUNCATE ON ${t.checkpoints} FROM CURRENT_USER;
 GRANT USAGE ON SCHEMA ${t.schema} TO ${service};
 GRANT SELECT, INSERT ON ${t.events}, ${t.checkpoints} TO ${service};
 GRANT SELECT, INSERT, UPDATE ON ${t.sessions} TO ${service};

@@ -1,0 +1,294 @@
+import type { SessionLifecycleEvent } from '@care/schemas'
+import pg from 'pg'
+import type { EventStore, StoredEvent } from '../store/event-store.js'
+import { lastCheckpoint } from './checkpoints.js'
+import { chainEvent, GENESIS_HASH, storedEventOf } from './event-chain.js'
+import { unavailable } from './pg-errors.js'
+import { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
+
+/**
+ * The projection row of one session, kept next to the events so any instance can answer for it.
+ *
+ * @example
+ * const state = sessionStateAfter(undefined, startEvent, hash)
+ */
+export interface SessionState {
+  session_id: string
+  user_id: string
+  started_at: number
+  last_activity_at: number
+  idle_timeout_ms: number
+  max_duration_ms: number
+  expires_at: number
+  event_count: number
+  last_hash: string
+  last_event_at: number
+  ended_at: number | null
+  end_reason: string | null
+}
+
+/**
+ * Advances a session's projection by one event (the one whose hash is `hash`). Throws when the
+ * event cannot follow (no start, or anything after the end).
+ *
+ * @example
+ * let state = sessionStateAfter(undefined, start, h1)
+ * state = sessionStateAfter(state, touch, h2)
+ */
+export function sessionStateAfter(
+  state: SessionState | undefined,
+  event: SessionLifecycleEvent,
+  hash: string,
+): SessionState {
+  const time = Date.parse(event.timestamp)
+  if (event.event === 'session.start') {
+    if (state) throw new Error(`second session.start for session ${event.session_id}`)
+    return {
+      session_id: event.session_id,
+      user_id: event.user_id,
+      started_at: time,
+      last_activity_at: time,
+      idle_timeout_ms: event.idle_timeout_ms,
+      max_duration_ms: event.max_duration_ms,
+      expires_at: Math.min(time + event.idle_timeout_ms, time + event.max_duration_ms),
+      event_count: 1,
+      last_hash: hash,
+      last_event_at: time,
+      ended_at: null,
+      end_reason: null,
+    }
+  }
+  if (!state) throw new Error(`${event.event} for unknown session ${event.session_id}`)
+  if (state.ended_at !== null) throw new Error(`${event.event} after the end of session ${event.session_id}`)
+  const next = { ...state, event_count: state.event_count + 1, last_hash: hash, last_event_at: time }
+  if (event.event === 'session.touch') {
+    next.last_activity_at = time
+    next.expires_at = Math.min(time + state.idle_timeout_ms, state.started_at + state.max_duration_ms)
+  } else {
+    next.ended_at = Date.parse(event.ended_at)
+    next.end_reason = event.reason
+  }
+  return next
+}
+
+const SESSION_COLUMNS = [
+  'session_id',
+  'user_id',
+  'started_at',
+  'last_activity_at',
+  'idle_timeout_ms',
+  'max_duration_ms',
+  'expires_at',
+  'event_count',
+  'last_hash',
+  'last_event_at',
+  'ended_at',
+  'end_reason',
+] as const
+
+/**
+ * Inserts chained events (multi-row) and upserts their sessions' projection rows, inside the
+ * caller's transaction. Used by `append` and by the JSONL import.
+ *
+ * @example
+ * await insertChained(client, names, rows, states)
+ */
+export async function insertChained(
+  client: pg.PoolClient,
+  t: SchemaNames,
+  rows: { event: SessionLifecycleEvent; sessionSeq: number; prevHash: string; body: string; hash: string }[],
+  states: SessionState[],
+): Promise<number[]> {
+  const { rows: inserted } = await client.query<{ seq: string }>(
+    `INSERT INTO ${t.events}
+            (session_id, session_seq, event, record_id, input_record_id, input_digest, event_time, body, prev_hash, hash)
+     SELECT a, b, c, d, e, f, g, h, i, j FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[],
+                          $8::text[], $9::text[], $10::text[]) WITH ORDINALITY AS u(a, b, c, d, e, f, g, h, i, j, ord)
+      ORDER BY ord
+     RETURNING seq`,
+    [
+      rows.map((r) => r.event.session_id),
+      rows.map((r) => r.sessionSeq),
+      rows.map((r) => r.event.event),
+      rows.map((r) => r.event.record_id),
+      rows.map((r) => ('input_record_id' in r.event ? (r.event.input_record_id ?? null) : null)),
+      rows.map((r) => ('input_digest' in r.event ? (r.event.input_digest ?? null) : null)),
+      rows.map((r) => r.event.timestamp),
+      rows.map((r) => r.body),
+      rows.map((r) => r.prevHash),
+      rows.map((r) => r.hash),
+    ],
+  )
+  if (states.length > 0) {
+    const types = [
+      'text',
+      'text',
+      'bigint',
+      'bigint',
+      'bigint',
+      'bigint',
+      'bigint',
+      'int',
+      'text',
+      'bigint',
+      'bigint',
+      'text',
+    ]
+    await client.query(
+      `INSERT INTO ${t.sessions} (${SESSION_COLUMNS.join(', ')})
+       SELECT * FROM unnest(${types.map((type, i) => `$${i + 1}::${type}[]`).join(', ')})
+       ON CONFLICT (session_id) DO UPDATE SET
+         ${SESSION_COLUMNS.slice(1)
+           .map((c) => `${c} = excluded.${c}`)
+           .join(', ')}`,
+      SESSION_COLUMNS.map((column) => states.map((s) => s[column])),
+    )
+  }
+  return inserted.map((r) => Number(r.seq))
+}
+
+/**
+ * The PostgreSQL store behind the `EventStore` interface, for tools: `scan()` streams every event
+ * in log order (timestamp, then seq) from one consistent snapshot, so replay and export work as on
+ * the JSONL log; `append` chains one event into its session under the session row's lock; `head()`
+ * is the newest checkpoint (`seq` = the last seq it covers). The multi-instance service itself uses
+ * `PostgresSessionService`, which batches and never holds a lock across a round trip.
+ *
+ * @example
+ * const store = await PostgresEventStore.open({ url: process.env.DATABASE_URL! })
+ * for await (const event of store.scan()) out.write(`${JSON.stringify(event)}\n`)
+ * await store.close()
+ */
+export class PostgresEventStore implements EventStore<number> {
+  private checkpointHead = { seq: 0, hash: GENESIS_HASH }
+
+  private constructor(
+    readonly pool: pg.Pool,
+    readonly names: SchemaNames,
+    private readonly ownsPool: boolean,
+  ) {}
+
+  static async open(options: { url?: string; pool?: pg.Pool; schema?: string }): Promise<PostgresEventStore> {
+    const pool = options.pool ?? new pg.Pool({ connectionString: options.url, max: 2 })
+    const store = new PostgresEventStore(pool, schemaNames(options.schema ?? DEFAULT_SCHEMA), !options.pool)
+    await store.refreshHead()
+    return store
+  }
+
+  /** Re-reads the newest checkpoint for `head()`. */
+  async refreshHead(): Promise<{ seq: number; hash: string }> {
+    try {
+      const last = await lastCheckpoint(this.pool, this.names)
+      if (last) this.checkpointHead = { seq: last.to_seq, hash: last.hash }
+      return this.checkpointHead
+    } catch (error) {
+      throw unavailable(error)
+    }
+  }
+
+  async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: number }> {
+    const client = await this.pool.connect().catch((error: unknown) => {
+      throw unavailable(error)
+    })
+    try {
+      await client.query('BEGIN')
+      const { rows } = await client.query<Record<string, string | number | null>>(
+        `SELECT * FROM ${this.names.sessions} WHERE session_id = $1 FOR UPDATE`,
+        [event.session_id],
+      )
+      const previous = rows[0] ? sessionStateOfRow(rows[0]) : undefined
+      const prevHash = previous?.last_hash ?? GENESIS_HASH
+      const { body, hash } = chainEvent(event, prevHash)
+      const state = sessionStateAfter(previous, event, hash)
+      const [seq] = await insertChained(
+        client,
+        this.names,
+        [{ event, sessionSeq: state.event_count, prevHash, body, hash }],
+        [state],
+      )
+      await client.query('COMMIT')
+      return { stored: storedEventOf({ seq: seq!, body, hash }), ref: seq! }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error instanceof Error && error.message.includes('session') && !('code' in error)
+        ? error
+        : unavailable(error)
+    } finally {
+      client.release()
+    }
+  }
+
+  async read(refs: readonly number[]): Promise<StoredEvent[]> {
+    const { rows } = await this.pool
+      .query<{ seq: string; body: string; hash: string }>(
+        `SELECT seq, body, hash FROM ${this.names.events} WHERE seq = ANY($1::bigint[])`,
+        [refs],
+      )
+      .catch((error: unknown) => {
+        throw unavailable(error)
+      })
+    const bySeq = new Map(rows.map((r) => [Number(r.seq), r]))
+    return refs.map((ref) => {
+      const row = bySeq.get(ref)
+      if (!row) throw new Error(`no event with seq ${ref}`)
+      return storedEventOf(row)
+    })
+  }
+
+  /** Every event ordered by (timestamp, seq) from one REPEATABLE READ snapshot, paged by key. */
+  async *scan(): AsyncIterable<StoredEvent> {
+    const client = await this.pool.connect()
+    try {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      let after: { time: Date; seq: string } | undefined
+      for (;;) {
+        const { rows } = await client.query<{ seq: string; body: string; hash: string; event_time: Date }>(
+          after
+            ? `SELECT seq, body, hash, event_time FROM ${this.names.events}
+                WHERE (event_time, seq) > ($1, $2) ORDER BY event_time, seq LIMIT 2000`
+            : `SELECT seq, body, hash, event_time FROM ${this.names.events} ORDER BY event_time, seq LIMIT 2000`,
+          after ? [after.time, after.seq] : [],
+        )
+        for (const row of rows) yield storedEventOf(row)
+        if (rows.length < 2000) break
+        const last = rows.at(-1)!
+        after = { time: last.event_time, seq: last.seq }
+      }
+      await client.query('COMMIT')
+    } finally {
+      client.release()
+    }
+  }
+
+  head(): { seq: number; hash: string } {
+    return this.checkpointHead
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsPool) await this.pool.end()
+  }
+}
+
+/**
+ * Reads a sessions-table row (bigints arrive as strings).
+ *
+ * @example
+ * const state = sessionStateOfRow(row)
+ */
+export function sessionStateOfRow(row: Record<string, string | number | null>): SessionState {
+  const n = (v: string | number | null) => Number(v)
+  return {
+    session_id: String(row.session_id),
+    user_id: String(row.user_id),
+    started_at: n(row.started_at!),
+    last_activity_at: n(row.last_activity_at!),
+    idle_timeout_ms: n(row.idle_timeout_ms!),
+    max_duration_ms: n(row.max_duration_ms!),
+    expires_at: n(row.expires_at!),
+    event_count: n(row.event_count!),
+    last_hash: String(row.last_hash),
+    last_event_at: n(row.last_event_at!),
+    ended_at: row.ended_at === null ? null : n(row.ended_at!),
+    end_reason: row.end_reason === null ? null : String(row.end_reason),
+  }
+}
