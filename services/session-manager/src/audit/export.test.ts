@@ -1,7 +1,8 @@
+import { ULID_PATTERN } from '@care/schemas'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type AuditSource, logAuditSource } from './audit-source.js'
 import { type ExportManifest, runExport } from './export.js'
-import { type ExportFilters, parseExportFilters } from './export-filters.js'
+import { type ExportFilters, parseExportFilters, SESSION_ID_PATTERN } from './export-filters.js'
 import { createPseudonymizer } from './pseudonymize.js'
 import { scenario, tempDirs, writeLog } from './test-support/audit-fixtures.js'
 
@@ -200,6 +201,10 @@ describe('pseudonymised export', () => {
 })
 
 describe('parseExportFilters', () => {
+  it('checks session ids with the same pattern as @care/schemas', () => {
+    expect(SESSION_ID_PATTERN).toBe(ULID_PATTERN)
+  })
+
   it('accepts ISO dates, a ULID session id and a known reason', () => {
     expect(
       parseExportFilters({

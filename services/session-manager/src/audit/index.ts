@@ -19,7 +19,13 @@ export {
   type ExportSink,
   runExport,
 } from './export.js'
-export { END_REASONS, type EndReason, type ExportFilters, parseExportFilters } from './export-filters.js'
+export {
+  END_REASONS,
+  type EndReason,
+  type ExportFilters,
+  parseExportFilters,
+  SESSION_ID_PATTERN,
+} from './export-filters.js'
 export {
   createPseudonymizer,
   IDENTITY_FIELDS,

@@ -2,10 +2,9 @@ import { createWriteStream } from 'node:fs'
 import { readFile, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
-import { ULID_PATTERN } from '@care/schemas'
 import { logAuditSource } from '../audit/audit-source.js'
 import { type ExportManifest, runExport } from '../audit/export.js'
-import { parseExportFilters } from '../audit/export-filters.js'
+import { parseExportFilters, SESSION_ID_PATTERN } from '../audit/export-filters.js'
 import { createPseudonymizer, loadPseudonymKey, type Pseudonymizer } from '../audit/pseudonymize.js'
 import {
   formatTimelineEntry,
@@ -15,7 +14,6 @@ import {
   type TimelineEntry,
   WorkerLogError,
 } from '../audit/timeline.js'
-import { verifyDataDir } from '../audit/verify.js'
 import { DEFAULT_DATA_DIR } from '../config.js'
 import { LogCorruptError, type LogHead } from '../log/index.js'
 import { createProgress } from './progress.js'
@@ -40,7 +38,7 @@ export const EXIT_USAGE = 2
 class UsageError extends Error {}
 class FailedError extends Error {}
 
-const SESSION_ID = new RegExp(ULID_PATTERN)
+const SESSION_ID = new RegExp(SESSION_ID_PATTERN)
 
 const USAGE = `care-sessions: audit the CARE session log
 
@@ -243,6 +241,8 @@ async function verify(values: Values, positionals: string[], io: CliIo): Promise
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`)
   const dir = await dataDirOf(values, positionals[0], io)
   const expectedHead = await expectedHeadOf(values)
+  // Loaded here: it brings the compiled schemas, which the other commands do not need.
+  const { verifyDataDir } = await import('../audit/verify.js')
   const progress = createProgress(io.stderr, 'verify')
   const report = await verifyDataDir(dir, {
     onProgress: (done, total) => progress.update(done, total, 'bytes'),
