@@ -3,6 +3,7 @@ import { type Logger, pino } from 'pino'
 import { createSessionManagerApp } from './app.js'
 import { logAuditSource } from './audit/audit-source.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
+import { answerClientErrorsAsJson } from './http/client-error.js'
 import { createIdFactory } from './ids/id-factory.js'
 import type { LogPosition } from './log/index.js'
 import { PostgresSessionService } from './postgres/postgres-session-service.js'
@@ -147,5 +148,6 @@ function listen(
   return new Promise((resolve, reject) => {
     const server = serve({ fetch, hostname, port }, () => resolve(server))
     server.once('error', reject)
+    answerClientErrorsAsJson(server)
   })
 }

@@ -1,0 +1,520 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { compileValidator, ERROR_CODES, ErrorResponse } from '@care/schemas'
+import fc from 'fast-check'
+import { pino } from 'pino'
+import { monotonicFactory } from 'ulid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { loadConfig } from './config.js'
+import { fcRuns, scaled, timeoutMs } from './faults/test-support/fault-scale.js'
+import {
+  AUDITOR_TOKEN,
+  type BootedService,
+  bootService,
+  CALLER_TOKEN,
+  DATA_DIR,
+  freshDisk,
+} from './faults/test-support/service-harness.js'
+import type { PowerLossFileSystem } from './log/test-support/power-loss-file-system.js'
+import { verifyLog } from './log/verify.js'
+import { type RunningSessionManager, startSessionManager } from './server.js'
+
+const validateError = compileValidator(ErrorResponse)
+const newId = monotonicFactory()
+
+/** Every status each route documents (openapi.ts). A healthy store never answers 503, nothing 500. */
+const DOCUMENTED: Record<string, number[]> = {
+  '/sessions.start': [200, 201, 400, 401, 403, 413, 415, 422],
+  '/sessions.end': [200, 400, 401, 403, 404, 409, 413, 415, 422],
+  '/sessions.touch': [200, 400, 401, 403, 404, 409, 413, 415, 422],
+  read: [200, 400, 401, 403, 404],
+  other: [200, 404],
+}
+
+let disk: PowerLossFileSystem
+let booted: BootedService
+const openSessions: string[] = []
+/** record_ids of events the log holds, so a replayed answer is told apart from a new event. */
+const storedRecordIds = new Set<string>()
+
+function logLines(): number {
+  let lines = 0
+  for (const [name, bytes] of disk.snapshot(`${DATA_DIR}/events`)) {
+    if (!name.endsWith('.jsonl')) continue
+    for (const byte of bytes) if (byte === 0x0a) lines++
+  }
+  return lines
+}
+
+function validBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    schema_version: '1.1',
+    record_id: newId(),
+    user_id: 'user-1',
+    timestamp: new Date().toISOString(),
+    source: 'ui',
+    origin: 'human',
+    performer_id: 'caregiver-1',
+    ...extra,
+  }
+}
+
+interface Probe {
+  method: string
+  path: string
+  headers: Record<string, string>
+  body?: string | Uint8Array
+}
+
+/**
+ * Sends one request and checks the promises every answer keeps: a documented status, the shared
+ * error shape for every error, never 5xx, and exactly one new log line per newly accepted event.
+ */
+async function expectWellBehaved(probe: Probe): Promise<Response> {
+  const before = logLines()
+  const res = await booted.app.request(probe.path, {
+    method: probe.method,
+    headers: probe.headers,
+    ...(probe.body === undefined ? {} : { body: probe.body }),
+  })
+  const text = await res.text()
+  const where = `${probe.method} ${probe.path} -> ${res.status} ${text.slice(0, 300)}`
+  const pathname = probe.path.split('?')[0]!
+  const route =
+    probe.method === 'POST' && DOCUMENTED[pathname]
+      ? pathname
+      : /^\/sessions\/[^/]*(\/timeline)?$/.test(pathname)
+        ? 'read'
+        : 'other'
+  expect(DOCUMENTED[route], where).toContain(res.status)
+  let body: unknown
+  expect(() => {
+    body = JSON.parse(text)
+  }, where).not.toThrow()
+  if (res.status >= 400) {
+    expect(validateError.check(body), where).toBe(true)
+    const code = (body as { error: keyof typeof ERROR_CODES }).error
+    expect(ERROR_CODES[code]?.status, where).toBe(res.status)
+  }
+  let added = 0
+  if (probe.method === 'POST' && res.status < 300) {
+    const recordId = (body as { record_id: string }).record_id
+    if (!storedRecordIds.has(recordId)) added = 1
+    storedRecordIds.add(recordId)
+    if (probe.path === '/sessions.start' && res.status === 201)
+      openSessions.push((body as { session_id: string }).session_id)
+  }
+  expect(logLines() - before, where).toBe(added)
+  return res
+}
+
+// --- generators -------------------------------------------------------------------------------
+
+const hostileString = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.constantFrom(
+    '\r\n{"event":"session.end"}\r\n',
+    '\u001b[31mred\u001b[0m',
+    '\u0000',
+    '\u2028\u2029',
+    '\ud800',
+    '</script>',
+    '$' + '{jndi:ldap://x}',
+    'a'.repeat(1025),
+  ),
+  fc.integer({ min: 1, max: 40_000 }).map((n) => 'x'.repeat(n)),
+)
+
+const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  hostileString,
+  fc.constantFrom(null, true, 0, -1, 1e308, [], {}),
+  fc.array(fc.nat(), { maxLength: 5000 }),
+  fc.dictionary(
+    fc.constantFrom('__proto__', 'constructor', 'prototype', 'device', 'x'),
+    fc.jsonValue({ maxDepth: 1 }),
+  ),
+)
+
+const forbiddenKeyed = fc
+  .tuple(
+    fc.constantFrom('__proto__', 'constructor', 'prototype'),
+    fc.jsonValue({ maxDepth: 1 }),
+    fc.boolean(),
+  )
+  .map(([key, value, nested]) => {
+    const inner = `{${JSON.stringify(key)}:${JSON.stringify(value)}}`
+    const base = JSON.stringify(validBody())
+    return nested ? `${base.slice(0, -1)},"metadata":${inner}}` : `${inner.slice(0, -1)},${base.slice(1)}`
+  })
+
+/** A valid body with one field replaced, removed or added, as raw JSON text. */
+const mutatedBody = (path: string) =>
+  fc
+    .record({
+      field: fc.constantFrom(
+        'schema_version',
+        'record_id',
+        'user_id',
+        'timestamp',
+        'source',
+        'origin',
+        'performer_id',
+        'session_id',
+        'metadata',
+        'seq',
+        'hash',
+        'extra',
+      ),
+      action: fc.constantFrom('replace', 'delete', 'keep'),
+      value: hostileValue,
+      session: fc.nat(),
+    })
+    .map(({ field, action, value, session }) => {
+      const body = validBody()
+      if (path !== '/sessions.start' && openSessions.length > 0)
+        body.session_id = openSessions[session % openSessions.length]
+      if (action === 'replace') body[field] = value
+      if (action === 'delete') delete body[field]
+      return JSON.stringify(body)
+    })
+
+const deepNesting = fc
+  .tuple(fc.integer({ min: 1, max: 6000 }), fc.constantFrom('[', '{"a":'))
+  .map(([depth, open]) => {
+    const close = open === '[' ? ']' : '}'
+    return `${open.repeat(depth)}1${close.repeat(depth)}`
+  })
+
+const rawBody = (path: string) =>
+  fc.oneof(
+    { weight: 4, arbitrary: mutatedBody(path) },
+    { weight: 1, arbitrary: forbiddenKeyed },
+    { weight: 1, arbitrary: deepNesting },
+    { weight: 1, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v)) },
+    { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
+    { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }) },
+  )
+
+const contentType = fc.constantFrom(
+  'application/json',
+  'application/json',
+  'application/json; charset=utf-8',
+  'APPLICATION/JSON',
+  'application/json; charset=latin1',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=x',
+  'application/jsonx',
+  '',
+)
+
+const authorization = fc.constantFrom(
+  `Bearer ${CALLER_TOKEN}`,
+  `Bearer ${CALLER_TOKEN}`,
+  `Bearer ${AUDITOR_TOKEN}`,
+  'Bearer nope-nope-nope-nope',
+  `bearer ${CALLER_TOKEN}`,
+  '',
+  `Bearer ${'x'.repeat(600)}`,
+)
+
+const postProbe = fc
+  .constantFrom('/sessions.start', '/sessions.end', '/sessions.touch')
+  .chain((path) =>
+    fc.record({
+      path: fc.constant(path),
+      body: rawBody(path),
+      type: contentType,
+      auth: authorization,
+      sessionHeader: fc.option(
+        fc.oneof(fc.constant('01JNC3G8Z9X7W6V5T4S3R2Q1P0'), fc.string({ maxLength: 30 })),
+        {
+          nil: undefined,
+        },
+      ),
+    }),
+  )
+  .map(
+    ({ path, body, type, auth, sessionHeader }): Probe => ({
+      method: 'POST',
+      path,
+      headers: {
+        ...(type ? { 'content-type': type } : {}),
+        ...(auth ? { authorization: auth } : {}),
+        ...(sessionHeader !== undefined && /^[\x20-\x7e]*$/.test(sessionHeader)
+          ? { 'x-session-id': sessionHeader }
+          : {}),
+      },
+      body,
+    }),
+  )
+
+const pathSegment = fc.oneof(
+  fc.constant('01JNC3G8Z9X7W6V5T4S3R2Q1P0'),
+  fc.string({ maxLength: 30 }).map(encodeURIComponent),
+  fc.constantFrom('..', '%2e%2e', '%00', '__proto__', 'constructor'),
+)
+
+const getProbe = fc
+  .record({
+    kind: fc.constantFrom('summary', 'timeline', 'other'),
+    segment: fc.oneof(
+      pathSegment,
+      fc.nat().map((n) => openSessions[n % Math.max(1, openSessions.length)] ?? 'x'),
+    ),
+    query: fc.dictionary(
+      fc.constantFrom('cursor', 'limit', 'x'),
+      fc.oneof(fc.nat().map(String), fc.string({ maxLength: 20 })),
+    ),
+    auth: authorization,
+    method: fc.constantFrom('GET', 'GET', 'HEAD', 'DELETE', 'PUT', 'PATCH', 'OPTIONS'),
+    other: fc.constantFrom(
+      '/healthz',
+      '/readyz',
+      '/openapi.json',
+      '/sessions',
+      '/sessions.start',
+      '/',
+      '/sessions.current',
+    ),
+  })
+  .map(({ kind, segment, query, auth, method, other }): Probe => {
+    const search = new URLSearchParams(query).toString()
+    const path =
+      kind === 'other'
+        ? other
+        : `/sessions/${segment}${kind === 'timeline' ? '/timeline' : ''}${search ? `?${search}` : ''}`
+    return { method, path, headers: auth ? { authorization: auth } : {} }
+  })
+
+// --- tests ------------------------------------------------------------------------------------
+
+beforeAll(async () => {
+  disk = await freshDisk()
+  booted = await bootService({ fs: disk, dir: DATA_DIR, tokens: true })
+  for (let i = 0; i < 3; i++) {
+    await expectWellBehaved({
+      method: 'POST',
+      path: '/sessions.start',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_TOKEN}` },
+      body: JSON.stringify(validBody()),
+    })
+  }
+})
+
+afterAll(async () => {
+  expect(await booted.stop()).toBeUndefined()
+  // However hostile the traffic, the log on disk verifies.
+  expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: logLines() })
+})
+
+describe('session-manager HTTP under hostile input (fast-check)', () => {
+  it(
+    'answers every POST with a documented status and the shared error shape, never 5xx; one log line per accepted event',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(postProbe, async (probe) => {
+          await expectWellBehaved(probe)
+        }),
+        fcRuns('http fuzz POST', 600, 20_000),
+      )
+    },
+    timeoutMs(60_000),
+  )
+
+  it(
+    'answers every read and unknown route with a documented status and the shared error shape',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(getProbe, async (probe) => {
+          // Reads never add log lines; HEAD/OPTIONS bodies are empty, so only check status there.
+          if (probe.method === 'HEAD') {
+            const res = await booted.app.request(probe.path, { method: 'HEAD', headers: probe.headers })
+            expect(res.status).toBeLessThan(500)
+            return
+          }
+          await expectWellBehaved(probe)
+        }),
+        fcRuns('http fuzz GET', 400, 10_000),
+      )
+    },
+    timeoutMs(60_000),
+  )
+
+  it('keeps one event per line whatever control characters metadata carries (log injection)', async () => {
+    const nasty = [
+      'a\r\nb',
+      '\u001b[2J\u001b[31m',
+      'nul\u0000nul',
+      'ls\u2028ps\u2029',
+      '\n{"seq":1}\n',
+      '\t\b\f\v',
+    ]
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(
+          fc.stringMatching(/^[a-z][a-z0-9_]{0,10}$/),
+          fc.oneof(fc.constantFrom(...nasty), fc.string({ unit: 'binary', maxLength: 40 })),
+          { minKeys: 1, maxKeys: 6 },
+        ),
+        async (metadata) => {
+          const res = await expectWellBehaved({
+            method: 'POST',
+            path: '/sessions.start',
+            headers: { 'content-type': 'application/json', authorization: `Bearer ${CALLER_TOKEN}` },
+            body: JSON.stringify(validBody({ metadata })),
+          })
+          expect(res.status).toBe(201)
+        },
+      ),
+      fcRuns('log injection', 200, 5000),
+    )
+    for (const [name, bytes] of disk.snapshot(`${DATA_DIR}/events`)) {
+      if (!name.endsWith('.jsonl')) continue
+      // Raw CR, ESC and NUL never reach the file: JSON escapes them inside the one line.
+      expect(bytes.includes(0x0d)).toBe(false)
+      expect(bytes.includes(0x1b)).toBe(false)
+      expect(bytes.includes(0x00)).toBe(false)
+    }
+    expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: logLines() })
+  })
+})
+
+// --- real sockets: lying Content-Length, chunked bodies over the limit ---------------------------
+
+/** Writes raw bytes, half-closes, and returns everything the server sent back before closing. */
+function rawExchange(port: number, request: string | Buffer, timeout = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    const chunks: Buffer[] = []
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve(Buffer.concat(chunks).toString('latin1'))
+    }, timeout)
+    socket.on('data', (c) => chunks.push(c))
+    socket.on('error', (err) => {
+      clearTimeout(timer)
+      if ((err as { code?: string }).code === 'ECONNRESET') resolve(Buffer.concat(chunks).toString('latin1'))
+      else reject(err)
+    })
+    socket.on('close', () => {
+      clearTimeout(timer)
+      resolve(Buffer.concat(chunks).toString('latin1'))
+    })
+    socket.end(request)
+  })
+}
+
+/** The status codes of every response in a raw reply (keep-alive may carry several). */
+function statusesOf(reply: string): number[] {
+  return [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))
+}
+
+/** JSON bodies of every response in a raw reply that has one. */
+function jsonBodiesOf(reply: string): unknown[] {
+  return [...reply.matchAll(/\r\n\r\n(\{.*?\})(?=HTTP\/1\.1|$)/gs)].map((m) => JSON.parse(m[1]!))
+}
+
+describe('session-manager over a real socket (startSessionManager)', () => {
+  let running: RunningSessionManager
+  let port: number
+  let dataDir: string
+
+  const fileLines = async () => {
+    let lines = 0
+    for (const name of await readdir(join(dataDir, 'events'))) {
+      if (!name.endsWith('.jsonl')) continue
+      for (const byte of await readFile(join(dataDir, 'events', name))) if (byte === 0x0a) lines++
+    }
+    return lines
+  }
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'care-fuzz-'))
+    const config = loadConfig({
+      PORT: '0',
+      CARE_DATA_DIR: dataDir,
+      CARE_CALLER_TOKENS: CALLER_TOKEN,
+      CARE_AUDITOR_TOKENS: AUDITOR_TOKEN,
+    })
+    running = await startSessionManager(config, { logger: pino({ level: 'silent' }) })
+    await running.ready
+    port = running.port
+  })
+  afterAll(async () => {
+    await running.stop()
+    expect((await verifyLog(dataDir)).ok).toBe(true)
+    await rm(dataDir, { recursive: true, force: true })
+  })
+
+  const head = (length: string, extra = '') =>
+    `POST /sessions.start HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CALLER_TOKEN}\r\nContent-Type: application/json\r\n${length}${extra}\r\n`
+
+  const cases: [string, () => string][] = [
+    [
+      'Content-Length larger than the body (client gives up)',
+      () => `${head('Content-Length: 500\r\n')}{"a":1}`,
+    ],
+    [
+      'Content-Length smaller than the body',
+      () => `${head('Content-Length: 5\r\n')}${JSON.stringify(validBody())}`,
+    ],
+    ['Content-Length over the limit', () => `${head('Content-Length: 20000\r\n')}${'x'.repeat(20_000)}`],
+    ['Content-Length over the limit, body never sent', () => head('Content-Length: 99999999\r\n')],
+    ['a negative Content-Length', () => `${head('Content-Length: -1\r\n')}{}`],
+    ['a non-numeric Content-Length', () => `${head('Content-Length: abc\r\n')}{}`],
+    ['two different Content-Lengths', () => `${head('Content-Length: 2\r\nContent-Length: 3\r\n')}{}`],
+    [
+      'Content-Length and chunked together',
+      () => `${head('Content-Length: 2\r\nTransfer-Encoding: chunked\r\n')}2\r\n{}\r\n0\r\n\r\n`,
+    ],
+    [
+      'a chunked body over the limit',
+      () =>
+        `${head('Transfer-Encoding: chunked\r\n')}${`400\r\n${'x'.repeat(0x400)}\r\n`.repeat(20)}0\r\n\r\n`,
+    ],
+    ['a chunked body cut off mid-chunk', () => `${head('Transfer-Encoding: chunked\r\n')}400\r\n{"a":`],
+    ['a malformed chunk size', () => `${head('Transfer-Encoding: chunked\r\n')}zz\r\n{}\r\n0\r\n\r\n`],
+  ]
+
+  it.each(cases)(
+    'answers %s with a documented 4xx in the shared error shape (or just closes), and stays up',
+    async (_name, build) => {
+      const before = await fileLines()
+      const reply = await rawExchange(port, build())
+      const statuses = statusesOf(reply)
+      const bodies = jsonBodiesOf(reply)
+      // Every response carries the shared error shape, including those node's HTTP parser makes.
+      expect(bodies.length, reply.slice(0, 600)).toBe(statuses.length)
+      for (const [i, status] of statuses.entries()) {
+        expect([400, 413, 415], reply.slice(0, 600)).toContain(status)
+        expect(validateError.check(bodies[i]), JSON.stringify(bodies[i])).toBe(true)
+        expect(ERROR_CODES[(bodies[i] as { error: keyof typeof ERROR_CODES }).error].status).toBe(status)
+      }
+      expect(await fileLines()).toBe(before)
+      const health = await fetch(`http://127.0.0.1:${port}/healthz`)
+      expect(health.status).toBe(200)
+    },
+    10_000,
+  )
+
+  it(
+    'stays up with bounded memory under a burst of hostile requests',
+    async () => {
+      const hostile = cases.map(([, build]) => build())
+      const rounds = scaled(20, 200)
+      const heapBefore = process.memoryUsage().heapUsed
+      for (let round = 0; round < rounds; round++) {
+        await Promise.all(hostile.map((request) => rawExchange(port, request, 2000)))
+      }
+      const grownMb = (process.memoryUsage().heapUsed - heapBefore) / 1024 / 1024
+      expect(grownMb).toBeLessThan(64)
+      expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
+    },
+    timeoutMs(60_000),
+  )
+})
