@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { createWorkerApp } from './app.js'
+import { answerClientErrorsAsJson } from './client-error.js'
 import { openWorkerEventLog } from './event-log.js'
 
 /**
@@ -53,6 +54,7 @@ export async function startWorker({
     downstreamUrl: () => downstreamUrl ?? `${selfUrl}/steps/annotate`,
   })
   const server = app.listen(port, host)
+  answerClientErrorsAsJson(server)
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve)

@@ -1,0 +1,334 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { compileValidator, ERROR_CODES, ErrorResponse } from '@care/schemas'
+import fc from 'fast-check'
+import { pino } from 'pino'
+import { monotonicFactory } from 'ulid'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type RunningWorker, startWorker } from './server.js'
+import { validateWorkerEvent } from './worker-records.js'
+
+// `pnpm test:faults --long` sets CARE_FAULTS_SCALE=long; CARE_FAULTS_SEED (+ CARE_FAULTS_PATH) replays a failure.
+const LONG = process.env.CARE_FAULTS_SCALE === 'long'
+function fcRuns(name: string, ci: number, long: number): fc.Parameters<unknown> {
+  const params: fc.Parameters<unknown> = { numRuns: LONG ? long : ci }
+  const seed = process.env.CARE_FAULTS_SEED?.trim()
+  if (seed) {
+    params.seed = Number(seed)
+    const path = process.env.CARE_FAULTS_PATH?.trim()
+    if (path) params.path = path
+    console.log(`[faults] ${name}: seed ${seed}${path ? ` path ${path}` : ''}`)
+  }
+  return params
+}
+
+const validateError = compileValidator(ErrorResponse)
+const newId = monotonicFactory()
+const SESSION = '01JNC3G8Z9X7W6V5T4S3R2Q1P0'
+
+/** Statuses each route documents; with a healthy disk and downstream nothing is 5xx. */
+const DOCUMENTED: Record<string, number[]> = {
+  '/infer': [200, 400, 413, 415],
+  '/steps/annotate': [200, 400, 413, 415],
+  other: [200, 404],
+}
+/** Lines one accepted request adds to the worker's JSONL log. */
+const LINES_PER_SUCCESS: Record<string, number> = { '/infer': 3, '/steps/annotate': 1 }
+
+let worker: RunningWorker
+let dir: string
+let logPath: string
+
+async function logText(): Promise<string> {
+  return readFile(logPath, 'utf8').catch(() => '')
+}
+const lineCount = async () => (await logText()).split('\n').length - 1
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'worker-fuzz-'))
+  logPath = join(dir, 'events.jsonl')
+  worker = await startWorker({ port: 0, host: '127.0.0.1', logPath, logger: pino({ level: 'silent' }) })
+})
+
+afterAll(async () => {
+  await worker.close()
+  // Every line is one whole, schema-valid worker event, however hostile the traffic was.
+  const lines = (await logText()).split('\n')
+  expect(lines.pop()).toBe('')
+  for (const line of lines) expect(validateWorkerEvent.check(JSON.parse(line)), line).toBe(true)
+  await rm(dir, { recursive: true, force: true })
+})
+
+interface Probe {
+  method: string
+  path: string
+  headers: Record<string, string>
+  body?: string | Uint8Array
+}
+
+async function expectWellBehaved(probe: Probe): Promise<Response> {
+  const before = await lineCount()
+  const res = await fetch(`${worker.url}${probe.path}`, {
+    method: probe.method,
+    headers: probe.headers,
+    ...(probe.body === undefined ? {} : { body: probe.body }),
+  })
+  const text = await res.text()
+  const where = `${probe.method} ${probe.path} -> ${res.status} ${text.slice(0, 300)}`
+  const route = probe.method === 'POST' && DOCUMENTED[probe.path] ? probe.path : 'other'
+  expect(DOCUMENTED[route], where).toContain(res.status)
+  let body: unknown
+  expect(() => {
+    body = JSON.parse(text)
+  }, where).not.toThrow()
+  if (res.status >= 400) {
+    expect(validateError.check(body), where).toBe(true)
+    expect(ERROR_CODES[(body as { error: keyof typeof ERROR_CODES }).error]?.status, where).toBe(res.status)
+  }
+  const added = res.status === 200 ? (LINES_PER_SUCCESS[route] ?? 0) : 0
+  expect((await lineCount()) - before, where).toBe(added)
+  return res
+}
+
+function inferBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    schema_version: '1.1',
+    record_id: newId(),
+    user_id: 'user-42',
+    timestamp: '2026-03-01T12:00:00.000Z',
+    source: 'ui',
+    origin: 'human',
+    performer_id: 'caregiver-7',
+    text: 'Is it time for my medication?',
+    ...extra,
+  }
+}
+
+function annotateBody(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return { input_record_id: newId(), user_id: 'user-42', text: 'hello there', ...extra }
+}
+
+const hostileString = fc.oneof(
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.constantFrom('\r\n{"event":"infer.output"}\r\n', '\u001b[31m', '\u0000', '\u2028\u2029', '\ud800', '?'),
+  fc.integer({ min: 1, max: 40_000 }).map((n) => 'x'.repeat(n)),
+)
+
+const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
+  fc.jsonValue({ maxDepth: 3 }),
+  hostileString,
+  fc.constantFrom(null, true, 0, -1, 1e308, [], {}),
+  fc.array(fc.nat(), { maxLength: 5000 }),
+  fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'prototype', 'x'), fc.jsonValue({ maxDepth: 1 })),
+)
+
+const mutated = (path: string) =>
+  fc
+    .record({
+      field: fc.constantFrom(
+        'schema_version',
+        'record_id',
+        'user_id',
+        'timestamp',
+        'source',
+        'origin',
+        'performer_id',
+        'session_id',
+        'text',
+        'input_record_id',
+        'extra',
+      ),
+      action: fc.constantFrom('replace', 'delete', 'keep'),
+      value: hostileValue,
+    })
+    .map(({ field, action, value }) => {
+      const body = path === '/infer' ? inferBody() : annotateBody()
+      if (action === 'replace') body[field] = value
+      if (action === 'delete') delete body[field]
+      return JSON.stringify(body)
+    })
+
+const deepNesting = fc
+  .tuple(fc.integer({ min: 1, max: 6000 }), fc.constantFrom('[', '{"a":'))
+  .map(([depth, open]) => `${open.repeat(depth)}1${(open === '[' ? ']' : '}').repeat(depth)}`)
+
+const forbiddenKeyed = fc
+  .tuple(fc.constantFrom('__proto__', 'constructor', 'prototype'), fc.jsonValue({ maxDepth: 1 }))
+  .map(
+    ([key, value]) =>
+      `{${JSON.stringify(key)}:${JSON.stringify(value)},${JSON.stringify(inferBody()).slice(1)}`,
+  )
+
+const postProbe = fc
+  .constantFrom('/infer', '/steps/annotate')
+  .chain((path) =>
+    fc.record({
+      path: fc.constant(path),
+      body: fc.oneof(
+        { weight: 4, arbitrary: mutated(path) },
+        { weight: 1, arbitrary: forbiddenKeyed },
+        { weight: 1, arbitrary: deepNesting },
+        { weight: 1, arbitrary: fc.jsonValue().map((v) => JSON.stringify(v)) },
+        { weight: 1, arbitrary: fc.string({ maxLength: 200 }) },
+        { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }) },
+      ),
+      type: fc.constantFrom(
+        'application/json',
+        'application/json',
+        'application/json; charset=utf-8',
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'application/jsonx',
+        '',
+      ),
+      session: fc.oneof(
+        fc.constant(SESSION),
+        fc.constant(SESSION),
+        fc.constant(undefined),
+        fc.string({ maxLength: 30 }).filter((s) => /^[\x20-\x7e]*$/.test(s)),
+      ),
+    }),
+  )
+  .map(
+    ({ path, body, type, session }): Probe => ({
+      method: 'POST',
+      path,
+      headers: { ...(type ? { 'content-type': type } : {}), ...(session ? { 'x-session-id': session } : {}) },
+      body,
+    }),
+  )
+
+describe('sample worker under hostile input (fast-check)', () => {
+  it('answers every POST with a documented status and the shared error shape, never 5xx; whole lines only for accepted work', async () => {
+    await fc.assert(
+      fc.asyncProperty(postProbe, async (probe) => {
+        await expectWellBehaved(probe)
+      }),
+      fcRuns('worker http fuzz POST', 250, 10_000),
+    )
+  }, 120_000)
+
+  it('answers other methods and routes with 404 (or 200 for /healthz) in the shared shape', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH', 'POST'),
+        fc.oneof(
+          fc.constantFrom('/healthz', '/infer', '/steps/annotate', '/', '/steps', '/infer/x'),
+          fc.webPath().map((p) => p || '/'),
+        ),
+        async (method, path) => {
+          if (method === 'POST' && DOCUMENTED[path]) return
+          await expectWellBehaved({ method, path, headers: {} })
+        },
+      ),
+      fcRuns('worker http fuzz routes', 150, 5000),
+    )
+  }, 60_000)
+
+  it('keeps one event per line whatever control characters the text carries (log injection)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.oneof(
+          fc.constantFrom(
+            'a\r\nb',
+            '\u001b[2J',
+            'nul\u0000nul',
+            'ls\u2028ps',
+            '\n{"event":"infer.output"}\n',
+          ),
+          fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }),
+        ),
+        async (text) => {
+          fc.pre(text.trim().length > 0 || text.length > 0)
+          await expectWellBehaved({
+            method: 'POST',
+            path: '/infer',
+            headers: { 'content-type': 'application/json', 'x-session-id': SESSION },
+            body: JSON.stringify(inferBody({ text })),
+          })
+        },
+      ),
+      fcRuns('worker log injection', 100, 3000),
+    )
+    const raw = await readFile(logPath)
+    expect(raw.includes(0x0d)).toBe(false)
+    expect(raw.includes(0x1b)).toBe(false)
+    expect(raw.includes(0x00)).toBe(false)
+  }, 60_000)
+})
+
+function rawExchange(port: number, request: string, timeout = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port })
+    const chunks: Buffer[] = []
+    const done = () => {
+      clearTimeout(timer)
+      resolve(Buffer.concat(chunks).toString('latin1'))
+    }
+    const timer = setTimeout(() => {
+      socket.destroy()
+      done()
+    }, timeout)
+    socket.on('data', (c) => chunks.push(c))
+    socket.on('error', (err) => ((err as { code?: string }).code === 'ECONNRESET' ? done() : reject(err)))
+    socket.on('close', done)
+    socket.end(request)
+  })
+}
+
+describe('sample worker over a raw socket', () => {
+  const head = (framing: string) =>
+    `POST /infer HTTP/1.1\r\nHost: x\r\nX-Session-Id: ${SESSION}\r\nContent-Type: application/json\r\n${framing}\r\n`
+  const cases: [string, () => string][] = [
+    ['Content-Length larger than the body', () => `${head('Content-Length: 500\r\n')}{"a":1}`],
+    [
+      'Content-Length smaller than the body',
+      () => `${head('Content-Length: 5\r\n')}${JSON.stringify(inferBody())}`,
+    ],
+    ['Content-Length over the limit', () => `${head('Content-Length: 20000\r\n')}${'x'.repeat(20_000)}`],
+    ['a non-numeric Content-Length', () => `${head('Content-Length: abc\r\n')}{}`],
+    [
+      'Content-Length and chunked together',
+      () => `${head('Content-Length: 2\r\nTransfer-Encoding: chunked\r\n')}2\r\n{}\r\n0\r\n\r\n`,
+    ],
+    [
+      'a chunked body over the limit',
+      () =>
+        `${head('Transfer-Encoding: chunked\r\n')}${`400\r\n${'x'.repeat(0x400)}\r\n`.repeat(20)}0\r\n\r\n`,
+    ],
+    ['a malformed chunk size', () => `${head('Transfer-Encoding: chunked\r\n')}zz\r\n{}\r\n0\r\n\r\n`],
+  ]
+
+  it.each(cases)(
+    'answers %s with a documented 4xx in the shared error shape (or just closes), writes nothing, stays up',
+    async (_name, build) => {
+      const before = await lineCount()
+      const port = Number(new URL(worker.url).port)
+      const reply = await rawExchange(port, build())
+      const statuses = [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))
+      const bodies = [...reply.matchAll(/\r\n\r\n(\{.*?\})(?=HTTP\/1\.1|$)/gs)].map((m) => JSON.parse(m[1]!))
+      // Every response carries the shared error shape, including those node's HTTP parser makes.
+      expect(bodies.length, reply.slice(0, 500)).toBe(statuses.length)
+      for (const [i, status] of statuses.entries()) {
+        expect([400, 413], reply.slice(0, 500)).toContain(status)
+        expect(validateError.check(bodies[i]), JSON.stringify(bodies[i])).toBe(true)
+      }
+      expect(await lineCount()).toBe(before)
+      expect((await fetch(`${worker.url}/healthz`)).status).toBe(200)
+    },
+    10_000,
+  )
+
+  it('stays up with bounded memory under a burst of hostile requests', async () => {
+    const port = Number(new URL(worker.url).port)
+    const heapBefore = process.memoryUsage().heapUsed
+    for (let round = 0; round < (LONG ? 200 : 20); round++) {
+      await Promise.all(cases.map(([, build]) => rawExchange(port, build(), 2000)))
+    }
+    expect((process.memoryUsage().heapUsed - heapBefore) / 1024 / 1024).toBeLessThan(64)
+    expect((await fetch(`${worker.url}/healthz`)).status).toBe(200)
+  }, 60_000)
+})
