@@ -202,62 +202,74 @@ const postProbe = fc
   )
 
 describe('sample worker under hostile input (fast-check)', () => {
-  it('answers every POST with a documented status and the shared error shape, never 5xx; whole lines only for accepted work', async () => {
-    await fc.assert(
-      fc.asyncProperty(postProbe, async (probe) => {
-        await expectWellBehaved(probe)
-      }),
-      fcRuns('worker http fuzz POST', 250, 10_000),
-    )
-  }, 120_000)
+  it(
+    'answers every POST with a documented status and the shared error shape, never 5xx; whole lines only for accepted work',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(postProbe, async (probe) => {
+          await expectWellBehaved(probe)
+        }),
+        fcRuns('worker http fuzz POST', 250, 10_000),
+      )
+    },
+    LONG ? 1_800_000 : 120_000,
+  )
 
-  it('answers other methods and routes with 404 (or 200 for /healthz) in the shared shape', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH', 'POST'),
-        fc.oneof(
-          fc.constantFrom('/healthz', '/infer', '/steps/annotate', '/', '/steps', '/infer/x'),
-          fc.webPath().map((p) => p || '/'),
-        ),
-        async (method, path) => {
-          if (method === 'POST' && DOCUMENTED[path]) return
-          await expectWellBehaved({ method, path, headers: {} })
-        },
-      ),
-      fcRuns('worker http fuzz routes', 150, 5000),
-    )
-  }, 60_000)
-
-  it('keeps one event per line whatever control characters the text carries (log injection)', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.oneof(
-          fc.constantFrom(
-            'a\r\nb',
-            '\u001b[2J',
-            'nul\u0000nul',
-            'ls\u2028ps',
-            '\n{"event":"infer.output"}\n',
+  it(
+    'answers other methods and routes with 404 (or 200 for /healthz) in the shared shape',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom('GET', 'PUT', 'DELETE', 'PATCH', 'POST'),
+          fc.oneof(
+            fc.constantFrom('/healthz', '/infer', '/steps/annotate', '/', '/steps', '/infer/x'),
+            fc.webPath().map((p) => p || '/'),
           ),
-          fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }),
+          async (method, path) => {
+            if (method === 'POST' && DOCUMENTED[path]) return
+            await expectWellBehaved({ method, path, headers: {} })
+          },
         ),
-        async (text) => {
-          fc.pre(text.trim().length > 0 || text.length > 0)
-          await expectWellBehaved({
-            method: 'POST',
-            path: '/infer',
-            headers: { 'content-type': 'application/json', 'x-session-id': SESSION },
-            body: JSON.stringify(inferBody({ text })),
-          })
-        },
-      ),
-      fcRuns('worker log injection', 100, 3000),
-    )
-    const raw = await readFile(logPath)
-    expect(raw.includes(0x0d)).toBe(false)
-    expect(raw.includes(0x1b)).toBe(false)
-    expect(raw.includes(0x00)).toBe(false)
-  }, 60_000)
+        fcRuns('worker http fuzz routes', 150, 5000),
+      )
+    },
+    LONG ? 1_200_000 : 60_000,
+  )
+
+  it(
+    'keeps one event per line whatever control characters the text carries (log injection)',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.oneof(
+            fc.constantFrom(
+              'a\r\nb',
+              '\u001b[2J',
+              'nul\u0000nul',
+              'ls\u2028ps',
+              '\n{"event":"infer.output"}\n',
+            ),
+            fc.string({ unit: 'binary', minLength: 1, maxLength: 60 }),
+          ),
+          async (text) => {
+            fc.pre(text.trim().length > 0 || text.length > 0)
+            await expectWellBehaved({
+              method: 'POST',
+              path: '/infer',
+              headers: { 'content-type': 'application/json', 'x-session-id': SESSION },
+              body: JSON.stringify(inferBody({ text })),
+            })
+          },
+        ),
+        fcRuns('worker log injection', 100, 3000),
+      )
+      const raw = await readFile(logPath)
+      expect(raw.includes(0x0d)).toBe(false)
+      expect(raw.includes(0x1b)).toBe(false)
+      expect(raw.includes(0x00)).toBe(false)
+    },
+    LONG ? 1_200_000 : 60_000,
+  )
 })
 
 function rawExchange(port: number, request: string, timeout = 5000): Promise<string> {
@@ -322,13 +334,17 @@ describe('sample worker over a raw socket', () => {
     10_000,
   )
 
-  it('stays up with bounded memory under a burst of hostile requests', async () => {
-    const port = Number(new URL(worker.url).port)
-    const heapBefore = process.memoryUsage().heapUsed
-    for (let round = 0; round < (LONG ? 200 : 20); round++) {
-      await Promise.all(cases.map(([, build]) => rawExchange(port, build(), 2000)))
-    }
-    expect((process.memoryUsage().heapUsed - heapBefore) / 1024 / 1024).toBeLessThan(64)
-    expect((await fetch(`${worker.url}/healthz`)).status).toBe(200)
-  }, 60_000)
+  it(
+    'stays up with bounded memory under a burst of hostile requests',
+    async () => {
+      const port = Number(new URL(worker.url).port)
+      const heapBefore = process.memoryUsage().heapUsed
+      for (let round = 0; round < (LONG ? 200 : 20); round++) {
+        await Promise.all(cases.map(([, build]) => rawExchange(port, build(), 2000)))
+      }
+      expect((process.memoryUsage().heapUsed - heapBefore) / 1024 / 1024).toBeLessThan(64)
+      expect((await fetch(`${worker.url}/healthz`)).status).toBe(200)
+    },
+    LONG ? 1_200_000 : 60_000,
+  )
 })
