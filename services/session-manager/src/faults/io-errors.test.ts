@@ -89,6 +89,22 @@ async function scenario(booted: BootedService, clock: ManualClock, acked: Acked)
     const end = await send('/sessions.end', requestBody(clock, newId, { session_id: second }))
     if (end.status < 300) acked.ended.add(second)
   }
+  const third = ids[2]
+  if (third) {
+    // Reads go to disk too: a retry of a stored request and an auditor's timeline.
+    const body = requestBody(clock, newId, { session_id: third })
+    const touch = await post(booted, '/sessions.touch', body)
+    if (touch.status < 300) {
+      acked.touches.set(touch.body.record_id as string, third)
+      const retry = await post(booted, '/sessions.touch', body)
+      if (retry.status < 300) expect(retry.body).toEqual(touch.body)
+    }
+    const timeline = await booted.app.request(`/sessions/${third}/timeline`)
+    if (timeline.status !== 200) {
+      expect(timeline.status).toBe(503)
+      expect(((await timeline.json()) as { error: string }).error).toBe('storage_unavailable')
+    }
+  }
 }
 
 /** After a power loss and a clean restart, everything acknowledged is there and the log verifies. */
@@ -115,7 +131,16 @@ async function expectAckedDurable(
   expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true })
 }
 
-const OPERATIONS: FsOperation[] = ['write', 'fdatasync', 'open', 'rename', 'fsyncDir', 'fsync', 'ftruncate']
+const OPERATIONS: FsOperation[] = [
+  'write',
+  'fdatasync',
+  'open',
+  'read',
+  'rename',
+  'fsyncDir',
+  'fsync',
+  'ftruncate',
+]
 const MAX_N = scaled(40, 200)
 
 describe('I/O errors at every call (Nth write, fsync, open, rename... fails once or forever)', () => {

@@ -43,7 +43,14 @@ export class FileEventStore implements EventStore<LogPosition> {
   }
 
   async read(refs: readonly LogPosition[]): Promise<StoredEvent[]> {
-    return (await this.log.read([...refs])) as unknown as StoredEvent[]
+    try {
+      return (await this.log.read([...refs])) as unknown as StoredEvent[]
+    } catch (error) {
+      // An I/O error reading the disk (EIO, EMFILE...) is an unavailable store (503), not a bug (500).
+      const code = (error as { code?: unknown } | null)?.code
+      if (typeof code !== 'string') throw error
+      throw new StoreUnavailableError(`event log read failed (${code})`, code, { cause: error })
+    }
   }
 
   async *scan(): AsyncIterable<StoredEvent> {
