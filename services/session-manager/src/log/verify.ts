@@ -1,9 +1,21 @@
+import { existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
-import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
-import { type LogFileSystem, nodeFileSystem } from './file-system.js'
-import { scanLines } from './line-scanner.js'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { type ChainedRecord, GENESIS_HASH } from './chain.js'
+import { type LogFileHandle, type LogFileSystem, nodeFileSystem } from './file-system.js'
 import type { LogHead } from './recovery.js'
-import { eventsDirOf, listSegments } from './segments.js'
+import { eventsDirOf, listSegments, type Segment } from './segments.js'
+import {
+  type ChunkResult,
+  checkChunk,
+  hashOfLine,
+  linkProblem,
+  loadRecordCheck,
+  STAGE_DECODE,
+} from './verify-chunk.js'
+import type { VerifyWorkerData, VerifyWorkerReply, VerifyWorkerTask } from './verify-worker.js'
 
 /**
  * Result of `verifyLog`. `ok` is false when `problem` is set; counts cover the records before it.
@@ -43,27 +55,63 @@ export interface VerifyProblem {
 }
 
 /**
- * Options of `verifyLog`.
+ * Options of `verifyLog`. `checkRecord` / `checkRecordModule` add a per-record check (e.g. schema
+ * validation) evaluated where lines are parsed; its reason is reported like the built-in ones, after
+ * them for the same line. A function cannot cross into a worker thread, so `checkRecord` makes the run
+ * single-threaded; `checkRecordModule` names a module exporting `checkRecord` that each worker imports.
  *
  * @example
  * await verifyLog(dir, { onProgress: (done, total) => bar.update(done / total) })
+ * await verifyLog(dir, { checkRecordModule: new URL('./schema-record-check.js', import.meta.url) })
  */
 export interface VerifyOptions {
   onProgress?(bytes: number, totalBytes: number): void
   /** A head published elsewhere (e.g. an audit anchor): also detects lines cut off at a line boundary. */
   expectedHead?: LogHead
   fs?: LogFileSystem
+  /**
+   * Worker threads that parse and hash. Default: up to 2 (one per core) for logs of 16 MiB or more,
+   * else 0 (in-process). Without the compiled `verify-worker.js` beside this module (e.g. when running
+   * the TypeScript sources) verification always runs in-process.
+   */
+  workers?: number
+  /** Returns the reason a (hash-checked, chain-linked) record is bad, or undefined. Runs in-process. */
+  checkRecord?: (record: ChainedRecord) => string | undefined
+  /** URL or absolute path of an ES module exporting `checkRecord(record)`; runs in the workers. */
+  checkRecordModule?: string | URL
 }
 
 const SESSION_STARTED = 1
 const SESSION_ENDED = 2
+const NEWLINE = 0x0a
+/** Below this much log, starting workers costs more than it saves. */
+const PARALLEL_MIN_BYTES = 16 * 1024 * 1024
+const CHUNK_BYTES = 4 * 1024 * 1024
+const WORKER_URL = new URL('./verify-worker.js', import.meta.url)
+
+/** Checks chunks in order of submission, in-process or on worker threads. */
+interface ChunkChecker {
+  readonly shared: boolean
+  check(buf: Buffer, end: number): Promise<ChunkResult>
+  close(): Promise<void>
+}
+
+interface PendingChunk {
+  segment: Segment
+  buf: Buffer
+  end: number
+  result: Promise<ChunkResult>
+}
+
+type Pending = PendingChunk | { segment: Segment; trailing: true }
 
 /**
- * Streams the whole log in constant memory (plus one small entry per session id) and checks every
- * line: JSON, hash, `prev_hash` chain, `seq` continuity across files, non-decreasing `timestamp`, at
- * most one `session.start` and one `session.end` per `session_id`, the end after the start, and a
- * final newline. Stops at the first problem. Safe to run next to a live writer (a line still being
- * written shows up as a missing newline).
+ * Streams the whole log in bounded memory (a few chunks plus one small entry per session id) and checks
+ * every line: JSON, hash, `prev_hash` chain, `seq` continuity across files, non-decreasing `timestamp`,
+ * at most one `session.start` and one `session.end` per `session_id`, the end after the start, and a
+ * final newline. Stops at the first problem. Big logs are parsed and hashed on worker threads while the
+ * main thread reads ahead and runs the in-order checks. Safe to run next to a live writer (a line still
+ * being written shows up as a missing newline).
  *
  * @example
  * const report = await verifyLog('/var/lib/care')
@@ -88,101 +136,189 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   let seq = 0
   let hash = GENESIS_HASH
   let lastTimestamp = ''
-  // The most frequent kind gets a plain counter: a keyed object update per line shows in profiles.
+  // The most frequent kind gets a plain counter, so it is reported last as it always was.
   let touches = 0
   let problem: VerifyProblem | undefined
+  let lineSegment: Segment | undefined
+  let line = 0
   const onProgress = options.onProgress
   const expected = options.expectedHead
 
-  const check = (record: ChainedRecord): string | undefined => {
-    if (record.seq !== seq + 1) return `seq is ${record.seq}, expected ${seq + 1}`
-    if (record.prev_hash !== hash) return "prev_hash does not match the previous line's hash"
-    const timestamp = record.timestamp
-    if (typeof timestamp !== 'string') return 'timestamp is missing'
-    // ISO-8601 UTC with milliseconds sorts as text; anything else is compared as a date.
-    if (
-      timestamp.length === 24 &&
-      lastTimestamp.length === 24 &&
-      timestamp.endsWith('Z') &&
-      lastTimestamp.endsWith('Z')
-    ) {
-      if (timestamp < lastTimestamp) return `timestamp ${timestamp} is before the previous ${lastTimestamp}`
-    } else {
-      const time = Date.parse(timestamp)
-      if (Number.isNaN(time)) return `timestamp ${timestamp} is not a date`
-      if (lastTimestamp !== '' && time < Date.parse(lastTimestamp)) {
-        return `timestamp ${timestamp} is before the previous ${lastTimestamp}`
-      }
+  const addKinds = (result: ChunkResult, lines: number) => {
+    const tally = new Array<number>(result.kindNames.length).fill(0)
+    if (lines === result.checked) tally.splice(0, tally.length, ...result.kindCounts)
+    else
+      for (let i = 0; i < lines; i++)
+        tally[result.kinds[i] as number] = (tally[result.kinds[i] as number] as number) + 1
+    for (const [i, kind] of result.kindNames.entries()) {
+      const n = tally[i] as number
+      if (n === 0) continue
+      if (kind === 'session.touch') touches += n
+      else counts.events[kind] = (counts.events[kind] ?? 0) + n
     }
-    const event = record.event
-    const sessionId = record.session_id
-    if (typeof event !== 'string' || typeof sessionId !== 'string') return 'event or session_id is missing'
-    if (event === 'session.start') {
-      if (sessions.has(sessionId)) return `second session.start for session ${sessionId}`
-      sessions.set(sessionId, SESSION_STARTED)
-    } else if (event === 'session.end') {
-      const state = sessions.get(sessionId)
-      if (state === undefined) return `session.end before session.start for session ${sessionId}`
-      if (state === SESSION_ENDED) return `second session.end for session ${sessionId}`
-      sessions.set(sessionId, SESSION_ENDED)
-    }
-    if (expected && record.seq === expected.seq && record.hash !== expected.hash) {
-      return `hash differs from the expected head at seq ${expected.seq}`
-    }
-    lastTimestamp = timestamp
-    return undefined
   }
 
-  for (const [i, segment] of segments.entries()) {
-    if (segment.index !== i + 1) {
-      problem = {
-        file: segment.name,
-        line: 1,
-        reason: `segment events-${String(i + 1).padStart(6, '0')}.jsonl is missing`,
-      }
-      break
+  /** Stops at line `index` of the chunk: the counts and head cover the lines before it. */
+  const failAt = (pending: PendingChunk, result: ChunkResult, index: number, reason: string) => {
+    problem = { file: pending.segment.name, line: line + index + 1, reason }
+    if (index === 0) return
+    seq = result.firstSeq + index - 1
+    hash = index === result.checked ? result.lastHash : hashOfLine(pending.buf, pending.end, index - 1)
+    addKinds(result, index)
+  }
+
+  /** The in-order half: line 0 against the previous chunk, then session state, then the chunk's problem. */
+  const apply = (pending: PendingChunk, result: ChunkResult) => {
+    const first = result.problem
+    if (first && first.index === 0 && first.stage === STAGE_DECODE) {
+      return failAt(pending, result, 0, first.reason)
     }
-    const handle = await fs.open(segment.path, 'read')
-    let line = 0
-    try {
-      const result = await scanLines(
-        handle,
-        (buf, start, end) => {
-          line++
-          const record = decodeLine(buf, start, end)
-          const reason = typeof record === 'string' ? record : check(record)
-          if (reason !== undefined) {
-            problem = { file: segment.name, line, reason }
-            return false
-          }
-          const ok = record as ChainedRecord
-          seq = ok.seq
-          hash = ok.hash
-          const kind = ok.event as string
-          if (kind === 'session.touch') touches++
-          else counts.events[kind] = (counts.events[kind] ?? 0) + 1
-          return true
-        },
-        onProgress
-          ? (bytes) => {
-              counts.bytes += bytes
-              onProgress(counts.bytes, totalBytes)
-            }
-          : (bytes) => {
-              counts.bytes += bytes
-            },
-      )
-      if (!problem && result.trailing > 0) {
-        problem = {
-          file: segment.name,
-          line: line + 1,
-          reason: 'last line has no trailing newline (cut off, or being written)',
+    const link = linkProblem(
+      result.firstSeq,
+      result.firstPrevHash,
+      result.firstTimestamp ?? undefined,
+      seq,
+      hash,
+      lastTimestamp,
+    )
+    if (link !== undefined) return failAt(pending, result, 0, link)
+    const ids = result.sessionIds
+    const marks = result.sessionMarks
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i] as string
+      const mark = marks[i] as number
+      if ((mark & 1) === 0) {
+        // One lookup: a repeated start is a problem, and after a problem the map is not used again.
+        const size = sessions.size
+        sessions.set(id, SESSION_STARTED)
+        if (sessions.size === size)
+          return failAt(pending, result, mark >>> 1, `second session.start for session ${id}`)
+      } else {
+        const state = sessions.get(id)
+        if (state === undefined) {
+          return failAt(pending, result, mark >>> 1, `session.end before session.start for session ${id}`)
         }
+        if (state === SESSION_ENDED)
+          return failAt(pending, result, mark >>> 1, `second session.end for session ${id}`)
+        sessions.set(id, SESSION_ENDED)
       }
-    } finally {
-      await handle.close()
     }
-    if (problem) break
+    if (first) return failAt(pending, result, first.index, first.reason)
+    seq = result.lastSeq
+    hash = result.lastHash
+    lastTimestamp = result.lastTimestamp
+    addKinds(result, result.checked)
+    line += result.checked
+  }
+
+  const checker = await chunkChecker(options, totalBytes)
+  const queue: Pending[] = []
+  const free: Buffer[] = []
+  let buffers = 0
+  // Enough chunks in flight to keep every worker busy while the main thread catches up.
+  const maxBuffers = checker.shared ? 3 * Math.max(1, (checker as WorkerChecker).size) : 1
+  const chunkBytes = Math.min(CHUNK_BYTES, Math.max(64 * 1024, 2 ** Math.ceil(Math.log2(totalBytes + 1))))
+  const allocate = (size: number) =>
+    checker.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size)
+
+  const processNext = async (): Promise<void> => {
+    const pending = queue.shift()
+    if (!pending) return
+    if (pending.segment !== lineSegment) {
+      lineSegment = pending.segment
+      line = 0
+    }
+    if ('trailing' in pending) {
+      problem = {
+        file: pending.segment.name,
+        line: line + 1,
+        reason: 'last line has no trailing newline (cut off, or being written)',
+      }
+      return
+    }
+    apply(pending, await pending.result)
+    free.push(pending.buf)
+  }
+
+  const acquire = async (): Promise<Buffer | undefined> => {
+    for (;;) {
+      if (problem) return undefined
+      const buf = free.pop()
+      if (buf) return buf
+      if (buffers < maxBuffers) {
+        buffers++
+        return allocate(chunkBytes)
+      }
+      await processNext()
+    }
+  }
+
+  const readSegment = async (segment: Segment, handle: LogFileHandle) => {
+    let position = 0
+    let carry: Buffer | undefined
+    for (;;) {
+      let buf = await acquire()
+      if (!buf) return
+      let filled = 0
+      if (carry) {
+        if (carry.length >= buf.length) buf = allocate(2 ** Math.ceil(Math.log2(carry.length + 1)))
+        filled = carry.copy(buf, 0)
+        carry = undefined
+      }
+      let end = 0
+      while (end === 0) {
+        if (filled === buf.length) {
+          // A line longer than a chunk: this buffer takes the place of the smaller one.
+          const bigger = allocate(buf.length * 2)
+          buf.copy(bigger, 0, 0, filled)
+          buf = bigger
+        }
+        const read = await handle.read(buf, filled, buf.length - filled, position)
+        if (read === 0) break
+        position += read
+        filled += read
+        counts.bytes += read
+        onProgress?.(counts.bytes, totalBytes)
+        end = buf.lastIndexOf(NEWLINE, filled - 1) + 1
+      }
+      if (end === 0) {
+        free.push(buf)
+        if (filled > 0) queue.push({ segment, trailing: true })
+        return
+      }
+      if (end < filled) carry = Buffer.from(buf.subarray(end, filled))
+      const result = checker.check(buf, end)
+      // Settled by processNext, unless a problem earlier in the log makes it moot.
+      result.catch(() => {})
+      queue.push({ segment, buf, end, result })
+      if (!checker.shared) await processNext()
+    }
+  }
+
+  try {
+    for (const [i, segment] of segments.entries()) {
+      if (segment.index !== i + 1) {
+        while (queue.length > 0 && !problem) await processNext()
+        if (!problem) {
+          problem = {
+            file: segment.name,
+            line: 1,
+            reason: `segment events-${String(i + 1).padStart(6, '0')}.jsonl is missing`,
+          }
+        }
+        break
+      }
+      const handle = await fs.open(segment.path, 'read')
+      try {
+        await readSegment(segment, handle)
+      } finally {
+        await handle.close()
+      }
+      if (problem) break
+    }
+    while (queue.length > 0 && !problem) await processNext()
+  } finally {
+    await checker.close()
   }
   if (!problem && expected && expected.seq > seq) {
     const last = segments.at(-1)
@@ -198,4 +334,98 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   counts.head = { seq, hash }
   counts.durationMs = Math.round(performance.now() - started)
   return problem ? { ...counts, ok: false, problem } : { ...counts, ok: true }
+}
+
+async function chunkChecker(options: VerifyOptions, totalBytes: number): Promise<ChunkChecker> {
+  if (options.checkRecord && options.checkRecordModule) {
+    throw new TypeError('verifyLog: give checkRecord or checkRecordModule, not both')
+  }
+  const moduleSpecifier =
+    options.checkRecordModule === undefined ? undefined : moduleUrl(options.checkRecordModule)
+  const workers = options.checkRecord
+    ? 0
+    : (options.workers ?? (totalBytes >= PARALLEL_MIN_BYTES ? Math.min(2, availableParallelism()) : 0))
+  if (workers > 0 && existsSync(fileURLToPath(WORKER_URL))) {
+    return new WorkerChecker(workers, {
+      expectedHead: options.expectedHead,
+      checkRecordModule: moduleSpecifier,
+    })
+  }
+  const checkRecord =
+    options.checkRecord ?? (moduleSpecifier ? await loadRecordCheck(moduleSpecifier) : undefined)
+  const chunkOptions = { expectedHead: options.expectedHead, checkRecord }
+  return {
+    shared: false,
+    check: async (buf, end) => checkChunk(buf, end, chunkOptions),
+    close: async () => {},
+  }
+}
+
+function moduleUrl(specifier: string | URL): string {
+  if (specifier instanceof URL) return specifier.href
+  return specifier.startsWith('/') ? pathToFileURL(specifier).href : specifier
+}
+
+/** Hands chunks (in shared memory) to the least busy of a few worker threads. */
+class WorkerChecker implements ChunkChecker {
+  readonly shared = true
+  readonly #workers: { worker: Worker; busy: number }[] = []
+  readonly #waiting = new Map<
+    number,
+    { resolve(r: ChunkResult): void; reject(e: Error): void; slot: number }
+  >()
+  #nextId = 0
+  #failure: Error | undefined
+
+  constructor(count: number, data: VerifyWorkerData) {
+    for (let slot = 0; slot < count; slot++) {
+      const worker = new Worker(WORKER_URL, { workerData: data })
+      worker.on('message', (reply: VerifyWorkerReply) => this.#settle(reply))
+      worker.on('error', (err) => this.#fail(err))
+      worker.on('exit', (code) => this.#fail(new Error(`verify worker exited with code ${code}`)))
+      this.#workers.push({ worker, busy: 0 })
+    }
+  }
+
+  get size(): number {
+    return this.#workers.length
+  }
+
+  check(buf: Buffer, end: number): Promise<ChunkResult> {
+    if (this.#failure) return Promise.reject(this.#failure)
+    let slot = 0
+    for (let i = 1; i < this.#workers.length; i++) {
+      if ((this.#workers[i]?.busy ?? 0) < (this.#workers[slot]?.busy ?? 0)) slot = i
+    }
+    const target = this.#workers[slot] as { worker: Worker; busy: number }
+    target.busy++
+    const id = this.#nextId++
+    return new Promise((resolve, reject) => {
+      this.#waiting.set(id, { resolve, reject, slot })
+      const task: VerifyWorkerTask = { id, buffer: buf.buffer as SharedArrayBuffer, end }
+      target.worker.postMessage(task)
+    })
+  }
+
+  async close(): Promise<void> {
+    this.#failure ??= new Error('verify workers closed')
+    for (const { worker } of this.#workers) worker.removeAllListeners('exit')
+    await Promise.all(this.#workers.map(({ worker }) => worker.terminate()))
+  }
+
+  #settle(reply: VerifyWorkerReply): void {
+    const waiting = this.#waiting.get(reply.id)
+    if (!waiting) return
+    this.#waiting.delete(reply.id)
+    const owner = this.#workers[waiting.slot]
+    if (owner) owner.busy--
+    if ('result' in reply) waiting.resolve(reply.result)
+    else waiting.reject(Object.assign(new Error(reply.error), reply.stack ? { stack: reply.stack } : {}))
+  }
+
+  #fail(err: Error): void {
+    this.#failure ??= err
+    for (const waiting of this.#waiting.values()) waiting.reject(err)
+    this.#waiting.clear()
+  }
 }
