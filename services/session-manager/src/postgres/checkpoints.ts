@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { withClient } from './database.js'
 import { checkpointHash, GENESIS_HASH, RangeDigest } from './event-chain.js'
 import type { SchemaNames } from './schema-names.js'
 
@@ -27,8 +28,7 @@ const MAX_RANGE_ROWS = 100_000
  * const checkpoint = await writeCheckpoint(pool, schemaNames())
  */
 export async function writeCheckpoint(pool: pg.Pool, t: SchemaNames): Promise<Checkpoint | undefined> {
-  const client = await pool.connect()
-  try {
+  return withClient(pool, async (client) => {
     const { rows: locked } = await client.query<{ ok: boolean }>(
       'SELECT pg_try_advisory_lock(hashtext($1)) AS ok',
       [`care-sessions:checkpoint:${t.raw}`],
@@ -77,9 +77,7 @@ export async function writeCheckpoint(pool: pg.Pool, t: SchemaNames): Promise<Ch
     } finally {
       await client.query('SELECT pg_advisory_unlock(hashtext($1))', [`care-sessions:checkpoint:${t.raw}`])
     }
-  } finally {
-    client.release()
-  }
+  })
 }
 
 /**

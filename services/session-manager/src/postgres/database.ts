@@ -65,12 +65,39 @@ export async function assertDurable(pool: pg.Pool | pg.ClientBase): Promise<void
     )
     settings = rows[0]!
   } catch (error) {
-    throw unavailable(error)
+    // The pool's own connect hook may already have refused this server.
+    throw error instanceof UnsafeDatabaseError ? error : unavailable(error)
   }
   if (settings.fsync !== 'on' || settings.synchronous_commit === 'off') {
     throw new UnsafeDatabaseError(
       `the database runs with fsync=${settings.fsync}, synchronous_commit=${settings.synchronous_commit}; ` +
         'an acknowledged commit could be lost. Turn both on (postgresql.conf, ALTER SYSTEM or ALTER ROLE/DATABASE ... SET).',
     )
+  }
+}
+
+/**
+ * Checks a client out of the pool for `fn` and always gives it back. While it is checked out, an
+ * `error` event (the server went away between two queries) is caught instead of crashing the
+ * process, and such a client is destroyed rather than returned to the pool.
+ *
+ * @example
+ * await withClient(pool, async (client) => {
+ *   await client.query('BEGIN')
+ *   await client.query('COMMIT')
+ * })
+ */
+export async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  let broken: Error | undefined
+  const onError = (error: Error) => {
+    broken = error
+  }
+  client.on('error', onError)
+  try {
+    return await fn(client)
+  } finally {
+    client.off('error', onError)
+    client.release(broken)
   }
 }

@@ -5,6 +5,7 @@ import { canonicalJson } from '../log/canonical-json.js'
 import { EventLog, readLog, verifyLog } from '../log/index.js'
 import type { VerifyReport } from '../log/verify.js'
 import { writeCheckpoint } from './checkpoints.js'
+import { withClient } from './database.js'
 import { chainEvent, GENESIS_HASH } from './event-chain.js'
 import { migrate } from './migrations.js'
 import {
@@ -84,38 +85,39 @@ export async function importJsonlLog(dir: string, db: TransferDatabase): Promise
   try {
     await migrate(pool, t, { ownerRole: db.ownerRole })
     const source = new ContentDigest()
-    const client = await pool.connect()
-    try {
-      await client.query('BEGIN')
-      const { rows } = await client.query(`SELECT 1 FROM ${t.events} LIMIT 1`)
-      if (rows.length > 0) throw new Error('the PostgreSQL store is not empty; import only into a new schema')
-      const states = new Map<string, SessionState>()
-      let batch: Parameters<typeof insertChained>[2] = []
-      const flush = async () => {
-        if (batch.length === 0) return
-        await insertChained(client, t, batch, [])
-        batch = []
+    await withClient(pool, async (client) => {
+      try {
+        await client.query('BEGIN')
+        const { rows } = await client.query(`SELECT 1 FROM ${t.events} LIMIT 1`)
+        if (rows.length > 0)
+          throw new Error('the PostgreSQL store is not empty; import only into a new schema')
+        const states = new Map<string, SessionState>()
+        let batch: Parameters<typeof insertChained>[2] = []
+        const flush = async () => {
+          if (batch.length === 0) return
+          await insertChained(client, t, batch, [])
+          batch = []
+        }
+        for await (const { record } of readLog(dir)) {
+          const event = source.add(record)
+          const previous = states.get(event.session_id)
+          const prevHash = previous?.last_hash ?? GENESIS_HASH
+          const { body, hash } = chainEvent(event, prevHash)
+          const state = sessionStateAfter(previous, event, hash)
+          states.set(event.session_id, state)
+          batch.push({ event, sessionSeq: state.event_count, prevHash, body, hash })
+          if (batch.length >= BATCH) await flush()
+        }
+        await flush()
+        const all = [...states.values()]
+        for (let i = 0; i < all.length; i += BATCH)
+          await insertChained(client, t, [], all.slice(i, i + BATCH))
+        await client.query('COMMIT')
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw error
       }
-      for await (const { record } of readLog(dir)) {
-        const event = source.add(record)
-        const previous = states.get(event.session_id)
-        const prevHash = previous?.last_hash ?? GENESIS_HASH
-        const { body, hash } = chainEvent(event, prevHash)
-        const state = sessionStateAfter(previous, event, hash)
-        states.set(event.session_id, state)
-        batch.push({ event, sessionSeq: state.event_count, prevHash, body, hash })
-        if (batch.length >= BATCH) await flush()
-      }
-      await flush()
-      const all = [...states.values()]
-      for (let i = 0; i < all.length; i += BATCH) await insertChained(client, t, [], all.slice(i, i + BATCH))
-      await client.query('COMMIT')
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {})
-      throw error
-    } finally {
-      client.release()
-    }
+    })
     while (await writeCheckpoint(pool, t)) {}
     const target = new ContentDigest()
     // Content in seq order (the import order): read by seq, not by time.

@@ -1,4 +1,5 @@
 import type pg from 'pg'
+import { withClient } from './database.js'
 import { quoteIdent, type SchemaNames } from './schema-names.js'
 
 /** One schema change. Versions only grow; an applied migration is never edited, only followed. */
@@ -132,40 +133,39 @@ export async function migrate(
   options: { ownerRole?: string; migrations?: readonly Migration[] } = {},
 ): Promise<MigrationReport> {
   const migrations = options.migrations ?? MIGRATIONS
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
-    const { rows } = await client.query<{ service: string }>('SELECT session_user AS service')
-    const service = quoteIdent(rows[0]!.service)
-    if (options.ownerRole) await client.query(`SET LOCAL ROLE ${quoteIdent(options.ownerRole)}`)
-    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`care-sessions:migrate:${t.raw}`])
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${t.schema}`)
-    await client.query(`CREATE TABLE IF NOT EXISTS ${t.migrations} (
+  return withClient(pool, async (client) => {
+    try {
+      await client.query('BEGIN')
+      const { rows } = await client.query<{ service: string }>('SELECT session_user AS service')
+      const service = quoteIdent(rows[0]!.service)
+      if (options.ownerRole) await client.query(`SET LOCAL ROLE ${quoteIdent(options.ownerRole)}`)
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`care-sessions:migrate:${t.raw}`])
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${t.schema}`)
+      await client.query(`CREATE TABLE IF NOT EXISTS ${t.migrations} (
       version integer PRIMARY KEY,
       name text NOT NULL,
       applied_at timestamptz NOT NULL DEFAULT clock_timestamp(),
       applied_by text NOT NULL DEFAULT session_user)`)
-    const done = new Set(
-      (await client.query<{ version: number }>(`SELECT version FROM ${t.migrations}`)).rows.map(
-        (r) => r.version,
-      ),
-    )
-    const applied: number[] = []
-    for (const migration of migrations) {
-      if (done.has(migration.version)) continue
-      await client.query(migration.sql(t, service))
-      await client.query(`INSERT INTO ${t.migrations} (version, name) VALUES ($1, $2)`, [
-        migration.version,
-        migration.name,
-      ])
-      applied.push(migration.version)
+      const done = new Set(
+        (await client.query<{ version: number }>(`SELECT version FROM ${t.migrations}`)).rows.map(
+          (r) => r.version,
+        ),
+      )
+      const applied: number[] = []
+      for (const migration of migrations) {
+        if (done.has(migration.version)) continue
+        await client.query(migration.sql(t, service))
+        await client.query(`INSERT INTO ${t.migrations} (version, name) VALUES ($1, $2)`, [
+          migration.version,
+          migration.name,
+        ])
+        applied.push(migration.version)
+      }
+      await client.query('COMMIT')
+      return { applied, current: Math.max(0, ...done, ...applied) }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {})
+      throw error
     }
-    await client.query('COMMIT')
-    return { applied, current: Math.max(0, ...done, ...applied) }
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release()
-  }
+  })
 }

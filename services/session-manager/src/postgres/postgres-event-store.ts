@@ -2,6 +2,7 @@ import type { SessionLifecycleEvent } from '@care/schemas'
 import pg from 'pg'
 import type { EventStore, StoredEvent } from '../store/event-store.js'
 import { lastCheckpoint } from './checkpoints.js'
+import { withClient } from './database.js'
 import { chainEvent, GENESIS_HASH, storedEventOf } from './event-chain.js'
 import { unavailable } from './pg-errors.js'
 import { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
@@ -187,35 +188,36 @@ export class PostgresEventStore implements EventStore<number> {
   }
 
   async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: number }> {
-    const client = await this.pool.connect().catch((error: unknown) => {
-      throw unavailable(error)
-    })
-    try {
-      await client.query('BEGIN')
-      const { rows } = await client.query<Record<string, string | number | null>>(
-        `SELECT * FROM ${this.names.sessions} WHERE session_id = $1 FOR UPDATE`,
-        [event.session_id],
-      )
-      const previous = rows[0] ? sessionStateOfRow(rows[0]) : undefined
-      const prevHash = previous?.last_hash ?? GENESIS_HASH
-      const { body, hash } = chainEvent(event, prevHash)
-      const state = sessionStateAfter(previous, event, hash)
-      const [seq] = await insertChained(
-        client,
-        this.names,
-        [{ event, sessionSeq: state.event_count, prevHash, body, hash }],
-        [state],
-      )
-      await client.query('COMMIT')
-      return { stored: storedEventOf({ seq: seq!, body, hash }), ref: seq! }
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => {})
+    return withClient(this.pool, async (client) => {
+      try {
+        await client.query('BEGIN')
+        const { rows } = await client.query<Record<string, string | number | null>>(
+          `SELECT * FROM ${this.names.sessions} WHERE session_id = $1 FOR UPDATE`,
+          [event.session_id],
+        )
+        const previous = rows[0] ? sessionStateOfRow(rows[0]) : undefined
+        const prevHash = previous?.last_hash ?? GENESIS_HASH
+        const { body, hash } = chainEvent(event, prevHash)
+        const state = sessionStateAfter(previous, event, hash)
+        const [seq] = await insertChained(
+          client,
+          this.names,
+          [{ event, sessionSeq: state.event_count, prevHash, body, hash }],
+          [state],
+        )
+        await client.query('COMMIT')
+        return { stored: storedEventOf({ seq: seq!, body, hash }), ref: seq! }
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => {})
+        throw error instanceof Error && error.message.includes('session') && !('code' in error)
+          ? error
+          : unavailable(error)
+      }
+    }).catch((error: unknown) => {
       throw error instanceof Error && error.message.includes('session') && !('code' in error)
         ? error
         : unavailable(error)
-    } finally {
-      client.release()
-    }
+    })
   }
 
   async read(refs: readonly number[]): Promise<StoredEvent[]> {
@@ -238,6 +240,12 @@ export class PostgresEventStore implements EventStore<number> {
   /** Every event ordered by (timestamp, seq) from one REPEATABLE READ snapshot, paged by key. */
   async *scan(): AsyncIterable<StoredEvent> {
     const client = await this.pool.connect()
+    let broken: Error | undefined
+    const onError = (error: Error) => {
+      broken = error
+    }
+    client.on('error', onError)
+    let committed = false
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
       let after: { time: Date; seq: string } | undefined
@@ -255,8 +263,11 @@ export class PostgresEventStore implements EventStore<number> {
         after = { time: last.event_time, seq: last.seq }
       }
       await client.query('COMMIT')
+      committed = true
     } finally {
-      client.release()
+      client.off('error', onError)
+      // A consumer that stopped early leaves the snapshot transaction open: drop that connection.
+      client.release(broken ?? !committed)
     }
   }
 

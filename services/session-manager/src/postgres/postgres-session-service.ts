@@ -23,7 +23,7 @@ import type {
 import type { Clock, SessionPolicy, SessionServiceOptions } from '../sessions/session-service.js'
 import { StoreUnavailableError } from '../store/event-store.js'
 import { writeCheckpoint } from './checkpoints.js'
-import { assertDurable, createPool, type PostgresConnectionOptions } from './database.js'
+import { assertDurable, createPool, type PostgresConnectionOptions, withClient } from './database.js'
 import { chainEvent, eventOfBody, storedEventOf } from './event-chain.js'
 import { migrate } from './migrations.js'
 import { isUniqueViolation, unavailable } from './pg-errors.js'
@@ -423,34 +423,31 @@ export class PostgresSessionService implements SessionLifecycle {
   private async runSweep(): Promise<void> {
     for (;;) {
       const now = this.now()
-      const client = await this.pool.connect().catch((error: unknown) => {
-        throw unavailable(error)
-      })
-      let ended = 0
-      try {
-        await client.query('BEGIN')
-        const { rows } = await client.query<SessionRow>(
-          `SELECT * FROM ${this.names.sessions}
+      const ended = await withClient(this.pool, async (client) => {
+        try {
+          await client.query('BEGIN')
+          const { rows } = await client.query<SessionRow>(
+            `SELECT * FROM ${this.names.sessions}
             WHERE ended_at IS NULL AND expires_at <= $1
             ORDER BY expires_at LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED`,
-          [now],
-        )
-        if (rows.length > 0) {
-          const ends = rows.map((row) => {
-            const at = Math.max(now, Number(row.last_event_at))
-            const due = deadlineOf(row)
-            const event: SessionManagerEndOutput = {
-              ...this.eventBase(row, at),
-              origin: 'system',
-              event: 'session.end',
-              reason: due.reason,
-              started_at: iso(Number(row.started_at)),
-              ended_at: iso(due.at),
-            }
-            return { row, event, due, at, ...chainEvent(event, row.last_hash) }
-          })
-          await client.query(
-            `WITH ends AS (
+            [now],
+          )
+          if (rows.length > 0) {
+            const ends = rows.map((row) => {
+              const at = Math.max(now, Number(row.last_event_at))
+              const due = deadlineOf(row)
+              const event: SessionManagerEndOutput = {
+                ...this.eventBase(row, at),
+                origin: 'system',
+                event: 'session.end',
+                reason: due.reason,
+                started_at: iso(Number(row.started_at)),
+                ended_at: iso(due.at),
+              }
+              return { row, event, due, at, ...chainEvent(event, row.last_hash) }
+            })
+            await client.query(
+              `WITH ends AS (
                SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
                                     $8::bigint[], $9::bigint[], $10::text[])
                  AS u(session_id, session_seq, record_id, event_time, body, prev_hash, hash, event_at, ended_at, reason)
@@ -463,28 +460,27 @@ export class PostgresSessionService implements SessionLifecycle {
                 SET event_count = s.event_count + 1, last_hash = ends.hash, last_event_at = ends.event_at,
                     ended_at = ends.ended_at, end_reason = ends.reason
                FROM ends WHERE s.session_id = ends.session_id`,
-            [
-              ends.map((e) => e.row.session_id),
-              ends.map((e) => e.row.event_count + 1),
-              ends.map((e) => e.event.record_id),
-              ends.map((e) => e.event.timestamp),
-              ends.map((e) => e.body),
-              ends.map((e) => e.row.last_hash),
-              ends.map((e) => e.hash),
-              ends.map((e) => e.at),
-              ends.map((e) => e.due.at),
-              ends.map((e) => e.due.reason),
-            ],
-          )
-          ended = rows.length
+              [
+                ends.map((e) => e.row.session_id),
+                ends.map((e) => e.row.event_count + 1),
+                ends.map((e) => e.event.record_id),
+                ends.map((e) => e.event.timestamp),
+                ends.map((e) => e.body),
+                ends.map((e) => e.row.last_hash),
+                ends.map((e) => e.hash),
+                ends.map((e) => e.at),
+                ends.map((e) => e.due.at),
+                ends.map((e) => e.due.reason),
+              ],
+            )
+          }
+          await client.query('COMMIT')
+          return rows.length
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => {})
+          throw error
         }
-        await client.query('COMMIT')
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {})
-        throw error
-      } finally {
-        client.release()
-      }
+      })
       if (ended < SWEEP_BATCH || this.closed) return
     }
   }

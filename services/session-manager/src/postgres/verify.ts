@@ -1,5 +1,6 @@
 import pg from 'pg'
 import { type Checkpoint, checkpointOfRow } from './checkpoints.js'
+import { withClient } from './database.js'
 import { checkpointHash, GENESIS_HASH, RangeDigest, sha256Hex } from './event-chain.js'
 import { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
 
@@ -97,14 +98,15 @@ export async function verifyPostgres(options: VerifyPostgresOptions): Promise<Po
   const started = performance.now()
   const pool = options.pool ?? new pg.Pool({ connectionString: options.url, max: 1 })
   const t = schemaNames(options.schema ?? DEFAULT_SCHEMA)
-  const client = await pool.connect()
   try {
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
-    const result = await verifySnapshot(client, t, options)
-    await client.query('COMMIT')
+    const result = await withClient(pool, async (client) => {
+      await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY')
+      const report = await verifySnapshot(client, t, options)
+      await client.query('COMMIT')
+      return report
+    })
     return { ...result, durationMs: Math.round(performance.now() - started) }
   } finally {
-    client.release()
     if (!options.pool) await pool.end()
   }
 }
