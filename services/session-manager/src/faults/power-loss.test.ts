@@ -6,8 +6,10 @@ import { readLog } from '../log/read-log.js'
 import { sampleEvent } from '../log/test-support/log-fixtures.js'
 import type { CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
 import { verifyLog } from '../log/verify.js'
+import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import { fcRuns, seededRandom, timeoutMs } from './test-support/fault-scale.js'
-import { DATA_DIR, freshDisk } from './test-support/service-harness.js'
+import { type Acked, expectAckedDurable, scenario } from './test-support/http-workload.js'
+import { type BootedService, bootService, DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
 const DIR = DATA_DIR
 
@@ -121,4 +123,37 @@ describe('power loss (unsynced writes and directory entries are dropped)', () =>
     const { log: again } = await EventLog.open({ dir: DIR, fs })
     await again.close()
   })
+
+  it(
+    'loses no acknowledged session, touch or end when the power fails at any point under HTTP traffic',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.integer({ min: 1, max: 90 }),
+          fc.constantFrom<CrashKind>('power-loss', 'torn', 'process-kill'),
+          fc.integer(),
+          async (crashAt, kind, seed) => {
+            const disk = await freshDisk(seededRandom(seed))
+            const clock = new ManualClock()
+            const acked: Acked = { started: new Set(), ended: new Set(), touches: new Map() }
+            disk.crashAt(crashAt)
+            let booted: BootedService | undefined
+            try {
+              booted = await bootService({ fs: disk, dir: DATA_DIR, clock, maxFileBytes: 1500 })
+            } catch (err) {
+              if (!disk.crashed) throw err
+            }
+            if (booted) {
+              // Once the power is gone every request answers 503: nothing more is acknowledged.
+              await scenario(booted, clock, acked)
+              await booted.stop()
+            }
+            await expectAckedDurable(disk, clock, acked, kind)
+          },
+        ),
+        fcRuns('power-loss http', 200, 3000),
+      )
+    },
+    timeoutMs(60_000, 1_800_000),
+  )
 })
