@@ -131,5 +131,6 @@ export async function expectAckedDurable(
   } finally {
     expect(await booted.stop()).toBeUndefined()
   }
-  expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true })
+  const report = await verifyLog(DATA_DIR, { fs: disk })
+  expect(report, JSON.stringify(report)).toMatchObject({ ok: true })
 }
