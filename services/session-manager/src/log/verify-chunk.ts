@@ -1,5 +1,6 @@
 import { type ChainedRecord, decodeLine } from './chain.js'
 import type { LogHead } from './recovery.js'
+import { hashId, IdWriter } from './verify-sessions.js'
 
 // The per-line half of `verifyLog`: everything that needs only the line itself or the line before it in
 // the same chunk (JSON, hash, seq/prev_hash/timestamp against the previous line, field presence, the
@@ -45,13 +46,22 @@ export interface ChunkResult {
   kinds: Uint32Array
   kindNames: string[]
   kindCounts: number[]
-  /** session.start / session.end lines in order: `sessionMarks[i]` is `line * 2 + (end ? 1 : 0)`. */
-  sessionIds: string[]
-  sessionMarks: number[]
+  /**
+   * The `sessions` session.start / session.end lines in order: `sessionMarks[i]` is `line * 2 + (end ? 1 : 0)`,
+   * `sessionKeys[2i, 2i + 1]` the id's hash (`hashId`), `sessionIdBytes[sessionIdEnds[i - 1] ?? 0, sessionIdEnds[i])`
+   * the id (`IdWriter`).
+   */
+  sessions: number
+  sessionMarks: Int32Array
+  sessionKeys: Int32Array
+  sessionIdEnds: Int32Array
+  sessionIdBytes: Uint8Array
   problem: ChunkProblem | null
 }
 
 export interface ChunkCheckOptions {
+  /** Seed of the session id hash; the same for every chunk of one run. */
+  seed: number
   expectedHead?: LogHead | undefined
   checkRecord?: RecordCheck | undefined
 }
@@ -93,15 +103,20 @@ export function linkProblem(
  * Checks the whole lines in `buf[0, end)` (`end` just past a newline) and stops at the first problem.
  * Writes into `buf` only transiently (see `decodeLine`).
  */
-export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions = {}): ChunkResult {
+export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions): ChunkResult {
   const expected = options.expectedHead
   const checkRecord = options.checkRecord
   // A line that passes carries a 64-character hash, so no chunk holds more than end / 64 of them.
-  const kinds = new Uint32Array((end >>> 6) + 1)
+  const maxLines = (end >>> 6) + 1
+  const kinds = new Uint32Array(maxLines)
   const kindNames: string[] = []
   const kindCounts: number[] = []
-  const sessionIds: string[] = []
-  const sessionMarks: number[] = []
+  const seed = options.seed
+  let sessions = 0
+  const sessionMarks = new Int32Array(maxLines)
+  const sessionKeys = new Int32Array(maxLines * 2)
+  const sessionIdEnds = new Int32Array(maxLines)
+  const ids = new IdWriter(Math.min(end, 256 * 1024))
   let firstSeq = 0
   let firstPrevHash = ''
   let firstTimestamp: string | null = null
@@ -140,12 +155,12 @@ export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions 
       problem = { index, stage: STAGE_FIELDS, reason: 'event or session_id is missing' }
       break
     }
-    if (event === 'session.start') {
-      sessionIds.push(sessionId)
-      sessionMarks.push(index * 2)
-    } else if (event === 'session.end') {
-      sessionIds.push(sessionId)
-      sessionMarks.push(index * 2 + 1)
+    const isStart = event === 'session.start'
+    if (isStart || event === 'session.end') {
+      sessionMarks[sessions] = isStart ? index * 2 : index * 2 + 1
+      hashId(sessionId, seed, sessionKeys, sessions * 2)
+      sessionIdEnds[sessions] = ids.write(sessionId)
+      sessions++
     }
     if (expected && record.seq === expected.seq && record.hash !== expected.hash) {
       problem = {
@@ -190,8 +205,11 @@ export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions 
     kinds,
     kindNames,
     kindCounts,
-    sessionIds,
+    sessions,
     sessionMarks,
+    sessionKeys,
+    sessionIdEnds,
+    sessionIdBytes: ids.bytes,
     problem,
   }
 }

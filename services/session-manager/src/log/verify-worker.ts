@@ -7,6 +7,7 @@ import { type ChunkResult, checkChunk, loadRecordCheck, type RecordCheck } from 
 
 /** Sent once as `workerData`. */
 export interface VerifyWorkerData {
+  seed: number
   expectedHead?: LogHead | undefined
   checkRecordModule?: string | undefined
 }
@@ -36,6 +37,7 @@ port.on('message', (task: VerifyWorkerTask) => {
   checkRecord
     .then((check) => {
       const result = checkChunk(Buffer.from(task.buffer, 0, task.end), task.end, {
+        seed: data.seed,
         expectedHead: data.expectedHead,
         checkRecord: check,
       })

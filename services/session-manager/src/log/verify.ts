@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { performance } from 'node:perf_hooks'
@@ -15,6 +16,7 @@ import {
   loadRecordCheck,
   STAGE_DECODE,
 } from './verify-chunk.js'
+import { decodeId, SESSION_ENDED, SESSION_STARTED, SessionTable } from './verify-sessions.js'
 import type { VerifyWorkerData, VerifyWorkerReply, VerifyWorkerTask } from './verify-worker.js'
 
 /**
@@ -81,8 +83,6 @@ export interface VerifyOptions {
   checkRecordModule?: string | URL
 }
 
-const SESSION_STARTED = 1
-const SESSION_ENDED = 2
 const NEWLINE = 0x0a
 /** Below this much log, starting workers costs more than it saves. */
 const PARALLEL_MIN_BYTES = 16 * 1024 * 1024
@@ -132,7 +132,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     head: { seq: 0, hash: GENESIS_HASH },
     durationMs: 0,
   }
-  const sessions = new Map<string, number>()
+  // Sized for a session per ~2 KiB of log, so a typical log never rehashes (it grows if needed).
+  const sessions = new SessionTable(totalBytes / 1024)
   let seq = 0
   let hash = GENESIS_HASH
   let lastTimestamp = ''
@@ -182,26 +183,42 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       lastTimestamp,
     )
     if (link !== undefined) return failAt(pending, result, 0, link)
-    const ids = result.sessionIds
     const marks = result.sessionMarks
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i] as string
+    const keys = result.sessionKeys
+    const idEnds = result.sessionIdEnds
+    const idBytes = result.sessionIdBytes
+    for (let i = 0, from = 0; i < result.sessions; i++) {
+      const to = idEnds[i] as number
+      const hi = keys[2 * i] as number
+      const lo = keys[2 * i + 1] as number
       const mark = marks[i] as number
+      const slot = sessions.find(hi, lo, idBytes, from, to)
       if ((mark & 1) === 0) {
-        // One lookup: a repeated start is a problem, and after a problem the map is not used again.
-        const size = sessions.size
-        sessions.set(id, SESSION_STARTED)
-        if (sessions.size === size)
-          return failAt(pending, result, mark >>> 1, `second session.start for session ${id}`)
+        if (slot >= 0) {
+          return failAt(
+            pending,
+            result,
+            mark >>> 1,
+            `second session.start for session ${decodeId(idBytes, from, to)}`,
+          )
+        }
+        sessions.insert(slot, hi, lo, idBytes, from, to, SESSION_STARTED)
       } else {
-        const state = sessions.get(id)
-        if (state === undefined) {
+        if (slot < 0) {
+          const id = decodeId(idBytes, from, to)
           return failAt(pending, result, mark >>> 1, `session.end before session.start for session ${id}`)
         }
-        if (state === SESSION_ENDED)
-          return failAt(pending, result, mark >>> 1, `second session.end for session ${id}`)
-        sessions.set(id, SESSION_ENDED)
+        if (sessions.stateAt(slot) === SESSION_ENDED) {
+          return failAt(
+            pending,
+            result,
+            mark >>> 1,
+            `second session.end for session ${decodeId(idBytes, from, to)}`,
+          )
+        }
+        sessions.setState(slot, SESSION_ENDED)
       }
+      from = to
     }
     if (first) return failAt(pending, result, first.index, first.reason)
     seq = result.lastSeq
@@ -211,7 +228,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     line += result.checked
   }
 
-  const checker = await chunkChecker(options, totalBytes)
+  // Random per run, so a crafted log cannot aim many session ids at one slot of the table.
+  const checker = await chunkChecker(options, totalBytes, randomInt(2 ** 31))
   const queue: Pending[] = []
   const free: Buffer[] = []
   let buffers = 0
@@ -336,7 +354,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   return problem ? { ...counts, ok: false, problem } : { ...counts, ok: true }
 }
 
-async function chunkChecker(options: VerifyOptions, totalBytes: number): Promise<ChunkChecker> {
+async function chunkChecker(options: VerifyOptions, totalBytes: number, seed: number): Promise<ChunkChecker> {
   if (options.checkRecord && options.checkRecordModule) {
     throw new TypeError('verifyLog: give checkRecord or checkRecordModule, not both')
   }
@@ -347,13 +365,14 @@ async function chunkChecker(options: VerifyOptions, totalBytes: number): Promise
     : (options.workers ?? (totalBytes >= PARALLEL_MIN_BYTES ? Math.min(2, availableParallelism()) : 0))
   if (workers > 0 && existsSync(fileURLToPath(WORKER_URL))) {
     return new WorkerChecker(workers, {
+      seed,
       expectedHead: options.expectedHead,
       checkRecordModule: moduleSpecifier,
     })
   }
   const checkRecord =
     options.checkRecord ?? (moduleSpecifier ? await loadRecordCheck(moduleSpecifier) : undefined)
-  const chunkOptions = { expectedHead: options.expectedHead, checkRecord }
+  const chunkOptions = { seed, expectedHead: options.expectedHead, checkRecord }
   return {
     shared: false,
     check: async (buf, end) => checkChunk(buf, end, chunkOptions),
