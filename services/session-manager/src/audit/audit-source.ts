@@ -2,6 +2,7 @@ import { type FileHandle, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type LogHead, type LogPosition, readLog } from '../log/index.js'
 import type { EventStore, StoredEvent } from '../store/event-store.js'
+import { visitLog } from './log-scan.js'
 
 /**
  * Where audit reads lifecycle events from: every stored event in log order, streamed. Any
@@ -23,31 +24,39 @@ export interface AuditSource {
  *
  * @example
  * const source = logAuditSource('/var/lib/care')
- * for await (const { event, position } of source.scanPositions()) index.add(event.session_id, position)
+ * await source.visitPositions((event, position) => index.add(event.session_id, position))
  */
 export interface PositionedAuditSource extends AuditSource {
-  scanPositions(): AsyncIterable<{ event: StoredEvent; position: LogPosition }>
+  /**
+   * Calls `visit` for every event in log order with its position (a callback, not an async iterator:
+   * no promise per event on a pass over the whole history). Resolves with the head it reached.
+   */
+  visitPositions(
+    visit: (event: StoredEvent, position: LogPosition) => void,
+    onBytes?: (bytes: number) => void,
+  ): Promise<LogHead>
   /** Opens a reader for raw lines (JSON text without the newline) by position. */
   openReader(): Promise<LineReader>
 }
 
 /**
  * Reads raw log lines back by position. `readLines` takes any number of positions and returns the
- * lines in the same order, reading nearby lines with one read.
+ * lines (UTF-8 bytes, without the newline) in the same order, reading nearby lines with one read. The
+ * returned buffers are views into read buffers: use them before the next call.
  *
  * @example
  * const reader = await source.openReader()
  * try { const [line] = await reader.readLines([position]) } finally { await reader.close() }
  */
 export interface LineReader {
-  readLines(positions: readonly LogPosition[]): Promise<string[]>
+  readLines(positions: readonly LogPosition[]): Promise<Buffer[]>
   close(): Promise<void>
 }
 
 /** True when `source` offers positions (the JSONL log does; a bare `EventStore` does not). */
 export function isPositioned(source: AuditSource): source is PositionedAuditSource {
   return (
-    typeof (source as PositionedAuditSource).scanPositions === 'function' &&
+    typeof (source as PositionedAuditSource).visitPositions === 'function' &&
     typeof (source as PositionedAuditSource).openReader === 'function'
   )
 }
@@ -65,10 +74,8 @@ export function logAuditSource(dataDir: string): PositionedAuditSource {
     async *scan() {
       for await (const { record } of readLog(dataDir)) yield record as unknown as StoredEvent
     },
-    async *scanPositions() {
-      for await (const { record, position } of readLog(dataDir)) {
-        yield { event: record as unknown as StoredEvent, position }
-      }
+    visitPositions(visit, onBytes) {
+      return visitLog(dataDir, visit as unknown as Parameters<typeof visitLog>[1], onBytes)
     },
     async openReader() {
       return new SegmentLineReader(join(dataDir, 'events'))
@@ -87,18 +94,21 @@ export function storeAuditSource(store: Pick<EventStore, 'scan'>): AuditSource {
 }
 
 /** Nearby lines closer than this are read with one pread; a run never grows past RUN_MAX bytes. */
-const GAP = 16 * 1024
-const RUN_MAX = 1024 * 1024
+const GAP = 8 * 1024
+const RUN_MAX = 256 * 1024
+/** Reused for every batch, so reading back a million lines does not allocate a million buffers. */
+const ARENA_BYTES = 2 * 1024 * 1024
 const NEWLINE = 0x0a
 const OPEN_BRACE = 0x7b
 
 class SegmentLineReader implements LineReader {
   readonly #handles = new Map<number, FileHandle>()
+  readonly #arena = Buffer.allocUnsafe(ARENA_BYTES)
 
   constructor(private readonly eventsDir: string) {}
 
-  async readLines(positions: readonly LogPosition[]): Promise<string[]> {
-    const lines = new Array<string>(positions.length)
+  async readLines(positions: readonly LogPosition[]): Promise<Buffer[]> {
+    const lines = new Array<Buffer>(positions.length)
     const order = positions.map((_, i) => i)
     order.sort((a, b) => {
       const pa = positions[a]!
@@ -106,6 +116,7 @@ class SegmentLineReader implements LineReader {
       return pa.file - pb.file || pa.offset - pb.offset
     })
     let i = 0
+    let arenaUsed = 0
     while (i < order.length) {
       const first = positions[order[i]!]!
       let j = i + 1
@@ -117,7 +128,10 @@ class SegmentLineReader implements LineReader {
         runEnd = Math.max(runEnd, nextEnd)
         j++
       }
-      const buf = Buffer.allocUnsafe(runEnd - first.offset)
+      const size = runEnd - first.offset
+      const fits = arenaUsed + size <= this.#arena.length
+      const buf = fits ? this.#arena.subarray(arenaUsed, arenaUsed + size) : Buffer.allocUnsafe(size)
+      if (fits) arenaUsed += size
       const handle = await this.#handle(first.file)
       let filled = 0
       while (filled < buf.length) {
@@ -135,7 +149,7 @@ class SegmentLineReader implements LineReader {
         if (end >= filled || buf[start] !== OPEN_BRACE || buf[end] !== NEWLINE) {
           throw new Error(`events-${String(p.file).padStart(6, '0')}.jsonl changed under the export`)
         }
-        lines[index] = buf.toString('utf8', start, end)
+        lines[index] = buf.subarray(start, end)
       }
       i = j
     }

@@ -25,7 +25,7 @@ async function exportOf(
     source,
     filters,
     (chunk) => {
-      text += chunk
+      text += Buffer.from(chunk).toString('utf8')
     },
     options,
   )

@@ -73,17 +73,24 @@ export interface ExportOptions {
   windowEvents?: number
 }
 
-/** Receives the export in chunks of whole lines; return a promise to apply backpressure. */
-export type ExportSink = (chunk: string) => void | Promise<void>
+/**
+ * Receives the export in chunks of whole lines (UTF-8 bytes; the chunk is the sink's to keep); return a
+ * promise to apply backpressure.
+ *
+ * @example
+ * const sink: ExportSink = (chunk) => new Promise((done) => (out.write(chunk) ? done() : out.once('drain', done)))
+ */
+export type ExportSink = (chunk: Uint8Array) => void | Promise<void>
 
 const EVENT_KINDS = ['session.start', 'session.touch', 'session.end'] as const
 const OTHER_KIND = EVENT_KINDS.length
-const CHUNK_CHARS = 64 * 1024
-const READ_BATCH = 4096
+const CHUNK_BYTES = 64 * 1024
+const READ_BATCH = 256
+const NEWLINE = 0x0a
 const PROGRESS_EVERY = 8192
 
 /** Grows typed arrays by doubling: a few bytes per selected event instead of an object each. */
-class Column<T extends Float64Array | Uint32Array | Uint8Array> {
+class Column<T extends Float64Array | Uint32Array | Uint16Array | Uint8Array> {
   data: T
   constructor(private readonly make: (n: number) => T) {
     this.data = make(1024)
@@ -135,8 +142,10 @@ export async function runExport(
   const endReason = new Column((n) => new Uint8Array(n))
   const evSession = new Column((n) => new Uint32Array(n))
   const evKind = new Column((n) => new Uint8Array(n))
-  const evSeq = new Column((n) => new Float64Array(n))
-  const evFile = new Column((n) => new Uint32Array(n))
+  const positioned = isPositioned(source)
+  // Positioned sources need where each event is; the others its seq. ~19 bytes per selected event.
+  const evSeq = new Column((n) => new Float64Array(positioned ? 0 : n))
+  const evFile = new Column((n) => new Uint16Array(n))
   const evOffset = new Column((n) => new Float64Array(n))
   const evLength = new Column((n) => new Uint32Array(n))
   let sessions = 0
@@ -162,23 +171,26 @@ export async function runExport(
     const kind = EVENT_KINDS.indexOf(event.event)
     evSession.set(selected, s)
     evKind.set(selected, kind < 0 ? OTHER_KIND : kind)
-    evSeq.set(selected, event.seq)
     if (position) {
+      if (position.file > 0xffff) throw new RangeError('more than 65535 segment files: widen the file column')
       evFile.set(selected, position.file)
       evOffset.set(selected, position.offset)
       evLength.set(selected, position.length)
-    }
+    } else evSeq.set(selected, event.seq)
     selected++
   }
 
-  const positioned = isPositioned(source)
   if (positioned) {
-    for await (const { event, position } of source.scanPositions()) {
-      visit(event, position)
-      scannedBytes += position.length + 1
-      if (onProgress && scanned % PROGRESS_EVERY === 0)
-        onProgress({ phase: 'scan', events: scanned, bytes: scannedBytes })
-    }
+    await source.visitPositions(
+      (event, position) => {
+        visit(event, position)
+        if (onProgress && scanned % PROGRESS_EVERY === 0)
+          onProgress({ phase: 'scan', events: scanned, bytes: scannedBytes })
+      },
+      (bytes) => {
+        scannedBytes += bytes
+      },
+    )
   } else {
     for await (const event of source.scan()) {
       visit(event, undefined)
@@ -206,38 +218,48 @@ export async function runExport(
     const s = evSession.data[i]!
     if (wantReason < 0 || endReason.data[s] === wantReason) order[cursor[s]!++] = i
   }
+  // Reading back by position needs only the order from here on; let the per-event session numbers go.
+  if (positioned) evSession.data = new Uint32Array(0)
 
-  // Pass 2: write in that order.
+  // Pass 2: write in that order. Raw log lines are copied as bytes (no decode, no re-encode).
   const digest = createHash('sha256')
   const byEvent: Record<string, number> = {}
   let bytes = 0
   let written = 0
-  let pending = ''
-  let first: ExportedRecordRef | null = null
-  let last: ExportedRecordRef | null = null
-  let lastLine = ''
+  let out = Buffer.allocUnsafe(CHUNK_BYTES)
+  let used = 0
+  let firstLine: Buffer | undefined
+  let lastLine: Buffer | undefined
   const pseudonymizer = options.pseudonymizer
   const flush = async (): Promise<void> => {
-    if (pending === '') return
-    const chunk = pending
-    pending = ''
-    digest.update(chunk, 'utf8')
-    bytes += Buffer.byteLength(chunk, 'utf8')
+    if (used === 0) return
+    // The sink may keep the chunk (a file stream queues it), so it gets this buffer and we take a new one.
+    const chunk = out.subarray(0, used)
+    out = Buffer.allocUnsafe(CHUNK_BYTES)
+    used = 0
+    digest.update(chunk)
+    bytes += chunk.length
     await write(chunk)
   }
-  const emit = async (orderIndex: number, line: string): Promise<void> => {
+  const emit = async (orderIndex: number, raw: Buffer): Promise<void> => {
     const i = order[orderIndex]!
     const kind = evKind.data[i]!
     const name = kind === OTHER_KIND ? 'other' : EVENT_KINDS[kind]!
     byEvent[name] = (byEvent[name] ?? 0) + 1
-    const text = pseudonymizer
-      ? JSON.stringify(pseudonymizer.apply(JSON.parse(line) as Record<string, unknown>))
-      : line
-    if (first === null) first = refOf(text)
-    lastLine = text
-    pending += `${text}\n`
+    const line = pseudonymizer
+      ? Buffer.from(
+          JSON.stringify(pseudonymizer.apply(JSON.parse(raw.toString('utf8')) as Record<string, unknown>)),
+        )
+      : raw
+    if (firstLine === undefined) firstLine = Buffer.from(line)
+    if (orderIndex === total - 1) lastLine = Buffer.from(line)
+    if (used + line.length + 1 > out.length) {
+      await flush()
+      if (line.length + 1 > out.length) out = Buffer.allocUnsafe(line.length + 1)
+    }
+    used += line.copy(out, used)
+    out[used++] = NEWLINE
     written++
-    if (pending.length >= CHUNK_CHARS) await flush()
     if (onProgress && written % PROGRESS_EVERY === 0) onProgress({ phase: 'write', events: written, total })
   }
 
@@ -263,13 +285,11 @@ export async function runExport(
       total,
       evSeq: evSeq.data,
       evSession: evSession.data,
-      sessionIndex,
       window: Math.max(1, options.windowEvents ?? 20_000),
       emit,
     })
   }
   await flush()
-  if (lastLine !== '') last = refOf(lastLine)
   onProgress?.({ phase: 'write', events: written, total })
 
   return {
@@ -288,8 +308,8 @@ export async function runExport(
         }
       : null,
     counts: { sessions: keptSessions, events: written, by_event: byEvent, scanned },
-    first_record: first,
-    last_record: last,
+    first_record: firstLine ? refOf(firstLine) : null,
+    last_record: lastLine ? refOf(lastLine) : null,
     source_head: head,
     output: { bytes, sha256: digest.digest('hex') },
   }
@@ -307,9 +327,8 @@ async function exportByRescan(
     total: number
     evSeq: Float64Array
     evSession: Uint32Array
-    sessionIndex: Map<string, number>
     window: number
-    emit(orderIndex: number, line: string): Promise<void>
+    emit(orderIndex: number, line: Buffer): Promise<void>
   },
 ): Promise<void> {
   const { order, total, evSeq, evSession } = plan
@@ -331,10 +350,10 @@ async function exportByRescan(
       slotOfSeq.set(seq, k - startAt)
       if (seq > maxSeq) maxSeq = seq
     }
-    const lines = new Array<string | undefined>(endAt - startAt)
+    const lines = new Array<Buffer | undefined>(endAt - startAt)
     for await (const event of source.scan()) {
       const slot = slotOfSeq.get(event.seq)
-      if (slot !== undefined) lines[slot] = JSON.stringify(event)
+      if (slot !== undefined) lines[slot] = Buffer.from(JSON.stringify(event))
       if (event.seq >= maxSeq) break
     }
     for (let k = startAt; k < endAt; k++) {
@@ -347,8 +366,8 @@ async function exportByRescan(
   }
 }
 
-function refOf(line: string): ExportedRecordRef {
-  const record = JSON.parse(line) as Record<string, unknown>
+function refOf(line: Buffer): ExportedRecordRef {
+  const record = JSON.parse(line.toString('utf8')) as Record<string, unknown>
   return {
     seq: record.seq as number,
     hash: record.hash as string,

@@ -33,7 +33,7 @@ export {
   PSEUDONYM_PREFIX,
   type Pseudonymizer,
 } from './pseudonymize.js'
-export { checkLogSchemas, type SchemaProblem } from './schema-check.js'
+export { checkRecord as checkLifecycleSchema } from './schema-record-check.js'
 export {
   formatTimelineEntry,
   mergeTimeline,
@@ -42,4 +42,4 @@ export {
   type TimelineEntry,
   WorkerLogError,
 } from './timeline.js'
-export { type DataDirReport, type DataDirVerifyOptions, verifyDataDir } from './verify.js'
+export { type DataDirVerifyOptions, verifyDataDir } from './verify.js'

@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
 import type { StoredEvent } from '../store/event-store.js'
-import type { AuditSource } from './audit-source.js'
+import { type AuditSource, isPositioned } from './audit-source.js'
 
 /**
  * One line of a merged session timeline: a lifecycle event from the session log or a record from a
@@ -48,7 +48,13 @@ export class WorkerLogError extends Error {
  */
 export async function sessionEvents(source: AuditSource, sessionId: string): Promise<StoredEvent[]> {
   const events: StoredEvent[] = []
-  for await (const event of source.scan()) if (event.session_id === sessionId) events.push(event)
+  if (isPositioned(source)) {
+    await source.visitPositions((event) => {
+      if (event.session_id === sessionId) events.push(event)
+    })
+  } else {
+    for await (const event of source.scan()) if (event.session_id === sessionId) events.push(event)
+  }
   return events
 }
 

@@ -25,7 +25,7 @@ import { createProgress } from './progress.js'
  * const code = await main(['verify', dir], { stdout, stderr, env: {} })
  */
 export interface CliIo {
-  stdout: { write(text: string): unknown; isTTY?: boolean }
+  stdout: { write(text: string | Uint8Array): unknown; isTTY?: boolean }
   stderr: { write(text: string): unknown; isTTY?: boolean }
   env: Record<string, string | undefined>
 }
@@ -415,8 +415,11 @@ async function pseudonymizerOf(values: Values, io: CliIo): Promise<Pseudonymizer
 }
 
 function writeTo(
-  stream: { write(text: string): unknown; once?(event: 'drain', listener: () => void): unknown },
-  chunk: string,
+  stream: {
+    write(chunk: string | Uint8Array): unknown
+    once?(event: 'drain', listener: () => void): unknown
+  },
+  chunk: Uint8Array,
 ): void | Promise<void> {
   if (stream.write(chunk) === false && typeof stream.once === 'function') {
     return new Promise((resolveDrain) => stream.once?.('drain', resolveDrain))

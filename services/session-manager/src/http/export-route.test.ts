@@ -127,7 +127,7 @@ describe('GET /export', () => {
       logAuditSource(dir),
       { from: '2026-03-01T12:00:20.000Z', reason: 'explicit' },
       (chunk) => {
-        expected += chunk
+        expected += Buffer.from(chunk).toString('utf8')
       },
     )
     const lines = text.trimEnd().split('\n')

@@ -123,7 +123,11 @@ export function captureIo(env: Record<string, string | undefined> = {}) {
   let stderr = ''
   return {
     io: {
-      stdout: { write: (text: string) => (stdout += text) },
+      stdout: {
+        write: (text: string | Uint8Array) => {
+          stdout += typeof text === 'string' ? text : Buffer.from(text).toString('utf8')
+        },
+      },
       stderr: { write: (text: string) => (stderr += text) },
       env,
     },

@@ -1,0 +1,22 @@
+import { validateSessionLifecycleEvent } from '@care/schemas'
+import type { ChainedRecord } from '../log/index.js'
+
+/**
+ * The schema half of `care-sessions verify`, in the shape `verifyLog`'s `checkRecord` /
+ * `checkRecordModule` expect: the reason a (hash-checked, chain-linked) record's event does not match
+ * `SessionLifecycleEvent` once the chain fields are removed, or undefined. Being a module of its own,
+ * `verifyLog`'s worker threads import it and validate where they parse, so no line is parsed twice.
+ *
+ * @example
+ * await verifyLog(dir, { checkRecordModule: new URL('./schema-record-check.js', import.meta.url) })
+ */
+export function checkRecord(record: ChainedRecord): string | undefined {
+  const { seq: _seq, prev_hash: _prev, hash: _hash, ...event } = record
+  if (validateSessionLifecycleEvent.check(event)) return undefined
+  const result = validateSessionLifecycleEvent.validate(event)
+  const reason = (result.ok ? [] : result.fields)
+    .slice(0, 3)
+    .map((f) => `${f.path || '/'} ${f.message}`)
+    .join('; ')
+  return `schema: ${reason || 'the event does not match SessionLifecycleEvent'}`
+}
