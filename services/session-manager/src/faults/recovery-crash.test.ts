@@ -3,7 +3,7 @@ import { EventLog } from '../log/event-log.js'
 import { sampleEvent } from '../log/test-support/log-fixtures.js'
 import { type CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
 import { verifyLog } from '../log/verify.js'
-import { seededRandom } from './test-support/fault-scale.js'
+import { seededRandom, timeoutMs } from './test-support/fault-scale.js'
 import { DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
 const EVENTS = `${DATA_DIR}/events`
@@ -95,5 +95,6 @@ describe('a crash during recovery', () => {
       }
       expect(k).toBeGreaterThan(5)
     },
+    timeoutMs(30_000),
   )
 })

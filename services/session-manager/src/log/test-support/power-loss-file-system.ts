@@ -105,10 +105,19 @@ export class PowerLossFileSystem implements LogFileSystem {
     if (kind !== 'process-kill') this.#root = this.#survivor(this.#root, kind)
   }
 
-  /** The bytes a reader sees now (page cache), or undefined when the file does not exist. */
-  contents(path: string): Buffer | undefined {
+  /** The bytes a reader sees now (page cache) from `from` on, or undefined when the file does not exist. */
+  contents(path: string, from = 0): Buffer | undefined {
     const node = this.#lookup(path)
-    return node?.kind === 'file' ? Buffer.from(node.data.subarray(0, node.size)) : undefined
+    return node?.kind === 'file'
+      ? Buffer.from(node.data.subarray(Math.min(from, node.size), node.size))
+      : undefined
+  }
+
+  /** Names of the files directly in `dir` (no copying, unlike `snapshot`). */
+  fileNames(dir: string): string[] {
+    const node = this.#lookup(dir)
+    if (node?.kind !== 'dir') return []
+    return [...node.entries].filter(([, child]) => child.kind === 'file').map(([name]) => name)
   }
 
   /** Every file under `dir` with its current bytes, by path relative to `dir` (for byte comparisons). */
