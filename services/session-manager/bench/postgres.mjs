@@ -1,0 +1,286 @@
+// PostgreSQL store benchmark: POST /sessions.start through the session-manager on PostgreSQL vs plain
+// single-row INSERTs through `pg` with 10 connections, then 1 vs 2 instances on one database.
+//
+//   pnpm turbo run build --filter=@care/session-manager...
+//   node services/session-manager/bench/postgres.mjs            # starts a throwaway PostgreSQL server
+//   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench node services/session-manager/bench/postgres.mjs
+//
+// Env: BENCH_SECONDS (default 8 per run), BENCH_CONNECTIONS (HTTP connections, default 64).
+import { execFileSync, spawn } from 'node:child_process'
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import autocannon from 'autocannon'
+import pg from 'pg'
+import { monotonicFactory } from 'ulid'
+import { createIdFactory } from '../dist/ids/id-factory.js'
+import { PostgresSessionService } from '../dist/postgres/postgres-session-service.js'
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
+const PLAIN_CONNECTIONS = 10
+const MAIN_JS = new URL('../dist/main.js', import.meta.url).pathname
+if (!existsSync(MAIN_JS)) {
+  console.error(`${MAIN_JS} is missing: run pnpm turbo run build --filter=@care/session-manager... first`)
+  process.exit(1)
+}
+
+const recordId = monotonicFactory()
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+function postgresBin() {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir
+  }
+  const root = '/usr/lib/postgresql'
+  const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined
+  if (version) return join(root, version, 'bin')
+  throw new Error('postgres/initdb not found')
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** A throwaway server with production durability (fsync, synchronous_commit on), run as nobody if we are root. */
+async function startPostgres() {
+  const bin = postgresBin()
+  const root = mkdtempSync(join(tmpdir(), 'care-pg-bench-'))
+  const asUser = (cmd, args) =>
+    process.getuid() === 0
+      ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', cmd, ...args]]
+      : [cmd, args]
+  if (process.getuid() === 0) chownSync(root, 65534, 65534)
+  const data = join(root, 'data')
+  const [initCmd, initArgs] = asUser(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '--no-sync',
+  ])
+  execFileSync(initCmd, initArgs, { cwd: root, stdio: 'ignore' })
+  const port = await freePort()
+  const [cmd, args] = asUser(join(bin, 'postgres'), [
+    '-D',
+    data,
+    '-p',
+    String(port),
+    '-k',
+    root,
+    '-c',
+    'listen_addresses=127.0.0.1',
+    '-c',
+    'max_connections=200',
+    '-c',
+    'shared_buffers=128MB',
+  ])
+  const child = spawn(cmd, args, { cwd: root, stdio: 'ignore' })
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
+  for (let i = 0; ; i++) {
+    const c = new pg.Client({ connectionString: url })
+    try {
+      await c.connect()
+      await c.end()
+      break
+    } catch {
+      if (i > 300) throw new Error('postgres did not start')
+      await sleep(50)
+    }
+  }
+  return {
+    url,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGINT')
+      await exited
+      rmSync(root, { recursive: true, force: true })
+    },
+  }
+}
+
+function startBody() {
+  return JSON.stringify({
+    schema_version: '1.1',
+    record_id: recordId(),
+    user_id: `user-${Math.floor(Math.random() * 100_000)}`,
+    timestamp: new Date().toISOString(),
+    source: 'ui',
+    origin: 'human',
+    performer_id: 'caregiver-1',
+  })
+}
+
+/** Plain single-row INSERTs (autocommit, one per round trip) on `connections` connections for `seconds`. */
+async function plainInserts(url, seconds, connections) {
+  const pool = new pg.Pool({ connectionString: url, max: connections })
+  await pool.query(`DROP TABLE IF EXISTS bench_plain`)
+  await pool.query(`CREATE TABLE bench_plain (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, session_id text NOT NULL, record_id text NOT NULL UNIQUE,
+    input_record_id text UNIQUE, event_time timestamptz NOT NULL, body text NOT NULL, hash text NOT NULL)`)
+  const body = `${startBody().slice(0, -1)},"padding":"${'x'.repeat(400)}"}`
+  let count = 0
+  const deadline = performance.now() + seconds * 1000
+  const worker = async () => {
+    while (performance.now() < deadline) {
+      await pool.query(
+        'INSERT INTO bench_plain (session_id, record_id, input_record_id, event_time, body, hash) VALUES ($1, $2, $3, now(), $4, $5)',
+        [recordId(), recordId(), recordId(), body, 'f'.repeat(64)],
+      )
+      count++
+    }
+  }
+  const started = performance.now()
+  await Promise.all(Array.from({ length: connections }, worker))
+  const elapsed = (performance.now() - started) / 1000
+  await pool.end()
+  return { rate: count / elapsed, count }
+}
+
+/** PostgresSessionService.start in this process, `callers` concurrent callers: the store without HTTP. */
+async function inProcessStarts(url, seconds, callers) {
+  const service = new PostgresSessionService({
+    policy: { idleTimeoutMs: 1_800_000, maxDurationMs: 86_400_000, retryWindowMs: 86_400_000 },
+    newId: createIdFactory(),
+    database: { url },
+    schema: 'care_bench_inprocess',
+    timers: false,
+  })
+  await service.recover()
+  let count = 0
+  const deadline = performance.now() + seconds * 1000
+  const started = performance.now()
+  await Promise.all(
+    Array.from({ length: callers }, async () => {
+      while (performance.now() < deadline) {
+        await service.start(JSON.parse(startBody()))
+        count++
+      }
+    }),
+  )
+  const elapsed = (performance.now() - started) / 1000
+  await service.close()
+  return { rate: count / elapsed }
+}
+
+function startInstance(env) {
+  const child = spawn(process.execPath, [MAIN_JS], {
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const port = new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const m = /"port":(\d+)/.exec(line)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`instance exited with ${code}`)))
+  })
+  return (async () => {
+    const url = `http://127.0.0.1:${await port}`
+    while (
+      !(await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    )
+      await sleep(20)
+    return {
+      url,
+      stop: () =>
+        new Promise((resolve) => {
+          child.once('exit', resolve)
+          child.kill('SIGTERM')
+        }),
+    }
+  })()
+}
+
+function cannon(url, seconds, connections) {
+  return autocannon({
+    url: `${url}/sessions.start`,
+    connections,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (req) => ({ ...req, body: startBody() }),
+      },
+    ],
+  })
+}
+
+/** Drives `instances` at once (connections split evenly) and returns summed 2xx/s and worst p99. */
+async function serviceRun(instances, seconds) {
+  const per = Math.max(1, Math.floor(CONNECTIONS / instances.length))
+  await Promise.all(instances.map((i) => cannon(i.url, 1, per))) // warm-up: JIT, pool connections
+  const results = await Promise.all(instances.map((i) => cannon(i.url, seconds, per)))
+  const ok = results.reduce((n, r) => n + r['2xx'], 0)
+  const bad = results.reduce((n, r) => n + r.non2xx + r.errors + r.timeouts, 0)
+  return {
+    rate: ok / seconds,
+    ok,
+    bad,
+    p50: Math.max(...results.map((r) => r.latency.p50)),
+    p99: Math.max(...results.map((r) => r.latency.p99)),
+  }
+}
+
+async function main() {
+  const own = process.env.DATABASE_URL ? undefined : await startPostgres()
+  const url = process.env.DATABASE_URL ?? own.url
+  try {
+    console.log(
+      `PostgreSQL store bench: ${cpus().length} CPUs, ${SECONDS} s per run, ${CONNECTIONS} HTTP connections`,
+    )
+    const plain = await plainInserts(url, SECONDS, PLAIN_CONNECTIONS)
+    const inProcess = await inProcessStarts(url, SECONDS, CONNECTIONS)
+    const env = (schema) => ({
+      CARE_STORE: 'postgres',
+      DATABASE_URL: url,
+      CARE_DB_SCHEMA: schema,
+      CARE_IDLE_TIMEOUT: '30m',
+    })
+
+    const one = [await startInstance(env('care_bench_1'))]
+    const single = await serviceRun(one, SECONDS)
+    await Promise.all(one.map((i) => i.stop()))
+
+    const two = await Promise.all([startInstance(env('care_bench_2')), startInstance(env('care_bench_2'))])
+    const double = await serviceRun(two, SECONDS)
+    await Promise.all(two.map((i) => i.stop()))
+
+    const fmt = (n) => Math.round(n).toLocaleString('en-US')
+    console.log('')
+    console.log('| run | per second | p50 ms | p99 ms | non-2xx/errors |')
+    console.log('|---|---:|---:|---:|---:|')
+    console.log(
+      `| plain single-row INSERT, pg, ${PLAIN_CONNECTIONS} connections | ${fmt(plain.rate)} | | | |`,
+    )
+    console.log(
+      `| POST /sessions.start, 1 instance | ${fmt(single.rate)} | ${single.p50} | ${single.p99} | ${single.bad} |`,
+    )
+    console.log(
+      `| POST /sessions.start, 2 instances | ${fmt(double.rate)} | ${double.p50} | ${double.p99} | ${double.bad} |`,
+    )
+    console.log('')
+    console.log(
+      `ratio start(in-process, no HTTP) / plain INSERT: ${(inProcess.rate / plain.rate).toFixed(2)}`,
+    )
+    console.log(`ratio start(1 instance) / plain INSERT: ${(single.rate / plain.rate).toFixed(2)}`)
+    console.log(`ratio start(2 instances) / plain INSERT: ${(double.rate / plain.rate).toFixed(2)}`)
+    console.log(`ratio 2 instances / 1 instance: ${(double.rate / single.rate).toFixed(2)}`)
+  } finally {
+    await own?.stop()
+  }
+}
+
+await main()
