@@ -84,14 +84,14 @@ export function hashId(id: string, seed: number, out: Int32Array, at: number): v
   out[at + 1] = h2
 }
 
-/** Open-addressing table from session id (hash + bytes) to its state. */
+/**
+ * Open-addressing table from session id (hash + bytes) to its state. A slot is four int32s side by
+ * side (hash high, hash low, id offset in the arena, id length * 4 + state; 0 = empty), so a probe
+ * touches one cache line.
+ */
 export class SessionTable {
   #mask: number
-  #hi: Int32Array
-  #lo: Int32Array
-  #state: Uint8Array
-  #from: Int32Array
-  #length: Int32Array
+  #slots: Int32Array
   #arena = new Uint8Array(64 * 1024)
   #arenaEnd = 0
   #size = 0
@@ -99,11 +99,7 @@ export class SessionTable {
   constructor(capacity = 1024) {
     const slots = 2 ** Math.ceil(Math.log2(Math.max(16, capacity)))
     this.#mask = slots - 1
-    this.#hi = new Int32Array(slots)
-    this.#lo = new Int32Array(slots)
-    this.#state = new Uint8Array(slots)
-    this.#from = new Int32Array(slots)
-    this.#length = new Int32Array(slots)
+    this.#slots = new Int32Array(slots * 4)
   }
 
   get size(): number {
@@ -113,22 +109,26 @@ export class SessionTable {
   /** The slot holding the id, or `~slot` of the empty slot where it would go. */
   find(hi: number, lo: number, bytes: Uint8Array, from: number, to: number): number {
     const mask = this.#mask
-    const state = this.#state
+    const table = this.#slots
     let slot = hi & mask
-    while (state[slot] !== EMPTY) {
-      if (this.#hi[slot] === hi && this.#lo[slot] === lo && this.#sameBytes(slot, bytes, from, to))
-        return slot
+    for (;;) {
+      const at = slot * 4
+      const meta = table[at + 3] as number
+      if (meta === EMPTY) return ~slot
+      if (table[at] === hi && table[at + 1] === lo && meta >>> 2 === to - from) {
+        if (this.#sameBytes(table[at + 2] as number, bytes, from, to)) return slot
+      }
       slot = (slot + 1) & mask
     }
-    return ~slot
   }
 
   stateAt(slot: number): number {
-    return this.#state[slot] as number
+    return (this.#slots[slot * 4 + 3] as number) & 3
   }
 
   setState(slot: number, state: number): void {
-    this.#state[slot] = state
+    const at = slot * 4 + 3
+    this.#slots[at] = ((this.#slots[at] as number) & ~3) | state
   }
 
   /** Adds an id that `find` did not find; `notFound` is what `find` returned (`~slot`). */
@@ -142,7 +142,7 @@ export class SessionTable {
     state: number,
   ): void {
     let slot = ~notFound
-    if ((this.#size + 1) * 2 > this.#state.length) {
+    if ((this.#size + 1) * 2 > this.#mask + 1) {
       this.#grow()
       slot = ~this.find(hi, lo, bytes, from, to)
     }
@@ -153,50 +153,38 @@ export class SessionTable {
       this.#arena = bigger
     }
     const arena = this.#arena
-    const at = this.#arenaEnd - from
+    const shift = this.#arenaEnd - from
     // A loop: a subarray per id (to use set) costs more than copying ~26 bytes.
-    for (let i = from; i < to; i++) arena[at + i] = bytes[i] as number
-    this.#hi[slot] = hi
-    this.#lo[slot] = lo
-    this.#state[slot] = state
-    this.#from[slot] = this.#arenaEnd
-    this.#length[slot] = length
+    for (let i = from; i < to; i++) arena[shift + i] = bytes[i] as number
+    const table = this.#slots
+    const at = slot * 4
+    table[at] = hi
+    table[at + 1] = lo
+    table[at + 2] = this.#arenaEnd
+    table[at + 3] = (length << 2) | state
     this.#arenaEnd += length
     this.#size++
   }
 
-  #sameBytes(slot: number, bytes: Uint8Array, from: number, to: number): boolean {
-    const length = to - from
-    if (this.#length[slot] !== length) return false
+  #sameBytes(offset: number, bytes: Uint8Array, from: number, to: number): boolean {
     const arena = this.#arena
-    const at = (this.#from[slot] as number) - from
-    for (let i = from; i < to; i++) if (arena[at + i] !== bytes[i]) return false
+    const shift = offset - from
+    for (let i = from; i < to; i++) if (arena[shift + i] !== bytes[i]) return false
     return true
   }
 
   #grow(): void {
-    const hi = this.#hi
-    const lo = this.#lo
-    const state = this.#state
-    const start = this.#from
-    const length = this.#length
-    const slots = state.length * 2
+    const old = this.#slots
+    const slots = (this.#mask + 1) * 2
     const mask = slots - 1
-    this.#mask = mask
-    this.#hi = new Int32Array(slots)
-    this.#lo = new Int32Array(slots)
-    this.#state = new Uint8Array(slots)
-    this.#from = new Int32Array(slots)
-    this.#length = new Int32Array(slots)
-    for (let old = 0; old < state.length; old++) {
-      if (state[old] === EMPTY) continue
-      let slot = (hi[old] as number) & mask
-      while (this.#state[slot] !== EMPTY) slot = (slot + 1) & mask
-      this.#hi[slot] = hi[old] as number
-      this.#lo[slot] = lo[old] as number
-      this.#state[slot] = state[old] as number
-      this.#from[slot] = start[old] as number
-      this.#length[slot] = length[old] as number
+    const table = new Int32Array(slots * 4)
+    for (let at = 0; at < old.length; at += 4) {
+      if (old[at + 3] === EMPTY) continue
+      let slot = (old[at] as number) & mask
+      while (table[slot * 4 + 3] !== EMPTY) slot = (slot + 1) & mask
+      table.set(old.subarray(at, at + 4), slot * 4)
     }
+    this.#mask = mask
+    this.#slots = table
   }
 }

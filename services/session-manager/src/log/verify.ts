@@ -9,6 +9,7 @@ import { type LogFileHandle, type LogFileSystem, nodeFileSystem } from './file-s
 import type { LogHead } from './recovery.js'
 import { eventsDirOf, listSegments, type Segment } from './segments.js'
 import {
+  type ChunkCheckOptions,
   type ChunkResult,
   checkChunk,
   hashOfLine,
@@ -72,11 +73,14 @@ export interface VerifyOptions {
   expectedHead?: LogHead
   fs?: LogFileSystem
   /**
-   * Worker threads that parse and hash. Default: up to 2 (one per core) for logs of 16 MiB or more,
-   * else 0 (in-process). Without the compiled `verify-worker.js` beside this module (e.g. when running
-   * the TypeScript sources) verification always runs in-process.
+   * Worker threads that parse and hash (the calling thread joins in when they are all busy). Default:
+   * one per core but one (at most 3) for logs of 16 MiB or more, else 0 (in-process). Without the
+   * compiled `verify-worker.js` beside this module (e.g. when running the TypeScript sources)
+   * verification always runs in-process.
    */
   workers?: number
+  /** Bytes read at a time (default 4 MiB; a longer line gets a bigger buffer). For tuning and tests. */
+  chunkBytes?: number
   /** Returns the reason a (hash-checked, chain-linked) record is bad, or undefined. Runs in-process. */
   checkRecord?: (record: ChainedRecord) => string | undefined
   /** URL or absolute path of an ES module exporting `checkRecord(record)`; runs in the workers. */
@@ -234,8 +238,10 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   const free: Buffer[] = []
   let buffers = 0
   // Enough chunks in flight to keep every worker busy while the main thread catches up.
-  const maxBuffers = checker.shared ? 3 * Math.max(1, (checker as WorkerChecker).size) : 1
-  const chunkBytes = Math.min(CHUNK_BYTES, Math.max(64 * 1024, 2 ** Math.ceil(Math.log2(totalBytes + 1))))
+  const maxBuffers = checker.shared ? 3 * (checker as WorkerChecker).size + 2 : 1
+  const chunkBytes =
+    options.chunkBytes ??
+    Math.min(CHUNK_BYTES, Math.max(64 * 1024, 2 ** Math.ceil(Math.log2(totalBytes + 1))))
   const allocate = (size: number) =>
     checker.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size)
 
@@ -360,19 +366,20 @@ async function chunkChecker(options: VerifyOptions, totalBytes: number, seed: nu
   }
   const moduleSpecifier =
     options.checkRecordModule === undefined ? undefined : moduleUrl(options.checkRecordModule)
+  // The calling thread checks chunks too when the workers are saturated, so one core needs no worker.
   const workers = options.checkRecord
     ? 0
-    : (options.workers ?? (totalBytes >= PARALLEL_MIN_BYTES ? Math.min(2, availableParallelism()) : 0))
-  if (workers > 0 && existsSync(fileURLToPath(WORKER_URL))) {
-    return new WorkerChecker(workers, {
-      seed,
-      expectedHead: options.expectedHead,
-      checkRecordModule: moduleSpecifier,
-    })
-  }
+    : (options.workers ?? (totalBytes >= PARALLEL_MIN_BYTES ? Math.min(3, availableParallelism() - 1) : 0))
   const checkRecord =
     options.checkRecord ?? (moduleSpecifier ? await loadRecordCheck(moduleSpecifier) : undefined)
-  const chunkOptions = { seed, expectedHead: options.expectedHead, checkRecord }
+  const chunkOptions: ChunkCheckOptions = { seed, expectedHead: options.expectedHead, checkRecord }
+  if (workers > 0 && existsSync(fileURLToPath(WORKER_URL))) {
+    return new WorkerChecker(
+      workers,
+      { seed, expectedHead: options.expectedHead, checkRecordModule: moduleSpecifier },
+      chunkOptions,
+    )
+  }
   return {
     shared: false,
     check: async (buf, end) => checkChunk(buf, end, chunkOptions),
@@ -396,7 +403,11 @@ class WorkerChecker implements ChunkChecker {
   #nextId = 0
   #failure: Error | undefined
 
-  constructor(count: number, data: VerifyWorkerData) {
+  readonly #inline: ChunkCheckOptions | undefined
+
+  /** `inline`: check a chunk on the calling thread when every worker already has one queued. */
+  constructor(count: number, data: VerifyWorkerData, inline?: ChunkCheckOptions) {
+    this.#inline = inline
     for (let slot = 0; slot < count; slot++) {
       const worker = new Worker(WORKER_URL, { workerData: data })
       worker.on('message', (reply: VerifyWorkerReply) => this.#settle(reply))
@@ -417,6 +428,13 @@ class WorkerChecker implements ChunkChecker {
       if ((this.#workers[i]?.busy ?? 0) < (this.#workers[slot]?.busy ?? 0)) slot = i
     }
     const target = this.#workers[slot] as { worker: Worker; busy: number }
+    if (this.#inline && target.busy >= 2) {
+      try {
+        return Promise.resolve(checkChunk(buf, end, this.#inline))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
     target.busy++
     const id = this.#nextId++
     return new Promise((resolve, reject) => {
