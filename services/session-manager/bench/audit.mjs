@@ -8,7 +8,8 @@
 //   2. GET /sessions/{id}/timeline p99 against the real server (a child process) recovered from that
 //      log, for random sessions; goal: p99 < 5 ms
 //   3. peak RSS of `care-sessions export` (all events, to a file) in a child process; goal: < 150 MB
-// BENCH_DIR=<dir> keeps the generated log there and reuses it on the next run.
+// BENCH_DIR=<dir> keeps the generated log there and reuses it on the next run; BENCH_ONLY=verify,timeline,export
+// runs only those parts.
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
@@ -33,6 +34,7 @@ const REQUEST_TIME_LIMIT_MS = 60_000
 const keep = process.env.BENCH_DIR !== undefined
 const dir = keep ? resolve(process.env.BENCH_DIR) : await mkdtemp(join(tmpdir(), 'care-audit-bench-'))
 const results = {}
+const only = new Set((process.env.BENCH_ONLY ?? 'verify,timeline,export').split(','))
 
 function fmt(n, digits = 1) {
   return n.toLocaleString('en', { maximumFractionDigits: digits, minimumFractionDigits: digits })
@@ -220,24 +222,26 @@ async function best(fn, runs = 2) {
   return { ms: fastest, value }
 }
 
-const parse = await best(readAndParse)
-const verify = await best(() => verifyDataDir(dir))
-if (!verify.value.ok)
-  throw new Error(`the generated log does not verify: ${JSON.stringify(verify.value.problem)}`)
-const verifyInline = await best(() => verifyDataDir(dir, { workers: 0 }), 1)
-const mbps = (ms) => bytes / 1e6 / (ms / 1000)
-results.verify = {
-  read_parse_mb_s: mbps(parse.ms),
-  verify_mb_s: mbps(verify.ms),
-  ratio: parse.ms / verify.ms,
-  verify_one_thread_mb_s: mbps(verifyInline.ms),
-  ratio_one_thread: parse.ms / verifyInline.ms,
+if (only.has('verify')) {
+  const parse = await best(readAndParse)
+  const verify = await best(() => verifyDataDir(dir))
+  if (!verify.value.ok)
+    throw new Error(`the generated log does not verify: ${JSON.stringify(verify.value.problem)}`)
+  const verifyInline = await best(() => verifyDataDir(dir, { workers: 0 }), 1)
+  const mbps = (ms) => bytes / 1e6 / (ms / 1000)
+  results.verify = {
+    read_parse_mb_s: mbps(parse.ms),
+    verify_mb_s: mbps(verify.ms),
+    ratio: parse.ms / verify.ms,
+    verify_one_thread_mb_s: mbps(verifyInline.ms),
+    ratio_one_thread: parse.ms / verifyInline.ms,
+  }
+  console.log(
+    `verify: read+JSON.parse ${fmt(mbps(parse.ms))} MB/s (${fmt(parse.ms / 1000, 2)} s); ` +
+      `verify (chain + schema in one pass, verifyLog's worker threads) ${fmt(mbps(verify.ms))} MB/s (${fmt(verify.ms / 1000, 2)} s) ` +
+      `-> ratio ${fmt(results.verify.ratio, 2)} (goal >= 0.7); no worker threads: ratio ${fmt(results.verify.ratio_one_thread, 2)}`,
+  )
 }
-console.log(
-  `verify: read+JSON.parse ${fmt(mbps(parse.ms))} MB/s (${fmt(parse.ms / 1000, 2)} s); ` +
-    `verify (chain + schema in one pass, verifyLog's worker threads) ${fmt(mbps(verify.ms))} MB/s (${fmt(verify.ms / 1000, 2)} s) ` +
-    `-> ratio ${fmt(results.verify.ratio, 2)} (goal >= 0.7); no worker threads: ratio ${fmt(results.verify.ratio_one_thread, 2)}`,
-)
 
 // ---------------------------------------------------------------------------------------------
 // 2. One session's timeline over HTTP: the real server in a child process, recovered from the log.
@@ -267,43 +271,45 @@ async function startServer() {
   return { child, url: `http://127.0.0.1:${port}`, recoveryMs: performance.now() - started }
 }
 
-const server = await startServer()
-try {
-  const ids = info.sample
-  let seed = 7
-  const pick = () => {
-    seed = (seed * 1103515245 + 12345) & 0x7fffffff
-    return ids[seed % ids.length]
+if (only.has('timeline')) {
+  const server = await startServer()
+  try {
+    const ids = info.sample
+    let seed = 7
+    const pick = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff
+      return ids[seed % ids.length]
+    }
+    const get = async (id) => {
+      const res = await fetch(`${server.url}/sessions/${id}/timeline`)
+      const body = await res.json()
+      if (res.status !== 200 || body.events.length < 1) throw new Error(`timeline ${id}: ${res.status}`)
+    }
+    for (let i = 0; i < 200; i++) await get(pick()) // warm-up: connections, JIT
+    const latencies = []
+    const stopAt = performance.now() + REQUEST_TIME_LIMIT_MS
+    while (latencies.length < REQUESTS && performance.now() < stopAt) {
+      const t = performance.now()
+      await get(pick())
+      latencies.push(performance.now() - t)
+    }
+    latencies.sort((a, b) => a - b)
+    const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]
+    results.timeline = {
+      requests: latencies.length,
+      p50_ms: q(0.5),
+      p99_ms: q(0.99),
+      max_ms: latencies.at(-1),
+      recovery_s: server.recoveryMs / 1000,
+    }
+    console.log(
+      `timeline over HTTP: ${latencies.length} sequential requests for random sessions (server recovered ${info.events.toLocaleString('en')} events in ${fmt(server.recoveryMs / 1000)} s): ` +
+        `p50 ${fmt(q(0.5), 2)} ms, p99 ${fmt(q(0.99), 2)} ms (goal < 5 ms), max ${fmt(latencies.at(-1), 2)} ms`,
+    )
+  } finally {
+    server.child.kill('SIGTERM')
+    await new Promise((r) => server.child.once('exit', r))
   }
-  const get = async (id) => {
-    const res = await fetch(`${server.url}/sessions/${id}/timeline`)
-    const body = await res.json()
-    if (res.status !== 200 || body.events.length < 1) throw new Error(`timeline ${id}: ${res.status}`)
-  }
-  for (let i = 0; i < 200; i++) await get(pick()) // warm-up: connections, JIT
-  const latencies = []
-  const stopAt = performance.now() + REQUEST_TIME_LIMIT_MS
-  while (latencies.length < REQUESTS && performance.now() < stopAt) {
-    const t = performance.now()
-    await get(pick())
-    latencies.push(performance.now() - t)
-  }
-  latencies.sort((a, b) => a - b)
-  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]
-  results.timeline = {
-    requests: latencies.length,
-    p50_ms: q(0.5),
-    p99_ms: q(0.99),
-    max_ms: latencies.at(-1),
-    recovery_s: server.recoveryMs / 1000,
-  }
-  console.log(
-    `timeline over HTTP: ${latencies.length} sequential requests for random sessions (server recovered ${info.events.toLocaleString('en')} events in ${fmt(server.recoveryMs / 1000)} s): ` +
-      `p50 ${fmt(q(0.5), 2)} ms, p99 ${fmt(q(0.99), 2)} ms (goal < 5 ms), max ${fmt(latencies.at(-1), 2)} ms`,
-  )
-} finally {
-  server.child.kill('SIGTERM')
-  await new Promise((r) => server.child.once('exit', r))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -333,21 +339,23 @@ async function exportInChild(args) {
   return { ...result, events: manifest.counts.events }
 }
 
-const keyFile = join(dir, 'bench-pseudonym.key')
-await writeFile(keyFile, 'bench-key-0123456789abcdef')
-const all = await exportInChild([])
-const pseud = await exportInChild(['--pseudonymize-key-file', keyFile])
-results.export = {
-  events: all.events,
-  peak_rss_mb: all.maxRSS / 1024,
-  seconds: all.ms / 1000,
-  pseudonymized_peak_rss_mb: pseud.maxRSS / 1024,
-  pseudonymized_seconds: pseud.ms / 1000,
+if (only.has('export')) {
+  const keyFile = join(dir, 'bench-pseudonym.key')
+  await writeFile(keyFile, 'bench-key-0123456789abcdef')
+  const all = await exportInChild([])
+  const pseud = await exportInChild(['--pseudonymize-key-file', keyFile])
+  results.export = {
+    events: all.events,
+    peak_rss_mb: all.maxRSS / 1024,
+    seconds: all.ms / 1000,
+    pseudonymized_peak_rss_mb: pseud.maxRSS / 1024,
+    pseudonymized_seconds: pseud.ms / 1000,
+  }
+  console.log(
+    `export (all ${all.events.toLocaleString('en')} events, grouped by session, to a file): peak RSS ${fmt(all.maxRSS / 1024)} MB (goal < 150 MB), ` +
+      `${fmt(all.ms / 1000, 2)} s; pseudonymised: peak RSS ${fmt(pseud.maxRSS / 1024)} MB, ${fmt(pseud.ms / 1000, 2)} s`,
+  )
 }
-console.log(
-  `export (all ${all.events.toLocaleString('en')} events, grouped by session, to a file): peak RSS ${fmt(all.maxRSS / 1024)} MB (goal < 150 MB), ` +
-    `${fmt(all.ms / 1000, 2)} s; pseudonymised: peak RSS ${fmt(pseud.maxRSS / 1024)} MB, ${fmt(pseud.ms / 1000, 2)} s`,
-)
 
 console.log(`\n${JSON.stringify(results)}`)
 if (!keep) await rm(dir, { recursive: true, force: true })
