@@ -53,7 +53,12 @@ export interface LineReader {
   close(): Promise<void>
 }
 
-/** True when `source` offers positions (the JSONL log does; a bare `EventStore` does not). */
+/**
+ * True when `source` offers positions (the JSONL log does; a bare `EventStore` does not).
+ *
+ * @example
+ * if (isPositioned(source)) await source.visitPositions((event) => count++)
+ */
 export function isPositioned(source: AuditSource): source is PositionedAuditSource {
   return (
     typeof (source as PositionedAuditSource).visitPositions === 'function' &&

@@ -1,7 +1,18 @@
 import type { FieldError } from '@care/schemas'
 
-/** The end reasons a session can have (`SessionEndReason`). */
+/**
+ * The end reasons a session can have (`SessionEndReason`), in the order export codes them.
+ *
+ * @example
+ * if (!END_REASONS.includes(value as EndReason)) throw new Error('unknown reason')
+ */
 export const END_REASONS = ['explicit', 'idle_timeout', 'max_duration'] as const
+/**
+ * One of `END_REASONS`.
+ *
+ * @example
+ * const reason: EndReason = 'idle_timeout'
+ */
 export type EndReason = (typeof END_REASONS)[number]
 
 /**
@@ -23,6 +34,9 @@ export interface ExportFilters {
 /**
  * `ULID_PATTERN` of @care/schemas, repeated here (a test keeps them equal) because importing the
  * schemas package compiles every validator: ~30 MB the export and timeline commands do not need.
+ *
+ * @example
+ * new RegExp(SESSION_ID_PATTERN).test('01JNC3G8Z9X7W6V5T4S3R2Q1P0') // true
  */
 export const SESSION_ID_PATTERN = '^[0-7][0-9A-HJKMNP-TV-Z]{25}$'
 const SESSION_ID = new RegExp(SESSION_ID_PATTERN)

@@ -13,13 +13,24 @@ import {
 import { scanLines } from '../log/line-scanner.js'
 import { eventsDirOf, listSegments, type Segment } from '../log/segments.js'
 
-/** Chunk for audit scans: big enough for few reads, small enough to keep RSS flat. */
+/**
+ * Chunk for audit scans: big enough for few reads, small enough to keep RSS flat.
+ *
+ * @example
+ * console.log(`audit scans read ${AUDIT_CHUNK_BYTES / 1024} KiB at a time`)
+ */
 export const AUDIT_CHUNK_BYTES = 512 * 1024
 
 /**
  * Calls `visit` for every complete line of every segment, in order, with the segment, the 1-based
  * line number and the file offset. A final line without newline (a write in progress) is not visited.
  * Throws `LogCorruptError` when a segment before another is missing.
+ *
+ * @example
+ * await visitLogLines(dir, (buf, start, end, segment, line) => {
+ *   JSON.parse(buf.toString('utf8', start, end))
+ *   return true
+ * })
  */
 export async function visitLogLines(
   dir: string,

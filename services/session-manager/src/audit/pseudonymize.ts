@@ -1,9 +1,19 @@
 import { createHash, createHmac } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 
-/** What pseudonymised identifiers start with, so nobody mistakes one for a real id. */
+/**
+ * What pseudonymised identifiers start with, so nobody mistakes one for a real id.
+ *
+ * @example
+ * const pseudonymised = String(record.user_id).startsWith(PSEUDONYM_PREFIX)
+ */
 export const PSEUDONYM_PREFIX = 'pseud:'
-/** The fields that carry a person's identity in lifecycle events and worker records. */
+/**
+ * The fields that carry a person's identity in lifecycle events and worker records.
+ *
+ * @example
+ * for (const field of IDENTITY_FIELDS) delete copy[field]
+ */
 export const IDENTITY_FIELDS = ['user_id', 'performer_id'] as const
 const MIN_KEY_BYTES = 16
 

@@ -30,9 +30,16 @@ export interface CliIo {
   env: Record<string, string | undefined>
 }
 
-/** Exit codes: 0 fine, 1 the log or session failed the check (or could not be read), 2 a usage error. */
+/**
+ * Exit codes: 0 fine, 1 the log or session failed the check (or could not be read), 2 a usage error.
+ *
+ * @example
+ * if ((await main(argv)) === EXIT_FAILED) alertAuditor()
+ */
 export const EXIT_OK = 0
+/** The check failed, the session is unknown, or a file could not be read. @example process.exitCode = EXIT_FAILED */
 export const EXIT_FAILED = 1
+/** A bad command, flag, filter, or a directory or file that does not exist. @example process.exitCode = EXIT_USAGE */
 export const EXIT_USAGE = 2
 
 class UsageError extends Error {}

@@ -15,6 +15,12 @@ export interface Progress {
 const WIDTH = 24
 const REDRAW_MS = 100
 
+/**
+ * Creates the progress bar for one run (a no-op off a terminal).
+ *
+ * @example
+ * const progress = createProgress(io.stderr, 'export')
+ */
 export function createProgress(
   stream: { isTTY?: boolean; write(text: string): unknown },
   label: string,

@@ -10,7 +10,12 @@ import type { SessionManagerEnv } from './http-env.js'
 
 const FILTER_NAMES = ['from', 'to', 'user_id', 'session_id', 'reason'] as const
 
-/** The media type of `GET /export`: one JSON object per line. */
+/**
+ * The media type of `GET /export`: one JSON object per line.
+ *
+ * @example
+ * if (res.headers.get('content-type') === EXPORT_CONTENT_TYPE) for (const line of text.split('\n')) JSON.parse(line)
+ */
 export const EXPORT_CONTENT_TYPE = 'application/x-ndjson; charset=utf-8'
 
 /**
