@@ -1,9 +1,9 @@
 import { createWriteStream } from 'node:fs'
-import { readFile, rename, rm, stat } from 'node:fs/promises'
+import { readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { logAuditSource } from '../audit/audit-source.js'
-import { type ExportManifest, runExport } from '../audit/export.js'
+import { type ExportManifest, type ExportProgress, runExport } from '../audit/export.js'
 import { parseExportFilters, SESSION_ID_PATTERN } from '../audit/export-filters.js'
 import { createPseudonymizer, loadPseudonymKey, type Pseudonymizer } from '../audit/pseudonymize.js'
 import {
@@ -362,8 +362,11 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
   const out = str(values, 'out')
   const manifestPath = str(values, 'manifest') ?? (out === undefined ? undefined : `${out}.manifest.json`)
   const progress = createProgress(io.stderr, 'export')
-  const onProgress = (p: { phase: 'scan' | 'write'; events: number; total?: number }) =>
-    progress.update(p.events, p.total, 'events', p.phase)
+  const logBytes = io.stderr.isTTY ? await eventsBytes(dir) : 0
+  const onProgress = (p: ExportProgress) =>
+    p.phase === 'scan' && p.bytes !== undefined
+      ? progress.update(p.bytes, logBytes, 'bytes', 'reading the log')
+      : progress.update(p.events, p.total, 'events', p.phase === 'scan' ? 'reading the log' : 'writing')
 
   let manifest: ExportManifest
   if (out === undefined) {
@@ -441,6 +444,15 @@ async function writeJsonFile(path: string, value: unknown): Promise<void> {
     file.end(`${JSON.stringify(value, null, 2)}\n`, () => resolveWrite())
   })
   await rename(partial, path)
+}
+
+/** Total size of the log's segment files, the 100% of the export's first pass. */
+async function eventsBytes(dir: string): Promise<number> {
+  let total = 0
+  for (const name of await readdir(join(dir, 'events'))) {
+    if (name.endsWith('.jsonl')) total += (await stat(join(dir, 'events', name))).size
+  }
+  return total
 }
 
 function processIo(): CliIo {
