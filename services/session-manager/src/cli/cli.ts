@@ -259,12 +259,13 @@ async function verify(values: Values, positionals: string[], io: CliIo): Promise
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ data_dir: dir, ...report })}\n`)
   } else {
+    const n = (value: number) => value.toLocaleString('en')
     const events = Object.entries(report.events)
-      .map(([event, n]) => `${n} ${event}`)
+      .map(([event, count]) => `${n(count)} ${event}`)
       .join(', ')
     const seconds = Math.max(report.durationMs, 1) / 1000
     io.stdout.write(
-      `${report.ok ? 'OK' : 'FAILED'}: ${report.records} events in ${report.files} file(s), ${report.sessions} sessions` +
+      `${report.ok ? 'OK' : 'FAILED'}: ${n(report.records)} events in ${report.files} file(s), ${n(report.sessions)} sessions` +
         `${events ? ` (${events})` : ''}; head seq ${report.head.seq} ${report.head.hash}; ` +
         `${(report.bytes / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s\n`,
     )
