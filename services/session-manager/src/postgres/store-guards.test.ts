@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdFactory } from '../ids/id-factory.js'
 import { EventLog } from '../log/index.js'
 import { writeCheckpoint } from './checkpoints.js'
+import { runPostgresCli } from './cli.js'
 import { UnsafeDatabaseError } from './database.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
 import { migrate } from './migrations.js'
@@ -321,5 +322,24 @@ describe('JSONL import and export', () => {
       await rm(dir, { recursive: true, force: true })
       await rm(back, { recursive: true, force: true })
     }
+  })
+})
+
+describe('care-sessions-pg', () => {
+  it('checkpoints and verifies from the command line, exiting 1 with the bad row after tampering', async () => {
+    const { schema, t } = await populated()
+    const lines: string[] = []
+    const io = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l) }
+    expect(await runPostgresCli(['checkpoint', '--schema', schema], io, { DATABASE_URL: url })).toBe(0)
+    expect(await runPostgresCli(['verify', '--database-url', url, '--schema', schema], io)).toBe(0)
+    expect(lines.at(-1)).toMatch(
+      /^ok: 13 events, 6 sessions, 1 checkpoints, 0 after the newest checkpoint; head checkpoint 1 [0-9a-f]{64}$/,
+    )
+    const admin = pool(adminUrl)
+    await admin.query(`BEGIN; SET LOCAL session_replication_role = replica;
+      UPDATE ${t.events} SET body = body || ' ' WHERE seq = (SELECT max(seq) FROM ${t.events}); COMMIT`)
+    expect(await runPostgresCli(['verify', '--database-url', url, '--schema', schema], io)).toBe(1)
+    expect(lines.at(-1)).toMatch(/^FAILED at seq \d+: hash does not match the stored body/)
+    expect(await runPostgresCli(['verify'], io, {})).toBe(2)
   })
 })
