@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -44,7 +44,22 @@ let logPath: string
 async function logText(): Promise<string> {
   return readFile(logPath, 'utf8').catch(() => '')
 }
-const lineCount = async () => (await logText()).split('\n').length - 1
+// Lines counted so far: each check reads only what was appended since the last one.
+let countedBytes = 0
+let countedLines = 0
+async function lineCount(): Promise<number> {
+  const handle = await open(logPath, 'r').catch(() => undefined)
+  if (!handle) return 0
+  try {
+    const fresh = Buffer.alloc((await handle.stat()).size - countedBytes)
+    await handle.read(fresh, 0, fresh.length, countedBytes)
+    for (let at = fresh.indexOf(0x0a); at !== -1; at = fresh.indexOf(0x0a, at + 1)) countedLines++
+    countedBytes += fresh.length
+    return countedLines
+  } finally {
+    await handle.close()
+  }
+}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'worker-fuzz-'))
