@@ -1,0 +1,27 @@
+/**
+ * The PostgreSQL store of the session-manager, for several instances sharing one database
+ * (`CARE_STORE=postgres`, `DATABASE_URL`): the lifecycle service, migrations, the tamper-evidence
+ * verifier, the `EventStore` view for replay and export, and the one-shot JSONL import/export.
+ * See docs/operations.md.
+ */
+export { type Checkpoint, lastCheckpoint, writeCheckpoint } from './checkpoints.js'
+export { type CliIo, runPostgresCli } from './cli.js'
+export { assertDurable, createPool, type PostgresConnectionOptions, UnsafeDatabaseError } from './database.js'
+export { chainEvent, checkpointHash } from './event-chain.js'
+export {
+  exportToJsonlLog,
+  importJsonlLog,
+  type TransferDatabase,
+  type TransferReport,
+} from './jsonl-transfer.js'
+export { MIGRATIONS, type Migration, type MigrationReport, migrate } from './migrations.js'
+export { PostgresEventStore } from './postgres-event-store.js'
+export { PostgresSessionService, type PostgresSessionServiceOptions } from './postgres-session-service.js'
+export { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
+export {
+  type PostgresVerifyCounts,
+  type PostgresVerifyProblem,
+  type PostgresVerifyReport,
+  type VerifyPostgresOptions,
+  verifyPostgres,
+} from './verify.js'
