@@ -92,6 +92,11 @@ const NEWLINE = 0x0a
 const PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 const CHUNK_BYTES = 4 * 1024 * 1024
 const WORKER_URL = new URL('./verify-worker.js', import.meta.url)
+/**
+ * Chunks a worker may have queued before the calling thread checks the next one itself: deep enough
+ * that a worker never starves while the calling thread is busy with a chunk of its own.
+ */
+const QUEUED_PER_WORKER = 3
 
 /** Checks chunks in order of submission, in-process or on worker threads. */
 interface ChunkChecker {
@@ -238,7 +243,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   const free: Buffer[] = []
   let buffers = 0
   // Enough chunks in flight to keep every worker busy while the main thread catches up.
-  const maxBuffers = checker.shared ? 3 * (checker as WorkerChecker).size + 2 : 1
+  const maxBuffers = checker.shared ? (QUEUED_PER_WORKER + 1) * (checker as WorkerChecker).size + 2 : 1
   const chunkBytes =
     options.chunkBytes ??
     Math.min(CHUNK_BYTES, Math.max(64 * 1024, 2 ** Math.ceil(Math.log2(totalBytes + 1))))
@@ -428,7 +433,7 @@ class WorkerChecker implements ChunkChecker {
       if ((this.#workers[i]?.busy ?? 0) < (this.#workers[slot]?.busy ?? 0)) slot = i
     }
     const target = this.#workers[slot] as { worker: Worker; busy: number }
-    if (this.#inline && target.busy >= 2) {
+    if (this.#inline && target.busy >= QUEUED_PER_WORKER) {
       try {
         return Promise.resolve(checkChunk(buf, end, this.#inline))
       } catch (err) {
