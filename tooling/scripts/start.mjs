@@ -27,7 +27,11 @@ let stopping = false
 const children = services.map(({ name, entry, env }) => {
   const child = spawn(process.execPath, [resolve(root, entry)], {
     cwd: root,
-    env: { ...env, ...process.env, PORT: process.env[`${name.toUpperCase().replace('-', '_')}_PORT`] ?? env.PORT },
+    env: {
+      ...env,
+      ...process.env,
+      PORT: process.env[`${name.toUpperCase().replace('-', '_')}_PORT`] ?? env.PORT,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   for (const stream of [child.stdout, child.stderr]) {
@@ -45,8 +49,8 @@ const children = services.map(({ name, entry, env }) => {
 function stop(exitCode = 0) {
   stopping = true
   for (const child of children) if (child.exitCode === null) child.kill('SIGTERM')
-  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null))).then(() =>
-    process.exit(exitCode),
+  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null))).then(
+    () => process.exit(exitCode),
   )
 }
 process.once('SIGINT', () => stop(0))
