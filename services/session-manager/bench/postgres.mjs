@@ -250,6 +250,13 @@ async function main() {
       CARE_IDLE_TIMEOUT: '30m',
     })
 
+    // The same HTTP stack on the embedded JSONL store: the ceiling HTTP puts on this machine.
+    const dataDir = mkdtempSync(join(tmpdir(), 'care-file-bench-'))
+    const fileInstance = [await startInstance({ CARE_DATA_DIR: dataDir })]
+    const file = await serviceRun(fileInstance, SECONDS)
+    await Promise.all(fileInstance.map((i) => i.stop()))
+    rmSync(dataDir, { recursive: true, force: true })
+
     const one = [await startInstance(env('care_bench_1'))]
     const single = await serviceRun(one, SECONDS)
     await Promise.all(one.map((i) => i.stop()))
@@ -266,10 +273,16 @@ async function main() {
       `| plain single-row INSERT, pg, ${PLAIN_CONNECTIONS} connections | ${fmt(plain.rate)} | | | |`,
     )
     console.log(
-      `| POST /sessions.start, 1 instance | ${fmt(single.rate)} | ${single.p50} | ${single.p99} | ${single.bad} |`,
+      `| PostgresSessionService.start in-process, ${CONNECTIONS} callers (no HTTP) | ${fmt(inProcess.rate)} | | | |`,
     )
     console.log(
-      `| POST /sessions.start, 2 instances | ${fmt(double.rate)} | ${double.p50} | ${double.p99} | ${double.bad} |`,
+      `| POST /sessions.start, JSONL file store, 1 instance | ${fmt(file.rate)} | ${file.p50} | ${file.p99} | ${file.bad} |`,
+    )
+    console.log(
+      `| POST /sessions.start, PostgreSQL, 1 instance | ${fmt(single.rate)} | ${single.p50} | ${single.p99} | ${single.bad} |`,
+    )
+    console.log(
+      `| POST /sessions.start, PostgreSQL, 2 instances | ${fmt(double.rate)} | ${double.p50} | ${double.p99} | ${double.bad} |`,
     )
     console.log('')
     console.log(
@@ -277,6 +290,9 @@ async function main() {
     )
     console.log(`ratio start(1 instance) / plain INSERT: ${(single.rate / plain.rate).toFixed(2)}`)
     console.log(`ratio start(2 instances) / plain INSERT: ${(double.rate / plain.rate).toFixed(2)}`)
+    console.log(
+      `ratio start(PostgreSQL, 1 instance) / start(JSONL file store): ${(single.rate / file.rate).toFixed(2)}`,
+    )
     console.log(`ratio 2 instances / 1 instance: ${(double.rate / single.rate).toFixed(2)}`)
   } finally {
     await own?.stop()

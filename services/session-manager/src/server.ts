@@ -1,11 +1,12 @@
 import { type ServerType, serve } from '@hono/node-server'
 import { type Logger, pino } from 'pino'
 import { createSessionManagerApp } from './app.js'
-import { logAuditSource } from './audit/audit-source.js'
+import { logAuditSource, storeAuditSource } from './audit/audit-source.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
 import { answerClientErrorsAsJson } from './http/client-error.js'
 import { createIdFactory } from './ids/id-factory.js'
 import type { LogPosition } from './log/index.js'
+import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionService } from './postgres/postgres-session-service.js'
 import type { SessionLifecycle } from './sessions/session-lifecycle.js'
 import { type Clock, SessionService } from './sessions/session-service.js'
@@ -50,6 +51,7 @@ export async function startSessionManager(
   let service: SessionLifecycle | undefined
   let store: FileEventStore | undefined
   let stopRequested = false
+  let databaseEvents: PostgresEventStore | undefined
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
@@ -57,7 +59,13 @@ export async function startSessionManager(
     logger,
     version: options.version,
     // The log read directly (lock-free, chain-checked), so exports read lines back by position.
-    audit: () => (service ? logAuditSource(config.dataDir) : undefined),
+    // On PostgreSQL, exports scan the database (one snapshot, log order) instead of a data dir.
+    audit: () =>
+      service
+        ? databaseEvents
+          ? storeAuditSource(databaseEvents)
+          : logAuditSource(config.dataDir)
+        : undefined,
   })
   const server = await listen(app.fetch, config.host, config.port)
   const port = (server.address() as { port: number }).port
@@ -90,6 +98,7 @@ export async function startSessionManager(
           await new Promise((resolve) => setTimeout(resolve, 1000))
         }
       }
+      databaseEvents = PostgresEventStore.over(live.pool, storeConfig.schema)
       service = live
       logger.info(
         { store: 'postgres', schema: storeConfig.schema, ms: Math.round(performance.now() - started) },

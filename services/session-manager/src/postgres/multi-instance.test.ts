@@ -85,6 +85,15 @@ describe('two instances on one database', () => {
     expect(ended.status).toBe(200)
     expect(await post(a, 'end', end)).toEqual(ended)
     expect((await post(a, 'end', input('user-x', { session_id: sessionId }))).status).toBe(409)
+    const timeline = await fetch(`${a.url}/sessions/${sessionId}/timeline`)
+    expect(((await timeline.json()) as { events: { event: string }[] }).events.map((e) => e.event)).toEqual([
+      'session.start',
+      'session.touch',
+      'session.end',
+    ])
+    const exported = await fetch(`${b.url}/export`)
+    expect(exported.status).toBe(200)
+    expect(await exported.text()).toContain(String(sessionId))
   })
 
   it('keeps every acknowledged event, one session per start and one end per session under random load and timeouts', async () => {

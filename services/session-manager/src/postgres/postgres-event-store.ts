@@ -169,6 +169,11 @@ export class PostgresEventStore implements EventStore<number> {
     private readonly ownsPool: boolean,
   ) {}
 
+  /** A store over an existing pool (not closed by `close()`); `head()` stays at genesis until `refreshHead()`. */
+  static over(pool: pg.Pool, schema: string = DEFAULT_SCHEMA): PostgresEventStore {
+    return new PostgresEventStore(pool, schemaNames(schema), false)
+  }
+
   static async open(options: { url?: string; pool?: pg.Pool; schema?: string }): Promise<PostgresEventStore> {
     const pool = options.pool ?? new pg.Pool({ connectionString: options.url, max: 2 })
     const store = new PostgresEventStore(pool, schemaNames(options.schema ?? DEFAULT_SCHEMA), !options.pool)
