@@ -35,22 +35,31 @@ type JsonSchemaNode = {
 
 /**
  * Compiles `schema` into a {@link RecordValidator} whose errors are JSON-Pointer located,
- * de-duplicated and phrased for people.
+ * de-duplicated and phrased for people. Compilation happens once, on first use, so importing
+ * this package costs nothing for the validators a program never calls.
  *
  * @example
  * const validateThing = compileValidator(Thing)
  * if (validateThing.check(body)) use(body)
  */
 export function compileValidator<S extends TSchema>(schema: S): RecordValidator<Static<S>> {
-  const compiled = Compile(schema)
-  const union = describeUnion(schema as JsonSchemaNode)
+  type Compiled = {
+    validator: { Check(value: unknown): boolean; Errors(value: unknown): unknown }
+    union: ReturnType<typeof describeUnion>
+  }
+  let compiled: Compiled | undefined
+  const compile = (): Compiled => {
+    compiled ??= { validator: Compile(schema), union: describeUnion(schema as JsonSchemaNode) }
+    return compiled
+  }
   return {
-    check: (value: unknown): value is Static<S> => compiled.Check(value),
+    check: (value: unknown): value is Static<S> => compile().validator.Check(value),
     validate(value: unknown): ValidationResult<Static<S>> {
-      if (compiled.Check(value)) return { ok: true, value: value as Static<S> }
+      const { validator, union } = compile()
+      if (validator.Check(value)) return { ok: true, value: value as Static<S> }
       const fields = union
         ? union(value)
-        : describeErrors(schema as JsonSchemaNode, compiled.Errors(value) as unknown as RawError[])
+        : describeErrors(schema as JsonSchemaNode, validator.Errors(value) as unknown as RawError[])
       return {
         ok: false,
         fields: fields.length > 0 ? fields : [{ path: '', message: 'does not match the schema' }],

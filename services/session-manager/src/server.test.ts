@@ -37,7 +37,8 @@ async function eventsOf(dir: string) {
   return events
 }
 
-describe('the service process', () => {
+// Real child processes on a shared 2-core machine: give each test room beyond vitest's 5 s default.
+describe('the service process', { timeout: 30_000 }, () => {
   it('keeps sessions across a graceful restart: a session started before it is ended after it', async () => {
     const dir = dataDir()
     const first = await boot({ CARE_DATA_DIR: dir })
