@@ -333,6 +333,7 @@ export class PostgresSessionService implements SessionLifecycle {
            LEFT JOIN ${this.names.sessions} s ON s.session_id = q.session_id
            LEFT JOIN ${this.names.events} e ON e.input_record_id = q.input_record_id`,
         [input.session_id, input.record_id],
+        'care-read-session',
       )
       const found = rows[0]!
       if (found.prior_body !== null) {
@@ -411,6 +412,7 @@ export class PostgresSessionService implements SessionLifecycle {
           body,
           row.last_hash,
         ],
+        'care-write-session-event',
       )
       return rowCount === 1
     } catch (error) {
@@ -485,12 +487,16 @@ export class PostgresSessionService implements SessionLifecycle {
     }
   }
 
+  /** Runs a statement; `name` makes it a prepared statement (parsed and planned once per connection). */
   private async query<R extends pg.QueryResultRow>(
     text: string,
     values?: unknown[],
+    name?: string,
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values)
+      return await this.pool.query<R>(
+        name ? { name: `${name}:${this.names.raw}`, text, values } : { text, values },
+      )
     } catch (error) {
       throw unavailable(error)
     }

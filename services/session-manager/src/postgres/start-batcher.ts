@@ -73,8 +73,10 @@ export class StartBatcher {
   private async write(batch: Queued[]): Promise<void> {
     try {
       const chained = batch.map((item) => chainEvent(item.event, GENESIS_HASH))
-      const { rows } = await this.pool.query<{ session_id: string }>(
-        `WITH input AS (
+      const { rows } = await this.pool.query<{ session_id: string }>({
+        // Named: parsed and planned once per connection, not per batch.
+        name: `care-start-batch:${this.names.raw}`,
+        text: `WITH input AS (
            SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
                                 $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
                     WITH ORDINALITY
@@ -96,7 +98,7 @@ export class StartBatcher {
              FROM input i JOIN inserted USING (session_id)
          )
          SELECT session_id FROM inserted`,
-        [
+        values: [
           batch.map((i) => i.event.session_id),
           batch.map((i) => i.event.record_id),
           batch.map((i) => i.event.input_record_id),
@@ -111,7 +113,7 @@ export class StartBatcher {
           batch.map((i) => i.expiresAt),
           GENESIS_HASH,
         ],
-      )
+      })
       const inserted = new Set(rows.map((r) => r.session_id))
       const skipped = batch.filter((item) => !inserted.has(item.event.session_id))
       const existing = new Map<string, { digest: string; body: string }>()
