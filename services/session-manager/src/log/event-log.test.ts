@@ -13,6 +13,34 @@ const dirs = tempDirs()
 afterEach(() => dirs.cleanup())
 
 describe('EventLog', () => {
+  it('reads positions back in any order across segments, reusing one handle per segment', async () => {
+    const dir = await dirs.make()
+    const fs = new FaultyFileSystem()
+    const { log } = await EventLog.open({ dir, fs, maxFileBytes: 4096 })
+    const appended = await Promise.all(Array.from({ length: 40 }, (_, i) => log.append(sampleEvent(i + 1))))
+    expect(new Set(appended.map((a) => a.position.file)).size).toBeGreaterThan(2)
+    const shuffled = [...appended].sort(() => Math.random() - 0.5)
+    const opensBefore = fs.calls.open
+    for (let round = 0; round < 3; round++) {
+      const records = await log.read(shuffled.map((a) => a.position))
+      expect(records).toEqual(shuffled.map((a) => a.record))
+    }
+    const segments = new Set(appended.map((a) => a.position.file)).size
+    expect(fs.calls.open - opensBefore).toBe(segments)
+    await log.close()
+  })
+
+  it('reopens a segment whose read handle failed', async () => {
+    const dir = await dirs.make()
+    const fs = new FaultyFileSystem()
+    const { log } = await EventLog.open({ dir, fs })
+    const { record, position } = await log.append(sampleEvent(1))
+    fs.fail('read', { errno: 'EIO' })
+    await expect(log.read([position])).rejects.toMatchObject({ code: 'EIO' })
+    expect(await log.read([position])).toEqual([record])
+    await log.close()
+  })
+
   it('round-trips appended events through close and reopen, continuing the chain', async () => {
     const dir = await dirs.make()
     const first = await EventLog.open({ dir })

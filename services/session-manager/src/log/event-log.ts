@@ -99,6 +99,7 @@ export class EventLog {
   #flushing: Promise<void> | undefined
   #failure: StorageError | undefined
   #closed = false
+  readonly #readers = new Map<number, Reader>()
   #closing: Promise<void> | undefined
 
   private constructor(init: {
@@ -253,29 +254,69 @@ export class EventLog {
     }
     const records = new Array<ChainedRecord>(positions.length)
     await Promise.all(
-      [...byFile].map(async ([file, indexes]) => {
-        const segment = segmentOf(this.#eventsDir, file)
-        const handle = await this.#fs.open(segment.path, 'read')
-        try {
-          await Promise.all(
-            indexes.map(async (i) => {
+      [...byFile].map(([file, indexes]) =>
+        this.#withReader(file, async (handle, segment) => {
+          // A session's events sit close together: read each run of nearby lines with one pread.
+          indexes.sort((a, b) => positions[a]!.offset - positions[b]!.offset)
+          for (const run of nearbyRuns(indexes, positions)) {
+            const first = positions[run[0]!]!
+            const last = positions[run.at(-1)!]!
+            const span = await readFully(handle, last.offset + last.length + 1 - first.offset, first.offset)
+            for (const i of run) {
               const { offset, length } = positions[i]!
-              const buf = await readFully(handle, length + 1, offset)
+              const at = offset - first.offset
               const record =
-                buf.length === length + 1 && buf[length] === NEWLINE ? decodeLine(buf, 0, length) : undefined
+                span.length >= at + length + 1 && span[at + length] === NEWLINE
+                  ? decodeLine(span, at, at + length)
+                  : undefined
               if (record === undefined || typeof record === 'string') {
                 const reason = `${record ?? 'position does not hold a whole line'} (byte offset ${offset})`
                 throw new LogCorruptError(segment.name, 0, reason, segment.path)
               }
               records[i] = record
-            }),
-          )
-        } finally {
-          await handle.close()
-        }
-      }),
+            }
+          }
+        }),
+      ),
     )
     return records
+  }
+
+  /**
+   * Runs `fn` with a read handle on segment `file`. Handles are kept open between reads (closed
+   * segments never change and the open one only grows), at most MAX_READERS of them; a handle
+   * that failed is dropped so the next read reopens the file.
+   */
+  async #withReader<T>(
+    file: number,
+    fn: (handle: LogFileHandle, segment: Segment) => Promise<T>,
+  ): Promise<T> {
+    const segment = segmentOf(this.#eventsDir, file)
+    let reader = this.#readers.get(file)
+    if (reader) this.#readers.delete(file) // re-insert below: Map order is least recently used first
+    reader ??= { handle: this.#fs.open(segment.path, 'read'), users: 0 }
+    this.#readers.set(file, reader)
+    reader.users++
+    try {
+      return await fn(await reader.handle, segment)
+    } catch (err) {
+      if (this.#readers.get(file) === reader) this.#readers.delete(file)
+      reader.broken = true
+      throw err
+    } finally {
+      reader.users--
+      if (reader.broken && reader.users === 0) void closeQuietly(reader.handle)
+      this.#evictReaders()
+    }
+  }
+
+  #evictReaders(): void {
+    for (const [file, reader] of this.#readers) {
+      if (this.#readers.size <= MAX_READERS) return
+      if (reader.users > 0) continue
+      this.#readers.delete(file)
+      void closeQuietly(reader.handle)
+    }
   }
 
   /**
@@ -292,6 +333,9 @@ export class EventLog {
   async #close(): Promise<void> {
     this.#closed = true
     while (this.#flushing) await this.#flushing
+    const readers = [...this.#readers.values()]
+    this.#readers.clear()
+    await Promise.all(readers.map((reader) => closeQuietly(reader.handle)))
     try {
       if (!this.#failure) await this.#handle.sync()
     } finally {
@@ -440,5 +484,45 @@ function checkEvent(event: Record<string, unknown>): void {
   }
   for (const field of CHAIN_FIELDS) {
     if (field in event) throw new TypeError(`event must not carry the log's own field "${field}"`)
+  }
+}
+
+interface Reader {
+  handle: Promise<LogFileHandle>
+  users: number
+  broken?: boolean
+}
+
+/** Read handles kept open at once; older idle ones are closed. */
+const MAX_READERS = 16
+/** Lines at most this far apart are read with one pread, up to MAX_RUN_BYTES in all. */
+const MAX_GAP_BYTES = 64 * 1024
+const MAX_RUN_BYTES = 1024 * 1024
+
+/** Splits offset-sorted position indexes into runs of nearby lines. */
+function nearbyRuns(sorted: readonly number[], positions: readonly LogPosition[]): number[][] {
+  const runs: number[][] = []
+  let run: number[] = []
+  let runStart = 0
+  let runEnd = 0
+  for (const i of sorted) {
+    const { offset, length } = positions[i]!
+    if (run.length > 0 && (offset - runEnd > MAX_GAP_BYTES || offset + length - runStart > MAX_RUN_BYTES)) {
+      runs.push(run)
+      run = []
+    }
+    if (run.length === 0) runStart = offset
+    run.push(i)
+    runEnd = Math.max(runEnd, offset + length + 1)
+  }
+  if (run.length > 0) runs.push(run)
+  return runs
+}
+
+async function closeQuietly(handle: Promise<LogFileHandle>): Promise<void> {
+  try {
+    await (await handle).close()
+  } catch {
+    // Nothing useful to do: the handle was only ever read from.
   }
 }
