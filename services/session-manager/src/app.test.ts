@@ -285,6 +285,9 @@ describe('read side', () => {
     expect(await json(app.request('/readyz'))).toMatchObject({ status: 'ready' })
     const doc = await json(app.request('/openapi.json'))
     expect(doc.openapi).toBe('3.1.0')
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/sessions.start', '/sessions.end', '/sessions.touch', '/export', '/readyz']),
+    )
     expect(Object.keys(doc.components.schemas)).toEqual(
       expect.arrayContaining(['SessionManagerStartInput', 'SessionManagerEndOutput', 'ErrorResponse']),
     )

@@ -90,6 +90,39 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           next_cursor: { type: ['string', 'null'] },
         },
       }),
+      '/export': {
+        get: {
+          summary:
+            'Stream lifecycle events as JSONL, grouped by session in start order; the last line is {"manifest": ...} (or an error body if the export broke off)',
+          security: [{ auditorToken: [] }],
+          parameters: [
+            {
+              name: 'from',
+              in: 'query',
+              schema: { type: 'string', description: 'ISO date or date-time (inclusive)' },
+            },
+            {
+              name: 'to',
+              in: 'query',
+              schema: { type: 'string', description: 'ISO date or date-time (exclusive)' },
+            },
+            { name: 'user_id', in: 'query', schema: { type: 'string' } },
+            { name: 'session_id', in: 'query', schema: { $ref: '#/components/schemas/Ulid' } },
+            {
+              name: 'reason',
+              in: 'query',
+              schema: { type: 'string', enum: ['explicit', 'idle_timeout', 'max_duration'] },
+            },
+          ],
+          responses: {
+            '200': {
+              description: 'JSONL stream',
+              content: { 'application/x-ndjson': { schema: { type: 'string' } } },
+            },
+            ...errors(400, 401, 403, 503),
+          },
+        },
+      },
       '/healthz': { get: { summary: 'The process is alive', responses: { '200': { description: 'OK' } } } },
       '/readyz': {
         get: {
