@@ -64,6 +64,7 @@ unreadable, 2 usage error (bad flag, bad filter, missing directory or file).
 
 const HELP: Record<string, string> = {
   verify: `Usage: care-sessions verify <data-dir> [options]
+       care-sessions verify --database-url <url> [--schema <name>] [--json]
 
 Checks every line of the session log under <data-dir>/events: JSON, schema (SessionLifecycleEvent),
 the hash chain and seq across all files, timestamp order, at most one start and one end per session,
@@ -74,6 +75,8 @@ Options:
   --expected-head <seq>:<hash>  also require the log to reach this record (detects a tail cut at a
                                 line boundary, which the chain alone cannot)
   --manifest <file>             take the expected head from an export manifest's source_head
+  --database-url <url>          verify the PostgreSQL store instead (per-session chains and checkpoints)
+  --schema <name>               the store's schema (default care_sessions)
   --json                        print the report as JSON
   -h, --help
 `,
@@ -122,6 +125,8 @@ const COMMON = { help: { type: 'boolean', short: 'h' }, 'data-dir': { type: 'str
 const OPTIONS = {
   verify: {
     ...COMMON,
+    'database-url': { type: 'string' },
+    schema: { type: 'string' },
     'expected-head': { type: 'string' },
     manifest: { type: 'string' },
     json: { type: 'boolean' },
@@ -246,6 +251,11 @@ function sessionIdOf(positionals: readonly string[], command: string): string {
 
 async function verify(values: Values, positionals: string[], io: CliIo): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`)
+  const databaseUrl = str(values, 'database-url')
+  if (databaseUrl !== undefined) {
+    if (positionals.length > 0) throw new UsageError('give a <data-dir> or --database-url, not both')
+    return verifyDatabase(databaseUrl, str(values, 'schema'), values.json === true, io)
+  }
   const dir = await dataDirOf(values, positionals[0], io)
   const expectedHead = await expectedHeadOf(values)
   // Loaded here: it brings the compiled schemas, which the other commands do not need.
@@ -277,6 +287,28 @@ async function verify(values: Values, positionals: string[], io: CliIo): Promise
     return EXIT_FAILED
   }
   return EXIT_OK
+}
+
+/** `verify --database-url`: the PostgreSQL store's own verifier, with its report format. */
+async function verifyDatabase(
+  url: string,
+  schema: string | undefined,
+  json: boolean,
+  io: CliIo,
+): Promise<number> {
+  // Loaded here: only this command needs the PostgreSQL client.
+  const { runPostgresCli } = await import('../postgres/cli.js')
+  const argv = [
+    'verify',
+    '--database-url',
+    url,
+    ...(schema ? ['--schema', schema] : []),
+    ...(json ? ['--json'] : []),
+  ]
+  return runPostgresCli(argv, {
+    out: (line) => io.stdout.write(`${line}\n`),
+    err: (line) => io.stderr.write(`${line}\n`),
+  })
 }
 
 async function expectedHeadOf(values: Values): Promise<LogHead | undefined> {

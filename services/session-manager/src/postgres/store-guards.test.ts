@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { main as careSessions } from '../cli/cli.js'
 import { createIdFactory } from '../ids/id-factory.js'
 import { EventLog } from '../log/index.js'
 import { writeCheckpoint } from './checkpoints.js'
@@ -341,5 +342,12 @@ describe('care-sessions-pg', () => {
     expect(await runPostgresCli(['verify', '--database-url', url, '--schema', schema], io)).toBe(1)
     expect(lines.at(-1)).toMatch(/^FAILED at seq \d+: hash does not match the stored body/)
     expect(await runPostgresCli(['verify'], io, {})).toBe(2)
+
+    // care-sessions verify --database-url reaches the same verifier.
+    const out: string[] = []
+    const write = (chunk: string | Uint8Array) => out.push(String(chunk))
+    const cliIo = { stdout: { write }, stderr: { write }, env: {} }
+    expect(await careSessions(['verify', '--database-url', url, '--schema', schema], cliIo)).toBe(1)
+    expect(out.join('')).toMatch(/FAILED at seq \d+: hash does not match the stored body/)
   })
 })
