@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type {
   SessionEndReason,
   SessionLifecycleEvent,
@@ -12,7 +11,18 @@ import type {
 import type pg from 'pg'
 import { decodeTime } from 'ulid'
 import type { IdFactory } from '../ids/id-factory.js'
-import { canonicalJson } from '../log/canonical-json.js'
+import {
+  explicitEndEvent,
+  iso,
+  type RequestKind,
+  requestDigest,
+  type SessionFacts,
+  sessionDeadline,
+  sessionEndedError,
+  startEvent,
+  timeoutEndEvent,
+  touchEvent,
+} from '../sessions/lifecycle-events.js'
 import { SessionError } from '../sessions/session-errors.js'
 import type {
   Outcome,
@@ -67,8 +77,6 @@ interface PriorRow {
   prior_digest: string | null
   prior_body: string | null
 }
-
-type RequestKind = 'start' | 'end' | 'touch'
 
 const MAX_ATTEMPTS = 20
 const SWEEP_BATCH = 200
@@ -151,24 +159,14 @@ export class PostgresSessionService implements SessionLifecycle {
     this.assertRecordFresh(input.record_id)
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = this.now()
-      const event: SessionManagerStartOutput = {
-        schema_version: '1.1',
-        record_id: this.newId(now),
-        user_id: input.user_id,
-        session_id: this.newId(now),
-        timestamp: iso(now),
-        source: 'session_manager',
-        origin: input.origin,
-        ...(input.performer_id === undefined ? {} : { performer_id: input.performer_id }),
-        event: 'session.start',
-        input_record_id: input.record_id,
-        input_source: input.source,
-        input_digest: digest,
-        ...(input.metadata === undefined ? {} : { metadata: input.metadata }),
-        idle_timeout_ms: this.policy.idleTimeoutMs,
-        max_duration_ms: this.policy.maxDurationMs,
-      }
-      const expiry = deadline(now, now, this.policy.idleTimeoutMs, this.policy.maxDurationMs)
+      const event = startEvent(
+        input,
+        { recordId: this.newId(now), sessionId: this.newId(now) },
+        now,
+        digest,
+        this.policy,
+      )
+      const expiry = sessionDeadline(now, now, this.policy)
       const result = await this.starts.submit({ event, digest, expiresAt: expiry.at, startedAt: now })
       if (result.kind === 'inserted') return { status: 201, output: event }
       if (result.kind === 'existing') {
@@ -184,27 +182,16 @@ export class PostgresSessionService implements SessionLifecycle {
 
   /** Ends a session explicitly. 404 for an unknown session or one of another user; 409 if already ended. */
   end(input: SessionManagerEndInput): Promise<Outcome<SessionManagerEndOutput>> {
-    return this.mutate('end', input, (row, now, digest) => ({
-      ...this.eventBase(row, now, input),
-      event: 'session.end',
-      reason: 'explicit',
-      started_at: iso(Number(row.started_at)),
-      ended_at: iso(now),
-      input_record_id: input.record_id,
-      input_source: input.source,
-      input_digest: digest,
-    }))
+    return this.mutate('end', input, (row, now, digest) =>
+      explicitEndEvent(factsOf(row), input, this.newId(now), now, digest),
+    )
   }
 
   /** Records activity on an open session, pushing back its idle timeout. */
   touch(input: SessionManagerTouchInput): Promise<Outcome<SessionManagerTouchOutput>> {
-    return this.mutate('touch', input, (row, now, digest) => ({
-      ...this.eventBase(row, now, input),
-      event: 'session.touch',
-      input_record_id: input.record_id,
-      input_source: input.source,
-      input_digest: digest,
-    }))
+    return this.mutate('touch', input, (row, now, digest) =>
+      touchEvent(factsOf(row), input, this.newId(now), now, digest),
+    )
   }
 
   /** Status, start and end of one session, read from the database. */
@@ -346,20 +333,13 @@ export class PostgresSessionService implements SessionLifecycle {
       if (!found.session_id || found.user_id !== input.user_id) throw new SessionError('session_not_found')
       const row = found as SessionRow
       const now = Math.max(this.now(), Number(row.last_event_at))
-      if (row.ended_at !== null) throw endedError(row.end_reason!, Number(row.ended_at))
+      if (row.ended_at !== null) throw sessionEndedError(row.end_reason!, Number(row.ended_at))
       const due = deadlineOf(row)
       if (due.at <= now) {
         // The limit passed before anyone noticed: record the timeout (once), then refuse like the embedded service.
-        const timeout: SessionManagerEndOutput = {
-          ...this.eventBase(row, now),
-          origin: 'system',
-          event: 'session.end',
-          reason: due.reason,
-          started_at: iso(Number(row.started_at)),
-          ended_at: iso(due.at),
-        }
+        const timeout = timeoutEndEvent(factsOf(row), this.newId(now), now, due)
         if (await this.writeSessionEvent(row, timeout, { endedAt: due.at, reason: due.reason })) {
-          throw endedError(due.reason, due.at)
+          throw sessionEndedError(due.reason, due.at)
         }
         continue
       }
@@ -438,14 +418,7 @@ export class PostgresSessionService implements SessionLifecycle {
             const ends = rows.map((row) => {
               const at = Math.max(now, Number(row.last_event_at))
               const due = deadlineOf(row)
-              const event: SessionManagerEndOutput = {
-                ...this.eventBase(row, at),
-                origin: 'system',
-                event: 'session.end',
-                reason: due.reason,
-                started_at: iso(Number(row.started_at)),
-                ended_at: iso(due.at),
-              }
+              const event = timeoutEndEvent(factsOf(row), this.newId(at), at, due)
               return { row, event, due, at, ...chainEvent(event, row.last_hash) }
             })
             await client.query(
@@ -502,19 +475,6 @@ export class PostgresSessionService implements SessionLifecycle {
     }
   }
 
-  private eventBase(row: SessionRow, now: number, input?: SessionManagerEndInput | SessionManagerTouchInput) {
-    return {
-      schema_version: '1.1' as const,
-      record_id: this.newId(now),
-      user_id: row.user_id,
-      session_id: row.session_id,
-      timestamp: iso(now),
-      source: 'session_manager' as const,
-      origin: input?.origin ?? ('system' as const),
-      ...(input?.performer_id === undefined ? {} : { performer_id: input.performer_id }),
-    }
-  }
-
   private assertUsable(): void {
     if (this.closed) throw new StoreUnavailableError('the service is shutting down', 'SHUTTING_DOWN')
     if (!this.recovered) throw new Error('the session service was used before recover()')
@@ -533,38 +493,13 @@ export class PostgresSessionService implements SessionLifecycle {
   }
 }
 
-function deadline(
-  startedAt: number,
-  lastActivityAt: number,
-  idleTimeoutMs: number,
-  maxDurationMs: number,
-): { at: number; reason: SessionEndReason } {
-  const idle = lastActivityAt + idleTimeoutMs
-  const max = startedAt + maxDurationMs
-  return idle < max ? { at: idle, reason: 'idle_timeout' } : { at: max, reason: 'max_duration' }
-}
-
 function deadlineOf(row: SessionRow): { at: number; reason: SessionEndReason } {
-  return deadline(
-    Number(row.started_at),
-    Number(row.last_activity_at),
-    Number(row.idle_timeout_ms),
-    Number(row.max_duration_ms),
-  )
-}
-
-function endedError(reason: SessionEndReason, endedAt: number): SessionError {
-  return new SessionError('session_ended', `The session already ended (${reason}).`, {
-    reason,
-    ended_at: iso(endedAt),
+  return sessionDeadline(Number(row.started_at), Number(row.last_activity_at), {
+    idleTimeoutMs: Number(row.idle_timeout_ms),
+    maxDurationMs: Number(row.max_duration_ms),
   })
 }
 
-function iso(ms: number): string {
-  return new Date(ms).toISOString()
-}
-
-/** Same digest as the embedded service: `sha256:` + hex over `kind\n` + canonical JSON of the input. */
-function requestDigest(kind: RequestKind, input: object): string {
-  return `sha256:${createHash('sha256').update(kind).update('\n').update(canonicalJson(input)).digest('hex')}`
+function factsOf(row: SessionRow): SessionFacts {
+  return { sessionId: row.session_id, userId: row.user_id, startedAt: Number(row.started_at) }
 }

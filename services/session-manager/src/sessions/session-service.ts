@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type {
   SessionEndReason,
   SessionLifecycleEvent,
@@ -11,9 +10,19 @@ import type {
 } from '@care/schemas'
 import { decodeTime } from 'ulid'
 import type { IdFactory } from '../ids/id-factory.js'
-import { canonicalJson } from '../log/canonical-json.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from '../store/event-store.js'
 import { ExpirySchedule } from './expiry-schedule.js'
+import {
+  explicitEndEvent,
+  iso,
+  type RequestKind,
+  requestDigest,
+  sessionDeadline,
+  sessionEndedError,
+  startEvent,
+  timeoutEndEvent,
+  touchEvent,
+} from './lifecycle-events.js'
 import { SessionError } from './session-errors.js'
 import type { Outcome, SessionLifecycle, SessionSummary, TimelinePage } from './session-lifecycle.js'
 
@@ -66,8 +75,6 @@ interface RetryEntry<Ref> {
   ref?: Ref
   pending?: Promise<Ref>
 }
-
-type RequestKind = 'start' | 'end' | 'touch'
 
 const CHAIN_FIELDS = new Set(['seq', 'prev_hash', 'hash'])
 const MAX_TIMER_MS = 2 ** 31 - 1
@@ -157,23 +164,8 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
   start(input: SessionManagerStartInput): Promise<Outcome<SessionManagerStartOutput>> {
     return this.once('start', input, async (digest) => {
       const now = this.now()
-      const event: SessionManagerStartOutput = {
-        schema_version: '1.1',
-        record_id: this.newId(now),
-        user_id: input.user_id,
-        session_id: this.newSessionId(now),
-        timestamp: iso(now),
-        source: 'session_manager',
-        origin: input.origin,
-        ...(input.performer_id === undefined ? {} : { performer_id: input.performer_id }),
-        event: 'session.start',
-        input_record_id: input.record_id,
-        input_source: input.source,
-        input_digest: digest,
-        ...(input.metadata === undefined ? {} : { metadata: input.metadata }),
-        idle_timeout_ms: this.policy.idleTimeoutMs,
-        max_duration_ms: this.policy.maxDurationMs,
-      }
+      const ids = { recordId: this.newId(now), sessionId: this.newSessionId(now) }
+      const event = startEvent(input, ids, now, digest, this.policy)
       const { ref } = await this.append(event)
       this.scheduleSession(this.openSession(event, ref))
       return { status: 201, output: event, ref }
@@ -185,16 +177,7 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
     return this.once('end', input, (digest) =>
       this.withSession(input, async (session) => {
         const now = this.now()
-        const event: SessionManagerEndOutput = {
-          ...this.eventBase(session, now, input),
-          event: 'session.end',
-          reason: 'explicit',
-          started_at: iso(session.startedAt),
-          ended_at: iso(now),
-          input_record_id: input.record_id,
-          input_source: input.source,
-          input_digest: digest,
-        }
+        const event = explicitEndEvent(session, input, this.newId(now), now, digest)
         const { ref } = await this.append(event)
         this.markEnded(session, 'explicit', now, ref)
         return { status: 200, output: event, ref }
@@ -207,13 +190,7 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
     return this.once('touch', input, (digest) =>
       this.withSession(input, async (session) => {
         const now = this.now()
-        const event: SessionManagerTouchOutput = {
-          ...this.eventBase(session, now, input),
-          event: 'session.touch',
-          input_record_id: input.record_id,
-          input_source: input.source,
-          input_digest: digest,
-        }
+        const event = touchEvent(session, input, this.newId(now), now, digest)
         const { ref } = await this.append(event)
         session.lastActivityAt = now
         session.refs.push(ref)
@@ -309,14 +286,7 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
     const now = this.now()
     const deadline = this.deadlineOf(session)
     if (deadline.at > now) return
-    const event: SessionManagerEndOutput = {
-      ...this.eventBase(session, now),
-      origin: 'system',
-      event: 'session.end',
-      reason: deadline.reason,
-      started_at: iso(session.startedAt),
-      ended_at: iso(deadline.at),
-    }
+    const event = timeoutEndEvent(session, this.newId(now), now, deadline)
     const { ref } = await this.append(event)
     this.markEnded(session, deadline.reason, deadline.at, ref)
   }
@@ -379,10 +349,7 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
     return this.serialize(session, async () => {
       await this.expireIfDue(session)
       if (session.end) {
-        throw new SessionError('session_ended', `The session already ended (${session.end.reason}).`, {
-          reason: session.end.reason,
-          ended_at: iso(session.end.endedAt),
-        })
+        throw sessionEndedError(session.end.reason, session.end.endedAt)
       }
       return fn(session)
     })
@@ -408,19 +375,6 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
     return this.store
   }
 
-  private eventBase(session: SessionState<Ref>, now: number, input?: SessionManagerEndInput) {
-    return {
-      schema_version: '1.1' as const,
-      record_id: this.newId(now),
-      user_id: session.userId,
-      session_id: session.sessionId,
-      timestamp: iso(now),
-      source: 'session_manager' as const,
-      origin: input?.origin ?? ('system' as const),
-      ...(input?.performer_id === undefined ? {} : { performer_id: input.performer_id }),
-    }
-  }
-
   private openSession(event: SessionManagerStartOutput, ref: Ref): SessionState<Ref> {
     const startedAt = Date.parse(event.timestamp)
     const session: SessionState<Ref> = {
@@ -444,9 +398,7 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
   }
 
   private deadlineOf(session: SessionState<Ref>): { at: number; reason: SessionEndReason } {
-    const idle = session.lastActivityAt + session.idleTimeoutMs
-    const max = session.startedAt + session.maxDurationMs
-    return idle < max ? { at: idle, reason: 'idle_timeout' } : { at: max, reason: 'max_duration' }
+    return sessionDeadline(session.startedAt, session.lastActivityAt, session)
   }
 
   private scheduleSession(session: SessionState<Ref>): void {
@@ -489,14 +441,6 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
     this.lastNow = Math.max(this.lastNow, this.clock.now())
     return this.lastNow
   }
-}
-
-function iso(ms: number): string {
-  return new Date(ms).toISOString()
-}
-
-function requestDigest(kind: RequestKind, input: object): string {
-  return `sha256:${createHash('sha256').update(kind).update('\n').update(canonicalJson(input)).digest('hex')}`
 }
 
 function withoutChain(stored: StoredEvent): SessionLifecycleEvent {

@@ -1,0 +1,150 @@
+import { createHash } from 'node:crypto'
+import type {
+  SessionEndReason,
+  SessionManagerEndInput,
+  SessionManagerEndOutput,
+  SessionManagerStartInput,
+  SessionManagerStartOutput,
+  SessionManagerTouchInput,
+  SessionManagerTouchOutput,
+} from '@care/schemas'
+import { canonicalJson } from '../log/canonical-json.js'
+import { SessionError } from './session-errors.js'
+
+// The rules every SessionLifecycle implementation shares, whatever keeps its events: how each
+// event looks, how a request is fingerprinted for retries, and when a session times out.
+
+export type RequestKind = 'start' | 'end' | 'touch'
+
+/** What an event about an existing session needs to know of it. */
+export interface SessionFacts {
+  sessionId: string
+  userId: string
+  /** Epoch ms. */
+  startedAt: number
+}
+
+export interface SessionLimits {
+  idleTimeoutMs: number
+  maxDurationMs: number
+}
+
+/** UTC ISO 8601 with milliseconds and Z, the only timestamp form records carry. */
+export function iso(ms: number): string {
+  return new Date(ms).toISOString()
+}
+
+/**
+ * Fingerprint of a request, stored with the event it caused: `sha256:` + hex over `kind\n` +
+ * canonical JSON of the input. A retry with the same `record_id` must have the same digest.
+ */
+export function requestDigest(kind: RequestKind, input: object): string {
+  return `sha256:${createHash('sha256').update(kind).update('\n').update(canonicalJson(input)).digest('hex')}`
+}
+
+/** When a session ends by itself: the earlier of idle timeout after last activity and maximum duration. */
+export function sessionDeadline(
+  startedAt: number,
+  lastActivityAt: number,
+  limits: SessionLimits,
+): { at: number; reason: SessionEndReason } {
+  const idle = lastActivityAt + limits.idleTimeoutMs
+  const max = startedAt + limits.maxDurationMs
+  return idle < max ? { at: idle, reason: 'idle_timeout' } : { at: max, reason: 'max_duration' }
+}
+
+/** The 409 for a request on a session that already ended, saying how and when. */
+export function sessionEndedError(reason: SessionEndReason, endedAt: number): SessionError {
+  return new SessionError('session_ended', `The session already ended (${reason}).`, {
+    reason,
+    ended_at: iso(endedAt),
+  })
+}
+
+export function startEvent(
+  input: SessionManagerStartInput,
+  ids: { recordId: string; sessionId: string },
+  now: number,
+  digest: string,
+  limits: SessionLimits,
+): SessionManagerStartOutput {
+  return {
+    ...eventBase({ sessionId: ids.sessionId, userId: input.user_id }, ids.recordId, now, input),
+    event: 'session.start',
+    input_record_id: input.record_id,
+    input_source: input.source,
+    input_digest: digest,
+    ...(input.metadata === undefined ? {} : { metadata: input.metadata }),
+    idle_timeout_ms: limits.idleTimeoutMs,
+    max_duration_ms: limits.maxDurationMs,
+  }
+}
+
+export function touchEvent(
+  session: SessionFacts,
+  input: SessionManagerTouchInput,
+  recordId: string,
+  now: number,
+  digest: string,
+): SessionManagerTouchOutput {
+  return {
+    ...eventBase(session, recordId, now, input),
+    event: 'session.touch',
+    input_record_id: input.record_id,
+    input_source: input.source,
+    input_digest: digest,
+  }
+}
+
+export function explicitEndEvent(
+  session: SessionFacts,
+  input: SessionManagerEndInput,
+  recordId: string,
+  now: number,
+  digest: string,
+): SessionManagerEndOutput {
+  return {
+    ...eventBase(session, recordId, now, input),
+    event: 'session.end',
+    reason: 'explicit',
+    started_at: iso(session.startedAt),
+    ended_at: iso(now),
+    input_record_id: input.record_id,
+    input_source: input.source,
+    input_digest: digest,
+  }
+}
+
+/** A timeout end: recorded at `now`, but `ended_at` is when the limit was reached. Nobody asked for it. */
+export function timeoutEndEvent(
+  session: SessionFacts,
+  recordId: string,
+  now: number,
+  deadline: { at: number; reason: SessionEndReason },
+): SessionManagerEndOutput {
+  return {
+    ...eventBase(session, recordId, now),
+    event: 'session.end',
+    reason: deadline.reason,
+    started_at: iso(session.startedAt),
+    ended_at: iso(deadline.at),
+  }
+}
+
+function eventBase(
+  session: Pick<SessionFacts, 'sessionId' | 'userId'>,
+  recordId: string,
+  now: number,
+  input?: { origin: 'human' | 'system'; performer_id?: string },
+) {
+  return {
+    schema_version: '1.1' as const,
+    record_id: recordId,
+    user_id: session.userId,
+    session_id: session.sessionId,
+    timestamp: iso(now),
+    source: 'session_manager' as const,
+    origin: input?.origin ?? ('system' as const),
+    ...(input?.performer_id === undefined ? {} : { performer_id: input.performer_id }),
+  }
+}
