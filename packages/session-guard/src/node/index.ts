@@ -1,7 +1,10 @@
 import type { Duplex } from 'node:stream'
 import { type ErrorCode, errorResponse } from '@care/schemas'
 
-/** The part of a node:http server this needs (an Express `app.listen()` server qualifies). */
+/**
+ * The part of a node:http server this needs: an Express `app.listen()` server and a
+ * `@hono/node-server` `ServerType` both qualify.
+ */
 export interface ClientErrorSource {
   on(event: 'clientError', listener: (err: Error & { code?: string }, socket: Duplex) => void): unknown
 }
@@ -13,7 +16,8 @@ export interface ClientErrorSource {
  * whose framing can no longer be trusted. Resets and timeouts just close it.
  *
  * @example
- * const server = app.listen(7401, '127.0.0.1')
+ * import { answerClientErrorsAsJson } from '@care/session-guard/node'
+ * const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 7400 })
  * answerClientErrorsAsJson(server)
  */
 export function answerClientErrorsAsJson(server: ClientErrorSource): void {
