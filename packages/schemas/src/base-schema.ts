@@ -1,7 +1,13 @@
 import Type, { type Static } from 'typebox'
 import { Identifier, Origin, SourceName, Timestamp, Ulid } from './primitives.js'
 
-/** The metadata fields every CARE record carries (BaseSchema v1.1). */
+/**
+ * The metadata fields every CARE record carries (BaseSchema v1.1), for building record schemas
+ * that extend BaseSchema.
+ *
+ * @example
+ * const MyInput = Type.Object({ ...BaseFields, text: Type.String() }, { additionalProperties: false, ...HUMAN_NEEDS_PERFORMER })
+ */
 export const BaseFields = {
   schema_version: Type.Literal('1.1', { description: 'BaseSchema version. Always "1.1" for this contract.' }),
   record_id: Ulid,
@@ -14,7 +20,11 @@ export const BaseFields = {
 
 /**
  * JSON Schema `if`/`then` that makes `performer_id` required when `origin` is `human`.
- * Kept in the schema itself so validators in any language enforce it, not just ours.
+ * Kept in the schema itself so validators in any language enforce it, not just ours. Spread it
+ * into the options of every record schema that extends BaseSchema.
+ *
+ * @example
+ * Type.Object({ ...BaseFields, text: Type.String() }, { additionalProperties: false, ...HUMAN_NEEDS_PERFORMER })
  */
 export const HUMAN_NEEDS_PERFORMER = {
   if: { properties: { origin: { const: 'human' } }, required: ['origin'] },

@@ -2,7 +2,7 @@
  * Canonical CARE contracts. Downstream code imports only from here: the package `exports` map
  * blocks deep imports into internal files.
  */
-export { BaseSchema } from './base-schema.js'
+export { BaseFields, BaseSchema, HUMAN_NEEDS_PERFORMER } from './base-schema.js'
 export { SCHEMAS } from './catalog.js'
 export {
   ERROR_CODES,

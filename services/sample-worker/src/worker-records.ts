@@ -1,11 +1,12 @@
-import { BaseSchema, compileValidator, Identifier, Timestamp, Ulid } from '@care/schemas'
+import {
+  BaseSchema,
+  compileValidator,
+  HUMAN_NEEDS_PERFORMER,
+  Identifier,
+  Timestamp,
+  Ulid,
+} from '@care/schemas'
 import Type, { type Static } from 'typebox'
-
-// BaseSchema v1.1 makes performer_id required for human inputs; the worker's schemas keep that rule.
-const HUMAN_NEEDS_PERFORMER = {
-  if: { properties: { origin: { const: 'human' } }, required: ['origin'] },
-  then: { required: ['performer_id'] },
-} as const
 
 /**
  * What `POST /infer` accepts: a BaseSchema v1.1 record with the text to work on. `session_id` may
