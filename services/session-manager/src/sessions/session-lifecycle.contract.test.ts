@@ -7,18 +7,19 @@ import {
 } from '@care/schemas'
 import { monotonicFactory, ulid } from 'ulid'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { SessionError } from '../sessions/session-errors.js'
-import type { SessionLifecycle } from '../sessions/session-lifecycle.js'
-import type { SessionPolicy } from '../sessions/session-service.js'
-import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import {
   embeddedImplementation,
   type LifecycleStore,
   postgresImplementation,
-} from './test-support/lifecycle-harness.js'
-import { startTestPostgres, type TestPostgres } from './test-support/postgres-server.js'
+} from '../postgres/test-support/lifecycle-harness.js'
+import { startTestPostgres, type TestPostgres } from '../postgres/test-support/postgres-server.js'
+import { SessionError } from './session-errors.js'
+import type { SessionLifecycle } from './session-lifecycle.js'
+import type { SessionPolicy } from './session-service.js'
+import { ManualClock } from './test-support/memory-event-store.js'
 
-// The lifecycle behaviour both stores must share, run once per implementation.
+// The behaviour every SessionLifecycle implementation must share, run once per implementation:
+// the embedded JSONL-backed service and the PostgreSQL one (on a real server started here).
 const MINUTE = 60_000
 const policy: SessionPolicy = {
   idleTimeoutMs: 30 * MINUTE,
