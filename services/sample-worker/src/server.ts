@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
+import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import type { Logger } from 'pino'
 import { createWorkerApp } from './app.js'
-import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import { openWorkerEventLog } from './event-log.js'
 
 /**
