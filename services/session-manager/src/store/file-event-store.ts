@@ -13,6 +13,7 @@ export class FileEventStore implements EventStore<LogPosition> {
   private constructor(
     private readonly log: EventLog,
     private readonly dir: string,
+    private readonly fs: OpenLogOptions['fs'],
   ) {}
 
   static async open(
@@ -23,7 +24,7 @@ export class FileEventStore implements EventStore<LogPosition> {
       ...options,
       onRecord: (record, position) => onEvent(record as unknown as StoredEvent, position),
     })
-    return new FileEventStore(log, options.dir)
+    return new FileEventStore(log, options.dir, options.fs)
   }
 
   /** False after a failed fsync: nothing more is acknowledged until the service restarts. */
@@ -54,7 +55,8 @@ export class FileEventStore implements EventStore<LogPosition> {
   }
 
   async *scan(): AsyncIterable<StoredEvent> {
-    for await (const { record } of readLog(this.dir)) yield record as unknown as StoredEvent
+    const options = this.fs ? { fs: this.fs } : {}
+    for await (const { record } of readLog(this.dir, options)) yield record as unknown as StoredEvent
   }
 
   head(): { seq: number; hash: string } {

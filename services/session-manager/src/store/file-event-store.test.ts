@@ -1,0 +1,54 @@
+import type { SessionLifecycleEvent } from '@care/schemas'
+import { afterEach, describe, expect, it } from 'vitest'
+import { FaultyFileSystem } from '../log/test-support/faulty-file-system.js'
+import { sampleEvent, tempDirs } from '../log/test-support/log-fixtures.js'
+import type { StoredEvent } from './event-store.js'
+import { StoreUnavailableError } from './event-store.js'
+import { FileEventStore } from './file-event-store.js'
+
+const dirs = tempDirs()
+const lifecycleEvent = (i: number) => sampleEvent(i) as unknown as SessionLifecycleEvent
+afterEach(() => dirs.cleanup())
+
+async function openStore(fs: FaultyFileSystem, dir: string) {
+  const recovered: StoredEvent[] = []
+  const store = await FileEventStore.open({ dir, fs }, (event) => recovered.push(event))
+  return { store, recovered }
+}
+
+describe('FileEventStore', () => {
+  it('appends, reads back by ref, scans in order and recovers the same events on reopen', async () => {
+    const dir = await dirs.make()
+    const fs = new FaultyFileSystem()
+    const { store } = await openStore(fs, dir)
+    const appended = []
+    for (let i = 1; i <= 3; i++) appended.push(await store.append(lifecycleEvent(i)))
+    expect(await store.read(appended.map((a) => a.ref).reverse())).toEqual(
+      appended.map((a) => a.stored).reverse(),
+    )
+    const readdirsBefore = fs.calls.readdir
+    const scanned: StoredEvent[] = []
+    for await (const event of store.scan()) scanned.push(event)
+    expect(scanned).toEqual(appended.map((a) => a.stored))
+    expect(fs.calls.readdir).toBeGreaterThan(readdirsBefore) // the scan went through the injected file system
+    expect(store.head()).toEqual({ seq: 3, hash: appended[2]!.stored.hash })
+    await store.close()
+    const reopened = await openStore(new FaultyFileSystem(), dir)
+    expect(reopened.recovered).toEqual(appended.map((a) => a.stored))
+    await reopened.store.close()
+  })
+
+  it('turns write and read failures into StoreUnavailableError (503), never a bare error', async () => {
+    const dir = await dirs.make()
+    const fs = new FaultyFileSystem()
+    const { store } = await openStore(fs, dir)
+    const { ref } = await store.append(lifecycleEvent(1))
+    fs.fail('write', { errno: 'ENOSPC' })
+    await expect(store.append(lifecycleEvent(2))).rejects.toMatchObject({ code: 'ENOSPC' })
+    fs.fail('read', { errno: 'EIO' })
+    const readError = await store.read([ref]).catch((e: unknown) => e)
+    expect(readError).toBeInstanceOf(StoreUnavailableError)
+    expect(store.healthy).toBe(true)
+    await store.close()
+  })
+})
