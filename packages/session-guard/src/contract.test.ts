@@ -2,7 +2,7 @@ import { compileValidator, ErrorResponse } from '@care/schemas'
 import { describe, expect, it } from 'vitest'
 import { BAD_OPTIONS, CONTRACT_CASES, type StartHarness } from './test-support/contract.js'
 import { expressHarness } from './test-support/express-harness.js'
-import { honoHarness } from './test-support/hono-harness.js'
+import { honoHarness, honoNodeServerHarness } from './test-support/hono-harness.js'
 
 const isErrorResponse = compileValidator(ErrorResponse).check
 
@@ -10,7 +10,8 @@ const ADAPTERS: readonly [string, StartHarness][] = [
   ['express, no body parser', expressHarness('no parser')],
   ['express, express.json() before the guard', expressHarness('express.json() before')],
   ['express, express.json() after the guard', expressHarness('express.json() after')],
-  ['hono', honoHarness],
+  ['hono, app.request()', honoHarness],
+  ['hono on @hono/node-server', honoNodeServerHarness],
 ]
 
 describe.each(ADAPTERS)('session guard contract (%s)', (_name, start) => {

@@ -13,6 +13,7 @@ import { type GuardRejection, judgeVerifyResult, rejectWith } from '../rejection
 import {
   decideSessionId,
   extractSessionIdFromBody,
+  extractSessionIdFromHeaders,
   extractSessionIdFromQuery,
   SESSION_ID_HEADER,
 } from '../session-id.js'
@@ -90,10 +91,15 @@ export function sessionGuard({
       config.readBody && method !== 'GET' && method !== 'HEAD'
         ? await readJsonBody(c, config.maxBodyBytes)
         : undefined
+    const incoming = nodeIncomingOf(c)
     const decision = decideSessionId({
-      header: config.readHeader ? c.req.header(SESSION_ID_HEADER) : undefined,
+      header: config.readHeader
+        ? incoming
+          ? extractSessionIdFromHeaders(incoming.headers)
+          : c.req.header(SESSION_ID_HEADER)
+        : undefined,
       body: extractSessionIdFromBody(body),
-      query: config.readQuery ? extractSessionIdFromQuery(c.req.url) : undefined,
+      query: config.readQuery ? extractSessionIdFromQuery(incoming?.url ?? c.req.url) : undefined,
     })
     if (!decision.ok) throw new SessionGuardException(rejectWith(decision.code))
     if (config.verify) {
@@ -103,6 +109,25 @@ export function sessionGuard({
     c.set('sessionId', decision.id)
     await next()
   }
+}
+
+/**
+ * On `@hono/node-server` the raw IncomingMessage is `c.env.incoming`. Reading the header and the
+ * request target from it avoids materialising a Fetch `Headers` object and a full URL just for
+ * the guard; on any other runtime the portable `c.req` path is used.
+ */
+function nodeIncomingOf(
+  c: Context,
+): { headers: Record<string, string | string[] | undefined>; url: string } | undefined {
+  const incoming = (c.env as { incoming?: { headers?: unknown; url?: unknown } } | undefined)?.incoming
+  if (
+    typeof incoming?.url !== 'string' ||
+    typeof incoming.headers !== 'object' ||
+    incoming.headers === null
+  ) {
+    return undefined
+  }
+  return incoming as { headers: Record<string, string | string[] | undefined>; url: string }
 }
 
 /** Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler. */

@@ -285,3 +285,22 @@ export function chunkedBody(text: string): ReadableStream<Uint8Array> {
     },
   })
 }
+
+/**
+ * Sends a contract request with `fetch` (to a real server, or through `app.request` when given
+ * Hono's request function) and reads the JSON answer.
+ */
+export async function sendContractRequest(
+  send: (url: string, init: RequestInit) => Response | Promise<Response>,
+  baseUrl: string,
+  request: ContractRequest,
+): Promise<ContractResponse> {
+  const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers: request.headers ?? {} }
+  if (request.body !== undefined) {
+    init.body = request.chunked ? chunkedBody(request.body) : request.body
+    if (request.chunked) init.duplex = 'half'
+  }
+  const res = await send(`${baseUrl}${request.path}`, init)
+  const text = await res.text()
+  return { status: res.status, contentType: res.headers.get('content-type'), json: JSON.parse(text) }
+}

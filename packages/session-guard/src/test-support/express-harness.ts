@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import express from 'express'
 import { sessionErrorHandler, sessionGuard } from '../express/index.js'
-import { type ContractRequest, chunkedBody, type StartHarness } from './contract.js'
+import { type ContractRequest, type StartHarness, sendContractRequest } from './contract.js'
 
 /** Where `express.json()` sits relative to the guard, or whether there is one at all. */
 export type BodyParserPlacement = 'no parser' | 'express.json() before' | 'express.json() after'
@@ -27,19 +27,7 @@ export function expressHarness(placement: BodyParserPlacement): StartHarness {
     })
     const { port } = server.address() as AddressInfo
     return {
-      async request(request: ContractRequest) {
-        const init: RequestInit & { duplex?: 'half' } = {
-          method: request.method,
-          headers: request.headers ?? {},
-        }
-        if (request.body !== undefined) {
-          init.body = request.chunked ? chunkedBody(request.body) : request.body
-          if (request.chunked) init.duplex = 'half'
-        }
-        const res = await fetch(`http://127.0.0.1:${port}${request.path}`, init)
-        const text = await res.text()
-        return { status: res.status, contentType: res.headers.get('content-type'), json: JSON.parse(text) }
-      },
+      request: (request: ContractRequest) => sendContractRequest(fetch, `http://127.0.0.1:${port}`, request),
       handlerCalls: () => calls,
       close: () =>
         new Promise<void>((resolve) => {

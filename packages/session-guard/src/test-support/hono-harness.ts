@@ -1,11 +1,12 @@
+import type { AddressInfo } from 'node:net'
 import { errorResponse } from '@care/schemas'
+import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import { type SessionGuardVariables, sessionGuard } from '../hono/index.js'
-import { type ContractRequest, chunkedBody, type StartHarness } from './contract.js'
+import { type SessionGuardOptions, type SessionGuardVariables, sessionGuard } from '../hono/index.js'
+import { type ContractRequest, type StartHarness, sendContractRequest } from './contract.js'
 
-/** A Hono app reached through `app.request()`, with no server, as Hono's own tests do. */
-export const honoHarness: StartHarness = async (options) => {
+function contractApp(options: SessionGuardOptions<unknown>) {
   const app = new Hono<{ Variables: SessionGuardVariables }>()
   let calls = 0
   app.use(sessionGuard(options))
@@ -20,21 +21,32 @@ export const honoHarness: StartHarness = async (options) => {
     const { status, body } = errorResponse('internal_error')
     return c.json(body, status)
   })
+  return { app, calls: () => calls }
+}
+
+/** A Hono app reached through `app.request()`, with no server, as Hono's own tests do. */
+export const honoHarness: StartHarness = async (options) => {
+  const { app, calls } = contractApp(options)
   return {
-    async request(request: ContractRequest) {
-      const init: RequestInit & { duplex?: 'half' } = {
-        method: request.method,
-        headers: request.headers ?? {},
-      }
-      if (request.body !== undefined) {
-        init.body = request.chunked ? chunkedBody(request.body) : request.body
-        if (request.chunked) init.duplex = 'half'
-      }
-      const res = await app.request(`http://localhost${request.path}`, init)
-      const text = await res.text()
-      return { status: res.status, contentType: res.headers.get('content-type'), json: JSON.parse(text) }
-    },
-    handlerCalls: () => calls,
+    request: (request: ContractRequest) => sendContractRequest(app.request, 'http://localhost', request),
+    handlerCalls: calls,
     close: async () => {},
+  }
+}
+
+/**
+ * The same app served by `@hono/node-server` on 127.0.0.1:0: there the guard reads the raw
+ * IncomingMessage (`c.env.incoming`) instead of the Fetch API view, so that path needs the table too.
+ */
+export const honoNodeServerHarness: StartHarness = async (options) => {
+  const { app, calls } = contractApp(options)
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    request: (request: ContractRequest) => sendContractRequest(fetch, `http://127.0.0.1:${port}`, request),
+    handlerCalls: calls,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }
