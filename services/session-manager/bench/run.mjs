@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { ulid } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
@@ -133,18 +134,37 @@ async function restart() {
 
 async function openSessionsRss() {
   const sessions = Number(values.sessions)
-  const service = await startService({ CARE_DATA_DIR: join(tmp, 'rss') })
+  const service = await startService({
+    CARE_DATA_DIR: join(tmp, 'rss'),
+    NODE_OPTIONS: `--expose-gc --import=${here('heap-report.mjs')}`,
+  })
+  const heapReports = []
+  createInterface({ input: service.child.stdout }).on('line', (line) => {
+    if (line.includes('"heap-report"')) heapReports.push(JSON.parse(line))
+  })
+  const heapReport = async () => {
+    const count = heapReports.length
+    service.child.kill('SIGUSR2')
+    while (heapReports.length === count) await new Promise((r) => setTimeout(r, 20))
+    return heapReports.at(-1)
+  }
   const before = rssMb(service.child.pid)
+  const idle = await heapReport()
   const t = performance.now()
   const r = await load(`${service.url}/sessions.start`, { connections: 50, amount: sessions })
   const res = await fetch(`${service.url}/readyz`).then((x) => x.json())
   const after = rssMb(service.child.pid)
+  const loaded = await heapReport()
   await service.stop()
   results.rss = {
     open_sessions: res.open_sessions,
     requests_2xx: r['2xx'],
     rss_idle_mb: Math.round(before),
     rss_mb: Math.round(after),
+    live_heap_idle_mb: Math.round(idle.heap_used / 1e6),
+    live_heap_mb: Math.round(loaded.heap_used / 1e6),
+    heap_total_mb: Math.round(loaded.heap_total / 1e6),
+    live_bytes_per_session: Math.round((loaded.heap_used - idle.heap_used) / res.open_sessions),
     fill_s: round((performance.now() - t) / 1000, 1),
     goal: 'RSS < 200 MB with 100,000 open sessions',
   }
