@@ -26,6 +26,20 @@ export interface ChainedRecord {
 
 /** Field names the log owns; an event that already carries one is rejected. */
 export const CHAIN_FIELDS = ['seq', 'prev_hash', 'hash'] as const
+const CHAIN_FIELD_SET: ReadonlySet<string> = new Set(CHAIN_FIELDS)
+
+/**
+ * The event a stored record was made from: the record without `seq`, `prev_hash` and `hash`.
+ *
+ * @example
+ * const [stored] = await log.read([position])
+ * return withoutChainFields(stored) // what the client was answered originally
+ */
+export function withoutChainFields(record: Record<string, unknown>): Record<string, unknown> {
+  const event: Record<string, unknown> = {}
+  for (const [key, value] of Object.entries(record)) if (!CHAIN_FIELD_SET.has(key)) event[key] = value
+  return event
+}
 
 // `,"hash":"` + 64 hex + `"}`: every writer puts `hash` last, so the hashed text is the line minus this suffix plus `}`.
 const HASH_SUFFIX_HEAD = Buffer.from(',"hash":"')

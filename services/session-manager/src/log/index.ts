@@ -3,7 +3,7 @@
  * See `EventLog` for writing, `readLog` for streaming replay/export and `verifyLog` for audits.
  */
 export { canonicalJson } from './canonical-json.js'
-export { type ChainedRecord, GENESIS_HASH } from './chain.js'
+export { type ChainedRecord, GENESIS_HASH, withoutChainFields } from './chain.js'
 export { LogCorruptError, LogLockedError, StorageError } from './errors.js'
 export { type AppendResult, EventLog, type LogLogger, type OpenLogOptions } from './event-log.js'
 export { type LogFileHandle, type LogFileSystem, nodeFileSystem, type OpenMode } from './file-system.js'

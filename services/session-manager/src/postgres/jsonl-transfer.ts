@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import type { SessionLifecycleEvent } from '@care/schemas'
 import pg from 'pg'
 import { canonicalJson } from '../log/canonical-json.js'
-import { EventLog, readLog, verifyLog } from '../log/index.js'
+import { EventLog, readLog, verifyLog, withoutChainFields } from '../log/index.js'
 import type { VerifyReport } from '../log/verify.js'
 import { writeCheckpoint } from './checkpoints.js'
 import { withClient } from './database.js'
@@ -41,15 +41,13 @@ export interface TransferReport {
   databaseVerify: PostgresVerifyReport
 }
 
-const CHAIN_FIELDS = new Set(['seq', 'prev_hash', 'hash'])
 const BATCH = 1000
 
 class ContentDigest {
   private readonly hash = createHash('sha256')
   count = 0
   add(record: Record<string, unknown>): SessionLifecycleEvent {
-    const event: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(record)) if (!CHAIN_FIELDS.has(key)) event[key] = value
+    const event = withoutChainFields(record)
     this.hash.update(`${canonicalJson(event)}\n`)
     this.count++
     return event as unknown as SessionLifecycleEvent
@@ -132,16 +130,7 @@ export async function importJsonlLog(dir: string, db: TransferDatabase): Promise
       after = Number(page.rows.at(-1)!.seq)
     }
     const databaseVerify = await verifyPostgres({ pool, schema: t.raw })
-    const sourceDigest = source.hex()
-    const targetDigest = target.hex()
-    return {
-      ok: databaseVerify.ok && sourceDigest === targetDigest && source.count === target.count,
-      events: source.count,
-      sourceDigest,
-      targetDigest,
-      logVerify,
-      databaseVerify,
-    }
+    return transferReport(source, target, databaseVerify.ok, logVerify, databaseVerify)
   } finally {
     if (owned) await pool.end()
   }
@@ -187,17 +176,28 @@ export async function exportToJsonlLog(db: TransferDatabase, dir: string): Promi
     const target = new ContentDigest()
     for await (const { record } of readLog(dir)) target.add(record)
     const logVerify = await verifyLog(dir)
-    const sourceDigest = source.hex()
-    const targetDigest = target.hex()
-    return {
-      ok: logVerify.ok && sourceDigest === targetDigest && source.count === target.count,
-      events: source.count,
-      sourceDigest,
-      targetDigest,
-      logVerify,
-      databaseVerify,
-    }
+    return transferReport(source, target, logVerify.ok, logVerify, databaseVerify)
   } finally {
     if (owned) await pool.end()
+  }
+}
+
+/** A transfer is good when the copy verifies and carries exactly the source's events, in order. */
+function transferReport(
+  source: ContentDigest,
+  target: ContentDigest,
+  copyVerified: boolean,
+  logVerify: TransferReport['logVerify'],
+  databaseVerify: TransferReport['databaseVerify'],
+): TransferReport {
+  const sourceDigest = source.hex()
+  const targetDigest = target.hex()
+  return {
+    ok: copyVerified && sourceDigest === targetDigest && source.count === target.count,
+    events: source.count,
+    sourceDigest,
+    targetDigest,
+    logVerify,
+    databaseVerify,
   }
 }

@@ -10,6 +10,7 @@ import type {
 } from '@care/schemas'
 import { decodeTime } from 'ulid'
 import type { IdFactory } from '../ids/id-factory.js'
+import { withoutChainFields } from '../log/index.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from '../store/event-store.js'
 import { ExpirySchedule } from './expiry-schedule.js'
 import {
@@ -76,7 +77,6 @@ interface RetryEntry<Ref> {
   pending?: Promise<Ref>
 }
 
-const CHAIN_FIELDS = new Set(['seq', 'prev_hash', 'hash'])
 const MAX_TIMER_MS = 2 ** 31 - 1
 const RETRY_PRUNE_INTERVAL_MS = 60_000
 
@@ -308,7 +308,7 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
       }
       const ref = existing.pending ? await existing.pending : existing.ref!
       const [stored] = await this.requireStore().read([ref])
-      return { status: 200, output: withoutChain(stored!) as O }
+      return { status: 200, output: withoutChainFields(stored!) as O }
     }
     const recordTime = decodeTime(input.record_id)
     if (recordTime < this.now() - this.policy.retryWindowMs) {
@@ -441,10 +441,4 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
     this.lastNow = Math.max(this.lastNow, this.clock.now())
     return this.lastNow
   }
-}
-
-function withoutChain(stored: StoredEvent): SessionLifecycleEvent {
-  const event: Record<string, unknown> = {}
-  for (const [key, value] of Object.entries(stored)) if (!CHAIN_FIELDS.has(key)) event[key] = value
-  return event as SessionLifecycleEvent
 }
