@@ -32,6 +32,24 @@ describe('Express session guard', () => {
     expect(sessionErrorHandler().length).toBe(4)
   })
 
+  it('reads a body that fully arrived while an earlier async middleware ran', async () => {
+    const app = express()
+    app.use((_req, _res, next) => {
+      setTimeout(next, 30) // e.g. an auth or rate-limit lookup: node has the whole body by now
+    })
+    app.post('/x', sessionGuard(), (req, res) => {
+      res.json({ id: requireSessionId(req), body: req.body })
+    })
+    const url = await listen(app)
+    const res = await fetch(`${url}/x`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ session_id: ACTIVE, text: 'hi' }),
+    })
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ id: ACTIVE, body: { session_id: ACTIVE, text: 'hi' } })
+  })
+
   it('passes the Express request to verify', async () => {
     const seen: string[] = []
     const app = express()

@@ -127,7 +127,9 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 /** True when a JSON body is still in the stream: no parser ran before us and there is one to read. */
 function needsBodyRead(req: Request): boolean {
   if (req.body !== undefined || (req as { _body?: boolean })._body === true) return false
-  if (req.readableEnded || req.complete) return false
+  // `complete` only says the body has arrived (e.g. while an earlier async middleware ran); it can
+  // still be read. `readableEnded` means someone already consumed it.
+  if (req.readableEnded) return false
   const { headers } = req
   if (headers['transfer-encoding'] === undefined && headers['content-length'] === undefined) return false
   if (headers['content-length'] === '0') return false
