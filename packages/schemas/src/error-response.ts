@@ -32,6 +32,10 @@ export const ERROR_CODES = {
     status: 422,
     message: 'This record_id is older than the retry window; create a new record_id for a new request.',
   },
+  record_id_in_future: {
+    status: 422,
+    message: 'This record_id was created more than 5 minutes in the future; check the clock that made it.',
+  },
   not_ready: { status: 503, message: 'The service is starting up.' },
   storage_unavailable: {
     status: 503,

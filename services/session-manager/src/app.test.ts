@@ -28,7 +28,7 @@ let service: SessionService<number> | undefined
 let app: ReturnType<typeof createSessionManagerApp>
 
 async function boot(tokens = true) {
-  clock = new ManualClock()
+  clock = new ManualClock(Date.now())
   store = new MemoryEventStore()
   const config = loadConfig(tokens ? { CARE_CALLER_TOKENS: CALLER, CARE_AUDITOR_TOKENS: AUDITOR } : {})
   const next = new SessionService<number>({

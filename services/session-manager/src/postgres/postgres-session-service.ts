@@ -12,6 +12,7 @@ import type pg from 'pg'
 import { decodeTime } from 'ulid'
 import type { IdFactory } from '../ids/id-factory.js'
 import {
+  checkRecordIdTime,
   explicitEndEvent,
   iso,
   type RequestKind,
@@ -481,9 +482,7 @@ export class PostgresSessionService implements SessionLifecycle {
   }
 
   private assertRecordFresh(recordId: string): void {
-    if (decodeTime(recordId) < this.now() - this.policy.retryWindowMs) {
-      throw new SessionError('record_id_expired', undefined, { record_id: recordId })
-    }
+    checkRecordIdTime(recordId, this.now(), this.policy.retryWindowMs)
   }
 
   /** Wall-clock time that never goes backwards within this instance. */

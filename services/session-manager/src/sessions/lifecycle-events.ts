@@ -8,6 +8,7 @@ import type {
   SessionManagerTouchInput,
   SessionManagerTouchOutput,
 } from '@care/schemas'
+import { decodeTime } from 'ulid'
 import { canonicalJson } from '../log/canonical-json.js'
 import { SessionError } from './session-errors.js'
 
@@ -51,6 +52,24 @@ export function sessionDeadline(
   const idle = lastActivityAt + limits.idleTimeoutMs
   const max = startedAt + limits.maxDurationMs
   return idle < max ? { at: idle, reason: 'idle_timeout' } : { at: max, reason: 'max_duration' }
+}
+
+/** How far ahead of our clock a caller's clock may be when it makes a `record_id`. */
+export const RECORD_ID_CLOCK_SKEW_MS = 5 * 60_000
+
+/**
+ * A `record_id` is remembered for retries while its ULID time is within the retry window. One
+ * older than that can no longer be told apart from a new request (422 `record_id_expired`); one
+ * from the future would be remembered indefinitely (422 `record_id_in_future`). Returns its time.
+ */
+export function checkRecordIdTime(recordId: string, now: number, retryWindowMs: number): number {
+  const time = decodeTime(recordId)
+  if (time < now - retryWindowMs)
+    throw new SessionError('record_id_expired', undefined, { record_id: recordId })
+  if (time > now + RECORD_ID_CLOCK_SKEW_MS) {
+    throw new SessionError('record_id_in_future', undefined, { record_id: recordId })
+  }
+  return time
 }
 
 /** The 409 for a request on a session that already ended, saying how and when. */

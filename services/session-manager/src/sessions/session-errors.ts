@@ -9,7 +9,12 @@ export class SessionError extends Error {
   constructor(
     readonly code: Extract<
       ErrorCode,
-      'session_not_found' | 'session_ended' | 'idempotency_conflict' | 'record_id_expired' | 'not_ready'
+      | 'session_not_found'
+      | 'session_ended'
+      | 'idempotency_conflict'
+      | 'record_id_expired'
+      | 'record_id_in_future'
+      | 'not_ready'
     >,
     message?: string,
     readonly details?: ErrorResponse['details'],

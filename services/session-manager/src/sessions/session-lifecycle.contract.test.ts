@@ -5,7 +5,7 @@ import {
   validateSessionManagerStartOutput,
   validateSessionManagerTouchOutput,
 } from '@care/schemas'
-import { monotonicFactory, ulid } from 'ulid'
+import { ulid } from 'ulid'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import {
   embeddedImplementation,
@@ -26,7 +26,6 @@ const policy: SessionPolicy = {
   maxDurationMs: 24 * 60 * MINUTE,
   retryWindowMs: 24 * 60 * MINUTE,
 }
-const recordId = monotonicFactory()
 
 let server: TestPostgres
 beforeAll(async () => {
@@ -47,7 +46,7 @@ describe.each([embeddedImplementation, postgresImplementation(() => server)])('$
   function startInput(overrides: Partial<SessionManagerStartInput> = {}): SessionManagerStartInput {
     return {
       schema_version: '1.1',
-      record_id: recordId(clock.now()),
+      record_id: ulid(clock.now()),
       user_id: 'user-1',
       timestamp: new Date(clock.now()).toISOString(),
       source: 'ui',
@@ -133,6 +132,16 @@ describe.each([embeddedImplementation, postgresImplementation(() => server)])('$
       const old = ulid(clock.now() - policy.retryWindowMs - 1)
       expect((await rejection(service.start(startInput({ record_id: old })))).code).toBe('record_id_expired')
     })
+
+    it('refuses a record_id from more than the allowed clock skew in the future, and records nothing', async () => {
+      const ahead = ulid(clock.now() + 5 * MINUTE + 1000)
+      expect((await rejection(service.start(startInput({ record_id: ahead })))).code).toBe(
+        'record_id_in_future',
+      )
+      const slightlyAhead = ulid(clock.now() + 60_000)
+      expect((await service.start(startInput({ record_id: slightlyAhead }))).status).toBe(201)
+      expect(await store.events()).toHaveLength(1)
+    })
   })
 
   describe('end', () => {
@@ -155,7 +164,7 @@ describe.each([embeddedImplementation, postgresImplementation(() => server)])('$
 
     it('answers 404 for an unknown session and for a session of another user alike', async () => {
       const { output: started } = await service.start(startInput())
-      const unknown = await rejection(service.end(endInput(recordId())))
+      const unknown = await rejection(service.end(endInput(ulid(clock.now()))))
       const otherUser = await rejection(service.end(endInput(started.session_id, { user_id: 'user-2' })))
       expect([unknown.code, otherUser.code]).toEqual(['session_not_found', 'session_not_found'])
       expect(unknown.message).toBe(otherUser.message)
@@ -291,7 +300,7 @@ describe.each([embeddedImplementation, postgresImplementation(() => server)])('$
       expect(events.every((e) => e.session_id === a.session_id)).toBe(true)
       expect(second!.nextCursor).toBeUndefined()
       expect(await service.timeline(b.session_id)).toMatchObject({ events: [{ event: 'session.start' }] })
-      expect(await service.timeline(recordId())).toBeUndefined()
+      expect(await service.timeline(ulid(clock.now()))).toBeUndefined()
     })
   })
 })

@@ -14,6 +14,7 @@ import { withoutChainFields } from '../log/index.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from '../store/event-store.js'
 import { ExpirySchedule } from './expiry-schedule.js'
 import {
+  checkRecordIdTime,
   explicitEndEvent,
   iso,
   type RequestKind,
@@ -310,10 +311,7 @@ export class SessionService<Ref = unknown> implements SessionLifecycle {
       const [stored] = await this.requireStore().read([ref])
       return { status: 200, output: withoutChainFields(stored!) as O }
     }
-    const recordTime = decodeTime(input.record_id)
-    if (recordTime < this.now() - this.policy.retryWindowMs) {
-      throw new SessionError('record_id_expired', undefined, { record_id: input.record_id })
-    }
+    const recordTime = checkRecordIdTime(input.record_id, this.now(), this.policy.retryWindowMs)
     let settle!: { resolve(ref: Ref): void; reject(error: unknown): void }
     const pending = new Promise<Ref>((resolve, reject) => {
       settle = { resolve, reject }
