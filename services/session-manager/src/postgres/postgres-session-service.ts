@@ -9,7 +9,6 @@ import type {
   SessionManagerTouchOutput,
 } from '@care/schemas'
 import type pg from 'pg'
-import { decodeTime } from 'ulid'
 import type { IdFactory } from '../ids/id-factory.js'
 import {
   checkRecordIdTime,
