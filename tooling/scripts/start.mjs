@@ -12,26 +12,25 @@ const services = [
   {
     name: 'session-manager',
     entry: 'services/session-manager/dist/main.js',
-    env: { PORT: '7400', CARE_DATA_DIR: resolve(dataRoot, 'session-manager') },
-    ready: 'http://127.0.0.1:7400/readyz',
+    port: process.env.SESSION_MANAGER_PORT ?? '7400',
+    env: { CARE_DATA_DIR: resolve(dataRoot, 'session-manager') },
+    ready: '/readyz',
   },
   {
     name: 'sample-worker',
     entry: 'services/sample-worker/dist/main.js',
-    env: { PORT: '7401', CARE_WORKER_LOG: resolve(dataRoot, 'worker/events.jsonl') },
-    ready: 'http://127.0.0.1:7401/healthz',
+    port: process.env.SAMPLE_WORKER_PORT ?? '7401',
+    env: { CARE_WORKER_LOG: resolve(dataRoot, 'worker/events.jsonl') },
+    ready: '/healthz',
   },
 ]
 
 let stopping = false
-const children = services.map(({ name, entry, env }) => {
+const children = services.map(({ name, entry, env, port }) => {
   const child = spawn(process.execPath, [resolve(root, entry)], {
     cwd: root,
-    env: {
-      ...env,
-      ...process.env,
-      PORT: process.env[`${name.toUpperCase().replace('-', '_')}_PORT`] ?? env.PORT,
-    },
+    // Both services listen on 127.0.0.1 by default; HOST and the other variables pass through.
+    env: { ...env, ...process.env, PORT: port },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   for (const stream of [child.stdout, child.stderr]) {
@@ -58,16 +57,23 @@ process.once('SIGTERM', () => stop(0))
 
 // Tell the person at the terminal where things are once both answer.
 const deadline = Date.now() + 60_000
-for (const { name, ready } of services) {
-  while (!stopping && Date.now() < deadline) {
-    const ok = await fetch(ready).then(
+for (const { name, port, ready } of services) {
+  const origin = `http://127.0.0.1:${port}`
+  let up = false
+  while (!stopping && !up && Date.now() < deadline) {
+    up = await fetch(`${origin}${ready}`).then(
       (r) => r.ok,
       () => false,
     )
-    if (ok) break
-    await new Promise((r) => setTimeout(r, 200))
+    if (!up) await new Promise((r) => setTimeout(r, 200))
   }
-  if (!stopping) console.log(`[start] ${name} is up: ${new URL(ready).origin}`)
+  if (stopping) break
+  if (!up) {
+    console.error(`[start] ${name} did not answer ${origin}${ready} within 60 s; stopping everything`)
+    stop(1)
+    break
+  }
+  console.log(`[start] ${name} is up: ${origin}`)
 }
 if (!stopping) {
   console.log(`[start] data in ${dataRoot}. Try: pnpm demo   (Ctrl-C stops both services)`)
