@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LogLockedError } from './errors.js'
 import { EventLog } from './event-log.js'
+import { type LogFileSystem, nodeFileSystem } from './file-system.js'
+import { acquireLock } from './lock.js'
 import { sampleEvent, tempDirs } from './test-support/log-fixtures.js'
 
 const dirs = tempDirs()
@@ -51,6 +53,28 @@ describe('data directory lock', () => {
     expect(warnings.some((w) => w.includes(String(pid)))).toBe(true)
     expect(JSON.parse(await readFile(join(dir, 'LOCK'), 'utf8')).pid).toBe(process.pid)
     await log.close()
+  })
+
+  it('lets exactly one of two simultaneous takeovers of the same stale lock win', async () => {
+    const dir = await dirs.make()
+    await writeFile(
+      join(dir, 'LOCK'),
+      JSON.stringify({ pid: deadPid(), hostname: hostname(), started_at: 'x' }),
+    )
+    // The slow loser: its unlink lands only after the winner has already written its new LOCK.
+    let unlinks = 0
+    const fs: LogFileSystem = {
+      ...nodeFileSystem,
+      async unlink(path) {
+        if (++unlinks === 2) await new Promise((r) => setTimeout(r, 30))
+        return nodeFileSystem.unlink(path)
+      },
+    }
+    const results = await Promise.allSettled([acquireLock(fs, dir), acquireLock(fs, dir)])
+    const won = results.filter((r) => r.status === 'fulfilled')
+    expect(won).toHaveLength(1)
+    expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: { name: 'LogLockedError' } })
+    await (won[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value.release()
   })
 
   it('refuses a lock held from another host, whose pid cannot be checked', async () => {

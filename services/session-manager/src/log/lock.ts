@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { LogLockedError } from './errors.js'
@@ -8,6 +9,8 @@ export interface LockInfo {
   pid: number
   hostname: string
   started_at: string
+  /** Random per acquisition, so two holders with the same pid and start time are still told apart. */
+  nonce?: string
 }
 
 export interface HeldLock {
@@ -26,6 +29,8 @@ type WarnLogger = { warn(o: object, m: string): void }
 // LOCK files this process holds now. A LOCK naming this process's own pid that is not one of them was
 // left by an earlier process that happened to get the same pid, e.g. pid 1 in a restarted container.
 const heldByThisProcess = new Set<string>()
+/** How long a process that replaced a stale LOCK waits before checking it still holds it. */
+const TAKEOVER_SETTLE_MS = 100
 
 /** Takes `<dataDir>/LOCK` with O_EXCL; replaces it only when its owner is provably dead. */
 export async function acquireLock(
@@ -34,9 +39,15 @@ export async function acquireLock(
   logger?: WarnLogger,
 ): Promise<HeldLock> {
   const path = join(dataDir, 'LOCK')
-  const mine: LockInfo = { pid: process.pid, hostname: hostname(), started_at: new Date().toISOString() }
+  const mine: LockInfo = {
+    pid: process.pid,
+    hostname: hostname(),
+    started_at: new Date().toISOString(),
+    nonce: randomBytes(8).toString('hex'),
+  }
   const text = `${JSON.stringify(mine)}\n`
   let tookOver: LockInfo | undefined
+  let replacedAnother = false
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const handle = await fs.open(path, 'createExclusive')
@@ -46,7 +57,19 @@ export async function acquireLock(
       } finally {
         await handle.close()
       }
+      // Claimed from here on (also while confirming), so a LOCK naming our pid is not mistaken for an
+      // earlier incarnation's.
       heldByThisProcess.add(resolve(path))
+      if (replacedAnother) {
+        try {
+          await confirmStillOurs(fs, path, mine)
+        } catch (err) {
+          // The winner may be another EventLog of this very process: then the path stays claimed.
+          if (!(err instanceof LogLockedError && err.pid === process.pid))
+            heldByThisProcess.delete(resolve(path))
+          throw err
+        }
+      }
       return { path, tookOver, release: () => releaseLock(fs, path, text) }
     } catch (err) {
       if (errnoOf(err) !== 'EEXIST') throw err
@@ -77,7 +100,12 @@ export async function acquireLock(
         `event log lock held by dead pid ${holder.pid}; taking it over`,
       )
       tookOver = holder
+      // Only remove it if it is still the stale lock we judged: another process may have replaced
+      // it with its own since we read it. (If so, the next attempt sees a live holder and stops.)
+      const again = await readLock(fs, path)
+      if (typeof again !== 'object' || !sameLock(again, holder)) continue
     }
+    replacedAnother = true
     try {
       await fs.unlink(path)
     } catch (err) {
@@ -85,6 +113,28 @@ export async function acquireLock(
     }
   }
   throw new LogLockedError(path, undefined, undefined, 'lost the race for it three times')
+}
+
+/**
+ * Two processes can both judge the same LOCK stale, and the slower one's unlink can remove the
+ * faster one's fresh LOCK. Whoever replaced a LOCK therefore looks again after a moment: if the
+ * file is no longer ours, someone else won the takeover and we must not write.
+ */
+async function confirmStillOurs(fs: LogFileSystem, path: string, mine: LockInfo): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, TAKEOVER_SETTLE_MS))
+  const now = await readLock(fs, path)
+  if (typeof now === 'object' && sameLock(now, mine)) return
+  const other = typeof now === 'object' ? now : undefined
+  throw new LogLockedError(
+    path,
+    other?.pid,
+    other?.hostname,
+    'another process took over the same stale lock at the same moment',
+  )
+}
+
+function sameLock(a: LockInfo, b: LockInfo): boolean {
+  return a.pid === b.pid && a.hostname === b.hostname && a.started_at === b.started_at && a.nonce === b.nonce
 }
 
 async function readLock(fs: LogFileSystem, path: string): Promise<LockInfo | 'missing' | 'unreadable'> {
