@@ -1,9 +1,9 @@
 import pg from 'pg'
-import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { requestBody } from '../test-support/records.js'
 import { writeCheckpoint } from './checkpoints.js'
 import { schemaNames } from './schema-names.js'
-import { assertBuilt, type Instance, startInstance } from './test-support/instances.js'
+import { assertBuilt, type Instance, postgresInstanceEnv, startInstance } from './test-support/instances.js'
 import {
   createServiceDatabase,
   startTestPostgres,
@@ -13,21 +13,10 @@ import { checkInvariants, Workload } from './test-support/workload.js'
 import { verifyPostgres } from './verify.js'
 
 const t = schemaNames()
-const recordId = monotonicFactory()
 let server: TestPostgres
 let url: string
 let admin: pg.Pool
 const instances: Instance[] = []
-
-function instanceEnv(): Record<string, string> {
-  return {
-    CARE_STORE: 'postgres',
-    DATABASE_URL: url,
-    CARE_DB_OWNER_ROLE: 'care_owner',
-    CARE_IDLE_TIMEOUT: '1s',
-    CARE_DB_POOL_SIZE: '5',
-  }
-}
 
 beforeAll(async () => {
   assertBuilt()
@@ -35,7 +24,12 @@ beforeAll(async () => {
   url = await createServiceDatabase(server)
   admin = new pg.Pool({ connectionString: url.replace('care_service@', 'postgres@'), max: 2 })
   // Two instances starting at once: the migration advisory lock must let exactly one create the schema.
-  instances.push(...(await Promise.all([startInstance(instanceEnv()), startInstance(instanceEnv())])))
+  instances.push(
+    ...(await Promise.all([
+      startInstance(postgresInstanceEnv(url)),
+      startInstance(postgresInstanceEnv(url)),
+    ])),
+  )
 }, 60_000)
 
 afterAll(async () => {
@@ -54,16 +48,7 @@ async function post(instance: Instance, kind: string, body: unknown) {
 }
 
 function input(user: string, extra: Record<string, unknown> = {}) {
-  return {
-    schema_version: '1.1',
-    record_id: recordId(),
-    user_id: user,
-    timestamp: new Date().toISOString(),
-    source: 'ui',
-    origin: 'human',
-    performer_id: 'caregiver-1',
-    ...extra,
-  }
+  return requestBody({ user_id: user, ...extra })
 }
 
 describe('two instances on one database', () => {

@@ -1,12 +1,13 @@
+import type { SessionManagerStartInput } from '@care/schemas'
 import pg from 'pg'
-import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdFactory } from '../ids/id-factory.js'
 import { StoreUnavailableError } from '../store/event-store.js'
+import { requestBody } from '../test-support/records.js'
 import { writeCheckpoint } from './checkpoints.js'
 import { PostgresSessionService } from './postgres-session-service.js'
 import { schemaNames } from './schema-names.js'
-import { assertBuilt, type Instance, startInstance } from './test-support/instances.js'
+import { assertBuilt, type Instance, postgresInstanceEnv, startInstance } from './test-support/instances.js'
 import {
   createServiceDatabase,
   startTestPostgres,
@@ -16,7 +17,6 @@ import { checkInvariants, Workload } from './test-support/workload.js'
 import { verifyPostgres } from './verify.js'
 
 const t = schemaNames()
-const recordId = monotonicFactory()
 let server: TestPostgres
 let url: string
 let admin: pg.Pool
@@ -38,26 +38,8 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-function env(): Record<string, string> {
-  return {
-    CARE_STORE: 'postgres',
-    DATABASE_URL: url,
-    CARE_DB_OWNER_ROLE: 'care_owner',
-    CARE_IDLE_TIMEOUT: '1s',
-    CARE_DB_POOL_SIZE: '5',
-  }
-}
-
-function startInput() {
-  return {
-    schema_version: '1.1' as const,
-    record_id: recordId(),
-    user_id: 'user-1',
-    timestamp: new Date().toISOString(),
-    source: 'ui',
-    origin: 'human' as const,
-    performer_id: 'caregiver-1',
-  }
+function startInput(): SessionManagerStartInput {
+  return requestBody() as unknown as SessionManagerStartInput
 }
 
 describe('database outages', () => {
@@ -85,7 +67,12 @@ describe('database outages', () => {
   }, 30_000)
 
   it('keeps every acknowledged event through a PostgreSQL restart and a SIGKILLed instance', async () => {
-    instances.push(...(await Promise.all([startInstance(env()), startInstance(env())])))
+    instances.push(
+      ...(await Promise.all([
+        startInstance(postgresInstanceEnv(url)),
+        startInstance(postgresInstanceEnv(url)),
+      ])),
+    )
     const live = new Set(instances)
     const seed = Number(process.env.CARE_TEST_SEED ?? Date.now() % 100_000)
     const load = new Workload(() => [...live].map((i) => i.url), seed)
@@ -98,7 +85,7 @@ describe('database outages', () => {
     await victim.kill()
     await sleep(1200)
     await server.start()
-    const replacement = await startInstance(env())
+    const replacement = await startInstance(postgresInstanceEnv(url))
     instances.push(replacement)
     live.add(replacement)
     await running

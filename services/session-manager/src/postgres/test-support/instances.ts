@@ -1,9 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-
-/** The built service entry point the multi-instance tests run. */
-export const MAIN_JS = fileURLToPath(new URL('../../../dist/main.js', import.meta.url))
+import { MAIN_JS, spawnSessionManager, waitReady } from '../../test-support/spawn-session-manager.js'
 
 /**
  * Fails with the build command when `dist/main.js` is missing (the instance tests run the real build).
@@ -31,55 +28,40 @@ export interface Instance {
   kill(): Promise<void>
 }
 
+/** The environment of an instance on the PostgreSQL store, with a short idle timeout for tests. */
+export function postgresInstanceEnv(databaseUrl: string): Record<string, string> {
+  return {
+    CARE_STORE: 'postgres',
+    DATABASE_URL: databaseUrl,
+    CARE_DB_OWNER_ROLE: 'care_owner',
+    CARE_IDLE_TIMEOUT: '1s',
+    CARE_DB_POOL_SIZE: '5',
+  }
+}
+
 /**
- * Starts `node dist/main.js` with `env` on a free port (PORT=0) and resolves once /readyz says ready.
+ * Starts the built service with `env` on a free port and resolves once /readyz says ready.
  *
  * @example
- * const a = await startInstance({ CARE_STORE: 'postgres', DATABASE_URL: url })
+ * const a = await startInstance(postgresInstanceEnv(url))
  */
 export async function startInstance(env: Record<string, string>, timeoutMs = 20_000): Promise<Instance> {
-  const child = spawn(process.execPath, [MAIN_JS], {
-    env: { PATH: process.env.PATH ?? '', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  const output: string[] = []
-  let port: number | undefined
-  const onData = (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) {
-      if (!line) continue
-      if (output.length < 2000) output.push(line)
-      const match = /"port":(\d+)/.exec(line)
-      if (port === undefined && match) port = Number(match[1])
-    }
-  }
-  child.stdout!.on('data', onData)
-  child.stderr!.on('data', onData)
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`instance exited (${child.exitCode}):\n${output.join('\n')}`)
-    if (port !== undefined) {
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-        (r) => r.status === 200,
-        () => false,
-      )
-      if (ready) break
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL')
-      throw new Error(`instance not ready after ${timeoutMs} ms:\n${output.join('\n')}`)
-    }
-    await new Promise((r) => setTimeout(r, 50))
-  }
-  const signal = async (name: NodeJS.Signals) => {
-    if (child.exitCode === null && child.signalCode === null) child.kill(name)
-    await exited
+  const started = await spawnSessionManager(env)
+  try {
+    await waitReady(started.url, timeoutMs)
+  } catch (err) {
+    await started.kill('SIGKILL')
+    throw new Error(`${(err as Error).message}:\n${started.lines.join('\n')}`)
   }
   return {
-    url: `http://127.0.0.1:${port}`,
-    process: child,
-    output,
-    stop: () => signal('SIGTERM'),
-    kill: () => signal('SIGKILL'),
+    url: started.url,
+    process: started.child,
+    output: started.lines,
+    stop: async () => {
+      await started.kill('SIGTERM')
+    },
+    kill: async () => {
+      await started.kill('SIGKILL')
+    },
   }
 }
