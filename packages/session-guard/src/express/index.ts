@@ -278,13 +278,5 @@ export function requireSessionId(req: Request): string {
   return req.sessionId
 }
 
-export {
-  ALL_SESSION_ID_SOURCES,
-  DEFAULT_MAX_BODY_BYTES,
-  SESSION_ID_HEADER,
-  type SessionGuardOptions,
-  type SessionIdSource,
-  type VerifyResult,
-  type VerifySession,
-} from '../index.js'
-export { type SessionFetch, sessionFetch, withSessionId } from '../propagation.js'
+// What every adapter entry re-exports, so one import serves a framework's users.
+export * from '../adapter-exports.js'
