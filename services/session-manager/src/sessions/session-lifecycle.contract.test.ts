@@ -16,6 +16,7 @@ import { startTestPostgres, type TestPostgres } from '../postgres/test-support/p
 import { SessionError } from './session-errors.js'
 import type { SessionLifecycle } from './session-lifecycle.js'
 import type { SessionPolicy } from './session-service.js'
+import { endInputAt, startInputAt } from './test-support/inputs.js'
 import { ManualClock } from './test-support/memory-event-store.js'
 
 // The behaviour every SessionLifecycle implementation must share, run once per implementation:
@@ -43,25 +44,10 @@ describe.each([embeddedImplementation, postgresImplementation(() => server)])('$
   const boot = async () => (await store.boot(policy, clock)).service
   const ends = async () => (await store.events()).filter((e) => e.event === 'session.end')
 
-  function startInput(overrides: Partial<SessionManagerStartInput> = {}): SessionManagerStartInput {
-    return {
-      schema_version: '1.1',
-      record_id: ulid(clock.now()),
-      user_id: 'user-1',
-      timestamp: new Date(clock.now()).toISOString(),
-      source: 'ui',
-      origin: 'human',
-      performer_id: 'caregiver-1',
-      ...overrides,
-    }
-  }
-
-  function endInput(
-    sessionId: string,
-    overrides: Partial<SessionManagerEndInput> = {},
-  ): SessionManagerEndInput {
-    return { ...startInput(), session_id: sessionId, ...overrides } as SessionManagerEndInput
-  }
+  const startInput = (overrides: Partial<SessionManagerStartInput> = {}) =>
+    startInputAt(clock.now(), overrides)
+  const endInput = (sessionId: string, overrides: Partial<SessionManagerEndInput> = {}) =>
+    endInputAt(clock.now(), sessionId, overrides)
 
   async function rejection(promise: Promise<unknown>): Promise<SessionError> {
     const error = await promise.then(

@@ -1,9 +1,8 @@
-import type { SessionManagerStartInput } from '@care/schemas'
-import { monotonicFactory } from 'ulid'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createIdFactory } from '../ids/id-factory.js'
 import { StoreUnavailableError } from '../store/event-store.js'
 import { type SessionPolicy, SessionService } from './session-service.js'
+import { startInputAt } from './test-support/inputs.js'
 import { ManualClock, MemoryEventStore } from './test-support/memory-event-store.js'
 
 const MINUTE = 60_000
@@ -16,7 +15,6 @@ const policy: SessionPolicy = {
 let clock: ManualClock
 let store: MemoryEventStore
 let service: SessionService<number>
-const recordId = monotonicFactory()
 
 async function boot(): Promise<SessionService<number>> {
   const next = new SessionService<number>({ policy, newId: createIdFactory(), clock, timers: false })
@@ -24,18 +22,7 @@ async function boot(): Promise<SessionService<number>> {
   return next
 }
 
-function startInput(overrides: Partial<SessionManagerStartInput> = {}): SessionManagerStartInput {
-  return {
-    schema_version: '1.1',
-    record_id: recordId(clock.now()),
-    user_id: 'user-1',
-    timestamp: new Date(clock.now()).toISOString(),
-    source: 'ui',
-    origin: 'human',
-    performer_id: 'caregiver-1',
-    ...overrides,
-  }
-}
+const startInput = () => startInputAt(clock.now())
 
 beforeEach(async () => {
   clock = new ManualClock()
