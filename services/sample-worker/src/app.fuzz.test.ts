@@ -1,28 +1,24 @@
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { compileValidator, ERROR_CODES, ErrorResponse } from '@care/schemas'
+import {
+  deepNesting,
+  fcRuns,
+  hostileStrings,
+  hostileValues,
+  jsonBodiesOf,
+  LONG,
+  malformedFramings,
+  rawExchange,
+  statusesOf,
+} from '@care/test-kit'
 import fc from 'fast-check'
 import { pino } from 'pino'
 import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type RunningWorker, startWorker } from './server.js'
 import { validateWorkerEvent } from './worker-records.js'
-
-// `pnpm test:faults --long` sets CARE_FAULTS_SCALE=long; CARE_FAULTS_SEED (+ CARE_FAULTS_PATH) replays a failure.
-const LONG = process.env.CARE_FAULTS_SCALE === 'long'
-function fcRuns(name: string, ci: number, long: number): fc.Parameters<unknown> {
-  const params: fc.Parameters<unknown> = { numRuns: LONG ? long : ci }
-  const seed = process.env.CARE_FAULTS_SEED?.trim()
-  if (seed) {
-    params.seed = Number(seed)
-    const path = process.env.CARE_FAULTS_PATH?.trim()
-    if (path) params.path = path
-    console.log(`[faults] ${name}: seed ${seed}${path ? ` path ${path}` : ''}`)
-  }
-  return params
-}
 
 const validateError = compileValidator(ErrorResponse)
 const newId = monotonicFactory()
@@ -125,20 +121,7 @@ function annotateBody(extra: Record<string, unknown> = {}): Record<string, unkno
   return { input_record_id: newId(), user_id: 'user-42', text: 'hello there', ...extra }
 }
 
-const hostileString = fc.oneof(
-  fc.string({ maxLength: 40 }),
-  fc.string({ unit: 'grapheme', maxLength: 20 }),
-  fc.constantFrom('\r\n{"event":"infer.output"}\r\n', '\u001b[31m', '\u0000', '\u2028\u2029', '\ud800', '?'),
-  fc.integer({ min: 1, max: 40_000 }).map((n) => 'x'.repeat(n)),
-)
-
-const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
-  fc.jsonValue({ maxDepth: 3 }),
-  hostileString,
-  fc.constantFrom(null, true, 0, -1, 1e308, [], {}),
-  fc.array(fc.nat(), { maxLength: 5000 }),
-  fc.dictionary(fc.constantFrom('__proto__', 'constructor', 'prototype', 'x'), fc.jsonValue({ maxDepth: 1 })),
-)
+const hostileValue = hostileValues(hostileStrings(['\r\n{"event":"infer.output"}\r\n']))
 
 const mutated = (path: string) =>
   fc
@@ -165,10 +148,6 @@ const mutated = (path: string) =>
       if (action === 'delete') delete body[field]
       return JSON.stringify(body)
     })
-
-const deepNesting = fc
-  .tuple(fc.integer({ min: 1, max: 6000 }), fc.constantFrom('[', '{"a":'))
-  .map(([depth, open]) => `${open.repeat(depth)}1${(open === '[' ? ']' : '}').repeat(depth)}`)
 
 const forbiddenKeyed = fc
   .tuple(fc.constantFrom('__proto__', 'constructor', 'prototype'), fc.jsonValue({ maxDepth: 1 }))
@@ -287,48 +266,10 @@ describe('sample worker under hostile input (fast-check)', () => {
   )
 })
 
-function rawExchange(port: number, request: string, timeout = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    const chunks: Buffer[] = []
-    const done = () => {
-      clearTimeout(timer)
-      resolve(Buffer.concat(chunks).toString('latin1'))
-    }
-    const timer = setTimeout(() => {
-      socket.destroy()
-      done()
-    }, timeout)
-    socket.on('data', (c) => chunks.push(c))
-    socket.on('error', (err) => ((err as { code?: string }).code === 'ECONNRESET' ? done() : reject(err)))
-    socket.on('close', done)
-    socket.end(request)
-  })
-}
-
 describe('sample worker over a raw socket', () => {
   const head = (framing: string) =>
     `POST /infer HTTP/1.1\r\nHost: x\r\nX-Session-Id: ${SESSION}\r\nContent-Type: application/json\r\n${framing}\r\n`
-  const cases: [string, () => string][] = [
-    ['Content-Length larger than the body', () => `${head('Content-Length: 500\r\n')}{"a":1}`],
-    [
-      'Content-Length smaller than the body',
-      () => `${head('Content-Length: 5\r\n')}${JSON.stringify(inferBody())}`,
-    ],
-    ['Content-Length over the limit', () => `${head('Content-Length: 20000\r\n')}${'x'.repeat(20_000)}`],
-    ['a non-numeric Content-Length', () => `${head('Content-Length: abc\r\n')}{}`],
-    [
-      'Content-Length and chunked together',
-      () => `${head('Content-Length: 2\r\nTransfer-Encoding: chunked\r\n')}2\r\n{}\r\n0\r\n\r\n`,
-    ],
-    [
-      'a chunked body over the limit',
-      () =>
-        `${head('Transfer-Encoding: chunked\r\n')}${`400\r\n${'x'.repeat(0x400)}\r\n`.repeat(20)}0\r\n\r\n`,
-    ],
-    ['a malformed chunk size', () => `${head('Transfer-Encoding: chunked\r\n')}zz\r\n{}\r\n0\r\n\r\n`],
-    ['headers over the 16 KiB header limit', () => `${head(`X-Padding: ${'a'.repeat(20_000)}\r\n`)}{}`],
-  ]
+  const cases = malformedFramings(head, () => JSON.stringify(inferBody()))
 
   it.each(cases)(
     'answers %s with a documented 4xx in the shared error shape, writes nothing, stays up',
@@ -336,8 +277,8 @@ describe('sample worker over a raw socket', () => {
       const before = await lineCount()
       const port = Number(new URL(worker.url).port)
       const reply = await rawExchange(port, build())
-      const statuses = [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))
-      const bodies = [...reply.matchAll(/\r\n\r\n(\{.*?\})(?=HTTP\/1\.1|$)/gs)].map((m) => JSON.parse(m[1]!))
+      const statuses = statusesOf(reply)
+      const bodies = jsonBodiesOf(reply)
       // Every response carries the shared error shape, including those node's HTTP parser makes.
       expect(statuses.length, 'no answer at all').toBeGreaterThan(0)
       expect(bodies.length, reply.slice(0, 500)).toBe(statuses.length)

@@ -1,14 +1,24 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { compileValidator, ERROR_CODES, ErrorResponse } from '@care/schemas'
+import {
+  deepNesting,
+  fcRuns,
+  hostileStrings,
+  hostileValues,
+  jsonBodiesOf,
+  malformedFramings,
+  rawExchange,
+  scaled,
+  statusesOf,
+  timeoutMs,
+} from '@care/test-kit'
 import fc from 'fast-check'
 import { pino } from 'pino'
 import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from './config.js'
-import { fcRuns, scaled, timeoutMs } from './faults/test-support/fault-scale.js'
 import {
   AUDITOR_TOKEN,
   type BootedService,
@@ -121,32 +131,8 @@ async function expectWellBehaved(probe: Probe): Promise<Response> {
 
 // --- generators -------------------------------------------------------------------------------
 
-const hostileString = fc.oneof(
-  fc.string({ maxLength: 40 }),
-  fc.string({ unit: 'grapheme', maxLength: 20 }),
-  fc.constantFrom(
-    '\r\n{"event":"session.end"}\r\n',
-    '\u001b[31mred\u001b[0m',
-    '\u0000',
-    '\u2028\u2029',
-    '\ud800',
-    '</script>',
-    '$' + '{jndi:ldap://x}',
-    'a'.repeat(1025),
-  ),
-  fc.integer({ min: 1, max: 40_000 }).map((n) => 'x'.repeat(n)),
-)
-
-const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
-  fc.jsonValue({ maxDepth: 3 }),
-  hostileString,
-  fc.constantFrom(null, true, 0, -1, 1e308, [], {}),
-  fc.array(fc.nat(), { maxLength: 5000 }),
-  fc.dictionary(
-    fc.constantFrom('__proto__', 'constructor', 'prototype', 'device', 'x'),
-    fc.jsonValue({ maxDepth: 1 }),
-  ),
-)
+const hostileString = hostileStrings(['\r\n{"event":"session.end"}\r\n'])
+const hostileValue = hostileValues(hostileString)
 
 const forbiddenKeyed = fc
   .tuple(
@@ -190,13 +176,6 @@ const mutatedBody = (path: string) =>
       if (action === 'delete') delete body[field]
       return JSON.stringify(body)
     })
-
-const deepNesting = fc
-  .tuple(fc.integer({ min: 1, max: 6000 }), fc.constantFrom('[', '{"a":'))
-  .map(([depth, open]) => {
-    const close = open === '[' ? ']' : '}'
-    return `${open.repeat(depth)}1${close.repeat(depth)}`
-  })
 
 const rawBody = (path: string) =>
   fc.oneof(
@@ -399,39 +378,6 @@ describe('session-manager HTTP under hostile input (fast-check)', () => {
 
 // --- real sockets: lying Content-Length, chunked bodies over the limit ---------------------------
 
-/** Writes raw bytes, half-closes, and returns everything the server sent back before closing. */
-function rawExchange(port: number, request: string | Buffer, timeout = 5000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ host: '127.0.0.1', port })
-    const chunks: Buffer[] = []
-    const timer = setTimeout(() => {
-      socket.destroy()
-      resolve(Buffer.concat(chunks).toString('latin1'))
-    }, timeout)
-    socket.on('data', (c) => chunks.push(c))
-    socket.on('error', (err) => {
-      clearTimeout(timer)
-      if ((err as { code?: string }).code === 'ECONNRESET') resolve(Buffer.concat(chunks).toString('latin1'))
-      else reject(err)
-    })
-    socket.on('close', () => {
-      clearTimeout(timer)
-      resolve(Buffer.concat(chunks).toString('latin1'))
-    })
-    socket.end(request)
-  })
-}
-
-/** The status codes of every response in a raw reply (keep-alive may carry several). */
-function statusesOf(reply: string): number[] {
-  return [...reply.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]))
-}
-
-/** JSON bodies of every response in a raw reply that has one. */
-function jsonBodiesOf(reply: string): unknown[] {
-  return [...reply.matchAll(/\r\n\r\n(\{.*?\})(?=HTTP\/1\.1|$)/gs)].map((m) => JSON.parse(m[1]!))
-}
-
 describe('session-manager over a real socket (startSessionManager)', () => {
   let running: RunningSessionManager
   let port: number
@@ -464,36 +410,10 @@ describe('session-manager over a real socket (startSessionManager)', () => {
     await rm(dataDir, { recursive: true, force: true })
   })
 
-  const head = (length: string, extra = '') =>
-    `POST /sessions.start HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CALLER_TOKEN}\r\nContent-Type: application/json\r\n${length}${extra}\r\n`
+  const head = (framing: string) =>
+    `POST /sessions.start HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CALLER_TOKEN}\r\nContent-Type: application/json\r\n${framing}\r\n`
 
-  const cases: [string, () => string][] = [
-    [
-      'Content-Length larger than the body (client gives up)',
-      () => `${head('Content-Length: 500\r\n')}{"a":1}`,
-    ],
-    [
-      'Content-Length smaller than the body',
-      () => `${head('Content-Length: 5\r\n')}${JSON.stringify(validBody())}`,
-    ],
-    ['Content-Length over the limit', () => `${head('Content-Length: 20000\r\n')}${'x'.repeat(20_000)}`],
-    ['Content-Length over the limit, body never sent', () => head('Content-Length: 99999999\r\n')],
-    ['a negative Content-Length', () => `${head('Content-Length: -1\r\n')}{}`],
-    ['a non-numeric Content-Length', () => `${head('Content-Length: abc\r\n')}{}`],
-    ['two different Content-Lengths', () => `${head('Content-Length: 2\r\nContent-Length: 3\r\n')}{}`],
-    [
-      'Content-Length and chunked together',
-      () => `${head('Content-Length: 2\r\nTransfer-Encoding: chunked\r\n')}2\r\n{}\r\n0\r\n\r\n`,
-    ],
-    [
-      'a chunked body over the limit',
-      () =>
-        `${head('Transfer-Encoding: chunked\r\n')}${`400\r\n${'x'.repeat(0x400)}\r\n`.repeat(20)}0\r\n\r\n`,
-    ],
-    ['a chunked body cut off mid-chunk', () => `${head('Transfer-Encoding: chunked\r\n')}400\r\n{"a":`],
-    ['a malformed chunk size', () => `${head('Transfer-Encoding: chunked\r\n')}zz\r\n{}\r\n0\r\n\r\n`],
-    ['headers over the 16 KiB header limit', () => `${head(`X-Padding: ${'a'.repeat(20_000)}\r\n`)}{}`],
-  ]
+  const cases = malformedFramings(head, () => JSON.stringify(validBody()))
 
   it.each(cases)(
     'answers %s with a documented 4xx in the shared error shape, and stays up',

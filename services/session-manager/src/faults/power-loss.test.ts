@@ -1,3 +1,4 @@
+import { fcRuns, seededRandom, timeoutMs } from '@care/test-kit'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import type { ChainedRecord } from '../log/chain.js'
@@ -7,7 +8,6 @@ import { sampleEvent } from '../log/test-support/log-fixtures.js'
 import type { CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
 import { verifyLog } from '../log/verify.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
-import { fcRuns, seededRandom, timeoutMs } from './test-support/fault-scale.js'
 import { type Acked, expectAckedDurable, scenario } from './test-support/http-workload.js'
 import { type BootedService, bootService, DATA_DIR, freshDisk } from './test-support/service-harness.js'
 

@@ -1,9 +1,9 @@
+import { seededRandom, timeoutMs } from '@care/test-kit'
 import { describe, expect, it } from 'vitest'
 import { EventLog } from '../log/event-log.js'
 import { sampleEvent } from '../log/test-support/log-fixtures.js'
 import { type CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
 import { verifyLog } from '../log/verify.js'
-import { seededRandom, timeoutMs } from './test-support/fault-scale.js'
 import { DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
 const EVENTS = `${DATA_DIR}/events`

@@ -1,3 +1,4 @@
+import { fcRuns, scaled, timeoutMs } from '@care/test-kit'
 import fc from 'fast-check'
 import { monotonicFactory } from 'ulid'
 import { describe, expect, it } from 'vitest'
@@ -5,7 +6,6 @@ import { readLog } from '../log/read-log.js'
 import type { CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
 import { verifyLog } from '../log/verify.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
-import { fcRuns, scaled, timeoutMs } from './test-support/fault-scale.js'
 import { type BootedService, bootService, DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
 const MINUTE = 60_000
