@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { StorageError } from './errors.js'
 import { EventLog } from './event-log.js'
-import { FaultyFileSystem } from './test-support/faulty-file-system.js'
-import { linesOf, sampleEvent, segmentFiles, tempDirs } from './test-support/log-fixtures.js'
+import { FaultyFileSystem } from './testing/faulty-file-system.js'
+import { linesOf, sampleEvent, segmentFiles, tempDirs } from './testing/log-fixtures.js'
 import { verifyLog } from './verify.js'
 
 const dirs = tempDirs()

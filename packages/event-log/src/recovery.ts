@@ -85,12 +85,11 @@ interface Problem {
   segment: Segment
   line: number
   offset: number
-  /** Offset just past the bad line's newline, or the file size for a fragment. */
-  lineEnd: number
-  fileSize: number
   reason: string
   /** The whole file is out of place (a segment before it is missing). */
   wholeFile?: boolean
+  /** The bad bytes are the file's final line without its newline: an append that never completed. */
+  incomplete?: boolean
 }
 
 /**
@@ -121,8 +120,6 @@ export async function recoverLog(
         segment,
         line: 1,
         offset: 0,
-        lineEnd: 0,
-        fileSize: 0,
         reason: `segment ${segmentOf(eventsDir, i + 1).name} is missing`,
         wholeFile: true,
       }
@@ -148,7 +145,7 @@ export async function recoverLog(
           if (!where || record.hash !== checkpoint.hash) reason = `record does not match ${CHECKPOINT_FILE}`
         }
         if (reason !== undefined) {
-          problem = { segment, line, offset, lineEnd: offset + (end - start) + 1, fileSize: size, reason }
+          problem = { segment, line, offset, reason }
           return false
         }
         const ok = record as ChainedRecord
@@ -162,9 +159,8 @@ export async function recoverLog(
           segment,
           line: line + 1,
           offset: result.end,
-          lineEnd: size,
-          fileSize: size,
           reason: 'line has no trailing newline (incomplete write)',
+          incomplete: true,
         }
       }
       bytes += problem ? problem.offset : size
@@ -188,8 +184,10 @@ export async function recoverLog(
   let segment = last ?? segmentOf(eventsDir, 1)
   if (problem) {
     const p: Problem = problem
-    // Torn tail: the bad bytes are the last line of the last file (plus at most a newline-less fragment).
-    const torn = !p.wholeFile && p.segment.index === last?.index && (await isTail(fs, p))
+    // Torn tail: only an incomplete final line of the last file (no newline; this includes a tail of NUL
+    // bytes left by a power loss on an extended file). A complete line that fails its checks is damage,
+    // even as the last line: its append may have been acknowledged, so only `repair` may cut it.
+    const torn = !p.wholeFile && p.segment.index === last?.index && p.incomplete === true
     if (!torn && !options.repair) throw new LogCorruptError(p.segment.name, p.line, p.reason, p.segment.path)
     // A repair may cut below the checkpoint; a missing checkpoint only means a slower next recovery.
     if (!torn) await removeCheckpoint(fs, eventsDir)
@@ -224,19 +222,6 @@ export async function recoverLog(
     records: seq,
     bytes,
     cuts,
-  }
-}
-
-async function isTail(fs: LogFileSystem, p: Problem): Promise<boolean> {
-  const size = p.fileSize
-  if (p.lineEnd >= size) return true
-  // One more newline-less fragment after the bad line is still one interrupted append.
-  const handle = await fs.open(p.segment.path, 'read')
-  try {
-    const rest = await readFully(handle, size - p.lineEnd, p.lineEnd)
-    return !rest.includes(0x0a)
-  } finally {
-    await handle.close()
   }
 }
 

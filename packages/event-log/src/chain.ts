@@ -10,19 +10,26 @@ import { canonicalJson } from './canonical-json.js'
 export const GENESIS_HASH = '0'.repeat(64)
 
 /**
- * One line of the log: the event's own fields plus the chain fields. `hash` is the SHA-256 (hex) of the
- * canonical JSON of the line without `hash`; `prev_hash` is the previous line's `hash`.
+ * The fields the log adds to every record: its 1-based `seq`, the previous line's `hash` and its own
+ * `hash` (SHA-256, hex, of the canonical JSON of the line without `hash`).
+ *
+ * @example
+ * const fields: ChainFields = { seq: 1, prev_hash: GENESIS_HASH, hash: record.hash }
+ */
+export interface ChainFields {
+  seq: number
+  prev_hash: string
+  hash: string
+}
+
+/**
+ * One line of the log: the record's own fields (`R`, any JSON object) plus the chain fields.
  *
  * @example
  * const { record } = await log.append(event)
  * console.log(record.seq, record.hash)
  */
-export interface ChainedRecord {
-  seq: number
-  prev_hash: string
-  hash: string
-  [field: string]: unknown
-}
+export type ChainedRecord<R extends object = Record<string, unknown>> = R & ChainFields
 
 /** Field names the log owns; an event that already carries one is rejected. */
 export const CHAIN_FIELDS = ['seq', 'prev_hash', 'hash'] as const
@@ -48,6 +55,9 @@ const COMMA = 0x2c
 const CLOSE_BRACE = 0x7d
 const QUOTE = 0x22
 
+/** The canonical form lines are written in (before 0.2 they kept U+2028/U+2029 raw; both verify). */
+const WRITTEN_FORM = { escapeLineSeparators: true } as const
+
 const sha256Hex: (data: string | Uint8Array) => string =
   typeof oneShotHash === 'function'
     ? (data) => oneShotHash('sha256', data, 'hex')
@@ -55,12 +65,12 @@ const sha256Hex: (data: string | Uint8Array) => string =
 
 /** Builds the record and its line (with trailing newline) for `event` at `seq` after `prevHash`. */
 export function encodeRecord(
-  event: Record<string, unknown>,
+  event: object,
   seq: number,
   prevHash: string,
 ): { record: ChainedRecord; line: Buffer } {
   const unhashed = { ...event, seq, prev_hash: prevHash }
-  const canonical = canonicalJson(unhashed)
+  const canonical = canonicalJson(unhashed, WRITTEN_FORM)
   const hash = sha256Hex(canonical)
   const line = Buffer.from(`${canonical.slice(0, -1)},"hash":"${hash}"}\n`)
   // Return what is on disk (undefined members dropped, toJSON applied), not the caller's object.
@@ -104,8 +114,12 @@ export function decodeLine(
     if (digest === record.hash) return record
   }
   const { hash, ...unhashed } = record
-  if (sha256Hex(canonicalJson(unhashed)) !== hash) return 'hash does not match the line content'
-  return record
+  const written = canonicalJson(unhashed, WRITTEN_FORM)
+  if (sha256Hex(written) === hash) return record
+  // A line written before 0.2 hashed U+2028/U+2029/U+0085 raw; only then does the other form differ.
+  const legacy = canonicalJson(unhashed)
+  if (legacy !== written && sha256Hex(legacy) === hash) return record
+  return 'hash does not match the line content'
 }
 
 function hasWriterSuffix(buf: Buffer, end: number): boolean {

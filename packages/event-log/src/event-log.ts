@@ -11,7 +11,13 @@ import {
   writeFully,
 } from './file-system.js'
 import { acquireLock, type HeldLock } from './lock.js'
-import { type LogHead, type LogPosition, type RecoveryReport, recoverLog } from './recovery.js'
+import {
+  type LogHead,
+  type LogPosition,
+  type RecoverOptions,
+  type RecoveryReport,
+  recoverLog,
+} from './recovery.js'
 import { eventsDirOf, type Segment, segmentOf } from './segments.js'
 
 /**
@@ -32,7 +38,7 @@ export interface LogLogger {
  * @example
  * const options: OpenLogOptions = { dir: '/var/lib/care', logger, onRecord: (r) => sessions.apply(r) }
  */
-export interface OpenLogOptions {
+export interface OpenLogOptions<R extends object = Record<string, unknown>> {
   /** Data directory; the log lives in `<dir>/events`, the lock in `<dir>/LOCK`. */
   dir: string
   /** Start a new segment before a write that would make the current one larger (default 64 MiB). */
@@ -43,7 +49,7 @@ export interface OpenLogOptions {
   fs?: LogFileSystem
   logger?: LogLogger
   /** Called for every recovered record, in log order, before `open` resolves. */
-  onRecord?: (record: ChainedRecord, position: LogPosition) => void
+  onRecord?: (record: ChainedRecord<R>, position: LogPosition) => void
 }
 
 /**
@@ -52,19 +58,18 @@ export interface OpenLogOptions {
  * @example
  * const { record, position }: AppendResult = await log.append(event)
  */
-export interface AppendResult {
-  record: ChainedRecord
+export interface AppendResult<R extends object = Record<string, unknown>> {
+  record: ChainedRecord<R>
   position: LogPosition
 }
 
-interface Pending extends AppendResult {
+interface Pending extends AppendResult<object> {
   line: Buffer
-  resolve(result: AppendResult): void
+  resolve(result: AppendResult<object>): void
   reject(err: Error): void
 }
 
 const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
-const REQUIRED_STRING_FIELDS = ['event', 'session_id', 'timestamp', 'record_id'] as const
 const NEWLINE = 0x0a
 const silentLogger: LogLogger = { info() {}, warn() {}, error() {} }
 
@@ -81,7 +86,7 @@ const silentLogger: LogLogger = { info() {}, warn() {}, error() {} }
  * const [again] = await log.read([position])
  * await log.close()
  */
-export class EventLog {
+export class EventLog<R extends object = Record<string, unknown>> {
   readonly #fs: LogFileSystem
   readonly #eventsDir: string
   readonly #maxFileBytes: number
@@ -136,7 +141,9 @@ export class EventLog {
    * const { log, report } = await EventLog.open({ dir, logger })
    * if (report.cuts.length > 0) logger.warn(report, 'log tail was repaired')
    */
-  static async open(options: OpenLogOptions): Promise<{ log: EventLog; report: RecoveryReport }> {
+  static async open<R extends object = Record<string, unknown>>(
+    options: OpenLogOptions<R>,
+  ): Promise<{ log: EventLog<R>; report: RecoveryReport }> {
     const started = performance.now()
     const fs = options.fs ?? nodeFileSystem
     const logger = options.logger ?? silentLogger
@@ -152,10 +159,10 @@ export class EventLog {
     try {
       const state = await recoverLog(fs, eventsDir, {
         repair: options.repair ?? false,
-        onRecord: options.onRecord,
+        onRecord: options.onRecord as RecoverOptions['onRecord'],
       })
       const handle = await fs.open(state.segment.path, 'write')
-      const log = new EventLog({
+      const log = new EventLog<R>({
         fs,
         eventsDir,
         maxFileBytes,
@@ -203,14 +210,14 @@ export class EventLog {
   }
 
   /**
-   * Chains `event` (a JSON object with string `event`, `session_id`, `timestamp`, `record_id` and no
-   * `seq`/`prev_hash`/`hash`) onto the log. Resolves after fdatasync; rejects with `StorageError` when
+   * Chains `event` (any JSON object without `seq`/`prev_hash`/`hash`; the log imposes no other fields)
+   * onto the log. Resolves after fdatasync; rejects with `StorageError` when
    * the record is not durable (then it is also not in the log), with `TypeError` for a bad event.
    *
    * @example
    * const { record } = await log.append({ event: 'session.start', session_id, timestamp, record_id, ...rest })
    */
-  append(event: Record<string, unknown>): Promise<AppendResult> {
+  append(event: R): Promise<AppendResult<R>> {
     if (this.#closed) return Promise.reject(new StorageError('LOG_CLOSED', 'event log is closed'))
     if (this.#failure) {
       const { code, message } = this.#failure
@@ -231,8 +238,9 @@ export class EventLog {
     const position: LogPosition = { file: this.#tailFile, offset: this.#tailSize, length: line.length - 1 }
     this.#tailSize += line.length
     this.#head = { seq: record.seq, hash: record.hash }
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.#queue.push({ record, position, line, resolve, reject })
+    return new Promise<AppendResult<R>>((resolve, reject) => {
+      // The log hands back what it wrote: `event` plus the chain fields.
+      this.#queue.push({ record, position, line, resolve: resolve as Pending['resolve'], reject })
       this.#flushing ??= this.#flushLoop()
     })
   }
@@ -243,7 +251,7 @@ export class EventLog {
    * @example
    * const timeline = await log.read(positionsOf(sessionId))
    */
-  async read(positions: readonly LogPosition[]): Promise<ChainedRecord[]> {
+  async read(positions: readonly LogPosition[]): Promise<ChainedRecord<R>[]> {
     if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
     const byFile = new Map<number, number[]>()
     for (const [i, position] of positions.entries()) {
@@ -252,7 +260,7 @@ export class EventLog {
       if (list) list.push(i)
       else byFile.set(position.file, [i])
     }
-    const records = new Array<ChainedRecord>(positions.length)
+    const records = new Array<ChainedRecord<R>>(positions.length)
     await Promise.all(
       [...byFile].map(([file, indexes]) =>
         this.#withReader(file, async (handle, segment) => {
@@ -273,7 +281,8 @@ export class EventLog {
                 const reason = `${record ?? 'position does not hold a whole line'} (byte offset ${offset})`
                 throw new LogCorruptError(segment.name, 0, reason, segment.path)
               }
-              records[i] = record
+              // A line this log wrote (hash-checked above) holds a record of the type it was given.
+              records[i] = record as ChainedRecord<R>
             }
           }
         }),
@@ -475,12 +484,9 @@ export class EventLog {
   }
 }
 
-function checkEvent(event: Record<string, unknown>): void {
+function checkEvent(event: object): void {
   if (event === null || typeof event !== 'object' || Array.isArray(event)) {
     throw new TypeError('event must be a JSON object')
-  }
-  for (const field of REQUIRED_STRING_FIELDS) {
-    if (typeof event[field] !== 'string') throw new TypeError(`event.${field} must be a string`)
   }
   for (const field of CHAIN_FIELDS) {
     if (field in event) throw new TypeError(`event must not carry the log's own field "${field}"`)
