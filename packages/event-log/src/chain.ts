@@ -63,7 +63,14 @@ const sha256Hex: (data: string | Uint8Array) => string =
     ? (data) => oneShotHash('sha256', data, 'hex')
     : (data) => createHash('sha256').update(data).digest('hex')
 
-/** Builds the record and its line (with trailing newline) for `event` at `seq` after `prevHash`. */
+/**
+ * Builds the record and its line (canonical JSON, `hash` last, trailing newline) for `event` at `seq`
+ * after `prevHash`: exactly what `EventLog.append` writes. For tools that write a log in bulk (e.g. a
+ * benchmark fixture); a live log must only be written through `EventLog`.
+ *
+ * @example
+ * const { record, line } = encodeRecord({ kind: 'created' }, 1, GENESIS_HASH)
+ */
 export function encodeRecord(
   event: object,
   seq: number,
@@ -81,8 +88,14 @@ export function encodeRecord(
 
 /**
  * Parses and hash-checks one line (`buf[start, end)`, without the newline). Returns the record or the
- * reason it is bad. `checkHash: false` (recovery of checkpointed segments) parses and checks shape only. Fast path: hash the text prefix in place; fallback: re-canonicalise the parsed
- * object, so a key-reordered line still verifies but any change of content does not.
+ * reason it is bad (a string). `checkHash: false` (recovery of checkpointed segments) parses and checks
+ * shape only. Fast path: hash the text prefix in place; fallback: re-canonicalise the parsed object
+ * (in the written form, then the form before 0.2), so a key-reordered line still verifies but any
+ * change of content does not. `seq` and `prev_hash` against the previous line are the caller's checks.
+ *
+ * @example
+ * const record = decodeLine(buf, start, end)
+ * if (typeof record === 'string') throw new Error(`line ${n}: ${record}`)
  */
 export function decodeLine(
   buf: Buffer,

@@ -14,7 +14,14 @@
  * const report = await verifyLog('/var/lib/app')
  */
 export { type CanonicalJsonOptions, canonicalJson } from './canonical-json.js'
-export { type ChainedRecord, type ChainFields, GENESIS_HASH, withoutChainFields } from './chain.js'
+export {
+  type ChainedRecord,
+  type ChainFields,
+  decodeLine,
+  encodeRecord,
+  GENESIS_HASH,
+  withoutChainFields,
+} from './chain.js'
 export { LogCorruptError, LogLockedError, StorageError } from './errors.js'
 export {
   type AppendResult,

@@ -1,8 +1,8 @@
+import { FaultyFileSystem } from '@care/event-log/testing'
 import { compileValidator, ErrorResponse } from '@care/schemas'
 import { monotonicFactory } from 'ulid'
 import { describe, expect, it } from 'vitest'
-import { FaultyFileSystem } from '../log/test-support/faulty-file-system.js'
-import { verifyLog } from '../log/verify.js'
+import { verifySessionLog } from '../audit/session-log-rules.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import {
   type BootedService,
@@ -72,7 +72,7 @@ describe('disk full and read-only data directory', () => {
     const res = await start(booted)
     expect(res.status).toBe(201)
     expect(await booted.stop()).toBeUndefined()
-    expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
+    expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
   })
 
   it('answers 503 and reports not ready when fdatasync hits ENOSPC, and keeps every acknowledged event after restart', async () => {
@@ -93,7 +93,7 @@ describe('disk full and read-only data directory', () => {
     expect(again.service.describe(acked)?.status).toBe('open')
     expect((await start(again)).status).toBe(201)
     expect(await again.stop()).toBeUndefined()
-    expect((await verifyLog(DATA_DIR, { fs: disk })).ok).toBe(true)
+    expect((await verifySessionLog(DATA_DIR, { fs: disk })).ok).toBe(true)
   })
 
   it.each(['EROFS', 'EACCES'])(
@@ -118,7 +118,7 @@ describe('disk full and read-only data directory', () => {
       const again = await bootService({ fs: disk, dir: DATA_DIR, clock })
       expect((await start(again)).status).toBe(201)
       expect(await again.stop()).toBeUndefined()
-      expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
+      expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
     },
   )
 

@@ -1,5 +1,5 @@
+import { FaultyFileSystem, type FsOperation } from '@care/event-log/testing'
 import { describe, expect, it } from 'vitest'
-import { FaultyFileSystem, type FsOperation } from '../log/test-support/faulty-file-system.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import { scaled, timeoutMs } from './test-support/fault-scale.js'
 import { type Acked, expectAckedDurable, scenario } from './test-support/http-workload.js'

@@ -1,10 +1,10 @@
+import { LogCorruptError } from '@care/event-log'
 import { errorResponse } from '@care/schemas'
 import type { Handler } from 'hono'
 import { stream } from 'hono/streaming'
 import type { AuditSource } from '../audit/audit-source.js'
 import { runExport } from '../audit/export.js'
 import { parseExportFilters } from '../audit/export-filters.js'
-import { LogCorruptError } from '../log/index.js'
 import { sendError } from './errors.js'
 import type { SessionManagerEnv } from './http-env.js'
 

@@ -1,5 +1,5 @@
+import { EventLog, type LogPosition, type OpenLogOptions, readLog, StorageError } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
-import { EventLog, type LogPosition, type OpenLogOptions, readLog, StorageError } from '../log/index.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from './event-store.js'
 
 /**
@@ -11,19 +11,16 @@ import { type EventStore, type StoredEvent, StoreUnavailableError } from './even
  */
 export class FileEventStore implements EventStore<LogPosition> {
   private constructor(
-    private readonly log: EventLog,
+    private readonly log: EventLog<SessionLifecycleEvent>,
     private readonly dir: string,
     private readonly fs: OpenLogOptions['fs'],
   ) {}
 
   static async open(
-    options: Omit<OpenLogOptions, 'onRecord'>,
+    options: Omit<OpenLogOptions<SessionLifecycleEvent>, 'onRecord'>,
     onEvent: (event: StoredEvent, ref: LogPosition) => void,
   ): Promise<FileEventStore> {
-    const { log } = await EventLog.open({
-      ...options,
-      onRecord: (record, position) => onEvent(record as unknown as StoredEvent, position),
-    })
+    const { log } = await EventLog.open<SessionLifecycleEvent>({ ...options, onRecord: onEvent })
     return new FileEventStore(log, options.dir, options.fs)
   }
 
@@ -34,8 +31,8 @@ export class FileEventStore implements EventStore<LogPosition> {
 
   async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: LogPosition }> {
     try {
-      const { record, position } = await this.log.append(event as unknown as Record<string, unknown>)
-      return { stored: record as unknown as StoredEvent, ref: position }
+      const { record, position } = await this.log.append(event)
+      return { stored: record, ref: position }
     } catch (error) {
       if (error instanceof StorageError)
         throw new StoreUnavailableError(error.message, error.code, { cause: error })
@@ -45,7 +42,7 @@ export class FileEventStore implements EventStore<LogPosition> {
 
   async read(refs: readonly LogPosition[]): Promise<StoredEvent[]> {
     try {
-      return (await this.log.read([...refs])) as unknown as StoredEvent[]
+      return await this.log.read([...refs])
     } catch (error) {
       // An I/O error reading the disk (EIO, EMFILE...) is an unavailable store (503), not a bug (500).
       const code = (error as { code?: unknown } | null)?.code
@@ -56,7 +53,7 @@ export class FileEventStore implements EventStore<LogPosition> {
 
   async *scan(): AsyncIterable<StoredEvent> {
     const options = this.fs ? { fs: this.fs } : {}
-    for await (const { record } of readLog(this.dir, options)) yield record as unknown as StoredEvent
+    for await (const { record } of readLog<SessionLifecycleEvent>(this.dir, options)) yield record
   }
 
   head(): { seq: number; hash: string } {
