@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH } from './chain.js'
@@ -182,6 +182,24 @@ describe('EventLog', () => {
     await expect(log.append({ ...sampleEvent(1), seq: 5 })).rejects.toThrow(/seq/)
     await expect(log.append({ ...sampleEvent(1), hash: 'x' })).rejects.toThrow(TypeError)
     expect((await log.append({ anything: 'goes' })).record).toMatchObject({ seq: 1, anything: 'goes' })
+    await log.close()
+  })
+
+  it('rejects a read of a line damaged after it was written with LogCorruptError naming file and line', async () => {
+    const dir = await dirs.make()
+    const { log } = await EventLog.open({ dir })
+    const positions = []
+    for (let i = 1; i <= 3; i++) positions.push((await log.append(sampleEvent(i))).position)
+    const file = join(dir, 'events', 'events-000001.jsonl')
+    const text = await readFile(file, 'utf8')
+    await writeFile(file, text.replace('"user_id":"user-3"', '"user_id":"user-X"'))
+    await expect(log.read([positions[2]!])).rejects.toMatchObject({
+      name: 'LogCorruptError',
+      file: 'events-000001.jsonl',
+      line: 3,
+      reason: 'hash does not match the line content',
+    })
+    expect(await log.read([positions[0]!])).toHaveLength(1)
     await log.close()
   })
 

@@ -278,8 +278,9 @@ export class EventLog<R extends object = Record<string, unknown>> {
                   ? decodeLine(span, at, at + length)
                   : undefined
               if (record === undefined || typeof record === 'string') {
-                const reason = `${record ?? 'position does not hold a whole line'} (byte offset ${offset})`
-                throw new LogCorruptError(segment.name, 0, reason, segment.path)
+                const reason = record ?? `position does not hold a whole line (byte offset ${offset})`
+                const line = await lineNumberAt(handle, offset)
+                throw new LogCorruptError(segment.name, line, reason, segment.path)
               }
               // A line this log wrote (hash-checked above) holds a record of the type it was given.
               records[i] = record as ChainedRecord<R>
@@ -523,6 +524,19 @@ function nearbyRuns(sorted: readonly number[], positions: readonly LogPosition[]
   }
   if (run.length > 0) runs.push(run)
   return runs
+}
+
+/** The 1-based line starting at byte `offset` (counts the newlines before it; only on the error path). */
+async function lineNumberAt(handle: LogFileHandle, offset: number): Promise<number> {
+  let line = 1
+  const chunk = Buffer.allocUnsafe(Math.min(offset, 1024 * 1024))
+  for (let at = 0; at < offset; ) {
+    const read = await handle.read(chunk, 0, Math.min(chunk.length, offset - at), at)
+    if (read === 0) break
+    for (let i = chunk.indexOf(NEWLINE); i !== -1 && i < read; i = chunk.indexOf(NEWLINE, i + 1)) line++
+    at += read
+  }
+  return line
 }
 
 async function closeQuietly(handle: Promise<LogFileHandle>): Promise<void> {

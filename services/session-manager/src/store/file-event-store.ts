@@ -1,6 +1,22 @@
-import { EventLog, type LogPosition, type OpenLogOptions, readLog, StorageError } from '@care/event-log'
+import {
+  EventLog,
+  LogCorruptError,
+  type LogPosition,
+  type OpenLogOptions,
+  readLog,
+  StorageError,
+} from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from './event-store.js'
+
+/**
+ * `StoreUnavailableError.code` of a read that hit a damaged log line (`cause` is the `LogCorruptError`
+ * with its file and line); answered 503 `log_integrity`.
+ *
+ * @example
+ * if (err instanceof StoreUnavailableError && err.code === LOG_INTEGRITY) alertOperator(err.message)
+ */
+export const LOG_INTEGRITY = 'LOG_INTEGRITY'
 
 /**
  * The embedded default store: lifecycle events in the hash-chained JSONL log under the data
@@ -44,6 +60,15 @@ export class FileEventStore implements EventStore<LogPosition> {
     try {
       return await this.log.read([...refs])
     } catch (error) {
+      // A line that no longer matches its hash was damaged on disk after it was written: the store cannot
+      // answer from it (503 log_integrity), and an operator must look at file:line.
+      if (error instanceof LogCorruptError) {
+        throw new StoreUnavailableError(
+          `event log is damaged at ${error.file}:${error.line}: ${error.reason}`,
+          LOG_INTEGRITY,
+          { cause: error },
+        )
+      }
       // An I/O error reading the disk (EIO, EMFILE...) is an unavailable store (503), not a bug (500).
       const code = (error as { code?: unknown } | null)?.code
       if (typeof code !== 'string') throw error
