@@ -14,7 +14,9 @@ import { acquireLock, type HeldLock } from './lock.js'
 import {
   type LogHead,
   type LogPosition,
+  type PendingCut,
   type RecoverOptions,
+  type RecoveryCut,
   type RecoveryReport,
   recoverLog,
 } from './recovery.js'
@@ -106,6 +108,8 @@ export class EventLog<R extends object = Record<string, unknown>> {
   #closed = false
   readonly #readers = new Map<number, Reader>()
   #closing: Promise<void> | undefined
+  /** A torn-tail cut recovery could not finish (disk full): retried before the next write. */
+  #pendingCut: PendingCut | undefined
 
   private constructor(init: {
     fs: LogFileSystem
@@ -117,7 +121,9 @@ export class EventLog<R extends object = Record<string, unknown>> {
     handle: LogFileHandle
     size: number
     head: LogHead
+    pendingCut: PendingCut | undefined
   }) {
+    this.#pendingCut = init.pendingCut
     this.#fs = init.fs
     this.#eventsDir = init.eventsDir
     this.#maxFileBytes = init.maxFileBytes
@@ -172,6 +178,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
         handle,
         size: state.size,
         head: state.head,
+        pendingCut: state.pending,
       })
       const report: RecoveryReport = {
         files: state.files,
@@ -180,6 +187,14 @@ export class EventLog<R extends object = Record<string, unknown>> {
         head: state.head,
         cuts: state.cuts,
         durationMs: Math.round(performance.now() - started),
+      }
+      if (state.pending) {
+        report.pendingCut = state.pending.cut
+        logger.error(
+          { ...state.pending.cut, dir: eventsDir },
+          `event log: could not save the torn tail to ${state.pending.cut.brokenFile} (disk full); ` +
+            'reads are served, appends fail until space returns',
+        )
       }
       if (lock.tookOver) report.staleLock = lock.tookOver
       for (const cut of state.cuts) {
@@ -202,6 +217,17 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** The newest durable record (seq 0 and GENESIS_HASH for an empty log). */
   get head(): LogHead {
     return { ...this.#durableHead }
+  }
+
+  /**
+   * The torn-tail cut recovery could not finish for lack of space, while it is pending (see
+   * `RecoveryReport.pendingCut`); undefined once done.
+   *
+   * @example
+   * if (log.pendingCut) readiness.note(`disk full: ${log.pendingCut.bytes} torn bytes not yet saved`)
+   */
+  get pendingCut(): RecoveryCut | undefined {
+    return this.#pendingCut?.cut
   }
 
   /** True once an fdatasync (or a rollback) failed: every append rejects until the log is reopened. */
@@ -388,6 +414,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** Writes one segment's share of a batch: one write, one fdatasync. False if the batch must stop. */
   async #writeGroup(group: Pending[], rest: Pending[]): Promise<boolean> {
     const first = group[0]!
+    if (this.#pendingCut && !(await this.#finishPendingCut([...group, ...rest]))) return false
     try {
       if (first.position.file !== this.#segment.index) await this.#rotate(first.position.file)
       if (first.position.offset !== this.#durableSize || first.position.file !== this.#segment.index) {
@@ -419,6 +446,42 @@ export class EventLog<R extends object = Record<string, unknown>> {
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
     for (const p of group) p.resolve({ record: p.record, position: p.position })
     return true
+  }
+
+  /**
+   * Finishes recovery's torn-tail cut (copy to .broken, truncate) before anything is written after it.
+   * On failure the batch is rejected with the errno and the bookkeeping reset; the file is NOT rolled
+   * back by truncation (that would drop the torn bytes unsaved), and the next append tries again.
+   */
+  async #finishPendingCut(entries: Pending[]): Promise<boolean> {
+    const pending = this.#pendingCut!
+    try {
+      const cuts = await pending.finish()
+      this.#pendingCut = undefined
+      for (const cut of cuts) {
+        this.#logger.warn(
+          { ...cut, dir: this.#eventsDir },
+          `event log: cut ${cut.bytes} bytes (${cut.kind}) into ${cut.brokenFile}`,
+        )
+      }
+      // cutLog reopened and truncated the file; this handle's view of the size is the same (offset).
+      return true
+    } catch (cause) {
+      const code = errnoOf(cause) ?? 'WRITE_FAILED'
+      const error = new StorageError(code, `event log write failed (${code}); the event was not stored`, {
+        cause,
+      })
+      const rejected = [...entries, ...this.#queue.splice(0)]
+      this.#head = this.#durableHead
+      this.#tailFile = this.#segment.index
+      this.#tailSize = this.#durableSize
+      for (const p of rejected) p.reject(error)
+      this.#logger.warn(
+        { code, rejected: rejected.length, file: this.#segment.path },
+        'event log: torn tail still not saved',
+      )
+      return false
+    }
   }
 
   async #rotate(index: number): Promise<void> {

@@ -1,7 +1,7 @@
 import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
 import { CHECKPOINT_FILE, readCheckpoint, removeCheckpoint } from './checkpoint.js'
 import { LogCorruptError } from './errors.js'
-import { type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import { errnoOf, type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
 import { scanLines } from './line-scanner.js'
 import { listSegments, type Segment, segmentOf } from './segments.js'
 
@@ -61,6 +61,12 @@ export interface RecoveryReport {
   bytes: number
   head: LogHead
   cuts: RecoveryCut[]
+  /**
+   * A torn tail recovery could not save to `.broken` because the disk is full (ENOSPC/EDQUOT): its bytes
+   * are still in the segment after `offset`. The log is readable; appends fail with that errno until the
+   * cut completes, which the next append retries (so it finishes once space returns).
+   */
+  pendingCut?: RecoveryCut
   /** The stale lock (dead pid) that was taken over, if any. */
   staleLock?: { pid: number; hostname: string; started_at: string }
   durationMs: number
@@ -79,6 +85,14 @@ export interface RecoveredState {
   records: number
   bytes: number
   cuts: RecoveryCut[]
+  /** A torn-tail cut that could not be saved for lack of space, and how to finish it later. */
+  pending?: PendingCut
+}
+
+/** A torn-tail cut recovery could not finish (disk full), and the idempotent step that finishes it. */
+export interface PendingCut {
+  cut: RecoveryCut
+  finish(): Promise<RecoveryCut[]>
 }
 
 interface Problem {
@@ -182,6 +196,7 @@ export async function recoverLog(
     await removeCheckpoint(fs, eventsDir)
   }
   let segment = last ?? segmentOf(eventsDir, 1)
+  let pending: RecoveredState['pending']
   if (problem) {
     const p: Problem = problem
     // Torn tail: only an incomplete final line of the last file (no newline; this includes a tail of NUL
@@ -194,7 +209,26 @@ export async function recoverLog(
     const later = segments.filter(
       (s) => s.index > p.segment.index || (p.wholeFile && s.index === p.segment.index),
     )
-    cuts.push(...(await cutLog(fs, eventsDir, p, later, torn ? 'torn-tail' : 'repair')))
+    try {
+      cuts.push(...(await cutLog(fs, eventsDir, p, later, torn ? 'torn-tail' : 'repair')))
+    } catch (err) {
+      // A torn tail holds no acknowledged record, so a full disk need not stop the start: the log
+      // opens before the tail (reads work) and the cut, with its copy into .broken, is finished later.
+      if (!torn || !isOutOfSpace(err)) throw err
+      const size = (await fs.stat(p.segment.path)).size
+      pending = {
+        cut: {
+          kind: 'torn-tail',
+          file: p.segment.name,
+          line: p.line,
+          offset: p.offset,
+          bytes: size - p.offset,
+          brokenFile: `${p.segment.name}.broken`,
+          reason: `${p.reason}; not yet saved: ${errnoOf(err)}`,
+        },
+        finish: () => cutLog(fs, eventsDir, p, [], 'torn-tail'),
+      }
+    }
     if (p.wholeFile) {
       // Continue in the file before the gap (lastSize is its size), or a fresh first file.
       segment = segmentOf(eventsDir, Math.max(1, segments.indexOf(p.segment)))
@@ -203,7 +237,7 @@ export async function recoverLog(
       lastSize = p.offset
     }
   }
-  if (cuts.length === 0) {
+  if (cuts.length === 0 && !pending) {
     // Make everything recovered durable even if the previous process died between write and fdatasync,
     // so nothing derived from recovery can vanish in a later power loss. (A cut already synced all this.)
     const handle = await fs.open(segment.path, 'write')
@@ -222,7 +256,13 @@ export async function recoverLog(
     records: seq,
     bytes,
     cuts,
+    ...(pending ? { pending } : {}),
   }
+}
+
+function isOutOfSpace(err: unknown): boolean {
+  const code = errnoOf(err)
+  return code === 'ENOSPC' || code === 'EDQUOT'
 }
 
 async function cutLog(
@@ -289,11 +329,17 @@ async function saveToBroken(fs: LogFileSystem, path: string, from: number): Prom
       const targetSize = await target.size()
       if (targetSize >= length && (await sameBytes(source, from, target, targetSize - length, length)))
         return length
-      for (let done = 0; done < length; done += COPY_CHUNK) {
-        const chunk = await readFully(source, Math.min(COPY_CHUNK, length - done), from + done)
-        await writeFully(target, chunk, targetSize + done)
+      try {
+        for (let done = 0; done < length; done += COPY_CHUNK) {
+          const chunk = await readFully(source, Math.min(COPY_CHUNK, length - done), from + done)
+          await writeFully(target, chunk, targetSize + done)
+        }
+        await target.sync()
+      } catch (err) {
+        // Leave .broken as it was, so a retry appends the same bytes once, not after a partial copy.
+        await target.truncate(targetSize).catch(() => {})
+        throw err
       }
-      await target.sync()
     } finally {
       await target.close()
     }

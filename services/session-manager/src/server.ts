@@ -55,6 +55,7 @@ export async function startSessionManager(
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
+    storageNote: () => store?.storageNote,
     config,
     logger,
     version: options.version,

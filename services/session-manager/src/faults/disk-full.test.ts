@@ -137,4 +137,41 @@ describe('disk full and read-only data directory', () => {
       expect(await booted.stop()).toBeUndefined()
     },
   )
+
+  it('starts on a full disk after a torn append: reads served, writes 503, readiness says why, cut finished once space returns', async () => {
+    const disk = await freshDisk()
+    const first = await bootService({ fs: disk, dir: DATA_DIR, clock })
+    const started = await start(first)
+    expect(started.status).toBe(201)
+    const { session_id: sessionId } = (await started.json()) as { session_id: string }
+    expect(await first.stop()).toBeUndefined()
+    // A crash in the middle of the next append left half a line; then the disk filled up.
+    const segment = `${DATA_DIR}/events/events-000001.jsonl`
+    const torn = Buffer.from('{"event":"session.start","input_record_id":"01JR')
+    const handle = await disk.open(segment, 'write')
+    await handle.write(torn, 0, torn.length, await handle.size())
+    await handle.sync()
+    await handle.close()
+    const before = disk.contents(segment)
+    const fs = new FaultyFileSystem(disk)
+    fs.fail('write', { errno: 'ENOSPC', times: 'forever', path: '/events/' })
+
+    const booted = await bootService({ fs, dir: DATA_DIR, clock })
+    expect((await booted.app.request(`/sessions/${sessionId}`)).status).toBe(200)
+    for (let i = 0; i < 3; i++) await expect503(await start(booted))
+    const ready = await booted.app.request('/readyz')
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toMatchObject({
+      status: 'ready',
+      storage: expect.stringContaining('disk full'),
+    })
+    expect(disk.contents(segment)).toEqual(before)
+
+    fs.clear('write')
+    expect((await start(booted)).status).toBe(201)
+    expect(await (await booted.app.request('/readyz')).json()).not.toHaveProperty('storage')
+    expect(await booted.stop()).toBeUndefined()
+    expect(disk.contents(`${segment}.broken`)).toEqual(torn)
+    expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
+  })
 })

@@ -40,6 +40,19 @@ export class FileEventStore implements EventStore<LogPosition> {
     return new FileEventStore(log, options.dir, options.fs)
   }
 
+  /**
+   * Why writes cannot succeed for now although the store is healthy, for readiness: recovery found a torn
+   * tail on a full disk and could not save it yet (it is finished by the first append once space returns).
+   */
+  get storageNote(): string | undefined {
+    const cut = this.log.pendingCut
+    if (!cut) return undefined
+    return (
+      `disk full: the torn tail of ${cut.file} (${cut.bytes} bytes from line ${cut.line}) is not yet saved ` +
+      `to ${cut.brokenFile}; reads are served, writes answer 503 until space returns`
+    )
+  }
+
   /** False after a failed fsync: nothing more is acknowledged until the service restarts. */
   get healthy(): boolean {
     return !this.log.failed

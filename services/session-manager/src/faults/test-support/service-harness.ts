@@ -81,6 +81,7 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => opened.healthy,
+    storageNote: () => opened.storageNote,
     config,
     logger,
   })
