@@ -12,7 +12,7 @@ const dataRoot = resolve(root, process.env.CARE_DATA_ROOT ?? '.care-data')
 const sessionManagerUrl = `http://127.0.0.1:${process.env.SESSION_MANAGER_PORT ?? '7400'}`
 const workerUrl = `http://127.0.0.1:${process.env.SAMPLE_WORKER_PORT ?? '7401'}`
 const dataDir = resolve(process.env.CARE_DATA_DIR ?? resolve(dataRoot, 'session-manager'))
-const workerLog = resolve(process.env.CARE_WORKER_LOG ?? resolve(dataRoot, 'worker/events.jsonl'))
+const workerLog = resolve(process.env.CARE_WORKER_DATA_DIR ?? resolve(dataRoot, 'worker'))
 const callerToken = process.env.CARE_CALLER_TOKENS?.split(',')[0]?.trim() || undefined
 const dist = resolve(root, 'services/session-manager/dist/cli')
 

@@ -20,7 +20,7 @@ const services = [
     name: 'sample-worker',
     entry: 'services/sample-worker/dist/main.js',
     port: process.env.SAMPLE_WORKER_PORT ?? '7401',
-    env: { CARE_WORKER_LOG: resolve(dataRoot, 'worker/events.jsonl') },
+    env: { CARE_WORKER_DATA_DIR: resolve(dataRoot, 'worker') },
     ready: '/healthz',
   },
 ]

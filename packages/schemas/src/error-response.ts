@@ -42,6 +42,11 @@ export const ERROR_CODES = {
     message: 'The event could not be stored durably; nothing was recorded.',
   },
   upstream_unavailable: { status: 503, message: 'A downstream service did not answer.' },
+  log_integrity: {
+    status: 503,
+    message:
+      'The event log is damaged where this request needs it; nothing was recorded. An operator must check it (care-sessions verify).',
+  },
   internal_error: { status: 500, message: 'Unexpected error.' },
 } as const satisfies Record<string, { status: number; message: string }>
 

@@ -1,6 +1,7 @@
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { verifyLog } from '@care/event-log'
 import { compileValidator, ERROR_CODES, ErrorResponse } from '@care/schemas'
 import {
   deepNesting,
@@ -35,6 +36,8 @@ const LINES_PER_SUCCESS: Record<string, number> = { '/infer': 3, '/steps/annotat
 
 let worker: RunningWorker
 let dir: string
+let dataDir: string
+/** The worker's (single) log segment: every line is one chained record. */
 let logPath: string
 
 async function logText(): Promise<string> {
@@ -59,16 +62,21 @@ async function lineCount(): Promise<number> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'worker-fuzz-'))
-  logPath = join(dir, 'events.jsonl')
-  worker = await startWorker({ port: 0, host: '127.0.0.1', logPath, logger: pino({ level: 'silent' }) })
+  dataDir = join(dir, 'worker')
+  logPath = join(dataDir, 'events', 'events-000001.jsonl')
+  worker = await startWorker({ port: 0, host: '127.0.0.1', dataDir, logger: pino({ level: 'silent' }) })
 })
 
 afterAll(async () => {
   await worker.close()
-  // Every line is one whole, schema-valid worker event, however hostile the traffic was.
+  // Every line is one whole, chained, schema-valid worker event, however hostile the traffic was.
   const lines = (await logText()).split('\n')
   expect(lines.pop()).toBe('')
-  for (const line of lines) expect(validateWorkerEvent.check(JSON.parse(line)), line).toBe(true)
+  for (const line of lines) {
+    const { seq: _seq, prev_hash: _prev, hash: _hash, ...event } = JSON.parse(line) as Record<string, unknown>
+    expect(validateWorkerEvent.check(event), line).toBe(true)
+  }
+  expect(await verifyLog(dataDir)).toMatchObject({ ok: true, records: lines.length })
   await rm(dir, { recursive: true, force: true })
 })
 

@@ -1,8 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { type LogFileSystem, readLog, verifyLog } from '@care/event-log'
+import { FaultyFileSystem } from '@care/event-log/testing'
 import fc from 'fast-check'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -16,14 +18,15 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })
 
-async function start(options: { logPath?: string; downstreamUrl?: string } = {}) {
+async function start(options: { fs?: LogFileSystem; downstreamUrl?: string } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'sample-worker-'))
-  const logPath = options.logPath ?? join(dir, 'worker', 'events.jsonl')
+  const logPath = join(dir, 'worker')
   const worker: RunningWorker = await startWorker({
     port: 0,
     host: '127.0.0.1',
-    logPath,
+    dataDir: logPath,
     logger: silent,
+    ...(options.fs ? { fs: options.fs } : {}),
     ...(options.downstreamUrl ? { downstreamUrl: options.downstreamUrl } : {}),
   })
   cleanups.push(async () => {
@@ -33,12 +36,14 @@ async function start(options: { logPath?: string; downstreamUrl?: string } = {})
   return { url: worker.url, logPath }
 }
 
-async function linesOf(path: string): Promise<WorkerEvent[]> {
-  const text = await readFile(path, 'utf8').catch(() => '')
-  return text
-    .split('\n')
-    .filter(Boolean)
-    .map((line) => JSON.parse(line) as WorkerEvent)
+/** The worker's records (chain fields removed), read back through the log's own hash-checked reader. */
+async function linesOf(dataDir: string): Promise<WorkerEvent[]> {
+  const records: WorkerEvent[] = []
+  for await (const { record } of readLog<WorkerEvent>(dataDir)) {
+    const { seq: _seq, prev_hash: _prev, hash: _hash, ...event } = record
+    records.push(event)
+  }
+  return records
 }
 
 function inferInput(overrides: Record<string, unknown> = {}) {
@@ -91,6 +96,14 @@ describe('sample worker: session propagation end to end', () => {
     }
     expect(new Set(lines.map((line) => line.record_id)).size).toBe(3)
     expect(lines[2]).toEqual(output)
+    // Chained and checked by the same verifier as the session-manager's log.
+    expect(
+      await verifyLog(logPath, { rules: { kindField: 'event', timestampField: 'timestamp' } }),
+    ).toMatchObject({
+      ok: true,
+      records: 3,
+      events: { 'infer.received': 1, 'annotate.done': 1, 'infer.output': 1 },
+    })
   })
 
   it('accepts the session_id in the body and sends it on as x-session-id to DOWNSTREAM_URL', async () => {
@@ -145,7 +158,9 @@ describe('sample worker: session propagation end to end', () => {
 
 describe('sample worker: errors in the shared shape', () => {
   it('answers 503 storage_unavailable with Retry-After, never 2xx, when the log cannot be written', async () => {
-    const { url } = await start({ logPath: '/dev/full' })
+    const fs = new FaultyFileSystem()
+    fs.fail('write', { errno: 'ENOSPC', path: /events-\d+\.jsonl$/, times: 'forever' })
+    const { url } = await start({ fs })
     const res = await post(`${url}/infer`, inferInput(), { 'x-session-id': SESSION })
     expect(res.status).toBe(503)
     expect(res.headers.get('retry-after')).toBe('1')

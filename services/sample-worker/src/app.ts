@@ -1,3 +1,4 @@
+import { type EventLog, StorageError } from '@care/event-log'
 import { errorResponse, type FieldError } from '@care/schemas'
 import { classifyContentType } from '@care/session-guard'
 import {
@@ -10,7 +11,6 @@ import {
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Logger } from 'pino'
 import { monotonicFactory } from 'ulid'
-import { StorageUnavailableError, type WorkerEventLog } from './event-log.js'
 import {
   type Annotations,
   validateAnnotateStepInput,
@@ -31,6 +31,7 @@ export const MAX_BODY_BYTES = 16 * 1024
  * const options: WorkerAppOptions = { eventLog, logger, downstreamUrl: () => 'http://127.0.0.1:7401/steps/annotate' }
  */
 export interface WorkerAppOptions {
+  /** Where the worker's session-tagged records go: a `@care/event-log` (chained, fdatasync'd). */
   eventLog: WorkerEventLog
   logger: Logger
   downstreamUrl: () => string
@@ -159,6 +160,16 @@ function validationFailed(fields: FieldError[]): ErrorOf {
   return errorResponse('validation_failed', { fields })
 }
 
+/**
+ * The part of the worker's `@care/event-log` the app uses: `append` resolves once the record is
+ * fdatasync'd and rejects with `StorageError` when it is not stored.
+ *
+ * @example
+ * const { log } = await EventLog.open<WorkerEvent>({ dir: '.care-data/worker' })
+ * const eventLog: WorkerEventLog = log
+ */
+export type WorkerEventLog = Pick<EventLog<WorkerEvent>, 'append' | 'close'>
+
 /** Appends durably, or answers 503 with Retry-After and returns false: never 2xx without the record. */
 async function appendOrAnswer(
   eventLog: WorkerEventLog,
@@ -170,7 +181,7 @@ async function appendOrAnswer(
     await eventLog.append(event)
     return true
   } catch (err) {
-    if (!(err instanceof StorageUnavailableError)) throw err
+    if (!(err instanceof StorageError)) throw err
     logger.error({ err, session_id: event.session_id, event: event.event }, 'event log append failed')
     res.setHeader('retry-after', '1')
     send(res, errorResponse('storage_unavailable'))

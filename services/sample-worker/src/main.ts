@@ -18,7 +18,7 @@ try {
   const worker = await startWorker({
     port: portFrom(process.env.PORT),
     host: process.env.HOST ?? '127.0.0.1',
-    logPath: resolve(process.env.CARE_WORKER_LOG ?? '.care-data/worker/events.jsonl'),
+    dataDir: resolve(process.env.CARE_WORKER_DATA_DIR ?? '.care-data/worker'),
     logger,
     ...(process.env.DOWNSTREAM_URL ? { downstreamUrl: process.env.DOWNSTREAM_URL } : {}),
   })

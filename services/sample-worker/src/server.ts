@@ -1,22 +1,26 @@
 import type { AddressInfo } from 'node:net'
+import { EventLog, type LogFileSystem } from '@care/event-log'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import type { Logger } from 'pino'
 import { createWorkerApp } from './app.js'
-import { openWorkerEventLog } from './event-log.js'
+import type { WorkerEvent } from './worker-records.js'
 
 /**
  * Where and how to run the worker. Without `downstreamUrl` the downstream step is this worker's own
  * `POST /steps/annotate`, at the address it actually listens on (so port 0 works).
  *
  * @example
- * const options: StartWorkerOptions = { port: 0, host: '127.0.0.1', logPath: '/tmp/events.jsonl', logger }
+ * const options: StartWorkerOptions = { port: 0, host: '127.0.0.1', dataDir: '/tmp/worker', logger }
  */
 export interface StartWorkerOptions {
   port: number
   host: string
-  logPath: string
+  /** Data directory of the worker's event log (`<dataDir>/events/*.jsonl`, `<dataDir>/LOCK`). */
+  dataDir: string
   logger: Logger
   downstreamUrl?: string
+  /** File layer of the event log (tests inject faults here); defaults to the real file system. */
+  fs?: LogFileSystem
 }
 
 /**
@@ -33,20 +37,22 @@ export interface RunningWorker {
 }
 
 /**
- * Opens the event log, builds the app and listens.
+ * Opens the event log (recovering it: a torn tail from a crash is cut, damage stops the start), builds
+ * the app and listens.
  *
  * @example
- * const worker = await startWorker({ port: 7401, host: '127.0.0.1', logPath, logger })
+ * const worker = await startWorker({ port: 7401, host: '127.0.0.1', dataDir, logger })
  * logger.info({ url: worker.url }, 'listening')
  */
 export async function startWorker({
   port,
   host,
-  logPath,
+  dataDir,
   logger,
   downstreamUrl,
+  fs,
 }: StartWorkerOptions): Promise<RunningWorker> {
-  const eventLog = await openWorkerEventLog(logPath)
+  const { log: eventLog } = await EventLog.open<WorkerEvent>({ dir: dataDir, logger, ...(fs ? { fs } : {}) })
   let selfUrl = ''
   const app = createWorkerApp({
     eventLog,

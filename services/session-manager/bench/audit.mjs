@@ -25,7 +25,7 @@ if (!existsSync(join(dist, 'cli/cli.js'))) {
   console.error('bench/audit.mjs: build first (pnpm --filter @care/session-manager build)')
   process.exit(2)
 }
-const { EventLog } = await import(pathToFileURL(join(dist, 'log/index.js')).href)
+const { EventLog } = await import('@care/event-log')
 const { verifyDataDir } = await import(pathToFileURL(join(dist, 'audit/verify.js')).href)
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000)

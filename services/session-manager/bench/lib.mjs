@@ -4,11 +4,10 @@ import { spawn } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { encodeRecord, GENESIS_HASH } from '@care/event-log'
 import autocannon from 'autocannon'
 import { monotonicFactory } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
-import { encodeRecord } from '../dist/log/chain.js'
-import { GENESIS_HASH } from '../dist/log/index.js'
 
 const DAY = 86_400_000
 export const MAIN_JS = new URL('../dist/main.js', import.meta.url).pathname

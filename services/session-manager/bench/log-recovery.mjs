@@ -8,7 +8,7 @@
 import { mkdtemp, open, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EventLog, verifyLog } from '../dist/log/index.js'
+import { EventLog, verifyLog } from '@care/event-log'
 
 const EVENTS = Number(process.argv[2] ?? 1_000_000)
 const ROUNDS = Number(process.argv[3] ?? 3)

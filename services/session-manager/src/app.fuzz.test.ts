@@ -1,6 +1,7 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { PowerLossFileSystem } from '@care/event-log/testing'
 import { compileValidator, ERROR_CODES, ErrorResponse } from '@care/schemas'
 import {
   deepNesting,
@@ -18,6 +19,7 @@ import fc from 'fast-check'
 import { pino } from 'pino'
 import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { verifySessionLog } from './audit/session-log-rules.js'
 import { loadConfig } from './config.js'
 import {
   AUDITOR_TOKEN,
@@ -27,8 +29,6 @@ import {
   DATA_DIR,
   freshDisk,
 } from './faults/test-support/service-harness.js'
-import type { PowerLossFileSystem } from './log/test-support/power-loss-file-system.js'
-import { verifyLog } from './log/verify.js'
 import { type RunningSessionManager, startSessionManager } from './server.js'
 
 const validateError = compileValidator(ErrorResponse)
@@ -297,7 +297,7 @@ beforeAll(async () => {
 afterAll(async () => {
   expect(await booted.stop()).toBeUndefined()
   // However hostile the traffic, the log on disk verifies.
-  expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: logLines() })
+  expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: logLines() })
 })
 
 describe('session-manager HTTP under hostile input (fast-check)', () => {
@@ -370,7 +370,7 @@ describe('session-manager HTTP under hostile input (fast-check)', () => {
         expect(bytes.includes(0x1b)).toBe(false)
         expect(bytes.includes(0x00)).toBe(false)
       }
-      expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: logLines() })
+      expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: logLines() })
     },
     timeoutMs(60_000),
   )
@@ -406,7 +406,7 @@ describe('session-manager over a real socket (startSessionManager)', () => {
   })
   afterAll(async () => {
     await running.stop()
-    expect((await verifyLog(dataDir)).ok).toBe(true)
+    expect((await verifySessionLog(dataDir)).ok).toBe(true)
     await rm(dataDir, { recursive: true, force: true })
   })
 

@@ -24,6 +24,8 @@ export interface SessionManagerAppOptions {
   sessions: () => SessionLifecycle | undefined
   /** False once storage has failed in a way that needs a restart (e.g. a failed fsync). */
   storageHealthy?: () => boolean
+  /** Why writes fail for now while the service stays ready (e.g. disk full); shown by /readyz. */
+  storageNote?: () => string | undefined
   config: Pick<SessionManagerConfig, 'tokens' | 'bodyLimitBytes'>
   logger: { error(o: object, m: string): void }
   version?: string
@@ -63,7 +65,12 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     if (!sessions()) return sendError(c, 'not_ready', { message: 'Recovering the event log.' })
     if (!storageHealthy())
       return sendError(c, 'storage_unavailable', { message: 'Storage failed; restart needed.' })
-    return c.json({ status: 'ready', open_sessions: await service().openSessions() })
+    const storage = options.storageNote?.()
+    return c.json({
+      status: 'ready',
+      open_sessions: await service().openSessions(),
+      ...(storage ? { storage } : {}),
+    })
   })
   app.get('/openapi.json', (c) => c.json(openapi))
 

@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { readLog } from '@care/event-log'
 import { afterEach, describe, expect, it } from 'vitest'
-import { readLog, verifyLog } from './log/index.js'
+import { verifySessionLog } from './audit/session-log-rules.js'
 import { postJson, requestBody } from './test-support/records.js'
 import {
   type SpawnedSessionManager,
@@ -51,7 +52,7 @@ describe('the service process', { timeout: 30_000 }, () => {
     const ended = await postJson(`${second.url}/sessions.end`, requestBody({ session_id: sessionId }))
     expect(ended?.status).toBe(200)
     expect(ended?.body).toMatchObject({ reason: 'explicit', started_at: started!.body.timestamp })
-    expect((await verifyLog(dir)).ok).toBe(true)
+    expect((await verifySessionLog(dir)).ok).toBe(true)
   })
 
   it('resumes timeout timers after a restart and ends the session at its true expiry time', async () => {
@@ -132,7 +133,7 @@ describe('the service process', { timeout: 30_000 }, () => {
     for (const id of ackedEnds) expect(ends.get(id), `acknowledged end ${id}`).toBe(1)
     expect([...starts.values()].every((n) => n === 1)).toBe(true)
     expect([...ends.values()].every((n) => n === 1)).toBe(true)
-    const report = await verifyLog(dir)
+    const report = await verifySessionLog(dir)
     expect(report.ok, JSON.stringify(report)).toBe(true)
   }, 60_000)
 })

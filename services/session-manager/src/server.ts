@@ -1,3 +1,4 @@
+import type { LogPosition } from '@care/event-log'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import { type ServerType, serve } from '@hono/node-server'
 import { type Logger, pino } from 'pino'
@@ -5,7 +6,6 @@ import { createSessionManagerApp } from './app.js'
 import { logAuditSource, storeAuditSource } from './audit/audit-source.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
-import type { LogPosition } from './log/index.js'
 import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionService } from './postgres/postgres-session-service.js'
 import type { SessionLifecycle } from './sessions/session-lifecycle.js'
@@ -55,6 +55,7 @@ export async function startSessionManager(
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
+    storageNote: () => store?.storageNote,
     config,
     logger,
     version: options.version,

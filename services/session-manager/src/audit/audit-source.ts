@@ -1,8 +1,8 @@
 import { type FileHandle, open } from 'node:fs/promises'
 import { join } from 'node:path'
-import { type LogHead, type LogPosition, readLog } from '../log/index.js'
+import { type LogHead, type LogPosition, readLog, scanLog } from '@care/event-log'
+import type { SessionLifecycleEvent } from '@care/schemas'
 import type { EventStore, StoredEvent } from '../store/event-store.js'
-import { visitLog } from './log-scan.js'
 
 /**
  * Where audit reads lifecycle events from: every stored event in log order, streamed. Any
@@ -77,10 +77,10 @@ export function isPositioned(source: AuditSource): source is PositionedAuditSour
 export function logAuditSource(dataDir: string): PositionedAuditSource {
   return {
     async *scan() {
-      for await (const { record } of readLog(dataDir)) yield record as unknown as StoredEvent
+      for await (const { record } of readLog<SessionLifecycleEvent>(dataDir)) yield record
     },
     visitPositions(visit, onBytes) {
-      return visitLog(dataDir, visit as unknown as Parameters<typeof visitLog>[1], onBytes)
+      return scanLog<SessionLifecycleEvent>(dataDir, visit, onBytes ? { onBytes } : {})
     },
     async openReader() {
       return new SegmentLineReader(join(dataDir, 'events'))

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { GENESIS_HASH, type LogHead, type LogPosition } from '../log/index.js'
+import { GENESIS_HASH, type LogHead, type LogPosition } from '@care/event-log'
 import type { StoredEvent } from '../store/event-store.js'
 import { type AuditSource, isPositioned } from './audit-source.js'
 import { END_REASONS, type ExportFilters } from './export-filters.js'

@@ -1,5 +1,5 @@
+import type { ChainedRecord } from '@care/event-log'
 import { describe, expect, it } from 'vitest'
-import type { ChainedRecord } from '../log/index.js'
 import { checkRecord } from './schema-record-check.js'
 import { lifecycleEvent } from './test-support/audit-fixtures.js'
 

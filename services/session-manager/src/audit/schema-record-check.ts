@@ -1,5 +1,5 @@
+import type { ChainedRecord } from '@care/event-log'
 import { validateSessionLifecycleEvent } from '@care/schemas'
-import type { ChainedRecord } from '../log/index.js'
 
 /**
  * The schema half of `care-sessions verify`, in the shape `verifyLog`'s `checkRecord` /

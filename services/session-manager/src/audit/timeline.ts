@@ -1,5 +1,7 @@
 import { createReadStream } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
+import { scanLog } from '@care/event-log'
 import type { StoredEvent } from '../store/event-store.js'
 import { type AuditSource, isPositioned } from './audit-source.js'
 
@@ -16,7 +18,7 @@ export interface TimelineEntry {
   event: string
   session_id: string
   kind: 'lifecycle' | 'worker'
-  /** Lifecycle: the log `seq`. Worker: the 1-based line in `file`. */
+  /** Lifecycle: the log `seq`. Worker: the record's `seq` in a worker event log, or the 1-based line of a plain JSONL `file`. */
   at: { seq: number } | { file: string; line: number }
   record: Record<string, unknown>
 }
@@ -59,17 +61,26 @@ export async function sessionEvents(source: AuditSource, sessionId: string): Pro
 }
 
 /**
- * The records of one session in a worker's JSONL log (streamed; other sessions' lines are skipped
- * after parsing). Blank lines are ignored; a line that is not a JSON object throws `WorkerLogError`.
+ * The records of one session in a worker's log, streamed. `path` is either the worker's data directory
+ * (its `@care/event-log`, as the sample worker writes it: every line hash- and chain-checked, a bad one
+ * throws `LogCorruptError`; `line` is the record's `seq`) or a plain JSONL file (older workers: blank
+ * lines are ignored, a line that is not a JSON object throws `WorkerLogError`; `line` is the line).
  *
  * @example
- * const records = await readWorkerRecords('.care-data/worker/events.jsonl', sessionId)
+ * const records = await readWorkerRecords('.care-data/worker', sessionId)
  */
 export async function readWorkerRecords(
-  file: string,
+  path: string,
   sessionId: string,
 ): Promise<{ line: number; record: Record<string, unknown> }[]> {
   const found: { line: number; record: Record<string, unknown> }[] = []
+  if ((await stat(path)).isDirectory()) {
+    await scanLog(path, (record) => {
+      if (record.session_id === sessionId) found.push({ line: record.seq, record })
+    })
+    return found
+  }
+  const file = path
   const stream = createReadStream(file, { encoding: 'utf8' })
   const opened = new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve())

@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { type LogHead, type VerifyReport, verifyLog } from '../log/index.js'
+import type { LogHead } from '@care/event-log'
 import { checkRecord } from './schema-record-check.js'
+import { type SessionLogVerifyReport, verifySessionLog } from './session-log-rules.js'
 
 /**
  * Options of `verifyDataDir`.
@@ -21,7 +22,8 @@ const SCHEMA_CHECK_MODULE = new URL('./schema-record-check.js', import.meta.url)
 
 /**
  * Audits a data directory's log: everything `verifyLog` checks (JSON, hash chain across files, `seq`,
- * timestamp order, one start and one end per session, final newline, optional expected head) plus that
+ * final newline, optional expected head), the session rules (`SESSION_LOG_RULES`: timestamp order, one
+ * start and one end per session) plus that
  * every event matches `SessionLifecycleEvent`. The schema check runs inside `verifyLog`'s line pass (on
  * its worker threads when it uses them), so each line is parsed once; the first bad line, whatever the
  * check, is the one reported.
@@ -30,11 +32,14 @@ const SCHEMA_CHECK_MODULE = new URL('./schema-record-check.js', import.meta.url)
  * const report = await verifyDataDir('.care-data/session-manager')
  * if (!report.ok) console.error(`${report.problem.file}:${report.problem.line}: ${report.problem.reason}`)
  */
-export function verifyDataDir(dir: string, options: DataDirVerifyOptions = {}): Promise<VerifyReport> {
+export function verifyDataDir(
+  dir: string,
+  options: DataDirVerifyOptions = {},
+): Promise<SessionLogVerifyReport> {
   // Workers import the check by URL, which needs the compiled module; from the TypeScript sources
   // (tests) the check runs in-process as a function.
   const compiled = existsSync(fileURLToPath(SCHEMA_CHECK_MODULE))
-  return verifyLog(dir, {
+  return verifySessionLog(dir, {
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.expectedHead ? { expectedHead: options.expectedHead } : {}),
     ...(options.workers !== undefined ? { workers: options.workers } : {}),

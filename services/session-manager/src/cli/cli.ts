@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs'
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
+import { LogCorruptError, type LogHead } from '@care/event-log'
 import { logAuditSource } from '../audit/audit-source.js'
 import { type ExportManifest, type ExportProgress, runExport } from '../audit/export.js'
 import { parseExportFilters, SESSION_ID_PATTERN } from '../audit/export-filters.js'
@@ -15,7 +16,6 @@ import {
   WorkerLogError,
 } from '../audit/timeline.js'
 import { DEFAULT_DATA_DIR } from '../config.js'
-import { LogCorruptError, type LogHead } from '../log/index.js'
 import { createProgress } from './progress.js'
 
 /**
@@ -359,7 +359,7 @@ async function timeline(values: Values, positionals: string[], io: CliIo): Promi
   const dir = await dataDirOf(values, undefined, io)
   for (const file of files) {
     const info = await stat(file).catch(() => undefined)
-    if (!info?.isFile()) throw new UsageError(`worker log ${file} does not exist or is not a file`)
+    if (!info) throw new UsageError(`worker log ${file} does not exist`)
   }
   const events = await sessionEvents(logAuditSource(dir), sessionId)
   if (events.length === 0) throw new FailedError(`session ${sessionId} is not in the log under ${dir}`)

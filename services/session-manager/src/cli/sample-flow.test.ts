@@ -1,11 +1,12 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import { EventLog } from '@care/event-log'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 // The sample worker is another service of this repository; the flow needs the real one.
 import { createWorkerApp } from '../../../sample-worker/src/app.js'
-import { openWorkerEventLog } from '../../../sample-worker/src/event-log.js'
+import type { WorkerEvent } from '../../../sample-worker/src/worker-records.js'
 import { captureIo, tempDirs } from '../audit/test-support/audit-fixtures.js'
 import { loadConfig } from '../config.js'
 import { startSessionManager } from '../server.js'
@@ -19,8 +20,8 @@ afterEach(async () => {
   await dirs.cleanup()
 })
 
-async function startWorker(logPath: string): Promise<string> {
-  const eventLog = await openWorkerEventLog(logPath)
+async function startWorker(dataDir: string): Promise<string> {
+  const { log: eventLog } = await EventLog.open<WorkerEvent>({ dir: dataDir })
   let url = ''
   const app = createWorkerApp({
     eventLog,
@@ -46,7 +47,7 @@ describe('the sample flow, end to end', () => {
   it('records start, worker calls, touch and end, and reads them back as one timeline', async () => {
     const root = await dirs.make()
     const dataDir = join(root, 'session-manager')
-    const workerLog = join(root, 'worker', 'events.jsonl')
+    const workerLog = join(root, 'worker')
     const running = await startSessionManager(loadConfig({ PORT: '0', CARE_DATA_DIR: dataDir }), {
       logger: pino({ level: 'silent' }),
     })

@@ -1,5 +1,6 @@
 import { cp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { EventLog, type LogHead } from '@care/event-log'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   captureIo,
@@ -9,7 +10,6 @@ import {
   writeLog,
 } from '../audit/test-support/audit-fixtures.js'
 import { verifyDataDir } from '../audit/verify.js'
-import { EventLog, type LogHead } from '../log/index.js'
 import { EXIT_FAILED, EXIT_OK, main } from './cli.js'
 
 const dirs = tempDirs()

@@ -1,8 +1,8 @@
+import { FaultyFileSystem } from '@care/event-log/testing'
 import { compileValidator, ErrorResponse } from '@care/schemas'
 import { monotonicFactory } from 'ulid'
 import { describe, expect, it } from 'vitest'
-import { FaultyFileSystem } from '../log/test-support/faulty-file-system.js'
-import { verifyLog } from '../log/verify.js'
+import { verifySessionLog } from '../audit/session-log-rules.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import {
   type BootedService,
@@ -72,7 +72,7 @@ describe('disk full and read-only data directory', () => {
     const res = await start(booted)
     expect(res.status).toBe(201)
     expect(await booted.stop()).toBeUndefined()
-    expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
+    expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
   })
 
   it('answers 503 and reports not ready when fdatasync hits ENOSPC, and keeps every acknowledged event after restart', async () => {
@@ -93,7 +93,7 @@ describe('disk full and read-only data directory', () => {
     expect(again.service.describe(acked)?.status).toBe('open')
     expect((await start(again)).status).toBe(201)
     expect(await again.stop()).toBeUndefined()
-    expect((await verifyLog(DATA_DIR, { fs: disk })).ok).toBe(true)
+    expect((await verifySessionLog(DATA_DIR, { fs: disk })).ok).toBe(true)
   })
 
   it.each(['EROFS', 'EACCES'])(
@@ -118,7 +118,7 @@ describe('disk full and read-only data directory', () => {
       const again = await bootService({ fs: disk, dir: DATA_DIR, clock })
       expect((await start(again)).status).toBe(201)
       expect(await again.stop()).toBeUndefined()
-      expect(await verifyLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
+      expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
     },
   )
 
@@ -137,4 +137,41 @@ describe('disk full and read-only data directory', () => {
       expect(await booted.stop()).toBeUndefined()
     },
   )
+
+  it('starts on a full disk after a torn append: reads served, writes 503, readiness says why, cut finished once space returns', async () => {
+    const disk = await freshDisk()
+    const first = await bootService({ fs: disk, dir: DATA_DIR, clock })
+    const started = await start(first)
+    expect(started.status).toBe(201)
+    const { session_id: sessionId } = (await started.json()) as { session_id: string }
+    expect(await first.stop()).toBeUndefined()
+    // A crash in the middle of the next append left half a line; then the disk filled up.
+    const segment = `${DATA_DIR}/events/events-000001.jsonl`
+    const torn = Buffer.from('{"event":"session.start","input_record_id":"01JR')
+    const handle = await disk.open(segment, 'write')
+    await handle.write(torn, 0, torn.length, await handle.size())
+    await handle.sync()
+    await handle.close()
+    const before = disk.contents(segment)
+    const fs = new FaultyFileSystem(disk)
+    fs.fail('write', { errno: 'ENOSPC', times: 'forever', path: '/events/' })
+
+    const booted = await bootService({ fs, dir: DATA_DIR, clock })
+    expect((await booted.app.request(`/sessions/${sessionId}`)).status).toBe(200)
+    for (let i = 0; i < 3; i++) await expect503(await start(booted))
+    const ready = await booted.app.request('/readyz')
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toMatchObject({
+      status: 'ready',
+      storage: expect.stringContaining('disk full'),
+    })
+    expect(disk.contents(segment)).toEqual(before)
+
+    fs.clear('write')
+    expect((await start(booted)).status).toBe(201)
+    expect(await (await booted.app.request('/readyz')).json()).not.toHaveProperty('storage')
+    expect(await booted.stop()).toBeUndefined()
+    expect(disk.contents(`${segment}.broken`)).toEqual(torn)
+    expect(await verifySessionLog(DATA_DIR, { fs: disk })).toMatchObject({ ok: true, records: 2 })
+  })
 })

@@ -1,6 +1,6 @@
+import { FaultyFileSystem, type FsOperation } from '@care/event-log/testing'
 import { scaled, timeoutMs } from '@care/test-kit'
 import { describe, expect, it } from 'vitest'
-import { FaultyFileSystem, type FsOperation } from '../log/test-support/faulty-file-system.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import { type Acked, expectAckedDurable, scenario } from './test-support/http-workload.js'
 import { type BootedService, bootService, DATA_DIR, freshDisk } from './test-support/service-harness.js'

@@ -1,12 +1,11 @@
+import type { ChainedRecord } from '@care/event-log'
+import { EventLog, readLog } from '@care/event-log'
+import type { CrashKind, PowerLossFileSystem } from '@care/event-log/testing'
+import { sampleEvent } from '@care/event-log/testing'
 import { fcRuns, seededRandom, timeoutMs } from '@care/test-kit'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import type { ChainedRecord } from '../log/chain.js'
-import { EventLog } from '../log/event-log.js'
-import { readLog } from '../log/read-log.js'
-import { sampleEvent } from '../log/test-support/log-fixtures.js'
-import type { CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
-import { verifyLog } from '../log/verify.js'
+import { verifySessionLog } from '../audit/session-log-rules.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import { type Acked, expectAckedDurable, scenario } from './test-support/http-workload.js'
 import { type BootedService, bootService, DATA_DIR, freshDisk } from './test-support/service-harness.js'
@@ -15,7 +14,7 @@ const DIR = DATA_DIR
 
 /** Every line of every segment ends with a newline and the log verifies: nothing half-written. */
 async function expectWholeVerifiedLog(fs: PowerLossFileSystem, records: number): Promise<void> {
-  const report = await verifyLog(DIR, { fs })
+  const report = await verifySessionLog(DIR, { fs })
   expect(report, JSON.stringify(report)).toMatchObject({ ok: true, records })
   for (const [name, bytes] of fs.snapshot(`${DIR}/events`)) {
     if (name.endsWith('.jsonl') && bytes.length > 0) expect(bytes.at(-1)).toBe(0x0a)

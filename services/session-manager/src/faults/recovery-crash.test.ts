@@ -1,9 +1,8 @@
+import { EventLog } from '@care/event-log'
+import { type CrashKind, PowerLossFileSystem, sampleEvent } from '@care/event-log/testing'
 import { seededRandom, timeoutMs } from '@care/test-kit'
-import { describe, expect, it } from 'vitest'
-import { EventLog } from '../log/event-log.js'
-import { sampleEvent } from '../log/test-support/log-fixtures.js'
-import { type CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
-import { verifyLog } from '../log/verify.js'
+import { describe, describe, expect, expect, it, it } from 'vitest'
+import { verifySessionLog } from '../audit/session-log-rules.js'
 import { DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
 const EVENTS = `${DATA_DIR}/events`
@@ -91,7 +90,7 @@ describe('a crash during recovery', () => {
           const saved = fs.contents(`${EVENTS}/${name}`)
           expect(saved?.subarray(saved.length - bytes.length), `${name} after crash at ${k}`).toEqual(bytes)
         }
-        expect(await verifyLog(DATA_DIR, { fs })).toMatchObject({ ok: true, head: clean.report.head })
+        expect(await verifySessionLog(DATA_DIR, { fs })).toMatchObject({ ok: true, head: clean.report.head })
       }
       expect(k).toBeGreaterThan(5)
     },

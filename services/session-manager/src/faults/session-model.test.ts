@@ -1,10 +1,10 @@
+import { readLog } from '@care/event-log'
+import type { CrashKind, PowerLossFileSystem } from '@care/event-log/testing'
 import { fcRuns, scaled, timeoutMs } from '@care/test-kit'
 import fc from 'fast-check'
 import { monotonicFactory } from 'ulid'
 import { describe, expect, it } from 'vitest'
-import { readLog } from '../log/read-log.js'
-import type { CrashKind, PowerLossFileSystem } from '../log/test-support/power-loss-file-system.js'
-import { verifyLog } from '../log/verify.js'
+import { verifySessionLog } from '../audit/session-log-rules.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import { type BootedService, bootService, DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
@@ -286,7 +286,7 @@ describe('session state machine against a reference model', () => {
                 replayed.set(record.session_id as string, list)
               }
               expect(replayed).toEqual(new Map(model.sessions.map((s) => [s.id, s.events])))
-              const report = await verifyLog(DATA_DIR, { fs: real.disk })
+              const report = await verifySessionLog(DATA_DIR, { fs: real.disk })
               expect(report.ok, JSON.stringify(report)).toBe(true)
             } finally {
               await real.booted.stop()

@@ -1,3 +1,4 @@
+import { LogCorruptError } from '@care/event-log'
 import { type ErrorCode, type ErrorResponse, errorResponse, type FieldError } from '@care/schemas'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
@@ -33,6 +34,16 @@ export function createErrorHandler(logger: { error(o: object, m: string): void }
     if (err instanceof HTTPException) return err.getResponse()
     if (err instanceof SessionError)
       return sendError(c, err.code, { message: err.message, ...detailsOf(err) })
+    const damaged = damagedLineOf(err)
+    if (damaged) {
+      // Not a bug and not a full disk: the log on disk no longer matches what was written there.
+      const { file, line, reason } = damaged
+      logger.error(
+        { err, code: 'log_integrity', file, line, reason },
+        `event log is damaged at ${file}:${line}`,
+      )
+      return sendError(c, 'log_integrity')
+    }
     if (err instanceof StoreUnavailableError) {
       logger.error({ err, code: err.code }, 'event not stored; answered 503')
       return sendError(c, 'storage_unavailable')
@@ -40,6 +51,12 @@ export function createErrorHandler(logger: { error(o: object, m: string): void }
     logger.error({ err }, 'unhandled error')
     return sendError(c, 'internal_error')
   }
+}
+
+/** The damaged log line behind `err` (thrown as is, or as the cause of a store error), if any. */
+function damagedLineOf(err: Error): LogCorruptError | undefined {
+  if (err instanceof LogCorruptError) return err
+  return err instanceof StoreUnavailableError && err.cause instanceof LogCorruptError ? err.cause : undefined
 }
 
 function detailsOf(err: SessionError): { details?: ErrorResponse['details'] } {

@@ -159,7 +159,7 @@ describe('GET /export', () => {
     )
   })
 
-  it('ends with an error line in the shared shape when the log turns out corrupt mid-stream', async () => {
+  it('ends with a log_integrity line naming file:line when the log turns out damaged mid-stream', async () => {
     const dir = await dirs.make()
     await writeLog(dir, scenario())
     const file = join(dir, 'events', 'events-000001.jsonl')
@@ -171,8 +171,8 @@ describe('GET /export', () => {
     expect(res.status).toBe(200)
     const out = linesOf(await res.text())
     expect(out.at(-1)).toMatchObject({
-      error: 'internal_error',
-      message: expect.stringContaining('events-000001.jsonl:6'),
+      error: 'log_integrity',
+      message: expect.stringContaining('events-000001.jsonl:6 (hash does not match the line content)'),
     })
     expect(out.some((l) => 'manifest' in l)).toBe(false)
   })

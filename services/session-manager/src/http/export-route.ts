@@ -1,10 +1,10 @@
+import { LogCorruptError } from '@care/event-log'
 import { errorResponse } from '@care/schemas'
 import type { Handler } from 'hono'
 import { stream } from 'hono/streaming'
 import type { AuditSource } from '../audit/audit-source.js'
 import { runExport } from '../audit/export.js'
 import { parseExportFilters } from '../audit/export-filters.js'
-import { LogCorruptError } from '../log/index.js'
 import { sendError } from './errors.js'
 import type { SessionManagerEnv } from './http-env.js'
 
@@ -22,8 +22,9 @@ export const EXPORT_CONTENT_TYPE = 'application/x-ndjson; charset=utf-8'
  * `GET /export?from=&to=&user_id=&session_id=&reason=`: the same grouped JSONL export as
  * `care-sessions export`, streamed. The manifest cannot travel in headers (it is only known at the
  * end), so it is the last line, `{"manifest": {...}}`. If reading fails after the first byte, the last
- * line is an error body in the shared shape (`{"error": "internal_error", ...}`) instead: a client
- * must treat an export without a final manifest line as incomplete. The handler only sees an
+ * line is an error body in the shared shape instead: `{"error": "log_integrity", ...}` naming the file
+ * and line when the log is damaged there, else `{"error": "internal_error", ...}`. A client must treat
+ * an export without a final manifest line as incomplete. The handler only sees an
  * `AuditSource`; whether events live in files or a database is not its business.
  *
  * @example
@@ -69,11 +70,18 @@ export function createExportHandler(
         await out.write(`${JSON.stringify({ manifest })}\n`)
       } catch (err) {
         if (err instanceof ExportAborted || aborted) return
+        if (err instanceof LogCorruptError) {
+          const { file, line, reason } = err
+          logger.error(
+            { err, code: 'log_integrity', file, line, reason },
+            `export stopped: event log is damaged at ${file}:${line}`,
+          )
+          const message = `The export stopped at a damaged event log line, ${file}:${line} (${reason}); nothing after it was sent. Run care-sessions verify.`
+          await out.write(`${JSON.stringify(errorResponse('log_integrity', { message }).body)}\n`)
+          return
+        }
         logger.error({ err }, 'export failed while streaming')
-        const message =
-          err instanceof LogCorruptError
-            ? `The event log is corrupt at ${err.file}:${err.line}; run care-sessions verify.`
-            : 'The export stopped before its end.'
+        const message = 'The export stopped before its end.'
         await out.write(`${JSON.stringify(errorResponse('internal_error', { message }).body)}\n`)
       }
     })

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto'
+import { canonicalJson, GENESIS_HASH } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
-import { canonicalJson } from '../log/canonical-json.js'
-import { GENESIS_HASH } from '../log/chain.js'
 import type { StoredEvent } from '../store/event-store.js'
 
 export { GENESIS_HASH }

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto'
+import type { VerifyReport } from '@care/event-log'
+import { canonicalJson, EventLog, readLog, withoutChainFields } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
 import pg from 'pg'
-import { canonicalJson } from '../log/canonical-json.js'
-import { EventLog, readLog, verifyLog, withoutChainFields } from '../log/index.js'
-import type { VerifyReport } from '../log/verify.js'
+import { verifySessionLog } from '../audit/session-log-rules.js'
 import { writeCheckpoint } from './checkpoints.js'
 import { withClient } from './database.js'
 import { chainEvent, GENESIS_HASH } from './event-chain.js'
@@ -73,7 +73,7 @@ function poolOf(db: TransferDatabase): { pool: pg.Pool; owned: boolean } {
  * const report = await importJsonlLog('/var/lib/care', { url: process.env.DATABASE_URL! })
  */
 export async function importJsonlLog(dir: string, db: TransferDatabase): Promise<TransferReport> {
-  const logVerify = await verifyLog(dir)
+  const logVerify = await verifySessionLog(dir)
   if (!logVerify.ok)
     throw new Error(
       `the source log does not verify: ${logVerify.problem.file}:${logVerify.problem.line}: ${logVerify.problem.reason}`,
@@ -175,7 +175,7 @@ export async function exportToJsonlLog(db: TransferDatabase, dir: string): Promi
     }
     const target = new ContentDigest()
     for await (const { record } of readLog(dir)) target.add(record)
-    const logVerify = await verifyLog(dir)
+    const logVerify = await verifySessionLog(dir)
     return transferReport(source, target, logVerify.ok, logVerify, databaseVerify)
   } finally {
     if (owned) await pool.end()

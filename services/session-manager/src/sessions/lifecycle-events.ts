@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { canonicalJson } from '@care/event-log'
 import type {
   SessionEndReason,
   SessionManagerEndInput,
@@ -9,7 +10,6 @@ import type {
   SessionManagerTouchOutput,
 } from '@care/schemas'
 import { decodeTime } from 'ulid'
-import { canonicalJson } from '../log/canonical-json.js'
 import { SessionError } from './session-errors.js'
 
 // The rules every SessionLifecycle implementation shares, whatever keeps its events: how each

@@ -1,3 +1,4 @@
+import { withoutChainFields } from '@care/event-log'
 import type {
   SessionEndReason,
   SessionLifecycleEvent,
@@ -10,7 +11,6 @@ import type {
 } from '@care/schemas'
 import { decodeTime } from 'ulid'
 import type { IdFactory } from '../ids/id-factory.js'
-import { withoutChainFields } from '../log/index.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from '../store/event-store.js'
 import { ExpirySchedule } from './expiry-schedule.js'
 import {

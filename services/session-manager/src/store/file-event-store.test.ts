@@ -1,7 +1,6 @@
+import { FaultyFileSystem, sampleEvent, tempDirs } from '@care/event-log/testing'
 import type { SessionLifecycleEvent } from '@care/schemas'
 import { afterEach, describe, expect, it } from 'vitest'
-import { FaultyFileSystem } from '../log/test-support/faulty-file-system.js'
-import { sampleEvent, tempDirs } from '../log/test-support/log-fixtures.js'
 import type { StoredEvent } from './event-store.js'
 import { StoreUnavailableError } from './event-store.js'
 import { FileEventStore } from './file-event-store.js'

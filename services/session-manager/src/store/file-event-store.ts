@@ -1,6 +1,22 @@
+import {
+  EventLog,
+  LogCorruptError,
+  type LogPosition,
+  type OpenLogOptions,
+  readLog,
+  StorageError,
+} from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
-import { EventLog, type LogPosition, type OpenLogOptions, readLog, StorageError } from '../log/index.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from './event-store.js'
+
+/**
+ * `StoreUnavailableError.code` of a read that hit a damaged log line (`cause` is the `LogCorruptError`
+ * with its file and line); answered 503 `log_integrity`.
+ *
+ * @example
+ * if (err instanceof StoreUnavailableError && err.code === LOG_INTEGRITY) alertOperator(err.message)
+ */
+export const LOG_INTEGRITY = 'LOG_INTEGRITY'
 
 /**
  * The embedded default store: lifecycle events in the hash-chained JSONL log under the data
@@ -11,20 +27,30 @@ import { type EventStore, type StoredEvent, StoreUnavailableError } from './even
  */
 export class FileEventStore implements EventStore<LogPosition> {
   private constructor(
-    private readonly log: EventLog,
+    private readonly log: EventLog<SessionLifecycleEvent>,
     private readonly dir: string,
     private readonly fs: OpenLogOptions['fs'],
   ) {}
 
   static async open(
-    options: Omit<OpenLogOptions, 'onRecord'>,
+    options: Omit<OpenLogOptions<SessionLifecycleEvent>, 'onRecord'>,
     onEvent: (event: StoredEvent, ref: LogPosition) => void,
   ): Promise<FileEventStore> {
-    const { log } = await EventLog.open({
-      ...options,
-      onRecord: (record, position) => onEvent(record as unknown as StoredEvent, position),
-    })
+    const { log } = await EventLog.open<SessionLifecycleEvent>({ ...options, onRecord: onEvent })
     return new FileEventStore(log, options.dir, options.fs)
+  }
+
+  /**
+   * Why writes cannot succeed for now although the store is healthy, for readiness: recovery found a torn
+   * tail on a full disk and could not save it yet (it is finished by the first append once space returns).
+   */
+  get storageNote(): string | undefined {
+    const cut = this.log.pendingCut
+    if (!cut) return undefined
+    return (
+      `disk full: the torn tail of ${cut.file} (${cut.bytes} bytes from line ${cut.line}) is not yet saved ` +
+      `to ${cut.brokenFile}; reads are served, writes answer 503 until space returns`
+    )
   }
 
   /** False after a failed fsync: nothing more is acknowledged until the service restarts. */
@@ -34,8 +60,8 @@ export class FileEventStore implements EventStore<LogPosition> {
 
   async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: LogPosition }> {
     try {
-      const { record, position } = await this.log.append(event as unknown as Record<string, unknown>)
-      return { stored: record as unknown as StoredEvent, ref: position }
+      const { record, position } = await this.log.append(event)
+      return { stored: record, ref: position }
     } catch (error) {
       if (error instanceof StorageError)
         throw new StoreUnavailableError(error.message, error.code, { cause: error })
@@ -45,8 +71,17 @@ export class FileEventStore implements EventStore<LogPosition> {
 
   async read(refs: readonly LogPosition[]): Promise<StoredEvent[]> {
     try {
-      return (await this.log.read([...refs])) as unknown as StoredEvent[]
+      return await this.log.read([...refs])
     } catch (error) {
+      // A line that no longer matches its hash was damaged on disk after it was written: the store cannot
+      // answer from it (503 log_integrity), and an operator must look at file:line.
+      if (error instanceof LogCorruptError) {
+        throw new StoreUnavailableError(
+          `event log is damaged at ${error.file}:${error.line}: ${error.reason}`,
+          LOG_INTEGRITY,
+          { cause: error },
+        )
+      }
       // An I/O error reading the disk (EIO, EMFILE...) is an unavailable store (503), not a bug (500).
       const code = (error as { code?: unknown } | null)?.code
       if (typeof code !== 'string') throw error
@@ -56,7 +91,7 @@ export class FileEventStore implements EventStore<LogPosition> {
 
   async *scan(): AsyncIterable<StoredEvent> {
     const options = this.fs ? { fs: this.fs } : {}
-    for await (const { record } of readLog(this.dir, options)) yield record as unknown as StoredEvent
+    for await (const { record } of readLog<SessionLifecycleEvent>(this.dir, options)) yield record
   }
 
   head(): { seq: number; hash: string } {

@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EventLog } from '../../log/index.js'
+import { EventLog } from '@care/event-log'
 
 export const BASE_TIME = Date.parse('2026-03-01T12:00:00.000Z')
 const DIGEST = `sha256:${'ab'.repeat(32)}`

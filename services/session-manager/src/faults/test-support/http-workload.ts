@@ -1,8 +1,8 @@
+import type { CrashKind, PowerLossFileSystem } from '@care/event-log/testing'
 import { compileValidator, ErrorResponse } from '@care/schemas'
 import { monotonicFactory } from 'ulid'
 import { expect } from 'vitest'
-import type { CrashKind, PowerLossFileSystem } from '../../log/test-support/power-loss-file-system.js'
-import { verifyLog } from '../../log/verify.js'
+import { verifySessionLog } from '../../audit/session-log-rules.js'
 import type { ManualClock } from '../../sessions/test-support/memory-event-store.js'
 import { type BootedService, bootService, DATA_DIR } from './service-harness.js'
 
@@ -131,6 +131,6 @@ export async function expectAckedDurable(
   } finally {
     expect(await booted.stop()).toBeUndefined()
   }
-  const report = await verifyLog(DATA_DIR, { fs: disk })
+  const report = await verifySessionLog(DATA_DIR, { fs: disk })
   expect(report, JSON.stringify(report)).toMatchObject({ ok: true })
 }

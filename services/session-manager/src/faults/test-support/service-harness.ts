@@ -1,8 +1,8 @@
+import type { LogFileSystem, LogPosition } from '@care/event-log'
+import { PowerLossFileSystem } from '@care/event-log/testing'
 import { createSessionManagerApp } from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { createIdFactory } from '../../ids/id-factory.js'
-import type { LogFileSystem, LogPosition } from '../../log/index.js'
-import { PowerLossFileSystem } from '../../log/test-support/power-loss-file-system.js'
 import { type Clock, type SessionPolicy, SessionService } from '../../sessions/session-service.js'
 import { FileEventStore } from '../../store/file-event-store.js'
 
@@ -81,6 +81,7 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => opened.healthy,
+    storageNote: () => opened.storageNote,
     config,
     logger,
   })

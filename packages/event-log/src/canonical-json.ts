@@ -1,4 +1,19 @@
 /**
+ * Options of `canonicalJson`.
+ *
+ * @example
+ * canonicalJson({ note: 'a\u2028b' }, { escapeLineSeparators: true }) // '{"note":"a\\u2028b"}'
+ */
+export interface CanonicalJsonOptions {
+  /**
+   * Write U+2028, U+2029 and U+0085 as `\u2028`, `\u2029`, `\u0085` (what the event log writes since
+   * 0.2), so tools that split text on Unicode line breaks see one line per record. Default false: the
+   * text `JSON.stringify` gives, which is how the log wrote them before.
+   */
+  escapeLineSeparators?: boolean
+}
+
+/**
  * Canonical JSON: object keys sorted by UTF-16 code unit order at every depth, no whitespace, strings
  * and numbers escaped exactly as `JSON.stringify` does (so `undefined` members are dropped, `toJSON`
  * is honoured, non-finite numbers become `null`). The same value always gives the same text, which is
@@ -7,10 +22,17 @@
  * @example
  * canonicalJson({ b: 1, a: [true, { d: null, c: 'x' }] }) // '{"a":[true,{"c":"x","d":null}],"b":1}'
  */
-export function canonicalJson(value: unknown): string {
+export function canonicalJson(value: unknown, options: CanonicalJsonOptions = {}): string {
   const text = write(value, [])
   if (text === undefined) throw new TypeError('canonicalJson: value is not representable as JSON')
-  return text
+  // JSON.stringify leaves these raw, and they can only come from string contents, so a plain replace is exact.
+  return options.escapeLineSeparators ? escapeLineSeparators(text) : text
+}
+
+const LINE_SEPARATORS = /[\u0085\u2028\u2029]/g
+
+function escapeLineSeparators(text: string): string {
+  return text.replace(LINE_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
 }
 
 function write(input: unknown, ancestors: object[]): string | undefined {

@@ -16,10 +16,10 @@ const NEWLINE = 0x0a
  * @example
  * for await (const { record } of readLog('/var/lib/care')) out.write(`${JSON.stringify(record)}\n`)
  */
-export async function* readLog(
+export async function* readLog<R extends object = Record<string, unknown>>(
   dir: string,
   options: { fs?: LogFileSystem } = {},
-): AsyncGenerator<{ record: ChainedRecord; position: LogPosition }> {
+): AsyncGenerator<{ record: ChainedRecord<R>; position: LogPosition }> {
   const fs = options.fs ?? nodeFileSystem
   let seq = 0
   let hash = GENESIS_HASH
@@ -31,7 +31,7 @@ export async function* readLog(
     try {
       for await (const { buf, base, end } of lineChunks(handle)) {
         // Decode the whole chunk before yielding: the buffer is reused once the generator resumes.
-        const batch: { record: ChainedRecord; position: LogPosition }[] = []
+        const batch: { record: ChainedRecord<R>; position: LogPosition }[] = []
         let start = 0
         while (start < end) {
           const newline = buf.indexOf(NEWLINE, start)
@@ -45,7 +45,8 @@ export async function* readLog(
             yield* batch
             throw new LogCorruptError(segment.name, line, reason, segment.path)
           }
-          const ok = record as ChainedRecord
+          // The caller names the record type it wrote; the line's own hash vouches it is as written.
+          const ok = record as ChainedRecord<R>
           seq = ok.seq
           hash = ok.hash
           batch.push({

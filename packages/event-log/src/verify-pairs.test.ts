@@ -1,24 +1,17 @@
 import { describe, expect, it } from 'vitest'
-import {
-  decodeId,
-  hashId,
-  IdWriter,
-  SESSION_ENDED,
-  SESSION_STARTED,
-  SessionTable,
-} from './verify-sessions.js'
+import { CLOSED, decodeId, hashId, IdWriter, OPENED, PairTable } from './verify-pairs.js'
 
-function add(table: SessionTable, id: string, hi: number, lo: number): number {
+function add(table: PairTable, id: string, hi: number, lo: number): number {
   const writer = new IdWriter(4)
   const end = writer.write(id)
   const found = table.find(hi, lo, writer.bytes, 0, end)
-  if (found < 0) table.insert(found, hi, lo, writer.bytes, 0, end, SESSION_STARTED)
+  if (found < 0) table.insert(found, hi, lo, writer.bytes, 0, end, OPENED)
   return found
 }
 
-describe('SessionTable', () => {
+describe('PairTable', () => {
   it('tells apart ids whose hashes collide, by their bytes', () => {
-    const table = new SessionTable(16)
+    const table = new PairTable(16)
     expect(add(table, 'session-a', 7, 9)).toBeLessThan(0)
     expect(add(table, 'session-b', 7, 9)).toBeLessThan(0)
     expect(add(table, 'session-a', 7, 9)).toBeGreaterThanOrEqual(0)
@@ -26,7 +19,7 @@ describe('SessionTable', () => {
   })
 
   it('keeps every id and its state while growing far past its first capacity', () => {
-    const table = new SessionTable(16)
+    const table = new PairTable(16)
     const key = new Int32Array(2)
     for (let i = 0; i < 5000; i++) {
       hashId(`id-${i}`, 42, key, 0)
@@ -36,11 +29,9 @@ describe('SessionTable', () => {
     const writer = new IdWriter(16)
     const end = writer.write('id-1234')
     const slot = table.find(key[0] as number, key[1] as number, writer.bytes, 0, end)
-    expect(table.stateAt(slot)).toBe(SESSION_STARTED)
-    table.setState(slot, SESSION_ENDED)
-    expect(table.stateAt(table.find(key[0] as number, key[1] as number, writer.bytes, 0, end))).toBe(
-      SESSION_ENDED,
-    )
+    expect(table.stateAt(slot)).toBe(OPENED)
+    table.setState(slot, CLOSED)
+    expect(table.stateAt(table.find(key[0] as number, key[1] as number, writer.bytes, 0, end))).toBe(CLOSED)
     expect(table.size).toBe(5000)
   })
 })

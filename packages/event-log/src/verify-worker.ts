@@ -3,6 +3,7 @@
 // reading and does the in-order checks.
 import { parentPort, workerData } from 'node:worker_threads'
 import type { LogHead } from './recovery.js'
+import type { VerifyRules } from './verify.js'
 import { type ChunkResult, checkChunk, loadRecordCheck, type RecordCheck } from './verify-chunk.js'
 
 /** Sent once as `workerData`. */
@@ -10,6 +11,7 @@ export interface VerifyWorkerData {
   seed: number
   expectedHead?: LogHead | undefined
   checkRecordModule?: string | undefined
+  rules?: VerifyRules | undefined
 }
 
 /** One chunk to check: `buffer[0, end)` holds whole lines. */
@@ -40,6 +42,7 @@ port.on('message', (task: VerifyWorkerTask) => {
         seed: data.seed,
         expectedHead: data.expectedHead,
         checkRecord: check,
+        rules: data.rules,
       })
       port.postMessage({ id: task.id, result } satisfies VerifyWorkerReply, [
         result.kinds.buffer as ArrayBuffer,

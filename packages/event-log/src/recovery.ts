@@ -1,7 +1,7 @@
 import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
 import { CHECKPOINT_FILE, readCheckpoint, removeCheckpoint } from './checkpoint.js'
 import { LogCorruptError } from './errors.js'
-import { type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import { errnoOf, type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
 import { scanLines } from './line-scanner.js'
 import { listSegments, type Segment, segmentOf } from './segments.js'
 
@@ -61,6 +61,12 @@ export interface RecoveryReport {
   bytes: number
   head: LogHead
   cuts: RecoveryCut[]
+  /**
+   * A torn tail recovery could not save to `.broken` because the disk is full (ENOSPC/EDQUOT): its bytes
+   * are still in the segment after `offset`. The log is readable; appends fail with that errno until the
+   * cut completes, which the next append retries (so it finishes once space returns).
+   */
+  pendingCut?: RecoveryCut
   /** The stale lock (dead pid) that was taken over, if any. */
   staleLock?: { pid: number; hostname: string; started_at: string }
   durationMs: number
@@ -79,18 +85,25 @@ export interface RecoveredState {
   records: number
   bytes: number
   cuts: RecoveryCut[]
+  /** A torn-tail cut that could not be saved for lack of space, and how to finish it later. */
+  pending?: PendingCut
+}
+
+/** A torn-tail cut recovery could not finish (disk full), and the idempotent step that finishes it. */
+export interface PendingCut {
+  cut: RecoveryCut
+  finish(): Promise<RecoveryCut[]>
 }
 
 interface Problem {
   segment: Segment
   line: number
   offset: number
-  /** Offset just past the bad line's newline, or the file size for a fragment. */
-  lineEnd: number
-  fileSize: number
   reason: string
   /** The whole file is out of place (a segment before it is missing). */
   wholeFile?: boolean
+  /** The bad bytes are the file's final line without its newline: an append that never completed. */
+  incomplete?: boolean
 }
 
 /**
@@ -121,8 +134,6 @@ export async function recoverLog(
         segment,
         line: 1,
         offset: 0,
-        lineEnd: 0,
-        fileSize: 0,
         reason: `segment ${segmentOf(eventsDir, i + 1).name} is missing`,
         wholeFile: true,
       }
@@ -148,7 +159,7 @@ export async function recoverLog(
           if (!where || record.hash !== checkpoint.hash) reason = `record does not match ${CHECKPOINT_FILE}`
         }
         if (reason !== undefined) {
-          problem = { segment, line, offset, lineEnd: offset + (end - start) + 1, fileSize: size, reason }
+          problem = { segment, line, offset, reason }
           return false
         }
         const ok = record as ChainedRecord
@@ -162,9 +173,8 @@ export async function recoverLog(
           segment,
           line: line + 1,
           offset: result.end,
-          lineEnd: size,
-          fileSize: size,
           reason: 'line has no trailing newline (incomplete write)',
+          incomplete: true,
         }
       }
       bytes += problem ? problem.offset : size
@@ -186,17 +196,39 @@ export async function recoverLog(
     await removeCheckpoint(fs, eventsDir)
   }
   let segment = last ?? segmentOf(eventsDir, 1)
+  let pending: RecoveredState['pending']
   if (problem) {
     const p: Problem = problem
-    // Torn tail: the bad bytes are the last line of the last file (plus at most a newline-less fragment).
-    const torn = !p.wholeFile && p.segment.index === last?.index && (await isTail(fs, p))
+    // Torn tail: only an incomplete final line of the last file (no newline; this includes a tail of NUL
+    // bytes left by a power loss on an extended file). A complete line that fails its checks is damage,
+    // even as the last line: its append may have been acknowledged, so only `repair` may cut it.
+    const torn = !p.wholeFile && p.segment.index === last?.index && p.incomplete === true
     if (!torn && !options.repair) throw new LogCorruptError(p.segment.name, p.line, p.reason, p.segment.path)
     // A repair may cut below the checkpoint; a missing checkpoint only means a slower next recovery.
     if (!torn) await removeCheckpoint(fs, eventsDir)
     const later = segments.filter(
       (s) => s.index > p.segment.index || (p.wholeFile && s.index === p.segment.index),
     )
-    cuts.push(...(await cutLog(fs, eventsDir, p, later, torn ? 'torn-tail' : 'repair')))
+    try {
+      cuts.push(...(await cutLog(fs, eventsDir, p, later, torn ? 'torn-tail' : 'repair')))
+    } catch (err) {
+      // A torn tail holds no acknowledged record, so a full disk need not stop the start: the log
+      // opens before the tail (reads work) and the cut, with its copy into .broken, is finished later.
+      if (!torn || !isOutOfSpace(err)) throw err
+      const size = (await fs.stat(p.segment.path)).size
+      pending = {
+        cut: {
+          kind: 'torn-tail',
+          file: p.segment.name,
+          line: p.line,
+          offset: p.offset,
+          bytes: size - p.offset,
+          brokenFile: `${p.segment.name}.broken`,
+          reason: `${p.reason}; not yet saved: ${errnoOf(err)}`,
+        },
+        finish: () => cutLog(fs, eventsDir, p, [], 'torn-tail'),
+      }
+    }
     if (p.wholeFile) {
       // Continue in the file before the gap (lastSize is its size), or a fresh first file.
       segment = segmentOf(eventsDir, Math.max(1, segments.indexOf(p.segment)))
@@ -205,7 +237,7 @@ export async function recoverLog(
       lastSize = p.offset
     }
   }
-  if (cuts.length === 0) {
+  if (cuts.length === 0 && !pending) {
     // Make everything recovered durable even if the previous process died between write and fdatasync,
     // so nothing derived from recovery can vanish in a later power loss. (A cut already synced all this.)
     const handle = await fs.open(segment.path, 'write')
@@ -224,20 +256,13 @@ export async function recoverLog(
     records: seq,
     bytes,
     cuts,
+    ...(pending ? { pending } : {}),
   }
 }
 
-async function isTail(fs: LogFileSystem, p: Problem): Promise<boolean> {
-  const size = p.fileSize
-  if (p.lineEnd >= size) return true
-  // One more newline-less fragment after the bad line is still one interrupted append.
-  const handle = await fs.open(p.segment.path, 'read')
-  try {
-    const rest = await readFully(handle, size - p.lineEnd, p.lineEnd)
-    return !rest.includes(0x0a)
-  } finally {
-    await handle.close()
-  }
+function isOutOfSpace(err: unknown): boolean {
+  const code = errnoOf(err)
+  return code === 'ENOSPC' || code === 'EDQUOT'
 }
 
 async function cutLog(
@@ -304,11 +329,17 @@ async function saveToBroken(fs: LogFileSystem, path: string, from: number): Prom
       const targetSize = await target.size()
       if (targetSize >= length && (await sameBytes(source, from, target, targetSize - length, length)))
         return length
-      for (let done = 0; done < length; done += COPY_CHUNK) {
-        const chunk = await readFully(source, Math.min(COPY_CHUNK, length - done), from + done)
-        await writeFully(target, chunk, targetSize + done)
+      try {
+        for (let done = 0; done < length; done += COPY_CHUNK) {
+          const chunk = await readFully(source, Math.min(COPY_CHUNK, length - done), from + done)
+          await writeFully(target, chunk, targetSize + done)
+        }
+        await target.sync()
+      } catch (err) {
+        // Leave .broken as it was, so a retry appends the same bytes once, not after a partial copy.
+        await target.truncate(targetSize).catch(() => {})
+        throw err
       }
-      await target.sync()
     } finally {
       await target.close()
     }

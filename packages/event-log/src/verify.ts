@@ -17,7 +17,7 @@ import {
   loadRecordCheck,
   STAGE_DECODE,
 } from './verify-chunk.js'
-import { decodeId, SESSION_ENDED, SESSION_STARTED, SessionTable } from './verify-sessions.js'
+import { CLOSED, decodeId, OPENED, PairTable } from './verify-pairs.js'
 import type { VerifyWorkerData, VerifyWorkerReply, VerifyWorkerTask } from './verify-worker.js'
 
 /**
@@ -33,13 +33,15 @@ export type VerifyReport = VerifyCounts & ({ ok: true } | { ok: false; problem: 
  * Counts gathered by `verifyLog`.
  *
  * @example
- * console.log(`${report.records} events, ${report.sessions} sessions`)
+ * console.log(`${report.records} records, ${report.keys} sessions`)
  */
 export interface VerifyCounts {
   files: number
   records: number
   bytes: number
-  sessions: number
+  /** Distinct keys opened under `rules.pairing` (0 without it). */
+  keys: number
+  /** Records per value of `rules.kindField`, in order of first appearance (empty without it). */
   events: Record<string, number>
   head: LogHead
   durationMs: number
@@ -55,6 +57,36 @@ export interface VerifyProblem {
   file: string
   line: number
   reason: string
+}
+
+/**
+ * Record-level rules `verifyLog` checks on top of the chain, for a record type the log itself knows
+ * nothing about. Plain data (not functions), so the rules reach verification's worker threads. All
+ * optional: without rules only JSON, hashes, `seq`, `prev_hash` and the final newline are checked.
+ *
+ * @example
+ * const sessionRules: VerifyRules = {
+ *   kindField: 'event',
+ *   timestampField: 'timestamp',
+ *   pairing: { keyField: 'session_id', open: 'session.start', close: 'session.end', noun: 'session' },
+ * }
+ * await verifyLog(dir, { rules: sessionRules })
+ */
+export interface VerifyRules {
+  /** String field every record must have; `events` counts records per value. */
+  kindField?: string
+  /** String field every record must have, an ISO-8601 date that never goes back along the log. */
+  timestampField?: string
+  /**
+   * Per value of `keyField`: at most one record whose kind is `open`, at most one whose kind is
+   * `close`, and the close after the open. Needs `kindField`; every record must have `keyField`.
+   */
+  pairing?: {
+    keyField: string
+    open: string
+    close: string /** Word for a key in problems. */
+    noun?: string
+  }
 }
 
 /**
@@ -85,6 +117,8 @@ export interface VerifyOptions {
   checkRecord?: (record: ChainedRecord) => string | undefined
   /** URL or absolute path of an ES module exporting `checkRecord(record)`; runs in the workers. */
   checkRecordModule?: string | URL
+  /** Record-level rules of the record type (see `VerifyRules`). */
+  rules?: VerifyRules
 }
 
 const NEWLINE = 0x0a
@@ -117,10 +151,10 @@ interface PendingChunk {
 type Pending = PendingChunk | { segment: Segment; trailing: true }
 
 /**
- * Streams the whole log in bounded memory (a few chunks plus one small entry per session id) and checks
- * every line: JSON, hash, `prev_hash` chain, `seq` continuity across files, non-decreasing `timestamp`,
- * at most one `session.start` and one `session.end` per `session_id`, the end after the start, and a
- * final newline. Stops at the first problem. Big logs are parsed and hashed on worker threads while the
+ * Streams the whole log in bounded memory (a few chunks plus one small entry per paired key) and checks
+ * every line: JSON, hash, `prev_hash` chain, `seq` continuity across files, a final newline, and the
+ * record-level `rules` (e.g. non-decreasing `timestamp`, at most one `session.start` and one
+ * `session.end` per `session_id`, the end after the start) and `checkRecord`. Stops at the first problem. Big logs are parsed and hashed on worker threads while the
  * main thread reads ahead and runs the in-order checks. Safe to run next to a live writer (a line still
  * being written shows up as a missing newline).
  *
@@ -138,18 +172,21 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     files: segments.length,
     records: 0,
     bytes: 0,
-    sessions: 0,
+    keys: 0,
     events: {},
     head: { seq: 0, hash: GENESIS_HASH },
     durationMs: 0,
   }
-  // Sized for a session per ~2 KiB of log, so a typical log never rehashes (it grows if needed).
-  const sessions = new SessionTable(totalBytes / 1024)
+  const rules = options.rules
+  const pairing = rules?.pairing
+  if (pairing && rules?.kindField === undefined)
+    throw new TypeError('verifyLog: rules.pairing needs rules.kindField')
+  const noun = pairing?.noun ?? pairing?.keyField
+  // Sized for a key per ~2 KiB of log, so a typical log never rehashes (it grows if needed).
+  const pairs = new PairTable(pairing ? totalBytes / 1024 : 16)
   let seq = 0
   let hash = GENESIS_HASH
   let lastTimestamp = ''
-  // The most frequent kind gets a plain counter, so it is reported last as it always was.
-  let touches = 0
   let problem: VerifyProblem | undefined
   let lineSegment: Segment | undefined
   let line = 0
@@ -157,6 +194,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
   const expected = options.expectedHead
 
   const addKinds = (result: ChunkResult, lines: number) => {
+    if (result.kindNames.length === 0) return
     const tally = new Array<number>(result.kindNames.length).fill(0)
     if (lines === result.checked) tally.splice(0, tally.length, ...result.kindCounts)
     else
@@ -165,8 +203,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     for (const [i, kind] of result.kindNames.entries()) {
       const n = tally[i] as number
       if (n === 0) continue
-      if (kind === 'session.touch') touches += n
-      else counts.events[kind] = (counts.events[kind] ?? 0) + n
+      counts.events[kind] = (counts.events[kind] ?? 0) + n
     }
   }
 
@@ -179,7 +216,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
     addKinds(result, index)
   }
 
-  /** The in-order half: line 0 against the previous chunk, then session state, then the chunk's problem. */
+  /** The in-order half: line 0 against the previous chunk, then pairing state, then the chunk's problem. */
   const apply = (pending: PendingChunk, result: ChunkResult) => {
     const first = result.problem
     if (first && first.index === 0 && first.stage === STAGE_DECODE) {
@@ -192,6 +229,7 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       seq,
       hash,
       lastTimestamp,
+      rules?.timestampField,
     )
     if (link !== undefined) return failAt(pending, result, 0, link)
     const marks = result.sessionMarks
@@ -203,31 +241,24 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       const hi = keys[2 * i] as number
       const lo = keys[2 * i + 1] as number
       const mark = marks[i] as number
-      const slot = sessions.find(hi, lo, idBytes, from, to)
+      const slot = pairs.find(hi, lo, idBytes, from, to)
+      const { open, close } = pairing as NonNullable<typeof pairing>
       if ((mark & 1) === 0) {
         if (slot >= 0) {
-          return failAt(
-            pending,
-            result,
-            mark >>> 1,
-            `second session.start for session ${decodeId(idBytes, from, to)}`,
-          )
+          const id = decodeId(idBytes, from, to)
+          return failAt(pending, result, mark >>> 1, `second ${open} for ${noun} ${id}`)
         }
-        sessions.insert(slot, hi, lo, idBytes, from, to, SESSION_STARTED)
+        pairs.insert(slot, hi, lo, idBytes, from, to, OPENED)
       } else {
         if (slot < 0) {
           const id = decodeId(idBytes, from, to)
-          return failAt(pending, result, mark >>> 1, `session.end before session.start for session ${id}`)
+          return failAt(pending, result, mark >>> 1, `${close} before ${open} for ${noun} ${id}`)
         }
-        if (sessions.stateAt(slot) === SESSION_ENDED) {
-          return failAt(
-            pending,
-            result,
-            mark >>> 1,
-            `second session.end for session ${decodeId(idBytes, from, to)}`,
-          )
+        if (pairs.stateAt(slot) === CLOSED) {
+          const id = decodeId(idBytes, from, to)
+          return failAt(pending, result, mark >>> 1, `second ${close} for ${noun} ${id}`)
         }
-        sessions.setState(slot, SESSION_ENDED)
+        pairs.setState(slot, CLOSED)
       }
       from = to
     }
@@ -361,9 +392,8 @@ export async function verifyLog(dir: string, options: VerifyOptions = {}): Promi
       reason: `log ends at seq ${seq}, but the expected head is seq ${expected.seq} (${expected.hash})`,
     }
   }
-  if (touches > 0) counts.events['session.touch'] = touches
   counts.records = seq
-  counts.sessions = sessions.size
+  counts.keys = pairs.size
   counts.head = { seq, hash }
   counts.durationMs = Math.round(performance.now() - started)
   return problem ? { ...counts, ok: false, problem } : { ...counts, ok: true }
@@ -381,11 +411,16 @@ async function chunkChecker(options: VerifyOptions, totalBytes: number, seed: nu
     : (options.workers ?? (totalBytes >= PARALLEL_MIN_BYTES ? Math.min(3, availableParallelism() - 1) : 0))
   const checkRecord =
     options.checkRecord ?? (moduleSpecifier ? await loadRecordCheck(moduleSpecifier) : undefined)
-  const chunkOptions: ChunkCheckOptions = { seed, expectedHead: options.expectedHead, checkRecord }
+  const chunkOptions: ChunkCheckOptions = {
+    seed,
+    expectedHead: options.expectedHead,
+    checkRecord,
+    rules: options.rules,
+  }
   if (workers > 0 && existsSync(fileURLToPath(WORKER_URL))) {
     return new WorkerChecker(
       workers,
-      { seed, expectedHead: options.expectedHead, checkRecordModule: moduleSpecifier },
+      { seed, expectedHead: options.expectedHead, checkRecordModule: moduleSpecifier, rules: options.rules },
       chunkOptions,
     )
   }

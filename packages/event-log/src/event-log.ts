@@ -11,7 +11,15 @@ import {
   writeFully,
 } from './file-system.js'
 import { acquireLock, type HeldLock } from './lock.js'
-import { type LogHead, type LogPosition, type RecoveryReport, recoverLog } from './recovery.js'
+import {
+  type LogHead,
+  type LogPosition,
+  type PendingCut,
+  type RecoverOptions,
+  type RecoveryCut,
+  type RecoveryReport,
+  recoverLog,
+} from './recovery.js'
 import { eventsDirOf, type Segment, segmentOf } from './segments.js'
 
 /**
@@ -32,7 +40,7 @@ export interface LogLogger {
  * @example
  * const options: OpenLogOptions = { dir: '/var/lib/care', logger, onRecord: (r) => sessions.apply(r) }
  */
-export interface OpenLogOptions {
+export interface OpenLogOptions<R extends object = Record<string, unknown>> {
   /** Data directory; the log lives in `<dir>/events`, the lock in `<dir>/LOCK`. */
   dir: string
   /** Start a new segment before a write that would make the current one larger (default 64 MiB). */
@@ -43,7 +51,7 @@ export interface OpenLogOptions {
   fs?: LogFileSystem
   logger?: LogLogger
   /** Called for every recovered record, in log order, before `open` resolves. */
-  onRecord?: (record: ChainedRecord, position: LogPosition) => void
+  onRecord?: (record: ChainedRecord<R>, position: LogPosition) => void
 }
 
 /**
@@ -52,19 +60,18 @@ export interface OpenLogOptions {
  * @example
  * const { record, position }: AppendResult = await log.append(event)
  */
-export interface AppendResult {
-  record: ChainedRecord
+export interface AppendResult<R extends object = Record<string, unknown>> {
+  record: ChainedRecord<R>
   position: LogPosition
 }
 
-interface Pending extends AppendResult {
+interface Pending extends AppendResult<object> {
   line: Buffer
-  resolve(result: AppendResult): void
+  resolve(result: AppendResult<object>): void
   reject(err: Error): void
 }
 
 const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
-const REQUIRED_STRING_FIELDS = ['event', 'session_id', 'timestamp', 'record_id'] as const
 const NEWLINE = 0x0a
 const silentLogger: LogLogger = { info() {}, warn() {}, error() {} }
 
@@ -81,7 +88,7 @@ const silentLogger: LogLogger = { info() {}, warn() {}, error() {} }
  * const [again] = await log.read([position])
  * await log.close()
  */
-export class EventLog {
+export class EventLog<R extends object = Record<string, unknown>> {
   readonly #fs: LogFileSystem
   readonly #eventsDir: string
   readonly #maxFileBytes: number
@@ -101,6 +108,8 @@ export class EventLog {
   #closed = false
   readonly #readers = new Map<number, Reader>()
   #closing: Promise<void> | undefined
+  /** A torn-tail cut recovery could not finish (disk full): retried before the next write. */
+  #pendingCut: PendingCut | undefined
 
   private constructor(init: {
     fs: LogFileSystem
@@ -112,7 +121,9 @@ export class EventLog {
     handle: LogFileHandle
     size: number
     head: LogHead
+    pendingCut: PendingCut | undefined
   }) {
+    this.#pendingCut = init.pendingCut
     this.#fs = init.fs
     this.#eventsDir = init.eventsDir
     this.#maxFileBytes = init.maxFileBytes
@@ -136,7 +147,9 @@ export class EventLog {
    * const { log, report } = await EventLog.open({ dir, logger })
    * if (report.cuts.length > 0) logger.warn(report, 'log tail was repaired')
    */
-  static async open(options: OpenLogOptions): Promise<{ log: EventLog; report: RecoveryReport }> {
+  static async open<R extends object = Record<string, unknown>>(
+    options: OpenLogOptions<R>,
+  ): Promise<{ log: EventLog<R>; report: RecoveryReport }> {
     const started = performance.now()
     const fs = options.fs ?? nodeFileSystem
     const logger = options.logger ?? silentLogger
@@ -152,10 +165,10 @@ export class EventLog {
     try {
       const state = await recoverLog(fs, eventsDir, {
         repair: options.repair ?? false,
-        onRecord: options.onRecord,
+        onRecord: options.onRecord as RecoverOptions['onRecord'],
       })
       const handle = await fs.open(state.segment.path, 'write')
-      const log = new EventLog({
+      const log = new EventLog<R>({
         fs,
         eventsDir,
         maxFileBytes,
@@ -165,6 +178,7 @@ export class EventLog {
         handle,
         size: state.size,
         head: state.head,
+        pendingCut: state.pending,
       })
       const report: RecoveryReport = {
         files: state.files,
@@ -173,6 +187,14 @@ export class EventLog {
         head: state.head,
         cuts: state.cuts,
         durationMs: Math.round(performance.now() - started),
+      }
+      if (state.pending) {
+        report.pendingCut = state.pending.cut
+        logger.error(
+          { ...state.pending.cut, dir: eventsDir },
+          `event log: could not save the torn tail to ${state.pending.cut.brokenFile} (disk full); ` +
+            'reads are served, appends fail until space returns',
+        )
       }
       if (lock.tookOver) report.staleLock = lock.tookOver
       for (const cut of state.cuts) {
@@ -197,20 +219,31 @@ export class EventLog {
     return { ...this.#durableHead }
   }
 
+  /**
+   * The torn-tail cut recovery could not finish for lack of space, while it is pending (see
+   * `RecoveryReport.pendingCut`); undefined once done.
+   *
+   * @example
+   * if (log.pendingCut) readiness.note(`disk full: ${log.pendingCut.bytes} torn bytes not yet saved`)
+   */
+  get pendingCut(): RecoveryCut | undefined {
+    return this.#pendingCut?.cut
+  }
+
   /** True once an fdatasync (or a rollback) failed: every append rejects until the log is reopened. */
   get failed(): boolean {
     return this.#failure !== undefined
   }
 
   /**
-   * Chains `event` (a JSON object with string `event`, `session_id`, `timestamp`, `record_id` and no
-   * `seq`/`prev_hash`/`hash`) onto the log. Resolves after fdatasync; rejects with `StorageError` when
+   * Chains `event` (any JSON object without `seq`/`prev_hash`/`hash`; the log imposes no other fields)
+   * onto the log. Resolves after fdatasync; rejects with `StorageError` when
    * the record is not durable (then it is also not in the log), with `TypeError` for a bad event.
    *
    * @example
    * const { record } = await log.append({ event: 'session.start', session_id, timestamp, record_id, ...rest })
    */
-  append(event: Record<string, unknown>): Promise<AppendResult> {
+  append(event: R): Promise<AppendResult<R>> {
     if (this.#closed) return Promise.reject(new StorageError('LOG_CLOSED', 'event log is closed'))
     if (this.#failure) {
       const { code, message } = this.#failure
@@ -231,8 +264,9 @@ export class EventLog {
     const position: LogPosition = { file: this.#tailFile, offset: this.#tailSize, length: line.length - 1 }
     this.#tailSize += line.length
     this.#head = { seq: record.seq, hash: record.hash }
-    return new Promise<AppendResult>((resolve, reject) => {
-      this.#queue.push({ record, position, line, resolve, reject })
+    return new Promise<AppendResult<R>>((resolve, reject) => {
+      // The log hands back what it wrote: `event` plus the chain fields.
+      this.#queue.push({ record, position, line, resolve: resolve as Pending['resolve'], reject })
       this.#flushing ??= this.#flushLoop()
     })
   }
@@ -243,7 +277,7 @@ export class EventLog {
    * @example
    * const timeline = await log.read(positionsOf(sessionId))
    */
-  async read(positions: readonly LogPosition[]): Promise<ChainedRecord[]> {
+  async read(positions: readonly LogPosition[]): Promise<ChainedRecord<R>[]> {
     if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
     const byFile = new Map<number, number[]>()
     for (const [i, position] of positions.entries()) {
@@ -252,7 +286,7 @@ export class EventLog {
       if (list) list.push(i)
       else byFile.set(position.file, [i])
     }
-    const records = new Array<ChainedRecord>(positions.length)
+    const records = new Array<ChainedRecord<R>>(positions.length)
     await Promise.all(
       [...byFile].map(([file, indexes]) =>
         this.#withReader(file, async (handle, segment) => {
@@ -270,10 +304,12 @@ export class EventLog {
                   ? decodeLine(span, at, at + length)
                   : undefined
               if (record === undefined || typeof record === 'string') {
-                const reason = `${record ?? 'position does not hold a whole line'} (byte offset ${offset})`
-                throw new LogCorruptError(segment.name, 0, reason, segment.path)
+                const reason = record ?? `position does not hold a whole line (byte offset ${offset})`
+                const line = await lineNumberAt(handle, offset)
+                throw new LogCorruptError(segment.name, line, reason, segment.path)
               }
-              records[i] = record
+              // A line this log wrote (hash-checked above) holds a record of the type it was given.
+              records[i] = record as ChainedRecord<R>
             }
           }
         }),
@@ -378,6 +414,7 @@ export class EventLog {
   /** Writes one segment's share of a batch: one write, one fdatasync. False if the batch must stop. */
   async #writeGroup(group: Pending[], rest: Pending[]): Promise<boolean> {
     const first = group[0]!
+    if (this.#pendingCut && !(await this.#finishPendingCut([...group, ...rest]))) return false
     try {
       if (first.position.file !== this.#segment.index) await this.#rotate(first.position.file)
       if (first.position.offset !== this.#durableSize || first.position.file !== this.#segment.index) {
@@ -409,6 +446,42 @@ export class EventLog {
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
     for (const p of group) p.resolve({ record: p.record, position: p.position })
     return true
+  }
+
+  /**
+   * Finishes recovery's torn-tail cut (copy to .broken, truncate) before anything is written after it.
+   * On failure the batch is rejected with the errno and the bookkeeping reset; the file is NOT rolled
+   * back by truncation (that would drop the torn bytes unsaved), and the next append tries again.
+   */
+  async #finishPendingCut(entries: Pending[]): Promise<boolean> {
+    const pending = this.#pendingCut!
+    try {
+      const cuts = await pending.finish()
+      this.#pendingCut = undefined
+      for (const cut of cuts) {
+        this.#logger.warn(
+          { ...cut, dir: this.#eventsDir },
+          `event log: cut ${cut.bytes} bytes (${cut.kind}) into ${cut.brokenFile}`,
+        )
+      }
+      // cutLog reopened and truncated the file; this handle's view of the size is the same (offset).
+      return true
+    } catch (cause) {
+      const code = errnoOf(cause) ?? 'WRITE_FAILED'
+      const error = new StorageError(code, `event log write failed (${code}); the event was not stored`, {
+        cause,
+      })
+      const rejected = [...entries, ...this.#queue.splice(0)]
+      this.#head = this.#durableHead
+      this.#tailFile = this.#segment.index
+      this.#tailSize = this.#durableSize
+      for (const p of rejected) p.reject(error)
+      this.#logger.warn(
+        { code, rejected: rejected.length, file: this.#segment.path },
+        'event log: torn tail still not saved',
+      )
+      return false
+    }
   }
 
   async #rotate(index: number): Promise<void> {
@@ -475,12 +548,9 @@ export class EventLog {
   }
 }
 
-function checkEvent(event: Record<string, unknown>): void {
+function checkEvent(event: object): void {
   if (event === null || typeof event !== 'object' || Array.isArray(event)) {
     throw new TypeError('event must be a JSON object')
-  }
-  for (const field of REQUIRED_STRING_FIELDS) {
-    if (typeof event[field] !== 'string') throw new TypeError(`event.${field} must be a string`)
   }
   for (const field of CHAIN_FIELDS) {
     if (field in event) throw new TypeError(`event must not carry the log's own field "${field}"`)
@@ -517,6 +587,19 @@ function nearbyRuns(sorted: readonly number[], positions: readonly LogPosition[]
   }
   if (run.length > 0) runs.push(run)
   return runs
+}
+
+/** The 1-based line starting at byte `offset` (counts the newlines before it; only on the error path). */
+async function lineNumberAt(handle: LogFileHandle, offset: number): Promise<number> {
+  let line = 1
+  const chunk = Buffer.allocUnsafe(Math.min(offset, 1024 * 1024))
+  for (let at = 0; at < offset; ) {
+    const read = await handle.read(chunk, 0, Math.min(chunk.length, offset - at), at)
+    if (read === 0) break
+    for (let i = chunk.indexOf(NEWLINE); i !== -1 && i < read; i = chunk.indexOf(NEWLINE, i + 1)) line++
+    at += read
+  }
+  return line
 }
 
 async function closeQuietly(handle: Promise<LogFileHandle>): Promise<void> {

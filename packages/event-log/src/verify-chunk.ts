@@ -1,11 +1,13 @@
 import { type ChainedRecord, decodeLine } from './chain.js'
 import type { LogHead } from './recovery.js'
-import { hashId, IdWriter } from './verify-sessions.js'
+import type { VerifyRules } from './verify.js'
+import { hashId, IdWriter } from './verify-pairs.js'
 
 // The per-line half of `verifyLog`: everything that needs only the line itself or the line before it in
-// the same chunk (JSON, hash, seq/prev_hash/timestamp against the previous line, field presence, the
-// expected head, an optional record check). It runs in worker threads for big logs, so it returns plain
-// cloneable data; `verifyLog` does the rest (line 0 against the previous chunk, session state) in order.
+// the same chunk (JSON, hash, seq/prev_hash and the rules' timestamp against the previous line, the
+// rules' field presence, the expected head, an optional record check). It runs in worker threads for big
+// logs, so it returns plain cloneable data; `verifyLog` does the rest (line 0 against the previous chunk,
+// the rules' open/close pairing state) in order.
 
 const NEWLINE = 0x0a
 
@@ -14,7 +16,7 @@ export const STAGE_DECODE = 1
 /** seq, prev_hash and timestamp against the previous line (for line 0 of a chunk: done by the caller). */
 export const STAGE_LINK = 2
 export const STAGE_FIELDS = 3
-/** Session state is the caller's (stage 4); these come after it on the same line. */
+/** Pairing state is the caller's (stage 4); these come after it on the same line. */
 export const STAGE_HEAD = 5
 export const STAGE_RECORD = 6
 
@@ -47,9 +49,9 @@ export interface ChunkResult {
   kindNames: string[]
   kindCounts: number[]
   /**
-   * The `sessions` session.start / session.end lines in order: `sessionMarks[i]` is `line * 2 + (end ? 1 : 0)`,
-   * `sessionKeys[2i, 2i + 1]` the id's hash (`hashId`), `sessionIdBytes[sessionIdEnds[i - 1] ?? 0, sessionIdEnds[i])`
-   * the id (`IdWriter`).
+   * The `sessions` opening / closing lines of the rules' pairing, in order: `sessionMarks[i]` is
+   * `line * 2 + (close ? 1 : 0)`, `sessionKeys[2i, 2i + 1]` the key's hash (`hashId`),
+   * `sessionIdBytes[sessionIdEnds[i - 1] ?? 0, sessionIdEnds[i])` the key (`IdWriter`).
    */
   sessions: number
   sessionMarks: Int32Array
@@ -64,11 +66,13 @@ export interface ChunkCheckOptions {
   seed: number
   expectedHead?: LogHead | undefined
   checkRecord?: RecordCheck | undefined
+  rules?: VerifyRules | undefined
 }
 
 /**
- * The reason a line breaks the chain after a line with `seq` and `hash` and `lastTimestamp` ('' before
- * the first line), or undefined. Shared by the chunk pass and `verifyLog` so both word problems alike.
+ * The reason a line breaks the chain after a line with `seq` and `hash`, then (when the rules name a
+ * timestamp field) the reason its `timestamp` goes back before `lastTimestamp` ('' before the first
+ * line), or undefined. Shared by the chunk pass and `verifyLog` so both word problems alike.
  */
 export function linkProblem(
   recordSeq: number,
@@ -77,10 +81,12 @@ export function linkProblem(
   seq: number,
   hash: string,
   lastTimestamp: string,
+  timestampField: string | undefined,
 ): string | undefined {
   if (recordSeq !== seq + 1) return `seq is ${recordSeq}, expected ${seq + 1}`
   if (recordPrevHash !== hash) return "prev_hash does not match the previous line's hash"
-  if (typeof timestamp !== 'string') return 'timestamp is missing'
+  if (timestampField === undefined) return undefined
+  if (typeof timestamp !== 'string') return `${timestampField} is missing`
   // ISO-8601 UTC with milliseconds sorts as text; anything else is compared as a date.
   if (
     timestamp.length === 24 &&
@@ -106,6 +112,9 @@ export function linkProblem(
 export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions): ChunkResult {
   const expected = options.expectedHead
   const checkRecord = options.checkRecord
+  const timestampField = options.rules?.timestampField
+  const kindField = options.rules?.kindField
+  const pairing = options.rules?.pairing
   // A line that passes carries a 64-character hash, so no chunk holds more than end / 64 of them.
   const maxLines = (end >>> 6) + 1
   const kinds = new Uint32Array(maxLines)
@@ -137,30 +146,44 @@ export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions)
       break
     }
     const record = decoded
-    const timestamp = record.timestamp
+    const timestamp = timestampField === undefined ? undefined : record[timestampField]
     if (index === 0) {
       firstSeq = record.seq
       firstPrevHash = record.prev_hash
       firstTimestamp = typeof timestamp === 'string' ? timestamp : null
     } else {
-      const reason = linkProblem(record.seq, record.prev_hash, timestamp, seq, hash, lastTimestamp)
+      const reason = linkProblem(
+        record.seq,
+        record.prev_hash,
+        timestamp,
+        seq,
+        hash,
+        lastTimestamp,
+        timestampField,
+      )
       if (reason !== undefined) {
         problem = { index, stage: STAGE_LINK, reason }
         break
       }
     }
-    const event = record.event
-    const sessionId = record.session_id
-    if (typeof event !== 'string' || typeof sessionId !== 'string') {
-      problem = { index, stage: STAGE_FIELDS, reason: 'event or session_id is missing' }
+    const event = kindField === undefined ? '' : record[kindField]
+    if (typeof event !== 'string') {
+      problem = { index, stage: STAGE_FIELDS, reason: `${kindField} is missing` }
       break
     }
-    const isStart = event === 'session.start'
-    if (isStart || event === 'session.end') {
-      sessionMarks[sessions] = isStart ? index * 2 : index * 2 + 1
-      hashId(sessionId, seed, sessionKeys, sessions * 2)
-      sessionIdEnds[sessions] = ids.write(sessionId)
-      sessions++
+    if (pairing) {
+      const key = record[pairing.keyField]
+      if (typeof key !== 'string') {
+        problem = { index, stage: STAGE_FIELDS, reason: `${pairing.keyField} is missing` }
+        break
+      }
+      const opens = event === pairing.open
+      if (opens || event === pairing.close) {
+        sessionMarks[sessions] = opens ? index * 2 : index * 2 + 1
+        hashId(key, seed, sessionKeys, sessions * 2)
+        sessionIdEnds[sessions] = ids.write(key)
+        sessions++
+      }
     }
     if (expected && record.seq === expected.seq && record.hash !== expected.hash) {
       problem = {
@@ -177,7 +200,7 @@ export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions)
         break
       }
     }
-    if (event !== lastKind) {
+    if (kindField !== undefined && event !== lastKind) {
       lastKind = event
       lastKindIndex = kindNames.indexOf(event)
       if (lastKindIndex === -1) {
@@ -186,11 +209,13 @@ export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions)
         kindCounts.push(0)
       }
     }
-    kinds[index] = lastKindIndex
-    kindCounts[lastKindIndex] = (kindCounts[lastKindIndex] as number) + 1
+    if (kindField !== undefined) {
+      kinds[index] = lastKindIndex
+      kindCounts[lastKindIndex] = (kindCounts[lastKindIndex] as number) + 1
+    }
     seq = record.seq
     hash = record.hash
-    lastTimestamp = timestamp as string
+    if (timestampField !== undefined) lastTimestamp = timestamp as string
     index++
     start = newline + 1
   }

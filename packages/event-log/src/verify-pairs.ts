@@ -1,17 +1,19 @@
-// Session state for `verifyLog`: one entry per session id ever seen (hundreds of thousands in a big log).
+// Pairing state for `verifyLog` (`rules.pairing`): one entry per key ever opened (for session logs, every
+// session id: hundreds of thousands in a big log).
 // A Map of strings cost about 1 µs per lookup there (fresh key strings, cache misses, GC); this table
 // keeps 64-bit key hashes, states and the ids' bytes in a few typed arrays, and compares the bytes on a
 // hash match, so it stays exact. Ids arrive from `checkChunk` already hashed and encoded, off the main thread.
 
-/** A session id seen in a `session.start` and not yet in a `session.end`. */
-export const SESSION_STARTED = 1
-export const SESSION_ENDED = 2
+/** A key seen in an opening record and not yet in a closing one. */
+export const OPENED = 1
+/** A key seen in its closing record. */
+export const CLOSED = 2
 
 const EMPTY = 0
 const NON_ASCII = 0xff
 
 /**
- * Collects session ids as bytes: as is when all ASCII, else a 0xff marker and the UTF-16 code units,
+ * Collects keys (e.g. session ids) as bytes: as is when all ASCII, else a 0xff marker and the UTF-16 code units,
  * so two different strings never encode alike. `ends[i]` is where the i-th id ends in `bytes`.
  */
 export class IdWriter {
@@ -85,11 +87,11 @@ export function hashId(id: string, seed: number, out: Int32Array, at: number): v
 }
 
 /**
- * Open-addressing table from session id (hash + bytes) to its state. A slot is four int32s side by
+ * Open-addressing table from key (hash + bytes) to its state. A slot is four int32s side by
  * side (hash high, hash low, id offset in the arena, id length * 4 + state; 0 = empty), so a probe
  * touches one cache line.
  */
-export class SessionTable {
+export class PairTable {
   #mask: number
   #slots: Int32Array
   #arena = new Uint8Array(64 * 1024)

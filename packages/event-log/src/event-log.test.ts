@@ -1,12 +1,12 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH } from './chain.js'
 import { StorageError } from './errors.js'
 import { EventLog } from './event-log.js'
 import { readLog } from './read-log.js'
-import { FaultyFileSystem } from './test-support/faulty-file-system.js'
-import { linesOf, sampleEvent, segmentFiles, tempDirs } from './test-support/log-fixtures.js'
+import { FaultyFileSystem } from './testing/faulty-file-system.js'
+import { linesOf, sampleEvent, segmentFiles, tempDirs } from './testing/log-fixtures.js'
 import { verifyLog } from './verify.js'
 
 const dirs = tempDirs()
@@ -175,14 +175,31 @@ describe('EventLog', () => {
     expect(await verifyLog(dir)).toMatchObject({ ok: true, records: 10 })
   })
 
-  it('rejects events without the required fields or carrying chain fields', async () => {
+  it('appends any JSON object, and rejects non-objects and records carrying chain fields', async () => {
     const dir = await dirs.make()
-    const { log } = await EventLog.open({ dir })
-    const { session_id: _, ...noSession } = sampleEvent(1)
-    await expect(log.append(noSession)).rejects.toThrow(/session_id/)
+    const { log } = await EventLog.open<Record<string, unknown>>({ dir })
+    await expect(log.append([] as unknown as Record<string, unknown>)).rejects.toThrow(TypeError)
     await expect(log.append({ ...sampleEvent(1), seq: 5 })).rejects.toThrow(/seq/)
     await expect(log.append({ ...sampleEvent(1), hash: 'x' })).rejects.toThrow(TypeError)
-    expect((await log.append(sampleEvent(1))).record.seq).toBe(1)
+    expect((await log.append({ anything: 'goes' })).record).toMatchObject({ seq: 1, anything: 'goes' })
+    await log.close()
+  })
+
+  it('rejects a read of a line damaged after it was written with LogCorruptError naming file and line', async () => {
+    const dir = await dirs.make()
+    const { log } = await EventLog.open({ dir })
+    const positions = []
+    for (let i = 1; i <= 3; i++) positions.push((await log.append(sampleEvent(i))).position)
+    const file = join(dir, 'events', 'events-000001.jsonl')
+    const text = await readFile(file, 'utf8')
+    await writeFile(file, text.replace('"user_id":"user-3"', '"user_id":"user-X"'))
+    await expect(log.read([positions[2]!])).rejects.toMatchObject({
+      name: 'LogCorruptError',
+      file: 'events-000001.jsonl',
+      line: 3,
+      reason: 'hash does not match the line content',
+    })
+    expect(await log.read([positions[0]!])).toHaveLength(1)
     await log.close()
   })
 

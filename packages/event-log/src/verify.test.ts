@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { LogCorruptError } from './errors.js'
 import { EventLog } from './event-log.js'
 import { readLog } from './read-log.js'
-import { linesOf, sampleEvent, segmentFiles, tempDirs } from './test-support/log-fixtures.js'
+import { linesOf, sampleEvent, sampleRules, segmentFiles, tempDirs } from './testing/log-fixtures.js'
 import { verifyLog } from './verify.js'
 
 const dirs = tempDirs()
@@ -42,8 +42,11 @@ describe('verifyLog', () => {
   it('passes an intact log and counts records, sessions and event kinds', async () => {
     const dir = await writeSessions()
     const progress: [number, number][] = []
-    const report = await verifyLog(dir, { onProgress: (done, total) => progress.push([done, total]) })
-    expect(report).toMatchObject({ ok: true, files: 1, records: 6, sessions: 2 })
+    const report = await verifyLog(dir, {
+      rules: sampleRules,
+      onProgress: (done, total) => progress.push([done, total]),
+    })
+    expect(report).toMatchObject({ ok: true, files: 1, records: 6, keys: 2 })
     expect(report.events).toEqual({ 'session.start': 2, 'session.touch': 2, 'session.end': 2 })
     expect(progress.at(-1)?.[0]).toBe(progress.at(-1)?.[1])
   })
@@ -66,22 +69,29 @@ describe('verifyLog', () => {
   ])('detects %s and names file and line', async (_, edit, line, reason) => {
     const dir = await writeSessions()
     await rewrite(dir, edit)
-    expect(await verifyLog(dir)).toMatchObject({ ok: false, problem: { file: SEGMENT, line, reason } })
+    expect(await verifyLog(dir, { rules: sampleRules })).toMatchObject({
+      ok: false,
+      problem: { file: SEGMENT, line, reason },
+    })
   })
 
   it('detects a cut-off tail', async () => {
     const dir = await writeSessions()
     const file = join(dir, 'events', SEGMENT)
     await truncate(file, (await readFile(file)).length - 20)
-    expect(await verifyLog(dir)).toMatchObject({ ok: false, records: 5, problem: { file: SEGMENT, line: 6 } })
+    expect(await verifyLog(dir, { rules: sampleRules })).toMatchObject({
+      ok: false,
+      records: 5,
+      problem: { file: SEGMENT, line: 6 },
+    })
   })
 
   it('detects lines cut at a line boundary when given the expected head', async () => {
     const dir = await writeSessions()
-    const head = (await verifyLog(dir)).head
+    const head = (await verifyLog(dir, { rules: sampleRules })).head
     await rewrite(dir, (l) => l.slice(0, 4))
-    expect((await verifyLog(dir)).ok).toBe(true)
-    expect(await verifyLog(dir, { expectedHead: head })).toMatchObject({
+    expect((await verifyLog(dir, { rules: sampleRules })).ok).toBe(true)
+    expect(await verifyLog(dir, { rules: sampleRules, expectedHead: head })).toMatchObject({
       ok: false,
       problem: { reason: /seq 6/ },
     })
@@ -92,12 +102,15 @@ describe('verifyLog', () => {
     const files = await segmentFiles(dir)
     expect(files.length).toBeGreaterThan(1)
     await rewrite(dir, (l) => l.map((x) => x.replace('caregiver-7', 'caregiver-0')), files[1])
-    expect(await verifyLog(dir)).toMatchObject({ ok: false, problem: { file: files[1], line: 1 } })
+    expect(await verifyLog(dir, { rules: sampleRules })).toMatchObject({
+      ok: false,
+      problem: { file: files[1], line: 1 },
+    })
   })
 
   it('detects a second session.start for the same session', async () => {
     const dir = await appendAll([sampleEvent(1, 'session.start', 1), sampleEvent(2, 'session.start', 1)])
-    expect(await verifyLog(dir)).toMatchObject({
+    expect(await verifyLog(dir, { rules: sampleRules })).toMatchObject({
       ok: false,
       problem: { line: 2, reason: /second session.start/ },
     })
@@ -105,7 +118,7 @@ describe('verifyLog', () => {
 
   it('detects a session.end without an earlier start and a second end', async () => {
     const early = await appendAll([sampleEvent(1, 'session.end', 1)])
-    expect(await verifyLog(early)).toMatchObject({
+    expect(await verifyLog(early, { rules: sampleRules })).toMatchObject({
       ok: false,
       problem: { line: 1, reason: /before session.start/ },
     })
@@ -114,7 +127,7 @@ describe('verifyLog', () => {
       sampleEvent(2, 'session.end', 1),
       sampleEvent(3, 'session.end', 1),
     ])
-    expect(await verifyLog(twice)).toMatchObject({
+    expect(await verifyLog(twice, { rules: sampleRules })).toMatchObject({
       ok: false,
       problem: { line: 3, reason: /second session.end/ },
     })
@@ -122,14 +135,18 @@ describe('verifyLog', () => {
 
   it('detects a timestamp going backwards', async () => {
     const dir = await appendAll([sampleEvent(5), sampleEvent(4)])
-    expect(await verifyLog(dir)).toMatchObject({
+    expect(await verifyLog(dir, { rules: sampleRules })).toMatchObject({
       ok: false,
       problem: { line: 2, reason: /before the previous/ },
     })
   })
 
   it('reports an empty or missing log as ok with no records', async () => {
-    expect(await verifyLog(await dirs.make())).toMatchObject({ ok: true, records: 0, files: 0 })
+    expect(await verifyLog(await dirs.make(), { rules: sampleRules })).toMatchObject({
+      ok: true,
+      records: 0,
+      files: 0,
+    })
   })
 })
 

@@ -10,19 +10,26 @@ import { canonicalJson } from './canonical-json.js'
 export const GENESIS_HASH = '0'.repeat(64)
 
 /**
- * One line of the log: the event's own fields plus the chain fields. `hash` is the SHA-256 (hex) of the
- * canonical JSON of the line without `hash`; `prev_hash` is the previous line's `hash`.
+ * The fields the log adds to every record: its 1-based `seq`, the previous line's `hash` and its own
+ * `hash` (SHA-256, hex, of the canonical JSON of the line without `hash`).
+ *
+ * @example
+ * const fields: ChainFields = { seq: 1, prev_hash: GENESIS_HASH, hash: record.hash }
+ */
+export interface ChainFields {
+  seq: number
+  prev_hash: string
+  hash: string
+}
+
+/**
+ * One line of the log: the record's own fields (`R`, any JSON object) plus the chain fields.
  *
  * @example
  * const { record } = await log.append(event)
  * console.log(record.seq, record.hash)
  */
-export interface ChainedRecord {
-  seq: number
-  prev_hash: string
-  hash: string
-  [field: string]: unknown
-}
+export type ChainedRecord<R extends object = Record<string, unknown>> = R & ChainFields
 
 /** Field names the log owns; an event that already carries one is rejected. */
 export const CHAIN_FIELDS = ['seq', 'prev_hash', 'hash'] as const
@@ -48,19 +55,29 @@ const COMMA = 0x2c
 const CLOSE_BRACE = 0x7d
 const QUOTE = 0x22
 
+/** The canonical form lines are written in (before 0.2 they kept U+2028/U+2029 raw; both verify). */
+const WRITTEN_FORM = { escapeLineSeparators: true } as const
+
 const sha256Hex: (data: string | Uint8Array) => string =
   typeof oneShotHash === 'function'
     ? (data) => oneShotHash('sha256', data, 'hex')
     : (data) => createHash('sha256').update(data).digest('hex')
 
-/** Builds the record and its line (with trailing newline) for `event` at `seq` after `prevHash`. */
+/**
+ * Builds the record and its line (canonical JSON, `hash` last, trailing newline) for `event` at `seq`
+ * after `prevHash`: exactly what `EventLog.append` writes. For tools that write a log in bulk (e.g. a
+ * benchmark fixture); a live log must only be written through `EventLog`.
+ *
+ * @example
+ * const { record, line } = encodeRecord({ kind: 'created' }, 1, GENESIS_HASH)
+ */
 export function encodeRecord(
-  event: Record<string, unknown>,
+  event: object,
   seq: number,
   prevHash: string,
 ): { record: ChainedRecord; line: Buffer } {
   const unhashed = { ...event, seq, prev_hash: prevHash }
-  const canonical = canonicalJson(unhashed)
+  const canonical = canonicalJson(unhashed, WRITTEN_FORM)
   const hash = sha256Hex(canonical)
   const line = Buffer.from(`${canonical.slice(0, -1)},"hash":"${hash}"}\n`)
   // Return what is on disk (undefined members dropped, toJSON applied), not the caller's object.
@@ -71,8 +88,14 @@ export function encodeRecord(
 
 /**
  * Parses and hash-checks one line (`buf[start, end)`, without the newline). Returns the record or the
- * reason it is bad. `checkHash: false` (recovery of checkpointed segments) parses and checks shape only. Fast path: hash the text prefix in place; fallback: re-canonicalise the parsed
- * object, so a key-reordered line still verifies but any change of content does not.
+ * reason it is bad (a string). `checkHash: false` (recovery of checkpointed segments) parses and checks
+ * shape only. Fast path: hash the text prefix in place; fallback: re-canonicalise the parsed object
+ * (in the written form, then the form before 0.2), so a key-reordered line still verifies but any
+ * change of content does not. `seq` and `prev_hash` against the previous line are the caller's checks.
+ *
+ * @example
+ * const record = decodeLine(buf, start, end)
+ * if (typeof record === 'string') throw new Error(`line ${n}: ${record}`)
  */
 export function decodeLine(
   buf: Buffer,
@@ -104,8 +127,12 @@ export function decodeLine(
     if (digest === record.hash) return record
   }
   const { hash, ...unhashed } = record
-  if (sha256Hex(canonicalJson(unhashed)) !== hash) return 'hash does not match the line content'
-  return record
+  const written = canonicalJson(unhashed, WRITTEN_FORM)
+  if (sha256Hex(written) === hash) return record
+  // A line written before 0.2 hashed U+2028/U+2029/U+0085 raw; only then does the other form differ.
+  const legacy = canonicalJson(unhashed)
+  if (legacy !== written && sha256Hex(legacy) === hash) return record
+  return 'hash does not match the line content'
 }
 
 function hasWriterSuffix(buf: Buffer, end: number): boolean {

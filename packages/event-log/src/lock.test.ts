@@ -7,7 +7,7 @@ import { LogLockedError } from './errors.js'
 import { EventLog } from './event-log.js'
 import { type LogFileSystem, nodeFileSystem } from './file-system.js'
 import { acquireLock } from './lock.js'
-import { sampleEvent, tempDirs } from './test-support/log-fixtures.js'
+import { sampleEvent, tempDirs } from './testing/log-fixtures.js'
 
 const dirs = tempDirs()
 afterEach(() => dirs.cleanup())

@@ -1,10 +1,11 @@
-import { stat } from 'node:fs/promises'
+import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { StorageError } from './errors.js'
 import { EventLog } from './event-log.js'
-import { FaultyFileSystem } from './test-support/faulty-file-system.js'
-import { linesOf, sampleEvent, segmentFiles, tempDirs } from './test-support/log-fixtures.js'
+import type { LogPosition } from './recovery.js'
+import { FaultyFileSystem } from './testing/faulty-file-system.js'
+import { linesOf, sampleEvent, segmentFiles, tempDirs } from './testing/log-fixtures.js'
 import { verifyLog } from './verify.js'
 
 const dirs = tempDirs()
@@ -48,7 +49,7 @@ describe('EventLog under storage faults', () => {
     const gate = fs.hold('write')
     const inFlight = log.append(sampleEvent(2))
     await gate.reached
-    fs.fail('write', { errno: 'ENOSPC', times: 'forever' })
+    fs.fail('write', { errno: 'ENOSPC', times: 'forever', path: '/events/' })
     const queued = Array.from({ length: 5 }, (_, i) => log.append(sampleEvent(i + 3)))
     gate.release()
     const settled = await Promise.allSettled([inFlight, ...queued])
@@ -106,5 +107,51 @@ describe('EventLog under storage faults', () => {
     expect(log.failed).toBe(true)
     await expect(log.append(sampleEvent(2))).rejects.toMatchObject({ code: 'LOG_FAILED' })
     await log.close()
+  })
+})
+
+describe('opening on a full disk after a torn append', () => {
+  it('opens (reads served), fails appends with ENOSPC, and finishes the cut into .broken once space returns', async () => {
+    const dir = await dirs.make()
+    const writer = await EventLog.open({ dir })
+    await writer.log.append(sampleEvent(1))
+    await writer.log.append(sampleEvent(2))
+    await writer.log.close()
+    const file = join(dir, 'events', 'events-000001.jsonl')
+    const intact = await readFile(file)
+    const torn = Buffer.from('{"event":"session.start","session_id":"01JS')
+    await writeFile(file, torn, { flag: 'a' })
+
+    // The disk is full: no log data can be written, in particular not the copy of the torn bytes (the
+    // small LOCK file still can: as on the 1 MiB tmpfs where this was found).
+    const fs = new FaultyFileSystem()
+    fs.fail('write', { errno: 'ENOSPC', times: 'forever', path: '/events/' })
+    const positions: LogPosition[] = []
+    const { log, report } = await EventLog.open({
+      dir,
+      fs,
+      onRecord: (_, position) => positions.push(position),
+    })
+    expect(report).toMatchObject({
+      records: 2,
+      cuts: [],
+      pendingCut: { kind: 'torn-tail', line: 3, offset: intact.length, bytes: torn.length },
+    })
+    expect(log.pendingCut).toMatchObject({ line: 3 })
+    expect(await log.read(positions)).toHaveLength(2)
+    for (let i = 0; i < 3; i++) {
+      await expect(log.append(sampleEvent(3))).rejects.toMatchObject({ name: 'StorageError', code: 'ENOSPC' })
+    }
+    // Nothing lost while waiting: the torn bytes are still where they were.
+    expect(await readFile(file)).toEqual(Buffer.concat([intact, torn]))
+    expect(log.failed).toBe(false)
+
+    fs.clear('write')
+    const third = await log.append(sampleEvent(3))
+    expect(third.record.seq).toBe(3)
+    expect(log.pendingCut).toBeUndefined()
+    await log.close()
+    expect(await readFile(`${file}.broken`)).toEqual(torn)
+    expect(await verifyLog(dir)).toMatchObject({ ok: true, records: 3 })
   })
 })

@@ -1,8 +1,16 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { VerifyRules } from '../verify.js'
 
-/** A fresh temp data dir per test; `cleanup()` removes all of them. */
+/**
+ * A fresh temp data dir per test; `cleanup()` removes all of them.
+ *
+ * @example
+ * const dirs = tempDirs()
+ * afterEach(() => dirs.cleanup())
+ * const { log } = await EventLog.open({ dir: await dirs.make() })
+ */
 export function tempDirs(): { make(): Promise<string>; cleanup(): Promise<void> } {
   const made: string[] = []
   return {
@@ -19,7 +27,25 @@ export function tempDirs(): { make(): Promise<string>; cleanup(): Promise<void> 
 
 const BASE_TIME = Date.parse('2026-03-01T12:00:00.000Z')
 
-/** A realistic lifecycle event; `i` makes ids, timestamps and the session unique and increasing. */
+/**
+ * The record rules of `sampleEvent` logs (the session-manager's own rules, restated for tests here).
+ *
+ * @example
+ * expect(await verifyLog(dir, { rules: sampleRules })).toMatchObject({ ok: true, keys: 2 })
+ */
+export const sampleRules: VerifyRules = {
+  kindField: 'event',
+  timestampField: 'timestamp',
+  pairing: { keyField: 'session_id', open: 'session.start', close: 'session.end', noun: 'session' },
+}
+
+/**
+ * A realistic session lifecycle record; `i` makes ids, timestamps and the session unique and increasing.
+ *
+ * @example
+ * await log.append(sampleEvent(1))
+ * await log.append(sampleEvent(2, 'session.end', 1))
+ */
 export function sampleEvent(
   i: number,
   kind: 'session.start' | 'session.touch' | 'session.end' = 'session.start',
@@ -52,12 +78,22 @@ export function sampleEvent(
   return event
 }
 
-/** Segment file names of a data dir, in order. */
+/**
+ * Segment file names of a data dir, in order.
+ *
+ * @example
+ * expect(await segmentFiles(dir)).toEqual(['events-000001.jsonl'])
+ */
 export async function segmentFiles(dir: string): Promise<string[]> {
   return (await readdir(join(dir, 'events'))).filter((name) => name.endsWith('.jsonl')).sort()
 }
 
-/** All lines of one segment file (without the trailing empty string). */
+/**
+ * All lines of one segment file (without the trailing empty string).
+ *
+ * @example
+ * const [first] = await linesOf(dir)
+ */
 export async function linesOf(dir: string, file = 'events-000001.jsonl'): Promise<string[]> {
   const text = await readFile(join(dir, 'events', file), 'utf8')
   return text.split('\n').slice(0, -1)

@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto'
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { canonicalJson } from './canonical-json.js'
 import { LogCorruptError } from './errors.js'
 import { EventLog } from './event-log.js'
-import { FaultyFileSystem, type FsOperation, withoutSync } from './test-support/faulty-file-system.js'
-import { linesOf, sampleEvent, segmentFiles, tempDirs } from './test-support/log-fixtures.js'
+import { FaultyFileSystem, type FsOperation, withoutSync } from './testing/faulty-file-system.js'
+import { linesOf, sampleEvent, segmentFiles, tempDirs } from './testing/log-fixtures.js'
 import { verifyLog } from './verify.js'
 
 const dirs = tempDirs()
@@ -18,6 +20,23 @@ async function writeLog(count: number, maxFileBytes?: number): Promise<string> {
   for (let i = 1; i <= count; i++) await log.append(sampleEvent(i))
   await log.close()
   return dir
+}
+
+/** The log without its line 2, every later line re-sequenced and re-hashed (prev_hash left as it was). */
+async function withoutLineTwo(dir: string): Promise<string> {
+  const lines = (await linesOf(dir)).map((line) => JSON.parse(line) as Record<string, unknown>)
+  lines.splice(1, 1)
+  const out: string[] = []
+  for (const [i, record] of lines.entries()) {
+    const { hash: _, ...rest } = record
+    const unhashed = { ...rest, seq: i + 1 }
+    out.push(JSON.stringify({ ...unhashed, hash: sha256(canonicalJson(unhashed)) }))
+  }
+  return `${out.join('\n')}\n`
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex')
 }
 
 async function snapshot(dir: string): Promise<Record<string, string>> {
@@ -64,19 +83,67 @@ describe('recovery on open', () => {
     }
   })
 
-  it('treats a complete last line whose hash fails as a torn tail', async () => {
+  it('refuses a complete last line whose hash fails (an acknowledged record may be on it), naming file:line', async () => {
     const dir = await writeLog(3)
     const lines = await linesOf(dir)
     lines[2] = lines[2]!.replace('"user_id":"user-3"', '"user_id":"user-X"')
     await writeFile(join(dir, 'events', SEGMENT), `${lines.join('\n')}\n`)
-    const { log, report } = await EventLog.open({ dir })
+    const before = await snapshot(dir)
+    const error = await EventLog.open({ dir }).catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(LogCorruptError)
+    expect(error).toMatchObject({ file: SEGMENT, line: 3, reason: expect.stringMatching(/hash/) })
+    // Nothing was cut or moved: the operator decides.
+    expect(await snapshot(dir)).toEqual(before)
+    const { log, report } = await EventLog.open({ dir, repair: true })
     expect(report.head.seq).toBe(2)
-    expect(report.cuts[0]).toMatchObject({
-      kind: 'torn-tail',
-      line: 3,
-      reason: expect.stringMatching(/hash/),
-    })
+    expect(report.cuts).toEqual([expect.objectContaining({ kind: 'repair', line: 3 })])
     await log.close()
+  })
+
+  it('refuses a fake complete line appended at the end (valid JSON, not chained)', async () => {
+    const dir = await writeLog(2)
+    const fake = JSON.stringify({
+      ...sampleEvent(3),
+      seq: 3,
+      prev_hash: '0'.repeat(64),
+      hash: 'f'.repeat(64),
+    })
+    await writeFile(join(dir, 'events', SEGMENT), `${fake}\n`, { flag: 'a' })
+    await expect(EventLog.open({ dir })).rejects.toMatchObject({ name: 'LogCorruptError', line: 3 })
+  })
+
+  it('refuses a bad complete line even when an incomplete fragment follows it', async () => {
+    const dir = await writeLog(3)
+    const lines = await linesOf(dir)
+    lines[2] = lines[2]!.replace('caregiver-7', 'caregiver-8')
+    await writeFile(join(dir, 'events', SEGMENT), `${lines.join('\n')}\n{"event":"sess`)
+    await expect(EventLog.open({ dir })).rejects.toMatchObject({ name: 'LogCorruptError', line: 3 })
+  })
+
+  it('cuts a tail of NUL bytes (power loss on an extended file) as a torn tail, into .broken', async () => {
+    const dir = await writeLog(2)
+    const intact = await readFile(join(dir, 'events', SEGMENT))
+    await writeFile(join(dir, 'events', SEGMENT), Buffer.alloc(700), { flag: 'a' })
+    const { log, report } = await EventLog.open({ dir })
+    expect(report.cuts).toEqual([expect.objectContaining({ kind: 'torn-tail', line: 3, bytes: 700 })])
+    expect(await readFile(join(dir, 'events', SEGMENT))).toEqual(intact)
+    expect(await readFile(join(dir, 'events', `${SEGMENT}.broken`))).toEqual(Buffer.alloc(700))
+    expect((await log.append(sampleEvent(3))).record.seq).toBe(3)
+    await log.close()
+  })
+
+  it('refuses a log whose line 2 was deleted and the rest re-sequenced and re-hashed (prev_hash broken)', async () => {
+    const dir = await writeLog(4)
+    await writeFile(join(dir, 'events', SEGMENT), await withoutLineTwo(dir))
+    await expect(EventLog.open({ dir })).rejects.toMatchObject({
+      name: 'LogCorruptError',
+      line: 2,
+      reason: "prev_hash does not match the previous line's hash",
+    })
+    expect(await verifyLog(dir)).toMatchObject({
+      ok: false,
+      problem: { file: SEGMENT, line: 2, reason: "prev_hash does not match the previous line's hash" },
+    })
   })
 
   it('throws LogCorruptError naming file and line for an edited earlier line, and opens with repair', async () => {
