@@ -1,7 +1,7 @@
 import { EventLog } from '@care/event-log'
 import { type CrashKind, PowerLossFileSystem, sampleEvent } from '@care/event-log/testing'
 import { seededRandom, timeoutMs } from '@care/test-kit'
-import { describe, describe, expect, expect, it, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { verifySessionLog } from '../audit/session-log-rules.js'
 import { DATA_DIR, freshDisk } from './test-support/service-harness.js'
 
