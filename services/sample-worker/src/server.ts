@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import type { Logger } from 'pino'
-import { createWorkerApp } from './app.js'
+import { createWorkerApp, type WorkerAppOptions } from './app.js'
 import { openWorkerEventLog } from './event-log.js'
 
 /**
@@ -17,6 +17,8 @@ export interface StartWorkerOptions {
   logPath: string
   logger: Logger
   downstreamUrl?: string
+  /** Passed to the app: named in `/healthz`, the guard's verify hook, the OpenAPI version. */
+  app?: Pick<WorkerAppOptions, 'instanceId' | 'verify' | 'version'>
 }
 
 /**
@@ -45,10 +47,12 @@ export async function startWorker({
   logPath,
   logger,
   downstreamUrl,
+  app: appOptions = {},
 }: StartWorkerOptions): Promise<RunningWorker> {
   const eventLog = await openWorkerEventLog(logPath)
   let selfUrl = ''
   const app = createWorkerApp({
+    ...appOptions,
     eventLog,
     logger,
     downstreamUrl: () => downstreamUrl ?? `${selfUrl}/steps/annotate`,

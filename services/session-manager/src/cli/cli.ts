@@ -1,6 +1,6 @@
 import { createWriteStream } from 'node:fs'
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { logAuditSource } from '../audit/audit-source.js'
 import { type ExportManifest, type ExportProgress, runExport } from '../audit/export.js'
@@ -427,9 +427,10 @@ async function verify(values: Values, positionals: string[], io: CliIo): Promise
     )
   }
   if (!report.ok) {
-    io.stderr.write(
-      `${join(dir, 'events', report.problem.file)}:${report.problem.line}: ${report.problem.reason}\n`,
-    )
+    const file = join(dir, 'events', report.problem.file)
+    // Line 0 means "after the last line" (the log ends before the expected head): name that line.
+    const line = report.problem.line === 0 ? await lineCount(file) : report.problem.line
+    io.stderr.write(`${file}:${line}: ${report.problem.reason}\n`)
     return EXIT_FAILED
   }
   return EXIT_OK
@@ -524,6 +525,8 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
   const pseudonymizer = await pseudonymizerOf(values, io)
   const out = str(values, 'out')
   const manifestPath = str(values, 'manifest') ?? (out === undefined ? undefined : `${out}.manifest.json`)
+  if (out !== undefined) await requireParentDir(out, '--out')
+  if (manifestPath !== undefined) await requireParentDir(manifestPath, '--manifest')
   const progress = createProgress(io.stderr, 'export')
   const logBytes = io.stderr.isTTY ? await eventsBytes(dir) : 0
   const onProgress = (p: ExportProgress) =>
@@ -564,13 +567,22 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
   }
   progress.finish()
   if (manifestPath !== undefined) await writeJsonFile(manifestPath, manifest)
-  if (io.stderr.isTTY) {
+  // With --out the command always says what it wrote (stdout stays free); to stdout only on a terminal.
+  if (out !== undefined || io.stderr.isTTY) {
     io.stderr.write(
       `exported ${manifest.counts.events} events of ${manifest.counts.sessions} sessions (log head seq ${manifest.source_head.seq})` +
-        `${out ? ` to ${out}` : ''}${manifestPath ? `; manifest ${manifestPath}` : ''}\n`,
+        `${out ? ` to ${resolve(out)}` : ''}${manifestPath ? `; manifest ${resolve(manifestPath)}` : ''}\n`,
     )
   }
   return EXIT_OK
+}
+
+/** A usage error naming the flag when the file's directory does not exist (instead of ENOENT on `<file>.partial`). */
+async function requireParentDir(file: string, flag: string): Promise<void> {
+  const dir = dirname(resolve(file))
+  const info = await stat(dir).catch(() => undefined)
+  if (!info) throw new UsageError(`${flag} ${file}: directory ${dir} does not exist (create it first)`)
+  if (!info.isDirectory()) throw new UsageError(`${flag} ${file}: ${dir} is not a directory`)
 }
 
 async function pseudonymizerOf(values: Values, io: CliIo): Promise<Pseudonymizer | undefined> {
@@ -607,6 +619,14 @@ async function writeJsonFile(path: string, value: unknown): Promise<void> {
     file.end(`${JSON.stringify(value, null, 2)}\n`, () => resolveWrite())
   })
   await rename(partial, path)
+}
+
+/** The number of the file's last line (0 for an empty or missing file). */
+async function lineCount(file: string): Promise<number> {
+  const bytes = await readFile(file).catch(() => Buffer.alloc(0))
+  let lines = 0
+  for (const byte of bytes) if (byte === 0x0a) lines++
+  return bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a ? lines + 1 : lines
 }
 
 /** Total size of the log's segment files, the 100% of the export's first pass. */
