@@ -1,5 +1,6 @@
+import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
-import { loadWorkerConfig, WorkerConfigError } from './config.js'
+import { loadWorkerConfig, SAMPLE_WORKER_SETTINGS, WorkerConfigError } from './config.js'
 
 function problem(env: Record<string, string>): string {
   try {
@@ -46,5 +47,13 @@ describe('loadWorkerConfig', () => {
     })
     expect(config.sessionManager).toEqual({ url: 'http://127.0.0.1:7400', token: 'auditor-token-0123456789' })
     expect(config.instanceId).toBe('worker-a')
+  })
+})
+
+describe('SAMPLE_WORKER_SETTINGS', () => {
+  it('lists exactly the variables config.ts reads (docs/configuration.md is checked against it)', async () => {
+    const source = await readFile(new URL('./config.ts', import.meta.url), 'utf8')
+    const read = new Set([...source.matchAll(/env\.([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]))
+    expect([...read].sort()).toEqual(SAMPLE_WORKER_SETTINGS.map((s) => s.name).sort())
   })
 })
