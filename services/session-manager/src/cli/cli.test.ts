@@ -160,7 +160,11 @@ describe('care-sessions timeline', () => {
   it('skips worker lines that do not mention the session, and stops at one that does but is not JSON', async () => {
     const dir = await logDir()
     const workerLog = join(dir, 'worker.jsonl')
-    const good = JSON.stringify({ session_id: S1, event: 'infer.received', timestamp: '2026-03-01T12:00:12.000Z' })
+    const good = JSON.stringify({
+      session_id: S1,
+      event: 'infer.received',
+      timestamp: '2026-03-01T12:00:12.000Z',
+    })
     await writeFile(workerLog, `not json at all\n${good}\n{"torn": "li\n`)
     const skipped = await run(['timeline', S1, '--data-dir', dir, '--with', workerLog, '--json'])
     expect(skipped.code).toBe(EXIT_OK)
