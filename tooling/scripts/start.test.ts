@@ -1,14 +1,16 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
 
 const START = fileURLToPath(new URL('./start.mjs', import.meta.url))
 const DEMO = fileURLToPath(new URL('./demo.mjs', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const cleanups: (() => Promise<void>)[] = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
@@ -142,7 +144,7 @@ describe('each service on a taken port', () => {
 })
 
 describe('pnpm start, pnpm demo and Ctrl-C', () => {
-  it('confirms its own instances, records the system for the demo, and exits 0 on Ctrl-C', async () => {
+  it('confirms its own instances, records the system for the demo, runs the worker README example, exits 0 on Ctrl-C', async () => {
     const dir = await tempDir()
     const runningFile = join(dir, 'running.json')
     const start = run(START, {
@@ -164,6 +166,20 @@ describe('pnpm start, pnpm demo and Ctrl-C', () => {
     expect(await demo.exited).toBe(0)
     expect(demo.output()).toContain(`--data-dir ${join(dir, 'data', 'session-manager')}`)
     expect(demo.output()).toMatch(/session\.end/)
+
+    // The sample worker README's example runs as written against this system.
+    const readme = await readFile(new URL('../../services/sample-worker/README.md', import.meta.url), 'utf8')
+    const example = [...readme.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n')
+    const script = `set -euo pipefail\ncurl() { command curl --fail-with-body -w "\\n" "$@"; }\n${example}`
+      .replaceAll('localhost:7400', running.session_manager.url.replace('http://', ''))
+      .replaceAll('localhost:7401', running.sample_worker.url.replace('http://', ''))
+      .replaceAll('/tmp/care-worker-start.json', join(dir, 'start.json'))
+    const { stdout } = await promisify(execFile)('bash', ['-c', script], { cwd: ROOT, timeout: 30_000 })
+    const answer = JSON.parse(stdout.trimEnd().split('\n').at(-1) ?? '')
+    expect(answer).toMatchObject({
+      event: 'infer.output',
+      output: { label: 'question', annotations: { characters: 29, words: 6, question: true } },
+    })
 
     // Ctrl-C: the terminal signals the whole foreground process group.
     process.kill(-start.child.pid!, 'SIGINT')
