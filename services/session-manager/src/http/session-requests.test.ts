@@ -72,6 +72,27 @@ describe('session_id on touch and end: the x-session-id header, the body, or bot
   })
 })
 
+describe('the OpenAPI document states the same rule', () => {
+  it('touch and end declare the optional x-session-id header and an optional body session_id', async () => {
+    type Operation = {
+      parameters?: { name: string; in: string; required: boolean }[]
+      requestBody: { content: { 'application/json': { schema: { required?: string[] } } } }
+    }
+    const doc = (await fetch(`${url}/openapi.json`).then((r) => r.json())) as {
+      paths: Record<string, { post: Operation }>
+    }
+    for (const route of ['/sessions.touch', '/sessions.end']) {
+      const { parameters, requestBody } = doc.paths[route]!.post
+      expect(parameters).toEqual([
+        expect.objectContaining({ name: 'x-session-id', in: 'header', required: false }),
+      ])
+      const required = requestBody.content['application/json'].schema.required ?? []
+      expect(required).toContain('record_id')
+      expect(required).not.toContain('session_id')
+    }
+  })
+})
+
 describe('error messages say what happened and what to do', () => {
   it('session_not_found on touch, idempotency_conflict, record_id_expired and record_id_in_future', async () => {
     const unknown = await postJson(`${url}/sessions.touch`, requestBody({ session_id: ulid() }))
