@@ -38,9 +38,11 @@ interface Run {
   exited: Promise<number | null>
 }
 
-/** Runs a script as `pnpm` would (its own process group, so a test can Ctrl-C the group). */
-function run(script: string, env: Record<string, string>): Run {
-  const child = spawn(process.execPath, [script], {
+/** Runs a script in its own process group (as a terminal would), so a test can Ctrl-C the group. */
+function run(script: string, env: Record<string, string>, shell = false): Run {
+  const [command, args] = shell ? ['sh', ['-c', script]] : [process.execPath, [script]]
+  const child = spawn(command, args, {
+    cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
@@ -147,12 +149,23 @@ describe('pnpm start, pnpm demo and Ctrl-C', () => {
   it('confirms its own instances, records the system for the demo, runs the worker README example, exits 0 on Ctrl-C', async () => {
     const dir = await tempDir()
     const runningFile = join(dir, 'running.json')
-    const start = run(START, {
-      SESSION_MANAGER_PORT: String(await freePort()),
-      SAMPLE_WORKER_PORT: String(await freePort()),
-      CARE_DATA_ROOT: join(dir, 'data'),
-      CARE_RUNNING_FILE: runningFile,
-    })
+    // `pnpm start` runs its script line through sh; the build step is left out here (it is cached
+    // work of turbo's). sh must exec node, or Ctrl-C kills sh and pnpm reports ELIFECYCLE.
+    const pkg = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: { start: string }
+    }
+    const startLine = pkg.scripts.start.replace(/^turbo run build[^&]*&&\s*/, '')
+    expect(startLine).toBe('exec node tooling/scripts/start.mjs')
+    const start = run(
+      startLine,
+      {
+        SESSION_MANAGER_PORT: String(await freePort()),
+        SAMPLE_WORKER_PORT: String(await freePort()),
+        CARE_DATA_ROOT: join(dir, 'data'),
+        CARE_RUNNING_FILE: runningFile,
+      },
+      true,
+    )
     await until(() => start.output().includes('Try: pnpm demo'), 'pnpm start to report both services up')
     const running = JSON.parse(await readFile(runningFile, 'utf8'))
     expect(running).toMatchObject({ pid: start.child.pid, data_root: join(dir, 'data') })
