@@ -75,7 +75,11 @@ try {
   process.once('SIGINT', stop)
 } catch (err) {
   const code = (err as NodeJS.ErrnoException).code
-  if (code === 'EADDRINUSE' || code === 'EACCES') {
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+    console.error(
+      `sample-worker: cannot listen on ${config.host}:${config.port}: HOST=${config.host} is not an address of this machine (e.g. 127.0.0.1, ::1 or 0.0.0.0).`,
+    )
+  } else if (code === 'EADDRINUSE' || code === 'EACCES') {
     // One line, not a stack: which address, and the setting that changes it.
     const why = code === 'EADDRINUSE' ? 'is already in use' : 'may not be used by this user'
     console.error(

@@ -27,6 +27,12 @@ try {
     process.exit(2)
   }
   const code = (error as NodeJS.ErrnoException).code
+  if (config && (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')) {
+    console.error(
+      `session-manager: cannot listen on ${config.host}:${config.port}: HOST=${config.host} is not an address of this machine (e.g. 127.0.0.1, ::1 or 0.0.0.0).`,
+    )
+    process.exit(1)
+  }
   if (config && (code === 'EADDRINUSE' || code === 'EACCES')) {
     // One line, not a stack: which address, and the setting that changes it.
     const why = code === 'EADDRINUSE' ? 'is already in use' : 'may not be used by this user'
