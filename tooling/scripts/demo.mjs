@@ -6,13 +6,31 @@
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { readRunningSystem, ROOT as root, runningFilePath } from './running-file.mjs'
 
-const root = resolve(import.meta.dirname, '../..')
-const dataRoot = resolve(root, process.env.CARE_DATA_ROOT ?? '.care-data')
-const sessionManagerUrl = `http://127.0.0.1:${process.env.SESSION_MANAGER_PORT ?? '7400'}`
-const workerUrl = `http://127.0.0.1:${process.env.SAMPLE_WORKER_PORT ?? '7401'}`
-const dataDir = resolve(process.env.CARE_DATA_DIR ?? resolve(dataRoot, 'session-manager'))
-const workerLog = resolve(process.env.CARE_WORKER_DATA_DIR ?? resolve(dataRoot, 'worker'))
+// The settings of the system `pnpm start` is running (recorded in its running file); a variable set
+// here wins, and without a running file the defaults of start.mjs apply.
+const env = process.env
+const running = readRunningSystem(env)
+const dataRoot = resolve(root, env.CARE_DATA_ROOT ?? running?.data_root ?? '.care-data')
+const sessionManagerUrl = env.SESSION_MANAGER_PORT
+  ? `http://127.0.0.1:${env.SESSION_MANAGER_PORT}`
+  : (running?.session_manager.url ?? 'http://127.0.0.1:7400')
+const workerUrl = env.SAMPLE_WORKER_PORT
+  ? `http://127.0.0.1:${env.SAMPLE_WORKER_PORT}`
+  : (running?.sample_worker.url ?? 'http://127.0.0.1:7401')
+const dataDir = resolve(
+  root,
+  env.CARE_DATA_DIR ??
+    (env.CARE_DATA_ROOT ? undefined : running?.session_manager.data_dir) ??
+    resolve(dataRoot, 'session-manager'),
+)
+const workerLog = resolve(
+  root,
+  env.CARE_WORKER_DATA_DIR ??
+    (env.CARE_DATA_ROOT ? undefined : running?.sample_worker.data_dir) ??
+    resolve(dataRoot, 'worker'),
+)
 const callerToken = process.env.CARE_CALLER_TOKENS?.split(',')[0]?.trim() || undefined
 const dist = resolve(root, 'services/session-manager/dist/cli')
 
@@ -52,6 +70,12 @@ if (!managerUp || !workerUp) {
 const { playSampleFlow, SampleFlowError } = await import(pathToFileURL(resolve(dist, 'sample-flow.js')).href)
 const { main } = await import(pathToFileURL(resolve(dist, 'cli.js')).href)
 
+if (running) console.log(`[demo] using the system recorded by pnpm start in ${runningFilePath(env)}`)
+if (!existsSync(resolve(dataDir, 'events'))) {
+  fail(
+    `The session log is not in ${dataDir}. Run the demo with the same CARE_DATA_ROOT (or CARE_DATA_DIR) as \`pnpm start\`.`,
+  )
+}
 console.log(
   `[demo] a caregiver opens the tablet app: session-manager ${sessionManagerUrl}, worker ${workerUrl}\n`,
 )
@@ -69,12 +93,12 @@ try {
 }
 
 console.log(`\n[demo] the whole interaction window, read back from the session log and the worker log:\n`)
-console.log(`  $ care-sessions timeline ${sessionId} --data-dir ${dataDir} --with ${workerLog}\n`)
+console.log(`  $ pnpm care-sessions timeline ${sessionId} --data-dir ${dataDir} --with ${workerLog}\n`)
 const code = await main(['timeline', sessionId, '--data-dir', dataDir, '--with', workerLog])
 if (code !== 0) process.exit(code)
 console.log(`
-[demo] try next (node services/session-manager/dist/cli/main.js = care-sessions):
-  care-sessions verify ${dataDir}
-  care-sessions replay ${sessionId} --data-dir ${dataDir}
-  care-sessions export --data-dir ${dataDir} --session-id ${sessionId} --out /tmp/session.jsonl
+[demo] try next, from the repository root:
+  pnpm care-sessions verify ${dataDir}
+  pnpm care-sessions replay ${sessionId} --data-dir ${dataDir}
+  pnpm care-sessions export --data-dir ${dataDir} --session-id ${sessionId} --out /tmp/session.jsonl
   curl -s '${sessionManagerUrl}/export?session_id=${sessionId}'`)

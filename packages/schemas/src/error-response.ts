@@ -23,18 +23,28 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, message: 'A valid bearer token is required.' },
   forbidden: { status: 403, message: 'This token may not perform this action.' },
   not_found: { status: 404, message: 'No such route.' },
-  session_not_found: { status: 404, message: 'No such session for this user.' },
+  session_not_found: {
+    status: 404,
+    message:
+      'No session with this session_id exists for this user; check the session_id, or start a new session.',
+  },
   session_ended: { status: 409, message: 'The session has already ended.' },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'The request body must be application/json.' },
-  idempotency_conflict: { status: 422, message: 'This record_id was already used with a different request.' },
+  idempotency_conflict: {
+    status: 422,
+    message:
+      'This record_id was already used with a different body; send a new record_id for a new request, or the same body to retry.',
+  },
   record_id_expired: {
     status: 422,
-    message: 'This record_id is older than the retry window; create a new record_id for a new request.',
+    message:
+      'This record_id was created longer ago than the retry window (CARE_RETRY_WINDOW); make a new record_id (a fresh ULID) for a new request.',
   },
   record_id_in_future: {
     status: 422,
-    message: 'This record_id was created more than 5 minutes in the future; check the clock that made it.',
+    message:
+      'This record_id was created more than 5 minutes in the future; check the clock of the machine that made it, then send a new record_id.',
   },
   not_ready: { status: 503, message: 'The service is starting up.' },
   storage_unavailable: {

@@ -1,6 +1,6 @@
 import { type EventLog, StorageError } from '@care/event-log'
 import { errorResponse, type FieldError } from '@care/schemas'
-import { classifyContentType } from '@care/session-guard'
+import { classifyContentType, type VerifyResult } from '@care/session-guard'
 import {
   requireSessionId,
   type SessionFetch,
@@ -11,6 +11,7 @@ import {
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Logger } from 'pino'
 import { monotonicFactory } from 'ulid'
+import { buildWorkerOpenApiDocument } from './openapi.js'
 import {
   type Annotations,
   validateAnnotateStepInput,
@@ -39,6 +40,12 @@ export interface WorkerAppOptions {
   downstreamTimeoutMs?: number
   /** The `fetch` the propagation helper wraps; tests may substitute one. */
   fetchImpl?: SessionFetch
+  /** Named in `GET /healthz`, so `pnpm start` can tell this process from another on the same port. */
+  instanceId?: string
+  /** The guard's optional check that the session exists and is open (see session-verifier.ts). */
+  verify?: (sessionId: string) => VerifyResult | Promise<VerifyResult>
+  /** The version in `GET /openapi.json`. */
+  version?: string
 }
 
 type ErrorOf = ReturnType<typeof errorResponse>
@@ -58,6 +65,9 @@ export function createWorkerApp({
   downstreamUrl,
   downstreamTimeoutMs = 5000,
   fetchImpl = globalThis.fetch,
+  instanceId,
+  verify,
+  version = '0.0.0',
 }: WorkerAppOptions): express.Express {
   const nextId = monotonicFactory()
   const app = express()
@@ -65,10 +75,18 @@ export function createWorkerApp({
   app.use(logRequests(logger))
 
   // The guard reads the JSON body itself (capped, with reserved keys refused), so no express.json().
-  const guard = sessionGuard({ sources: ['header', 'body'], maxBodyBytes: MAX_BODY_BYTES })
+  const guard = sessionGuard({
+    sources: ['header', 'body'],
+    maxBodyBytes: MAX_BODY_BYTES,
+    ...(verify ? { verify: (id: string) => verify(id) } : {}),
+  })
+  const openapi = buildWorkerOpenApiDocument(version)
 
   app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' })
+    res.json(instanceId ? { status: 'ok', instance_id: instanceId } : { status: 'ok' })
+  })
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openapi)
   })
 
   app.post('/infer', requireJsonBody, guard, async (req, res) => {

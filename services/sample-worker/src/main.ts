@@ -1,29 +1,52 @@
 #!/usr/bin/env node
-import { resolve } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { pino } from 'pino'
+import { loadWorkerConfig, type WorkerConfig, WorkerConfigError } from './config.js'
 import { startWorker } from './server.js'
+import { createSessionVerifier } from './session-verifier.js'
 
-const logger = pino({ base: { service: 'sample_worker' } })
-
-function portFrom(value: string | undefined): number {
-  const port = Number(value ?? '7401')
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new Error(`PORT must be 0-65535, got ${value}`)
-  return port
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string
 }
+
+let config: WorkerConfig
+try {
+  config = loadWorkerConfig(process.env)
+} catch (err) {
+  if (!(err instanceof WorkerConfigError)) throw err
+  console.error(`sample-worker: configuration error: ${err.message}`)
+  process.exit(2)
+}
+const logger = pino({ level: config.logLevel, base: { service: 'sample_worker' } })
 
 const SHUTDOWN_GRACE_MS = 10_000
 
 try {
   const worker = await startWorker({
-    port: portFrom(process.env.PORT),
-    host: process.env.HOST ?? '127.0.0.1',
-    dataDir: resolve(process.env.CARE_WORKER_DATA_DIR ?? '.care-data/worker'),
+    port: config.port,
+    host: config.host,
+    dataDir: config.dataDir,
     logger,
-    ...(process.env.DOWNSTREAM_URL ? { downstreamUrl: process.env.DOWNSTREAM_URL } : {}),
+    ...(config.downstreamUrl ? { downstreamUrl: config.downstreamUrl } : {}),
+    app: {
+      instanceId: config.instanceId,
+      version,
+      ...(config.sessionManager
+        ? {
+            verify: createSessionVerifier({
+              sessionManagerUrl: config.sessionManager.url,
+              ...(config.sessionManager.token ? { token: config.sessionManager.token } : {}),
+            }),
+          }
+        : {}),
+    },
   })
   logger.info(
-    { url: worker.url, downstream: process.env.DOWNSTREAM_URL ?? 'self' },
+    {
+      url: worker.url,
+      downstream: config.downstreamUrl ?? 'self',
+      verify_sessions: config.sessionManager?.url ?? 'off',
+    },
     'sample worker listening',
   )
 
@@ -51,6 +74,19 @@ try {
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)
 } catch (err) {
-  logger.fatal({ err }, 'sample worker failed to start')
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') {
+    console.error(
+      `sample-worker: cannot listen on ${config.host}:${config.port}: HOST=${config.host} is not an address of this machine (e.g. 127.0.0.1, ::1 or 0.0.0.0).`,
+    )
+  } else if (code === 'EADDRINUSE' || code === 'EACCES') {
+    // One line, not a stack: which address, and the setting that changes it.
+    const why = code === 'EADDRINUSE' ? 'is already in use' : 'may not be used by this user'
+    console.error(
+      `sample-worker: cannot listen on ${config.host}:${config.port}: the port ${why}; set PORT to another port (0 picks a free one).`,
+    )
+  } else {
+    logger.fatal({ err }, 'sample worker failed to start')
+  }
   process.exitCode = 1
 }

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import { EventLog, type LogFileSystem } from '@care/event-log'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import type { Logger } from 'pino'
-import { createWorkerApp } from './app.js'
+import { createWorkerApp, type WorkerAppOptions } from './app.js'
 import type { WorkerEvent } from './worker-records.js'
 
 /**
@@ -21,6 +21,8 @@ export interface StartWorkerOptions {
   downstreamUrl?: string
   /** File layer of the event log (tests inject faults here); defaults to the real file system. */
   fs?: LogFileSystem
+  /** Passed to the app: named in `/healthz`, the guard's verify hook, the OpenAPI version. */
+  app?: Pick<WorkerAppOptions, 'instanceId' | 'verify' | 'version'>
 }
 
 /**
@@ -51,10 +53,12 @@ export async function startWorker({
   logger,
   downstreamUrl,
   fs,
+  app: appOptions = {},
 }: StartWorkerOptions): Promise<RunningWorker> {
   const { log: eventLog } = await EventLog.open<WorkerEvent>({ dir: dataDir, logger, ...(fs ? { fs } : {}) })
   let selfUrl = ''
   const app = createWorkerApp({
+    ...appOptions,
     eventLog,
     logger,
     downstreamUrl: () => downstreamUrl ?? `${selfUrl}/steps/annotate`,

@@ -31,6 +31,10 @@ export interface SessionManagerAppOptions {
   version?: string
   /** Where `GET /export` reads events (any `EventStore`, or the log itself); without it there is no /export. */
   audit?: () => AuditSource | undefined
+  /** Named in `GET /healthz`, so a caller can tell this process from another one on the same port. */
+  instanceId?: string
+  /** What the service is waiting for before it is ready (e.g. the database and why), for `/readyz`. */
+  notReadyReason?: () => string | undefined
 }
 
 const SESSION_ID = new RegExp(ULID_PATTERN)
@@ -60,9 +64,12 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
   const jsonBody = [requireJsonContentType, limitBody(config.bodyLimitBytes)] as const
   const guard = sessionGuard()
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }))
+  app.get('/healthz', (c) =>
+    c.json(options.instanceId ? { status: 'ok', instance_id: options.instanceId } : { status: 'ok' }),
+  )
   app.get('/readyz', async (c) => {
-    if (!sessions()) return sendError(c, 'not_ready', { message: 'Recovering the event log.' })
+    if (!sessions())
+      return sendError(c, 'not_ready', { message: options.notReadyReason?.() ?? 'Recovering the event log.' })
     if (!storageHealthy())
       return sendError(c, 'storage_unavailable', { message: 'Storage failed; restart needed.' })
     const storage = options.storageNote?.()
@@ -91,7 +98,7 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     ...jsonBody,
     guard,
     ready,
-    validJson(validateSessionManagerEndInput),
+    validJson(validateSessionManagerEndInput, { sessionIdFromGuard: true }),
     async (c) => {
       const { output } = await service().end(c.get('input') as SessionManagerEndInput)
       return c.json(output, 200)
@@ -103,7 +110,7 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     ...jsonBody,
     guard,
     ready,
-    validJson(validateSessionManagerTouchInput),
+    validJson(validateSessionManagerTouchInput, { sessionIdFromGuard: true }),
     async (c) => {
       const { output } = await service().touch(c.get('input') as SessionManagerTouchInput)
       return c.json(output, 200)

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import type { SessionPolicy } from './sessions/session-service.js'
@@ -26,9 +26,71 @@ export interface SessionManagerConfig {
   maxLogFileBytes: number
   /** Cut off a corrupt log instead of refusing to start (`CARE_LOG_REPAIR=1` or `--repair`). */
   repair: boolean
-  logLevel: string
+  logLevel: LogLevel
   store: StoreConfig
+  /** Names this process in `GET /healthz` (`CARE_INSTANCE_ID`, else a random id), so a caller can tell it from another process on the same port. */
+  instanceId: string
 }
+
+/** The pino levels `LOG_LEVEL` accepts. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+/**
+ * One environment variable a service reads: its name, its default as the docs show it, and what it
+ * means. docs/configuration.md is checked against these tables (src/config-doc.test.ts), so the
+ * documentation lists exactly the variables the code reads.
+ *
+ * @example
+ * const port = SESSION_MANAGER_SETTINGS.find((s) => s.name === 'PORT')?.default // '7400'
+ */
+export interface SettingDoc {
+  name: string
+  default: string
+  meaning: string
+}
+
+/**
+ * Every variable `loadConfig` reads, in the order docs/configuration.md lists them.
+ *
+ * @example
+ * for (const s of SESSION_MANAGER_SETTINGS) console.log(`${s.name} (default ${s.default})`)
+ */
+export const SESSION_MANAGER_SETTINGS: readonly SettingDoc[] = [
+  { name: 'HOST', default: '127.0.0.1', meaning: 'Address to bind.' },
+  { name: 'PORT', default: '7400', meaning: 'Port (0 picks a free one).' },
+  {
+    name: 'CARE_DATA_DIR',
+    default: './.care-data/session-manager',
+    meaning: 'Embedded store: event log, lock, checkpoints.',
+  },
+  {
+    name: 'CARE_IDLE_TIMEOUT',
+    default: '30m',
+    meaning: 'Idle time after which a session ends (idle_timeout).',
+  },
+  { name: 'CARE_MAX_DURATION', default: '24h', meaning: 'Longest session (max_duration).' },
+  { name: 'CARE_RETRY_WINDOW', default: '24h', meaning: 'How long a record_id is remembered for retries.' },
+  {
+    name: 'CARE_CALLER_TOKENS',
+    default: '(none)',
+    meaning: 'Bearer tokens allowed to start, touch and end.',
+  },
+  {
+    name: 'CARE_AUDITOR_TOKENS',
+    default: '(none)',
+    meaning: 'Bearer tokens allowed to read sessions and exports.',
+  },
+  { name: 'CARE_LOG_MAX_FILE_BYTES', default: '67108864', meaning: 'Segment size before rotation.' },
+  { name: 'CARE_LOG_REPAIR', default: '0', meaning: '1 cuts a corrupt log at the first bad line.' },
+  { name: 'LOG_LEVEL', default: 'info', meaning: 'pino level.' },
+  { name: 'CARE_INSTANCE_ID', default: '(random)', meaning: 'Name of this process in GET /healthz.' },
+  { name: 'CARE_STORE', default: 'file', meaning: 'file (embedded JSONL log) or postgres.' },
+  { name: 'DATABASE_URL', default: '(none)', meaning: 'PostgreSQL URL; required with CARE_STORE=postgres.' },
+  { name: 'CARE_DB_SCHEMA', default: 'care_sessions', meaning: 'PostgreSQL schema.' },
+  { name: 'CARE_DB_OWNER_ROLE', default: '(none)', meaning: 'Role that owns the schema objects.' },
+  { name: 'CARE_DB_POOL_SIZE', default: '10', meaning: 'Connections per instance.' },
+]
 
 /** The configuration is unusable; the message says which variable and why. The service refuses to start. */
 export class ConfigError extends Error {
@@ -72,10 +134,56 @@ export function loadConfig(
     tokens,
     bodyLimitBytes: 16 * 1024,
     maxLogFileBytes: integer(env.CARE_LOG_MAX_FILE_BYTES, 64 * 1024 * 1024, 'CARE_LOG_MAX_FILE_BYTES', 4096),
-    repair: env.CARE_LOG_REPAIR === '1' || argv.includes('--repair'),
-    logLevel: env.LOG_LEVEL?.trim() || 'info',
+    repair: flag(env.CARE_LOG_REPAIR, 'CARE_LOG_REPAIR') || argv.includes('--repair'),
+    logLevel: logLevel(env.LOG_LEVEL, 'LOG_LEVEL'),
     store: storeConfig(env),
+    instanceId: env.CARE_INSTANCE_ID?.trim() || randomUUID(),
   }
+}
+
+/**
+ * Checks `LOG_LEVEL` (or a worker's) against the pino levels, so a typo is one line at start
+ * instead of a pino stack trace.
+ *
+ * @example
+ * logLevel(process.env.LOG_LEVEL, 'LOG_LEVEL') // 'info' when unset
+ */
+export function logLevel(value: string | undefined, name: string): LogLevel {
+  const level = value?.trim() || 'info'
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new ConfigError(`${name}=${value} is not a log level (use one of ${LOG_LEVELS.join(', ')}).`)
+  }
+  return level as LogLevel
+}
+
+function flag(value: string | undefined, name: string): boolean {
+  const text = value?.trim() ?? ''
+  if (text === '' || text === '0') return false
+  if (text === '1') return true
+  throw new ConfigError(`${name}=${value} must be 1 (on) or 0 (off).`)
+}
+
+/**
+ * Why `url` is not a usable PostgreSQL URL, or undefined when it is. Only `postgres://` and
+ * `postgresql://` URLs with a host (or a `host=` socket directory) are accepted.
+ *
+ * @example
+ * databaseUrlProblem('not-a-url') // 'not-a-url is not a URL (use postgres://user:password@host:5432/database)'
+ */
+export function databaseUrlProblem(url: string): string | undefined {
+  const use = '(use postgres://user:password@host:5432/database)'
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return `${url} is not a URL ${use}`
+  }
+  const shown = parsed.password ? url.replace(`:${parsed.password}@`, ':***@') : url
+  if (parsed.protocol !== 'postgres:' && parsed.protocol !== 'postgresql:') {
+    return `${shown} is not a postgres:// URL ${use}`
+  }
+  if (parsed.hostname === '' && !parsed.searchParams.has('host')) return `${shown} names no host ${use}`
+  return undefined
 }
 
 function storeConfig(env: NodeJS.ProcessEnv): StoreConfig {
@@ -84,6 +192,8 @@ function storeConfig(env: NodeJS.ProcessEnv): StoreConfig {
   if (kind !== 'postgres') throw new ConfigError(`CARE_STORE=${kind} must be file or postgres.`)
   const url = env.DATABASE_URL?.trim()
   if (!url) throw new ConfigError('CARE_STORE=postgres needs DATABASE_URL (postgres://user@host:5432/db).')
+  const problem = databaseUrlProblem(url)
+  if (problem !== undefined) throw new ConfigError(`DATABASE_URL=${problem}.`)
   const ownerRole = env.CARE_DB_OWNER_ROLE?.trim()
   return {
     kind,
@@ -121,14 +231,20 @@ function addTokens(into: Map<string, Set<Role>>, list: string | undefined, role:
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }
 
-/** Parses `1500ms`, `90s`, `30m`, `24h`, `7d` or a bare number of milliseconds. */
+/**
+ * Parses a positive duration: `1500ms`, `90s`, `30m`, `24h`, `7d` or a bare number of
+ * milliseconds (`1500`). Zero is refused: no timeout or window of length 0 makes sense.
+ *
+ * @example
+ * duration(process.env.CARE_IDLE_TIMEOUT, '30m', 'CARE_IDLE_TIMEOUT') // 1_800_000 when unset
+ */
 export function duration(value: string | undefined, fallback: string, name: string): number {
   const text = (value?.trim() || fallback).toLowerCase()
   const match = /^(\d+)(ms|s|m|h|d)?$/.exec(text)
   const ms = match ? Number(match[1]) * UNITS[match[2] ?? 'ms']! : Number.NaN
-  if (!Number.isSafeInteger(ms) || ms <= 0) {
-    throw new ConfigError(`${name}=${value} is not a duration (use e.g. 1500ms, 90s, 30m, 24h, 7d).`)
-  }
+  const allowed = 'a positive duration such as 1500 (milliseconds), 1500ms, 90s, 30m, 24h or 7d'
+  if (ms === 0) throw new ConfigError(`${name}=${value} is zero; use ${allowed}.`)
+  if (!Number.isSafeInteger(ms) || ms < 0) throw new ConfigError(`${name}=${value} is not ${allowed}.`)
   return ms
 }
 
@@ -142,6 +258,6 @@ function integer(
   if (value === undefined || value.trim() === '') return fallback
   const n = Number(value)
   if (!Number.isInteger(n) || n < min || n > max)
-    throw new ConfigError(`${name}=${value} must be an integer in [${min}, ${max}].`)
+    throw new ConfigError(`${name}=${value} must be an integer from ${min} to ${max}.`)
   return n
 }

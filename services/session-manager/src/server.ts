@@ -52,7 +52,10 @@ export async function startSessionManager(
   let store: FileEventStore | undefined
   let stopRequested = false
   let databaseEvents: PostgresEventStore | undefined
+  let waitingFor: string | undefined
   const app = createSessionManagerApp({
+    instanceId: config.instanceId,
+    notReadyReason: () => waitingFor,
     sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
     storageNote: () => store?.storageNote,
@@ -95,10 +98,12 @@ export async function startSessionManager(
             await live.close()
             throw error
           }
+          waitingFor = `Waiting for the database (retrying every second): ${error.message}`
           logger.warn({ err: error }, 'database unavailable; retrying in 1 s')
           await new Promise((resolve) => setTimeout(resolve, 1000))
         }
       }
+      waitingFor = undefined
       databaseEvents = PostgresEventStore.over(live.pool, storeConfig.schema)
       service = live
       logger.info(

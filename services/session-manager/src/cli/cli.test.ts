@@ -74,7 +74,10 @@ describe('care-sessions export', () => {
     const dir = await logDir()
     const out = join(dir, 'user-a.jsonl')
     const result = await run(['export', '--data-dir', dir, '--user-id', 'user-a', '--out', out])
-    expect(result).toMatchObject({ code: EXIT_OK, stdout: '', stderr: '' })
+    expect(result).toMatchObject({ code: EXIT_OK, stdout: '' })
+    expect(result.stderr).toBe(
+      `exported 6 events of 2 sessions (log head seq 12) to ${out}; manifest ${out}.manifest.json\n`,
+    )
     expect(jsonl(await readFile(out, 'utf8')).map((e) => e.seq)).toEqual([1, 3, 7, 9, 4, 12])
     const manifest = JSON.parse(await readFile(`${out}.manifest.json`, 'utf8'))
     expect(manifest).toMatchObject({
@@ -82,6 +85,18 @@ describe('care-sessions export', () => {
       counts: { sessions: 2, events: 6 },
       source_head: { seq: 12 },
     })
+  })
+
+  it('exits 2 naming --out and its missing directory, and leaves no partial file', async () => {
+    const dir = await logDir()
+    const out = join(dir, 'missing-dir', 'x.jsonl')
+    const result = await run(['export', '--data-dir', dir, '--out', out])
+    expect(result.code).toBe(EXIT_USAGE)
+    expect(result.stderr).toBe(
+      `care-sessions: --out ${out}: directory ${join(dir, 'missing-dir')} does not exist (create it first)\n` +
+        "Try 'care-sessions export --help'.\n",
+    )
+    expect(result.stderr).not.toContain('.partial')
   })
 
   it('streams to stdout without --out', async () => {
@@ -142,6 +157,25 @@ describe('care-sessions timeline', () => {
     expect(text.stdout).toMatch(/sample_worker\s+infer\.received .*\(worker\.jsonl:1\)/)
   })
 
+  it('skips worker lines that do not mention the session, and stops at one that does but is not JSON', async () => {
+    const dir = await logDir()
+    const workerLog = join(dir, 'worker.jsonl')
+    const good = JSON.stringify({
+      session_id: S1,
+      event: 'infer.received',
+      timestamp: '2026-03-01T12:00:12.000Z',
+    })
+    await writeFile(workerLog, `not json at all\n${good}\n{"torn": "li\n`)
+    const skipped = await run(['timeline', S1, '--data-dir', dir, '--with', workerLog, '--json'])
+    expect(skipped.code).toBe(EXIT_OK)
+    expect(jsonl(skipped.stdout).map((r) => r.event)).toContain('infer.received')
+    await writeFile(workerLog, `${good}\n{"session_id": "${S1}", "event": "infer.outp\n`)
+    const stopped = await run(['timeline', S1, '--data-dir', dir, '--with', workerLog])
+    expect(stopped.code).toBe(EXIT_FAILED)
+    expect(stopped.stderr).toContain(`${workerLog}:2`)
+    expect(stopped.stderr).toContain('not valid JSON')
+  })
+
   it('exits 2 without --with or with a worker log that does not exist', async () => {
     const dir = await logDir()
     expect((await run(['timeline', S1, '--data-dir', dir])).stderr).toContain('needs at least one --with')
@@ -152,13 +186,58 @@ describe('care-sessions timeline', () => {
 })
 
 describe('care-sessions usage', () => {
-  it('prints help for every command and exits 0', async () => {
-    for (const command of ['verify', 'replay', 'export', 'timeline']) {
+  it('prints help for every command and every db command and exits 0', async () => {
+    for (const command of ['verify', 'replay', 'export', 'timeline', 'db']) {
       const result = await run([command, '--help'])
       expect(result.code).toBe(EXIT_OK)
       expect(result.stdout).toContain(`Usage: care-sessions ${command}`)
     }
+    for (const command of ['migrate', 'verify', 'checkpoint', 'import', 'export']) {
+      const result = await run(['db', command, '--help'])
+      expect(result.code).toBe(EXIT_OK)
+      expect(result.stdout).toContain(`Usage: care-sessions db ${command}`)
+    }
     expect((await run(['--help'])).stdout).toContain('care-sessions verify <data-dir>')
+  })
+
+  it('answers a bad flag with one line and a --help hint, exit 2, for every command', async () => {
+    for (const argv of [
+      ['replay', S1, '--colour'],
+      ['export', '--bogus'],
+      ['db', 'migrate', '--bogus=1'],
+      ['verify', '--json=yes'],
+    ]) {
+      const result = await run(argv)
+      expect(result.code).toBe(EXIT_USAGE)
+      const lines = result.stderr.trimEnd().split('\n')
+      expect(lines).toHaveLength(2)
+      expect(lines[0]).toMatch(/^care-sessions: /)
+      expect(lines[1]).toMatch(/^Try 'care-sessions .*--help'\.$/)
+    }
+  })
+
+  it('understands --database-url=URL, checks it, and falls back to DATABASE_URL', async () => {
+    const bad = await run(['db', 'verify', '--database-url=not-a-url'])
+    expect(bad.code).toBe(EXIT_USAGE)
+    expect(bad.stderr).toContain('--database-url not-a-url is not a URL')
+    const none = await run(['db', 'migrate'])
+    expect(none.code).toBe(EXIT_USAGE)
+    expect(none.stderr).toContain('needs --database-url <url> or DATABASE_URL')
+    // A well-formed URL nobody answers: parsed, tried, and reported as a failure (exit 1), not a usage error.
+    const unreachable = await run(['verify', '--database-url=postgres://care@127.0.0.1:1/care'])
+    expect(unreachable.code).toBe(EXIT_FAILED)
+    expect(unreachable.stderr).toMatch(/^care-sessions db verify: /)
+    const fromEnv = await run(['db', 'checkpoint'], { DATABASE_URL: 'postgres://care@127.0.0.1:1/care' })
+    expect(fromEnv.code).toBe(EXIT_FAILED)
+  })
+
+  it('names the last line of the log when it ends before the expected head', async () => {
+    const dir = await logDir()
+    const result = await run(['verify', dir, '--expected-head', `13:${'a'.repeat(64)}`])
+    expect(result.code).toBe(EXIT_FAILED)
+    expect(result.stderr).toContain(
+      `${join(dir, 'events', 'events-000001.jsonl')}:12: log ends at seq 12, but the expected head is seq 13`,
+    )
   })
 
   it('exits 2 for an unknown command, an unknown flag, no command and a missing data directory', async () => {

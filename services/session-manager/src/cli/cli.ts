@@ -1,6 +1,6 @@
 import { createWriteStream } from 'node:fs'
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { LogCorruptError, type LogHead } from '@care/event-log'
 import { logAuditSource } from '../audit/audit-source.js'
@@ -15,7 +15,8 @@ import {
   type TimelineEntry,
   WorkerLogError,
 } from '../audit/timeline.js'
-import { DEFAULT_DATA_DIR } from '../config.js'
+import { DEFAULT_DATA_DIR, databaseUrlProblem } from '../config.js'
+import type { DatabaseCommand, DatabaseCommandOptions } from '../postgres/cli.js'
 import { createProgress } from './progress.js'
 
 /**
@@ -47,7 +48,7 @@ class FailedError extends Error {}
 
 const SESSION_ID = new RegExp(SESSION_ID_PATTERN)
 
-const USAGE = `care-sessions: audit the CARE session log
+const USAGE = `care-sessions: audit and maintain the CARE session log
 
 Usage:
   care-sessions verify <data-dir> [--expected-head <seq>:<hash> | --manifest <file>]
@@ -56,11 +57,59 @@ Usage:
                        [--user-id <id>] [--session-id <id>] [--reason <reason>]
                        [--pseudonymize-key-file <file>]
   care-sessions timeline <session_id> [--data-dir <dir>] --with <worker.jsonl>... [--json]
+  care-sessions db <migrate|verify|checkpoint|import|export> [--database-url <url>] [--schema <name>]
+                                                             (the PostgreSQL store)
 
---data-dir defaults to $CARE_DATA_DIR, then ${DEFAULT_DATA_DIR}.
+--data-dir defaults to $CARE_DATA_DIR, then ${DEFAULT_DATA_DIR}; --database-url to $DATABASE_URL.
 Run 'care-sessions <command> --help' for details. Exit codes: 0 ok, 1 check failed / not found /
 unreadable, 2 usage error (bad flag, bad filter, missing directory or file).
 `
+
+const DB_OPTIONS_HELP = `  --database-url <url>   postgres://user@host:5432/db (default: $DATABASE_URL)
+  --schema <name>        the store's schema (default care_sessions)
+  --json                 print the report as JSON
+  -h, --help`
+
+const DB_HELP: Record<DatabaseCommand, string> = {
+  migrate: `Usage: care-sessions db migrate [options] [--owner-role <role>]
+
+Creates or upgrades the store's schema (the service also does this at start).
+
+Options:
+  --owner-role <role>    the role that owns the schema's objects
+${DB_OPTIONS_HELP}
+`,
+  verify: `Usage: care-sessions db verify [options]
+
+Checks every hash, each session's chain and the checkpoint chain; exits 1 at the first problem.
+
+Options:
+${DB_OPTIONS_HELP}
+`,
+  checkpoint: `Usage: care-sessions db checkpoint [options]
+
+Appends checkpoints over everything committed so far.
+
+Options:
+${DB_OPTIONS_HELP}
+`,
+  import: `Usage: care-sessions db import <data-dir> [options] [--owner-role <role>]
+
+One-shot import of a JSONL event log (a session-manager data directory) into an empty schema.
+Stop the service first.
+
+Options:
+  --owner-role <role>    the role that owns the schema's objects
+${DB_OPTIONS_HELP}
+`,
+  export: `Usage: care-sessions db export <dir> [options]
+
+Writes the database's events as a new JSONL log in <dir> (a new data directory), then verifies it.
+
+Options:
+${DB_OPTIONS_HELP}
+`,
+}
 
 const HELP: Record<string, string> = {
   verify: `Usage: care-sessions verify <data-dir> [options]
@@ -107,6 +156,17 @@ Options:
                                    (or $CARE_PSEUDONYM_KEY_FILE)
   -h, --help
 `,
+  db: `Usage: care-sessions db <command> [options]
+
+Maintenance of the PostgreSQL store (CARE_STORE=postgres):
+  migrate            create or upgrade the schema (the service also does this at start)
+  verify             check every hash, session chain and checkpoint; exit 1 on the first problem
+  checkpoint         append checkpoints over everything committed so far
+  import <data-dir>  one-shot import of a JSONL event log into an empty schema (service stopped)
+  export <dir>       write the database's events as a new JSONL log in <dir>, then verify it
+
+Run 'care-sessions db <command> --help' for its options.
+`,
   timeline: `Usage: care-sessions timeline <session_id> --with <worker.jsonl>... [options]
 
 Merges the session's lifecycle events with the records of one or more worker logs tagged with the
@@ -144,6 +204,13 @@ const OPTIONS = {
     'pseudonymize-key-file': { type: 'string' },
   },
   timeline: { ...COMMON, with: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+  db: {
+    help: { type: 'boolean', short: 'h' },
+    'database-url': { type: 'string' },
+    schema: { type: 'string' },
+    'owner-role': { type: 'string' },
+    json: { type: 'boolean' },
+  },
 } as const satisfies Record<string, ParseArgsConfig['options']>
 
 type Command = keyof typeof OPTIONS
@@ -157,6 +224,8 @@ type Command = keyof typeof OPTIONS
  */
 export async function main(argv: readonly string[], io: CliIo = processIo()): Promise<number> {
   const [command, ...rest] = argv
+  // The help a usage error points to: the subcommand's when it is known.
+  let helpHint = "Try 'care-sessions --help'."
   try {
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
       io[command === undefined ? 'stderr' : 'stdout'].write(USAGE)
@@ -164,18 +233,21 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
     if (!(command in OPTIONS)) throw new UsageError(`unknown command '${command}'`)
     const name = command as Command
-    let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] }
-    try {
-      const config: ParseArgsConfig = {
-        args: [...rest],
-        options: OPTIONS[name],
-        allowPositionals: true,
-        strict: true,
+    helpHint = `Try 'care-sessions ${name} --help'.`
+    const parsed = parseCommandLine(name, rest)
+    if (name === 'db') {
+      const [sub, ...positionals] = parsed.positionals
+      if (sub !== undefined && !isDatabaseCommand(sub)) {
+        throw new UsageError(`unknown db command '${sub}' (use ${DATABASE_COMMANDS.join(', ')})`)
       }
-      const result = parseArgs(config)
-      parsed = { values: result.values as Values, positionals: result.positionals }
-    } catch (err) {
-      throw new UsageError((err as Error).message)
+      if (sub !== undefined) helpHint = `Try 'care-sessions db ${sub} --help'.`
+      if (parsed.values.help || sub === undefined) {
+        io[sub === undefined && !parsed.values.help ? 'stderr' : 'stdout'].write(
+          sub === undefined ? HELP.db! : DB_HELP[sub],
+        )
+        return parsed.values.help ? EXIT_OK : EXIT_USAGE
+      }
+      return await database(sub, parsed.values, positionals, io)
     }
     if (parsed.values.help) {
       io.stdout.write(HELP[name]!)
@@ -193,9 +265,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr.write(
-        `care-sessions: ${err.message}\n${command && command in HELP ? `Try 'care-sessions ${command} --help'.` : "Try 'care-sessions --help'."}\n`,
-      )
+      io.stderr.write(`care-sessions: ${err.message}\n${helpHint}\n`)
       return EXIT_USAGE
     }
     if (err instanceof FailedError) {
@@ -218,6 +288,83 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     throw err
   }
   return EXIT_USAGE
+}
+
+/** `node:util` parseArgs with the command's options; a bad flag becomes a one-line usage error. */
+function parseCommandLine(name: Command, args: readonly string[]): { values: Values; positionals: string[] } {
+  try {
+    const config: ParseArgsConfig = {
+      args: [...args],
+      options: OPTIONS[name],
+      allowPositionals: true,
+      strict: true,
+    }
+    const result = parseArgs(config)
+    return { values: result.values as Values, positionals: result.positionals }
+  } catch (err) {
+    // parseArgs explains at length ("To specify a positional argument starting with a '-', ..."): keep the first sentence.
+    const message = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '')
+    throw new UsageError(message)
+  }
+}
+
+const DATABASE_COMMANDS: readonly DatabaseCommand[] = ['migrate', 'verify', 'checkpoint', 'import', 'export']
+
+/** Loaded on use: only the database commands need the PostgreSQL client. */
+async function runDatabaseCommand(command: DatabaseCommand, options: DatabaseCommandOptions, io: CliIo) {
+  const { runDatabaseCommand: run } = await import('../postgres/cli.js')
+  return run(command, options, lineIo(io))
+}
+
+function isDatabaseCommand(value: string): value is DatabaseCommand {
+  return (DATABASE_COMMANDS as readonly string[]).includes(value)
+}
+
+/** `care-sessions db <command>`: the PostgreSQL store's maintenance, in src/postgres/cli.ts. */
+async function database(
+  command: DatabaseCommand,
+  values: Values,
+  positionals: readonly string[],
+  io: CliIo,
+): Promise<number> {
+  const needsTarget = command === 'import' || command === 'export'
+  const [target, extra] = positionals
+  if (needsTarget && target === undefined) {
+    throw new UsageError(`db ${command} needs a <${command === 'import' ? 'data-dir' : 'dir'}>`)
+  }
+  const unexpected = needsTarget ? extra : target
+  if (unexpected !== undefined) throw new UsageError(`unexpected argument '${unexpected}'`)
+  if (str(values, 'owner-role') !== undefined && command !== 'migrate' && command !== 'import') {
+    throw new UsageError('--owner-role applies to db migrate and db import only')
+  }
+  const url = databaseUrlOf(values, io)
+  return runDatabaseCommand(
+    command,
+    {
+      url,
+      schema: str(values, 'schema'),
+      ownerRole: str(values, 'owner-role'),
+      json: values.json === true,
+      target,
+    },
+    io,
+  )
+}
+
+/** --database-url, else $DATABASE_URL; it must be a postgres:// URL. */
+function databaseUrlOf(values: Values, io: CliIo): string {
+  const url = str(values, 'database-url') ?? (io.env.DATABASE_URL?.trim() || undefined)
+  if (url === undefined) throw new UsageError('needs --database-url <url> or DATABASE_URL')
+  const problem = databaseUrlProblem(url)
+  if (problem !== undefined) throw new UsageError(`--database-url ${problem}`)
+  return url
+}
+
+function lineIo(io: CliIo) {
+  return {
+    out: (line: string) => io.stdout.write(`${line}\n`),
+    err: (line: string) => io.stderr.write(`${line}\n`),
+  }
 }
 
 type Values = Record<string, string | boolean | string[] | undefined>
@@ -251,10 +398,9 @@ function sessionIdOf(positionals: readonly string[], command: string): string {
 
 async function verify(values: Values, positionals: string[], io: CliIo): Promise<number> {
   if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`)
-  const databaseUrl = str(values, 'database-url')
-  if (databaseUrl !== undefined) {
+  if (str(values, 'database-url') !== undefined) {
     if (positionals.length > 0) throw new UsageError('give a <data-dir> or --database-url, not both')
-    return verifyDatabase(databaseUrl, str(values, 'schema'), values.json === true, io)
+    return verifyDatabase(values, io)
   }
   const dir = await dataDirOf(values, positionals[0], io)
   const expectedHead = await expectedHeadOf(values)
@@ -281,34 +427,19 @@ async function verify(values: Values, positionals: string[], io: CliIo): Promise
     )
   }
   if (!report.ok) {
-    io.stderr.write(
-      `${join(dir, 'events', report.problem.file)}:${report.problem.line}: ${report.problem.reason}\n`,
-    )
+    const file = join(dir, 'events', report.problem.file)
+    // Line 0 means "after the last line" (the log ends before the expected head): name that line.
+    const line = report.problem.line === 0 ? await lineCount(file) : report.problem.line
+    io.stderr.write(`${file}:${line}: ${report.problem.reason}\n`)
     return EXIT_FAILED
   }
   return EXIT_OK
 }
 
-/** `verify --database-url`: the PostgreSQL store's own verifier, with its report format. */
-async function verifyDatabase(
-  url: string,
-  schema: string | undefined,
-  json: boolean,
-  io: CliIo,
-): Promise<number> {
-  // Loaded here: only this command needs the PostgreSQL client.
-  const { runPostgresCli } = await import('../postgres/cli.js')
-  const argv = [
-    'verify',
-    '--database-url',
-    url,
-    ...(schema ? ['--schema', schema] : []),
-    ...(json ? ['--json'] : []),
-  ]
-  return runPostgresCli(argv, {
-    out: (line) => io.stdout.write(`${line}\n`),
-    err: (line) => io.stderr.write(`${line}\n`),
-  })
+/** `verify --database-url`: the same as `db verify`. */
+async function verifyDatabase(values: Values, io: CliIo): Promise<number> {
+  const url = databaseUrlOf(values, io)
+  return runDatabaseCommand('verify', { url, schema: str(values, 'schema'), json: values.json === true }, io)
 }
 
 async function expectedHeadOf(values: Values): Promise<LogHead | undefined> {
@@ -394,6 +525,8 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
   const pseudonymizer = await pseudonymizerOf(values, io)
   const out = str(values, 'out')
   const manifestPath = str(values, 'manifest') ?? (out === undefined ? undefined : `${out}.manifest.json`)
+  if (out !== undefined) await requireParentDir(out, '--out')
+  if (manifestPath !== undefined) await requireParentDir(manifestPath, '--manifest')
   const progress = createProgress(io.stderr, 'export')
   const logBytes = io.stderr.isTTY ? await eventsBytes(dir) : 0
   const onProgress = (p: ExportProgress) =>
@@ -434,13 +567,22 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
   }
   progress.finish()
   if (manifestPath !== undefined) await writeJsonFile(manifestPath, manifest)
-  if (io.stderr.isTTY) {
+  // With --out the command always says what it wrote (stdout stays free); to stdout only on a terminal.
+  if (out !== undefined || io.stderr.isTTY) {
     io.stderr.write(
       `exported ${manifest.counts.events} events of ${manifest.counts.sessions} sessions (log head seq ${manifest.source_head.seq})` +
-        `${out ? ` to ${out}` : ''}${manifestPath ? `; manifest ${manifestPath}` : ''}\n`,
+        `${out ? ` to ${resolve(out)}` : ''}${manifestPath ? `; manifest ${resolve(manifestPath)}` : ''}\n`,
     )
   }
   return EXIT_OK
+}
+
+/** A usage error naming the flag when the file's directory does not exist (instead of ENOENT on `<file>.partial`). */
+async function requireParentDir(file: string, flag: string): Promise<void> {
+  const dir = dirname(resolve(file))
+  const info = await stat(dir).catch(() => undefined)
+  if (!info) throw new UsageError(`${flag} ${file}: directory ${dir} does not exist (create it first)`)
+  if (!info.isDirectory()) throw new UsageError(`${flag} ${file}: ${dir} is not a directory`)
 }
 
 async function pseudonymizerOf(values: Values, io: CliIo): Promise<Pseudonymizer | undefined> {
@@ -477,6 +619,14 @@ async function writeJsonFile(path: string, value: unknown): Promise<void> {
     file.end(`${JSON.stringify(value, null, 2)}\n`, () => resolveWrite())
   })
   await rename(partial, path)
+}
+
+/** The number of the file's last line (0 for an empty or missing file). */
+async function lineCount(file: string): Promise<number> {
+  const bytes = await readFile(file).catch(() => Buffer.alloc(0))
+  let lines = 0
+  for (const byte of bytes) if (byte === 0x0a) lines++
+  return bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a ? lines + 1 : lines
 }
 
 /** Total size of the log's segment files, the 100% of the export's first pass. */

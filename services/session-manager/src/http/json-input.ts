@@ -30,16 +30,32 @@ export function limitBody(maxBytes: number): MiddlewareHandler<SessionManagerEnv
  * `constructor`, `prototype`) and validates it (400 `validation_failed` with the offending
  * fields). The valid value is available as `c.get('input')`.
  *
+ * With `sessionIdFromGuard` (the guarded routes), a body without `session_id` takes the one the
+ * session guard found (the `x-session-id` header or the query): one rule for touch and end, where
+ * the header alone, the body alone or both (equal; different is the guard's 400
+ * `session_id_conflict`) are accepted.
+ *
  * @example
  * app.post('/sessions.start', validJson(validateSessionManagerStartInput), handler)
  */
-export function validJson<T>(validator: RecordValidator<T>): MiddlewareHandler<SessionManagerEnv> {
+export function validJson<T>(
+  validator: RecordValidator<T>,
+  { sessionIdFromGuard = false }: { sessionIdFromGuard?: boolean } = {},
+): MiddlewareHandler<SessionManagerEnv> {
   return async function validateJsonBody(c, next) {
     const parsed = parseJsonBody(await c.req.text())
     if (!parsed.ok) return sendError(c, parsed.error, { message: parsed.message })
-    const result = validator.validate(parsed.value)
+    const body = parsed.value
+    if (sessionIdFromGuard && isPlainObject(body) && !('session_id' in body) && c.get('sessionId')) {
+      body.session_id = c.get('sessionId')
+    }
+    const result = validator.validate(body)
     if (!result.ok) return sendError(c, 'validation_failed', { fields: result.fields })
     c.set('input', result.value)
     await next()
   }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -8,12 +8,39 @@ const errors = (...statuses: number[]) =>
     statuses.map((s) => [String(s), { description: 'Error', ...json(ref('ErrorResponse')) }]),
   )
 
-function action(summary: string, input: SchemaName, output: SchemaName, okStatus: string, extra: number[]) {
+/** touch and end: `session_id` from the x-session-id header, the body, or both (equal); see docs/api.md. */
+const SESSION_ID_HEADER = {
+  name: 'x-session-id',
+  in: 'header',
+  required: false,
+  schema: { $ref: '#/components/schemas/Ulid' },
+  description:
+    'The session, instead of (or equal to) the body session_id. Two different values: 400 session_id_conflict.',
+}
+
+/** The input schema with session_id optional in the body (the header may carry it instead). */
+function bodyWithOptionalSessionId(input: SchemaName): object {
+  const schema = JSON.parse(JSON.stringify(SCHEMAS[input])) as { required?: string[] }
+  return { ...schema, required: (schema.required ?? []).filter((key) => key !== 'session_id') }
+}
+
+function action(
+  summary: string,
+  input: SchemaName,
+  output: SchemaName,
+  okStatus: string,
+  extra: number[],
+  guarded = false,
+) {
   return {
     post: {
       summary,
       security: [{ callerToken: [] }],
-      requestBody: { required: true, ...json(ref(input)) },
+      ...(guarded ? { parameters: [SESSION_ID_HEADER] } : {}),
+      requestBody: {
+        required: true,
+        ...json(guarded ? bodyWithOptionalSessionId(input) : ref(input)),
+      },
       responses: {
         [okStatus]: { description: 'Recorded', ...json(ref(output)) },
         ...(okStatus === '201'
@@ -73,6 +100,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         'SessionManagerEndOutput',
         '200',
         [404, 409],
+        true,
       ),
       '/sessions.touch': action(
         'Record activity (heartbeat)',
@@ -80,6 +108,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         'SessionManagerTouchOutput',
         '200',
         [404, 409],
+        true,
       ),
       '/sessions/{session_id}': read('Status, start and end of one session', { type: 'object' }),
       '/sessions/{session_id}/timeline': read('The events of one session in order (paged by cursor)', {

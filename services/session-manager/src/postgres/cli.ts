@@ -1,5 +1,3 @@
-#!/usr/bin/env node
-import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { writeCheckpoint } from './checkpoints.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
@@ -7,47 +5,47 @@ import { migrate } from './migrations.js'
 import { DEFAULT_SCHEMA, schemaNames } from './schema-names.js'
 import { verifyPostgres } from './verify.js'
 
-const USAGE = `usage: care-sessions-pg <command> [--database-url URL] [--schema NAME] [--owner-role ROLE] [--json]
-commands:
-  migrate            create or upgrade the schema (the service also does this at start)
-  verify             check every hash, session chain and checkpoint; exit 1 on the first problem
-  checkpoint         append checkpoints over everything committed so far
-  import <data-dir>  one-shot import of a JSONL event log into an empty schema (service stopped)
-  export <dir>       write the database's events as a new JSONL log in <dir>, then verify it
-DATABASE_URL is used when --database-url is not given.`
-
-/** Where the CLI writes. */
+/** Where the database commands write, one line at a time. */
 export interface CliIo {
   out(line: string): void
   err(line: string): void
 }
 
+/** The PostgreSQL store's maintenance commands (`care-sessions db <command>`). */
+export type DatabaseCommand = 'migrate' | 'verify' | 'checkpoint' | 'import' | 'export'
+
 /**
- * The `care-sessions-pg` command line: migrations, verification, checkpoints and the JSONL
- * import/export for the PostgreSQL store. Returns the exit code (0 ok, 1 a check failed, 2 usage).
+ * What a database command needs, already parsed and checked by the `care-sessions` command line
+ * (src/cli/cli.ts): this module does no argument parsing of its own.
  *
  * @example
- * process.exitCode = await runPostgresCli(['verify', '--database-url', url], { out: console.log, err: console.error })
+ * const options: DatabaseCommandOptions = { url: 'postgres://care@db/care', json: false }
  */
-export async function runPostgresCli(argv: readonly string[], io: CliIo, env = process.env): Promise<number> {
-  const args: string[] = []
-  const flags: Record<string, string | true> = {}
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (arg === '--json') flags.json = true
-    else if (arg.startsWith('--')) flags[arg.slice(2)] = argv[++i] ?? ''
-    else args.push(arg)
-  }
-  const url = typeof flags['database-url'] === 'string' ? flags['database-url'] : env.DATABASE_URL
-  const [command, target] = args
-  if (!command || !url || ((command === 'import' || command === 'export') && !target)) {
-    io.err(USAGE)
-    return 2
-  }
-  const schema = typeof flags.schema === 'string' ? flags.schema : DEFAULT_SCHEMA
-  const ownerRole = typeof flags['owner-role'] === 'string' ? flags['owner-role'] : undefined
-  const print = (value: unknown, text: string) => io.out(flags.json ? JSON.stringify(value) : text)
-  const pool = new pg.Pool({ connectionString: url, max: 2 })
+export interface DatabaseCommandOptions {
+  url: string
+  schema?: string | undefined
+  ownerRole?: string | undefined
+  json: boolean
+  /** The data directory of `import` (read) or `export` (written). */
+  target?: string | undefined
+}
+
+/**
+ * Runs one PostgreSQL store command: migrations, verification, checkpoints and the JSONL
+ * import/export. Returns the exit code (0 ok, 1 a check failed or the database said no).
+ *
+ * @example
+ * process.exitCode = await runDatabaseCommand('verify', { url, json: false }, { out: console.log, err: console.error })
+ */
+export async function runDatabaseCommand(
+  command: DatabaseCommand,
+  options: DatabaseCommandOptions,
+  io: CliIo,
+): Promise<number> {
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  const { ownerRole, target } = options
+  const print = (value: unknown, text: string) => io.out(options.json ? JSON.stringify(value) : text)
+  const pool = new pg.Pool({ connectionString: options.url, max: 2 })
   try {
     const t = schemaNames(schema)
     switch (command) {
@@ -104,21 +102,31 @@ export async function runPostgresCli(argv: readonly string[], io: CliIo, env = p
         )
         return report.ok ? 0 : 1
       }
-      default:
-        io.err(USAGE)
-        return 2
     }
   } catch (error) {
-    io.err(`care-sessions-pg ${command}: ${(error as Error).message}`)
+    io.err(`care-sessions db ${command}: ${(error as Error).message}`)
     return 1
   } finally {
     await pool.end()
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  process.exitCode = await runPostgresCli(process.argv.slice(2), {
-    out: (line) => console.log(line),
-    err: (line) => console.error(line),
+/**
+ * `care-sessions db <argv>` for callers that hold an argument list (the former `care-sessions-pg`):
+ * parsed by the one `care-sessions` command line, so the flags and exit codes are the same
+ * (0 ok, 1 a check failed, 2 usage). `DATABASE_URL` is read from `env` when `--database-url` is not given.
+ *
+ * @example
+ * process.exitCode = await runPostgresCli(['verify', '--database-url', url], { out: console.log, err: console.error })
+ */
+export async function runPostgresCli(argv: readonly string[], io: CliIo, env = process.env): Promise<number> {
+  const { main } = await import('../cli/cli.js')
+  const lines = (write: (line: string) => void) => ({
+    write(text: string | Uint8Array) {
+      const value = typeof text === 'string' ? text : Buffer.from(text).toString('utf8')
+      for (const line of value.replace(/\n$/, '').split('\n')) write(line)
+      return true
+    },
   })
+  return main(['db', ...argv], { stdout: lines(io.out), stderr: lines(io.err), env })
 }

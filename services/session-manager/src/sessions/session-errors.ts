@@ -1,4 +1,4 @@
-import type { ErrorCode, ErrorResponse } from '@care/schemas'
+import { ERROR_CODES, type ErrorCode, type ErrorResponse } from '@care/schemas'
 
 /**
  * A request the session service refuses for a reason the caller can act on. Carries the
@@ -19,6 +19,7 @@ export class SessionError extends Error {
     message?: string,
     readonly details?: ErrorResponse['details'],
   ) {
-    super(message ?? code)
+    // Without a message of its own, the error says what the shared table says for its code.
+    super(message ?? ERROR_CODES[code].message)
   }
 }
