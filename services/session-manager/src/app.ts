@@ -1,3 +1,4 @@
+import { type HttpObserver, type MetricsExposure, metricsAccessAllowed } from '@care/observability'
 import {
   type SessionManagerEndInput,
   type SessionManagerStartInput,
@@ -9,6 +10,7 @@ import {
 } from '@care/schemas'
 import { sessionGuard } from '@care/session-guard/hono'
 import { Hono, type MiddlewareHandler } from 'hono'
+import type { Registry } from 'prom-client'
 import type { AuditSource } from './audit/audit-source.js'
 import type { SessionManagerConfig } from './config.js'
 import { requireRole } from './http/auth.js'
@@ -17,6 +19,7 @@ import { createExportHandler } from './http/export-route.js'
 import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
 import { buildOpenApiDocument } from './http/openapi.js'
+import { observeRequests } from './observability/hono-observer.js'
 import type { SessionLifecycle } from './sessions/session-lifecycle.js'
 
 export interface SessionManagerAppOptions {
@@ -25,7 +28,13 @@ export interface SessionManagerAppOptions {
   /** False once storage has failed in a way that needs a restart (e.g. a failed fsync). */
   storageHealthy?: () => boolean
   config: Pick<SessionManagerConfig, 'tokens' | 'bodyLimitBytes'>
-  logger: { error(o: object, m: string): void }
+  logger: { error(o: object, m: string): void; info?(o: object, m: string): void }
+  /** Request ids, metrics, access log and trace span per request; none of these without it. */
+  observer?: HttpObserver
+  /** Serves `GET /metrics` from this registry when the exposure is `service-port`. */
+  metrics?: { registry: Registry; exposure: MetricsExposure; host: string }
+  /** True once a graceful shutdown began: `/readyz` answers 503 from then on. */
+  shuttingDown?: () => boolean
   version?: string
   /** Where `GET /export` reads events (any `EventStore`, or the log itself); without it there is no /export. */
   audit?: () => AuditSource | undefined
@@ -57,15 +66,26 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
   const auditor = requireRole(config.tokens, 'auditor')
   const jsonBody = [requireJsonContentType, limitBody(config.bodyLimitBytes)] as const
   const guard = sessionGuard()
+  const shuttingDown = options.shuttingDown ?? (() => false)
 
+  if (options.observer) app.use(observeRequests(options.observer))
   app.get('/healthz', (c) => c.json({ status: 'ok' }))
   app.get('/readyz', async (c) => {
+    if (shuttingDown()) return sendError(c, 'not_ready', { message: 'Shutting down.' })
     if (!sessions()) return sendError(c, 'not_ready', { message: 'Recovering the event log.' })
     if (!storageHealthy())
       return sendError(c, 'storage_unavailable', { message: 'Storage failed; restart needed.' })
     return c.json({ status: 'ready', open_sessions: await service().openSessions() })
   })
   app.get('/openapi.json', (c) => c.json(openapi))
+  const { metrics } = options
+  if (metrics?.exposure.kind === 'service-port') {
+    app.get('/metrics', async (c) => {
+      if (!metricsAccessAllowed(metrics.exposure, c.req.header('authorization'), metrics.host))
+        return sendError(c, 'unauthorized')
+      return c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType })
+    })
+  }
 
   app.post(
     '/sessions.start',

@@ -44,6 +44,11 @@ export interface OpenLogOptions {
   logger?: LogLogger
   /** Called for every recovered record, in log order, before `open` resolves. */
   onRecord?: (record: ChainedRecord, position: LogPosition) => void
+  /**
+   * Called after each durable group commit (one write + one fdatasync) with its record count, bytes
+   * and fdatasync duration; for metrics. Must be cheap and must not throw.
+   */
+  onCommit?: (commit: { records: number; bytes: number; syncSeconds: number }) => void
 }
 
 /**
@@ -87,6 +92,7 @@ export class EventLog {
   readonly #maxFileBytes: number
   readonly #logger: LogLogger
   readonly #lock: HeldLock
+  readonly #onCommit: OpenLogOptions['onCommit']
   #segment: Segment
   #handle: LogFileHandle
   #durableSize: number
@@ -112,7 +118,9 @@ export class EventLog {
     handle: LogFileHandle
     size: number
     head: LogHead
+    onCommit: OpenLogOptions['onCommit']
   }) {
+    this.#onCommit = init.onCommit
     this.#fs = init.fs
     this.#eventsDir = init.eventsDir
     this.#maxFileBytes = init.maxFileBytes
@@ -165,6 +173,7 @@ export class EventLog {
         handle,
         size: state.size,
         head: state.head,
+        onCommit: options.onCommit,
       })
       const report: RecoveryReport = {
         files: state.files,
@@ -393,6 +402,7 @@ export class EventLog {
       await this.#rollBack(err, [...group, ...rest])
       return false
     }
+    const syncStarted = performance.now()
     try {
       await this.#handle.datasync()
     } catch (err) {
@@ -405,6 +415,11 @@ export class EventLog {
       return false
     }
     const last = group.at(-1)!
+    this.#onCommit?.({
+      records: group.length,
+      bytes: last.position.offset + last.line.length - first.position.offset,
+      syncSeconds: (performance.now() - syncStarted) / 1000,
+    })
     this.#durableSize = last.position.offset + last.line.length
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
     for (const p of group) p.resolve({ record: p.record, position: p.position })

@@ -1,0 +1,53 @@
+import { type HttpObserver, REQUEST_ID_HEADER, withTraceContext } from '@care/observability'
+import type { Context, MiddlewareHandler } from 'hono'
+import { routePath } from 'hono/route'
+
+/**
+ * Hono middleware that gives every request a request id (`x-request-id`, the caller's or a new
+ * one, returned on the response), runs it inside its trace span when tracing is on, and records
+ * it once answered: metrics by route template, one access-log line, and the span's route, status
+ * and `session.id` (set by the session guard).
+ *
+ * @example
+ * app.use(observeRequests(observer))
+ */
+export function observeRequests(observer: HttpObserver): MiddlewareHandler {
+  return async function observeRequest(c, next) {
+    const request = observer.begin(c.req.method, c.req.raw.headers)
+    c.set('requestId' as never, request.requestId as never)
+    try {
+      await withTraceContext(request.traceContext, next)
+    } finally {
+      c.header(REQUEST_ID_HEADER, request.requestId)
+      const status = c.res.status
+      const length = c.res.headers.get('content-length')
+      request.end({
+        route: routeTemplateOf(c, status),
+        status,
+        bytes: length === null ? undefined : Number(length),
+        sessionId: sessionIdOf(c),
+        cause: status === 503 ? await errorCodeOf(c.res) : undefined,
+      })
+    }
+  }
+}
+
+function routeTemplateOf(c: Context, status: number): string {
+  const path = routePath(c)
+  // Only this middleware matched: an unknown path, which must not become a label value.
+  return path === '*' || path === '/*' ? (status === 404 ? 'unmatched' : 'other') : path
+}
+
+function sessionIdOf(c: Context): string | undefined {
+  const id: unknown = c.get('sessionId' as never)
+  return typeof id === 'string' ? id : undefined
+}
+
+async function errorCodeOf(res: Response): Promise<string> {
+  try {
+    const body = (await res.clone().json()) as { error?: unknown }
+    return typeof body.error === 'string' ? body.error : 'unknown'
+  } catch {
+    return 'unknown'
+  }
+}
