@@ -45,8 +45,8 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
  * const { registry, observeRequest } = createServiceMetrics({ service: 'sample-worker' })
  */
 export function createServiceMetrics(options: { service: string; defaultMetrics?: boolean }): ServiceMetrics {
+  // No `service` label: Prometheus' `job` label already says which service was scraped.
   const registry = new Registry()
-  registry.setDefaultLabels({ service: options.service })
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry })
   const requests = new Counter({
     name: 'care_http_requests_total',
