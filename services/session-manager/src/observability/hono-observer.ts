@@ -1,3 +1,4 @@
+import { ServerResponse } from 'node:http'
 import { type HttpObserver, REQUEST_ID_HEADER, withTraceContext } from '@care/observability'
 import type { Context, MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
@@ -20,16 +21,38 @@ export function observeRequests(observer: HttpObserver): MiddlewareHandler {
     } finally {
       c.header(REQUEST_ID_HEADER, request.requestId)
       const status = c.res.status
-      const length = c.res.headers.get('content-length')
-      request.end({
+      const outcome = {
         route: routeTemplateOf(c, status),
         status,
-        bytes: length === null ? undefined : Number(length),
         sessionId: sessionIdOf(c),
         cause: status === 503 ? await errorCodeOf(c.res) : undefined,
-      })
+      }
+      const outgoing = nodeResponseOf(c)
+      if (outgoing) {
+        // Served by @hono/node-server: record once the response is written, with its real size.
+        outgoing.once('close', () => request.end({ ...outcome, bytes: bytesOf(outgoing) }))
+      } else {
+        request.end({ ...outcome, bytes: await bodyBytes(c.res) })
+      }
     }
   }
+}
+
+function nodeResponseOf(c: Context): ServerResponse | undefined {
+  const outgoing: unknown = (c.env as { outgoing?: unknown } | undefined)?.outgoing
+  return outgoing instanceof ServerResponse ? outgoing : undefined
+}
+
+function bytesOf(outgoing: ServerResponse): number | undefined {
+  const length = outgoing.getHeader('content-length')
+  return length === undefined ? undefined : Number(length)
+}
+
+/** Without a Node response (`app.request` in tests, other runtimes): the body's size. */
+async function bodyBytes(res: Response): Promise<number | undefined> {
+  const length = res.headers.get('content-length')
+  if (length !== null) return Number(length)
+  return res.body ? (await res.clone().arrayBuffer()).byteLength : 0
 }
 
 function routeTemplateOf(c: Context, status: number): string {
