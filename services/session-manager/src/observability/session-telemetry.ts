@@ -85,11 +85,24 @@ export function createSessionTelemetry(metrics: ServiceMetrics, tracing: Tracing
       if (counts) this.set(counts.waitingCount)
     },
   })
+  const observeCommit = eventLogCommitObserver(metrics.registry)
   const countTimeout = (event: StoredEvent) => {
     if (event.event === 'session.end' && event.reason !== 'explicit') timeouts.inc({ reason: event.reason })
   }
   return {
-    onCommit: eventLogCommitObserver(metrics.registry),
+    onCommit: tracing.enabled
+      ? (commit) => {
+          observeCommit(commit)
+          // One span per group commit (write + fdatasync), under the append that opened the batch.
+          const endedAt = Date.now()
+          tracing.tracer
+            .startSpan('event_log.commit', {
+              startTime: endedAt - commit.syncSeconds * 1000,
+              attributes: { 'care.commit.records': commit.records, 'care.commit.bytes': commit.bytes },
+            })
+            .end(endedAt)
+        }
+      : observeCommit,
     watchOpenSessions(count) {
       openSessions = count
     },
@@ -117,8 +130,10 @@ export function createSessionTelemetry(metrics: ServiceMetrics, tracing: Tracing
                 countTimeout(result.stored)
                 // The lifecycle change as a span event on the request's span (or this one, for a timeout).
                 const target = requestSpan ?? span
-                if (event.event === 'session.start')
+                if (event.event === 'session.start') {
+                  target.setAttribute('session.id', event.session_id)
                   target.addEvent('session.start', { 'session.id': event.session_id })
+                }
                 if (event.event === 'session.end')
                   target.addEvent('session.end', {
                     'session.id': event.session_id,
