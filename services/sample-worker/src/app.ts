@@ -1,3 +1,10 @@
+import {
+  type HttpObserver,
+  isClientDisconnect,
+  type MetricsExposure,
+  type Tracing,
+  tracedFetch,
+} from '@care/observability'
 import { errorResponse, type FieldError } from '@care/schemas'
 import { classifyContentType } from '@care/session-guard'
 import {
@@ -9,8 +16,10 @@ import {
 } from '@care/session-guard/express'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
 import { monotonicFactory } from 'ulid'
 import { StorageUnavailableError, type WorkerEventLog } from './event-log.js'
+import { observeRequests, serveMetrics } from './observability/express-observer.js'
 import {
   type Annotations,
   validateAnnotateStepInput,
@@ -38,6 +47,14 @@ export interface WorkerAppOptions {
   downstreamTimeoutMs?: number
   /** The `fetch` the propagation helper wraps; tests may substitute one. */
   fetchImpl?: SessionFetch
+  /** Request ids, metrics, access log and trace spans; without it, none of these. */
+  observer?: HttpObserver
+  /** Outgoing calls become CLIENT spans carrying `traceparent` when tracing is on. */
+  tracing?: Tracing
+  /** Serves `GET /metrics` from this registry when the exposure is `service-port`. */
+  metrics?: { registry: Registry; exposure: MetricsExposure; host: string }
+  /** True once a graceful shutdown began: `/readyz` answers 503 from then on. */
+  shuttingDown?: () => boolean
 }
 
 type ErrorOf = ReturnType<typeof errorResponse>
@@ -57,11 +74,16 @@ export function createWorkerApp({
   downstreamUrl,
   downstreamTimeoutMs = 5000,
   fetchImpl = globalThis.fetch,
+  observer,
+  tracing,
+  metrics,
+  shuttingDown = () => false,
 }: WorkerAppOptions): express.Express {
   const nextId = monotonicFactory()
   const app = express()
   app.disable('x-powered-by')
-  app.use(logRequests(logger))
+  if (observer) app.use(observeRequests(observer))
+  const downstreamFetch = tracing ? tracedFetch(tracing, fetchImpl) : fetchImpl
 
   // The guard reads the JSON body itself (capped, with reserved keys refused), so no express.json().
   const guard = sessionGuard({ sources: ['header', 'body'], maxBodyBytes: MAX_BODY_BYTES })
@@ -69,6 +91,14 @@ export function createWorkerApp({
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' })
   })
+  app.get('/readyz', (_req, res) => {
+    if (shuttingDown()) {
+      res.setHeader('retry-after', '1')
+      return send(res, errorResponse('not_ready', { message: 'Shutting down.' }))
+    }
+    res.json({ status: 'ready' })
+  })
+  if (metrics?.exposure.kind === 'service-port') app.get('/metrics', serveMetrics(metrics))
 
   app.post('/infer', requireJsonBody, guard, async (req, res) => {
     const sessionId = requireSessionId(req)
@@ -92,7 +122,7 @@ export function createWorkerApp({
     let annotations: Annotations
     try {
       annotations = await annotate(
-        sessionFetch(sessionId, fetchImpl),
+        sessionFetch(sessionId, downstreamFetch),
         downstreamUrl(),
         downstreamTimeoutMs,
         sessionId,
@@ -146,7 +176,13 @@ export function createWorkerApp({
     send(res, errorResponse('not_found'))
   })
   app.use(
-    sessionErrorHandler({ onUnexpected: (err, req) => logger.error({ err, path: req.path }, 'unexpected') }),
+    sessionErrorHandler({
+      onUnexpected: (err, req) => {
+        // A client that hung up mid-request (or was cut off by a shutdown) is not the worker's error.
+        if (isClientDisconnect(err)) logger.info({ path: req.path }, 'client disconnected mid-request')
+        else logger.error({ err, path: req.path }, 'unexpected')
+      },
+    }),
   )
   return app
 }
@@ -202,23 +238,4 @@ function requireJsonBody(req: Request, res: Response, next: NextFunction) {
   if (classifyContentType(req.headers['content-type']) === 'not-json')
     return send(res, errorResponse('unsupported_media_type'))
   next()
-}
-
-function logRequests(logger: Logger) {
-  return function logRequest(req: Request, res: Response, next: NextFunction): void {
-    const started = process.hrtime.bigint()
-    res.on('finish', () => {
-      logger.info(
-        {
-          method: req.method,
-          path: req.path,
-          status: res.statusCode,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-          session_id: req.sessionId,
-        },
-        'request',
-      )
-    })
-    next()
-  }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { resolve } from 'node:path'
+import { loadObservabilityConfig, startTracing } from '@care/observability'
 import { pino } from 'pino'
 import { startWorker } from './server.js'
 
@@ -12,18 +13,23 @@ function portFrom(value: string | undefined): number {
   return port
 }
 
-const SHUTDOWN_GRACE_MS = 10_000
+/** After the grace period, closing the log and the exporter get this long before a forced exit. */
+const CLOSE_BACKSTOP_MS = 5000
 
 try {
+  const observability = loadObservabilityConfig(process.env)
+  const tracing = startTracing({ service: 'sample-worker' })
   const worker = await startWorker({
     port: portFrom(process.env.PORT),
     host: process.env.HOST ?? '127.0.0.1',
     logPath: resolve(process.env.CARE_WORKER_LOG ?? '.care-data/worker/events.jsonl'),
     logger,
+    observability,
+    tracing,
     ...(process.env.DOWNSTREAM_URL ? { downstreamUrl: process.env.DOWNSTREAM_URL } : {}),
   })
   logger.info(
-    { url: worker.url, downstream: process.env.DOWNSTREAM_URL ?? 'self' },
+    { url: worker.url, downstream: process.env.DOWNSTREAM_URL ?? 'self', metrics_port: worker.metricsPort },
     'sample worker listening',
   )
 
@@ -31,22 +37,28 @@ try {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, 'shutting down: finishing requests in flight')
-    // A request stuck on a slow client must not keep the process alive forever.
-    setTimeout(() => {
-      logger.error('shutdown grace period expired')
-      process.exit(1)
-    }, SHUTDOWN_GRACE_MS).unref()
-    worker.close().then(
-      () => {
-        logger.info('stopped')
-        process.exit(0)
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed')
-        process.exit(1)
-      },
+    logger.info(
+      { signal, grace_ms: observability.shutdownGraceMs },
+      'shutting down: finishing requests in flight',
     )
+    // Closing the log and the exporter after the grace period must not hang either.
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time')
+      process.exit(1)
+    }, observability.shutdownGraceMs + CLOSE_BACKSTOP_MS).unref()
+    worker
+      .close()
+      .then(() => tracing.shutdown().catch(() => {}))
+      .then(
+        () => {
+          logger.info('stopped')
+          process.exit(0)
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed')
+          process.exit(1)
+        },
+      )
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)

@@ -1,4 +1,14 @@
 import type { AddressInfo } from 'node:net'
+import {
+  closeGracefully,
+  createHttpObserver,
+  createServiceMetrics,
+  loadObservabilityConfig,
+  type ObservabilityConfig,
+  startMetricsServer,
+  startTracing,
+  type Tracing,
+} from '@care/observability'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import type { Logger } from 'pino'
 import { createWorkerApp } from './app.js'
@@ -17,6 +27,10 @@ export interface StartWorkerOptions {
   logPath: string
   logger: Logger
   downstreamUrl?: string
+  /** Metrics exposure, access-log sampling and shutdown grace; defaults to `loadObservabilityConfig({})`. */
+  observability?: ObservabilityConfig
+  /** Tracing as started by `startTracing`; off by default. */
+  tracing?: Tracing
 }
 
 /**
@@ -29,6 +43,12 @@ export interface StartWorkerOptions {
  */
 export interface RunningWorker {
   url: string
+  /** The port of the separate `/metrics` listener, when `CARE_METRICS_PORT` asked for one. */
+  metricsPort?: number
+  /**
+   * `/readyz` turns 503, no new connections are accepted, requests in flight get the shutdown grace
+   * period, then remaining connections are closed and the event log is closed.
+   */
   close(): Promise<void>
 }
 
@@ -45,13 +65,26 @@ export async function startWorker({
   logPath,
   logger,
   downstreamUrl,
+  observability = loadObservabilityConfig({}),
+  tracing = startTracing({ service: 'sample-worker', env: {} }),
 }: StartWorkerOptions): Promise<RunningWorker> {
   const eventLog = await openWorkerEventLog(logPath)
   let selfUrl = ''
+  let shuttingDown = false
+  const metrics = createServiceMetrics({ service: 'sample-worker' })
   const app = createWorkerApp({
     eventLog,
     logger,
     downstreamUrl: () => downstreamUrl ?? `${selfUrl}/steps/annotate`,
+    observer: createHttpObserver({
+      metrics,
+      tracing,
+      logger,
+      accessLogSample: observability.accessLogSample,
+    }),
+    tracing,
+    metrics: { registry: metrics.registry, exposure: observability.metrics, host },
+    shuttingDown: () => shuttingDown,
   })
   const server = app.listen(port, host)
   answerClientErrorsAsJson(server)
@@ -64,17 +97,30 @@ export async function startWorker({
     await eventLog.close()
     throw err
   }
+  const metricsServer =
+    observability.metrics.kind === 'separate'
+      ? await startMetricsServer(metrics.registry, observability.metrics).catch(async (err: unknown) => {
+          await new Promise((resolve) => server.close(resolve))
+          await eventLog.close()
+          throw err
+        })
+      : undefined
   const address = server.address() as AddressInfo
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address
   selfUrl = `http://${hostForUrl}:${address.port}`
+  let closing: Promise<void> | undefined
   return {
     url: selfUrl,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      })
-      await eventLog.close()
+    ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
+    close() {
+      shuttingDown = true
+      closing ??= (async () => {
+        const finished = await closeGracefully(server, { graceMs: observability.shutdownGraceMs })
+        if (!finished) logger.warn({}, 'shutdown grace period expired; closed the remaining connections')
+        await eventLog.close()
+        await metricsServer?.close()
+      })()
+      return closing
     },
   }
 }
