@@ -7,13 +7,13 @@ import {
   loadObservabilityConfig,
   startTracing,
 } from '@care/observability'
+import { parseMetrics } from '@care/observability/testing'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createSessionManagerApp } from '../app.js'
 import { loadConfig } from '../config.js'
 import { type RunningSessionManager, startSessionManager } from '../server.js'
 import { postJson, requestBody } from '../test-support/records.js'
-import { parseMetrics } from './test-support/prometheus-text.js'
 
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {

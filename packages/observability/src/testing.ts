@@ -15,8 +15,28 @@ interface Family {
   metrics: Sample[]
 }
 
-/** Parses Prometheus text exposition and gives lookups by metric name and labels. */
-export function parseMetrics(text: string) {
+/**
+ * A parsed `/metrics` scrape, for tests: sample lookups by metric name and labels.
+ *
+ * @example
+ * const m: ParsedMetrics = parseMetrics(await (await fetch(`${url}/metrics`)).text())
+ */
+export interface ParsedMetrics {
+  names: string[]
+  value(name: string, labels?: Record<string, string>): number
+  histogram(name: string): { count: number; sum: number }
+  histogramCount(name: string, labels: Record<string, string>): number
+  labelValues(name: string, label: string): string[]
+}
+
+/**
+ * Parses Prometheus text exposition (with `parse-prometheus-text-format`) for tests that check
+ * what a running service reports.
+ *
+ * @example
+ * expect(parseMetrics(text).value('care_http_requests_total', { route: '/infer', status: '200' })).toBe(3)
+ */
+export function parseMetrics(text: string): ParsedMetrics {
   const families = (parsePrometheusTextFormat as (t: string) => Family[])(text)
   const family = (name: string) => families.find((f) => f.name === name)
   const matches = (sample: Sample, labels: Record<string, string>) =>
