@@ -21,6 +21,7 @@ export {
   createServiceMetrics,
   eventLogCommitObserver,
   type ObservedRequest,
+  registerReadiness,
   type ServiceMetrics,
 } from './metrics.js'
 export { startMetricsServer } from './metrics-server.js'

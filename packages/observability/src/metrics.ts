@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client'
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 
 /** Seconds: from 1 ms to 10 s, for request latency. */
 const REQUEST_SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
@@ -123,4 +123,22 @@ export function eventLogCommitObserver(registry: Registry): (commit: CommitObser
     bytes.observe(commit.bytes)
     sync.observe(commit.syncSeconds)
   }
+}
+
+/**
+ * Registers `care_ready`: 1 while the instance would answer `/readyz` 200, 0 while it recovers,
+ * after a storage failure and from the start of a shutdown. The "no ready instance" alert reads it.
+ *
+ * @example
+ * registerReadiness(metrics.registry, () => service !== undefined && !shuttingDown)
+ */
+export function registerReadiness(registry: Registry, isReady: () => boolean): void {
+  new Gauge({
+    name: 'care_ready',
+    help: '1 while this instance is ready to take requests (what /readyz reports), else 0.',
+    registers: [registry],
+    collect() {
+      this.set(isReady() ? 1 : 0)
+    },
+  })
 }

@@ -5,6 +5,7 @@ import {
   createServiceMetrics,
   loadObservabilityConfig,
   type ObservabilityConfig,
+  registerReadiness,
   startMetricsServer,
   startTracing,
   type Tracing,
@@ -72,6 +73,7 @@ export async function startWorker({
   let selfUrl = ''
   let shuttingDown = false
   const metrics = createServiceMetrics({ service: 'sample-worker' })
+  registerReadiness(metrics.registry, () => !shuttingDown)
   const app = createWorkerApp({
     eventLog,
     logger,

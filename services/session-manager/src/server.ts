@@ -5,6 +5,7 @@ import {
   createServiceMetrics,
   loadObservabilityConfig,
   type ObservabilityConfig,
+  registerReadiness,
   startMetricsServer,
   startTracing,
   type Tracing,
@@ -80,6 +81,10 @@ export async function startSessionManager(
   const metrics = createServiceMetrics({ service: 'session-manager' })
   const telemetry = createSessionTelemetry(metrics, tracing)
   telemetry.watchOpenSessions(() => service?.openSessions())
+  registerReadiness(
+    metrics.registry,
+    () => service !== undefined && !shuttingDown && (store?.healthy ?? true),
+  )
   const app = createSessionManagerApp({
     observer: createHttpObserver({
       metrics,
