@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 
 const MAIN_JS = fileURLToPath(new URL('../../dist/main.js', import.meta.url))
 const SESSION = '01JNC3G8Z9X7W6V5T4S3R2Q1P0'
-const cleanups: (() => Promise<void> | void)[] = []
+const cleanups: (() => unknown)[] = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
 })

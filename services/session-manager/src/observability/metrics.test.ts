@@ -15,7 +15,7 @@ import { loadConfig } from '../config.js'
 import { type RunningSessionManager, startSessionManager } from '../server.js'
 import { postJson, requestBody } from '../test-support/records.js'
 
-const cleanup: (() => Promise<void> | void)[] = []
+const cleanup: (() => unknown)[] = []
 afterEach(async () => {
   for (const step of cleanup.splice(0).reverse()) await step()
 })
