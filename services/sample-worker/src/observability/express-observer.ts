@@ -32,7 +32,8 @@ export function observeRequests(observer: HttpObserver): RequestHandler {
       const length = res.getHeader('content-length')
       request.end({
         route: req.route ? `${req.baseUrl}${String((req.route as { path: unknown }).path)}` : 'unmatched',
-        status: res.statusCode,
+        // A response never finished (client gone, or cut off by a shutdown) is recorded as 499.
+        status: res.writableFinished ? res.statusCode : CLIENT_CLOSED_REQUEST,
         bytes: length === undefined ? undefined : Number(length),
         sessionId: req.sessionId,
         cause,
@@ -41,6 +42,9 @@ export function observeRequests(observer: HttpObserver): RequestHandler {
     withTraceContext(request.traceContext, next)
   }
 }
+
+/** The de-facto status (nginx's) for a request whose client went away before the answer was sent. */
+const CLIENT_CLOSED_REQUEST = 499
 
 function errorCodeOf(body: unknown): string | undefined {
   const code = (body as { error?: unknown } | null)?.error

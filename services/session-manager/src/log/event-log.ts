@@ -414,15 +414,20 @@ export class EventLog {
       this.#fail(error, [...group, ...rest])
       return false
     }
+    const syncSeconds = (performance.now() - syncStarted) / 1000
     const last = group.at(-1)!
-    this.#onCommit?.({
-      records: group.length,
-      bytes: last.position.offset + last.line.length - first.position.offset,
-      syncSeconds: (performance.now() - syncStarted) / 1000,
-    })
     this.#durableSize = last.position.offset + last.line.length
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
     for (const p of group) p.resolve({ record: p.record, position: p.position })
+    try {
+      this.#onCommit?.({
+        records: group.length,
+        bytes: this.#durableSize - first.position.offset,
+        syncSeconds,
+      })
+    } catch {
+      // An observer's failure must not touch the log: the records are already durable and acknowledged.
+    }
     return true
   }
 

@@ -15,7 +15,6 @@ import { routePath } from 'hono/route'
 export function observeRequests(observer: HttpObserver): MiddlewareHandler {
   return async function observeRequest(c, next) {
     const request = observer.begin(c.req.method, c.req.raw.headers)
-    c.set('requestId' as never, request.requestId as never)
     try {
       await withTraceContext(request.traceContext, next)
     } finally {
@@ -30,13 +29,24 @@ export function observeRequests(observer: HttpObserver): MiddlewareHandler {
       const outgoing = nodeResponseOf(c)
       if (outgoing) {
         // Served by @hono/node-server: record once the response is written, with its real size.
-        outgoing.once('close', () => request.end({ ...outcome, bytes: bytesOf(outgoing) }))
+        // A response never finished (client gone, or cut off by a shutdown) is recorded as 499.
+        const record = () =>
+          request.end(
+            outgoing.writableFinished
+              ? { ...outcome, bytes: bytesOf(outgoing) }
+              : { ...outcome, status: CLIENT_CLOSED_REQUEST, cause: undefined },
+          )
+        if (outgoing.closed || outgoing.destroyed) record()
+        else outgoing.once('close', record)
       } else {
         request.end({ ...outcome, bytes: await bodyBytes(c.res) })
       }
     }
   }
 }
+
+/** The de-facto status (nginx's) for a request whose client went away before the answer was sent. */
+const CLIENT_CLOSED_REQUEST = 499
 
 function nodeResponseOf(c: Context): ServerResponse | undefined {
   const outgoing: unknown = (c.env as { outgoing?: unknown } | undefined)?.outgoing

@@ -64,6 +64,10 @@ describe('graceful shutdown of the process', { timeout: 30_000 }, () => {
     // The reset of the stuck client is not an error-level log line.
     expect(sm.lines.filter((line) => /"level":(50|60)/.test(line))).toEqual([])
     expect(sm.lines.some((line) => line.includes('grace period expired'))).toBe(true)
+    // The cut-off request is in the access log as 499 (client closed request), never acknowledged.
+    const access = sm.lines.filter((line) => line.includes('"msg":"request"')).map((line) => JSON.parse(line))
+    expect(access.filter((line) => line.status === 201)).toHaveLength(10)
+    expect(access.filter((line) => line.status === 499)).toMatchObject([{ route: '/sessions.start' }])
 
     const started = new Set<string>()
     for await (const { record } of readLog(dir))
