@@ -23,6 +23,10 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
 const WARMUP_SECONDS = 1
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10)
 const GOAL = 0.97
+// BENCH_METRICS=1 puts the services' request observer (@care/observability: Prometheus metrics and
+// the access-log decision, tracing off) in front of every variant, so the guard's overhead is
+// measured with metrics on, as the services run.
+const METRICS = process.env.BENCH_METRICS === '1'
 
 if (process.argv[2] === '--serve') await serve(process.argv[3])
 else await main()
@@ -30,6 +34,7 @@ else await main()
 async function serve(framework) {
   const handlerBody = JSON.stringify({ ok: true })
   const ports = {}
+  const observer = METRICS ? await requestObserver() : undefined
   if (framework === 'express') {
     const { default: express } = await import('express')
     const { sessionErrorHandler, sessionGuard } = await import('@care/session-guard/express')
@@ -42,6 +47,14 @@ async function serve(framework) {
     for (const variant of VARIANTS) {
       const app = express()
       app.disable('x-powered-by')
+      if (observer)
+        app.use((req, res, next) => {
+          const request = observer.begin(req.method, req.headers)
+          res.once('close', () =>
+            request.end({ route: req.route ? req.route.path : 'unmatched', status: res.statusCode }),
+          )
+          next()
+        })
       const handler = (_req, res) => {
         res.type('json').send(handlerBody)
       }
@@ -64,6 +77,12 @@ async function serve(framework) {
     }
     for (const variant of VARIANTS) {
       const app = new Hono()
+      if (observer)
+        app.use(async (c, next) => {
+          const request = observer.begin(c.req.method, c.req.raw.headers)
+          await next()
+          request.end({ route: c.req.routePath, status: c.res.status })
+        })
       const handler = (c) => c.body(handlerBody, 200, { 'content-type': 'application/json' })
       if (middleware[variant]) app.get('/work', middleware[variant], handler)
       else app.get('/work', handler)
@@ -77,6 +96,16 @@ async function serve(framework) {
     process.send({ cpuMicros: user + system })
   })
   process.send({ ports })
+}
+
+async function requestObserver() {
+  const { createHttpObserver, createServiceMetrics, startTracing } = await import('@care/observability')
+  return createHttpObserver({
+    metrics: createServiceMetrics({ service: 'bench' }),
+    tracing: startTracing({ service: 'bench', env: {} }),
+    logger: { info() {} },
+    accessLogSample: 0,
+  })
 }
 
 function serverCpu(child) {
@@ -148,7 +177,7 @@ async function main() {
   }
   console.log(
     `session-guard overhead: ${ROUNDS} rotating rounds x ${SECONDS}s per variant, ${CONNECTIONS} connections, ` +
-      `GET /work with x-session-id, node ${process.version}\n`,
+      `GET /work with x-session-id, metrics ${METRICS ? 'on' : 'off'}, node ${process.version}\n`,
   )
   const summary = []
   for (const framework of FRAMEWORKS) {

@@ -8,4 +8,4 @@ export {
   type VerifyResult,
   type VerifySession,
 } from './index.js'
-export { type SessionFetch, sessionFetch, withSessionId } from './propagation.js'
+export { type SessionFetch, type SessionFetchOptions, sessionFetch, withSessionId } from './propagation.js'

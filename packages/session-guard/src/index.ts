@@ -16,7 +16,7 @@ export {
   type VerifyResult,
   type VerifySession,
 } from './options.js'
-export { type SessionFetch, sessionFetch, withSessionId } from './propagation.js'
+export { type SessionFetch, type SessionFetchOptions, sessionFetch, withSessionId } from './propagation.js'
 export { type GuardRejection, judgeVerifyResult, rejectWith } from './rejection.js'
 export {
   decideSessionId,

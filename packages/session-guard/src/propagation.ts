@@ -38,18 +38,48 @@ export function withSessionId(
 export type SessionFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
 /**
- * Returns a `fetch` bound to one session id: every call it makes carries `x-session-id`. Bind it
- * per request (never store it globally: there is no "current session"). Headers of a `Request`
- * passed as `input` are kept.
+ * Options of {@link sessionFetch}. `baggage: true` also adds `session.id=<id>` to the W3C `baggage`
+ * header (kept alongside any entries already there), for services that only read baggage;
+ * `x-session-id` stays the contract.
+ *
+ * @example
+ * const options: SessionFetchOptions = { baggage: true }
+ */
+export interface SessionFetchOptions {
+  baggage?: boolean
+}
+
+/** The W3C baggage header and the key the id travels under there. */
+const BAGGAGE_HEADER = 'baggage'
+const BAGGAGE_KEY = 'session.id'
+
+function addBaggage(headers: Headers, sessionId: string): void {
+  const entries = (headers.get(BAGGAGE_HEADER) ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '' && entry.split('=')[0]!.trim() !== BAGGAGE_KEY)
+  headers.set(BAGGAGE_HEADER, [...entries, `${BAGGAGE_KEY}=${sessionId}`].join(','))
+}
+
+/**
+ * Returns a `fetch` bound to one session id: every call it makes carries `x-session-id` (and, with
+ * `{ baggage: true }`, a `session.id` W3C baggage entry). Bind it per request (never store it
+ * globally: there is no "current session"). Headers of a `Request` passed as `input` are kept.
  *
  * @example
  * const fetchInSession = sessionFetch(req.sessionId)
  * const res = await fetchInSession(`${annotateUrl}`, { method: 'POST', body: JSON.stringify(payload) })
  */
-export function sessionFetch(sessionId: string, fetchImpl: SessionFetch = globalThis.fetch): SessionFetch {
+export function sessionFetch(
+  sessionId: string,
+  fetchImpl: SessionFetch = globalThis.fetch,
+  options: SessionFetchOptions = {},
+): SessionFetch {
   assertSessionId(sessionId)
   return function fetchWithSessionId(input, init) {
     const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined))
-    return fetchImpl(input, { ...init, headers: injectInto(headers, sessionId) })
+    injectInto(headers, sessionId)
+    if (options.baggage) addBaggage(headers, sessionId)
+    return fetchImpl(input, { ...init, headers })
   }
 }

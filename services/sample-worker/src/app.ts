@@ -1,4 +1,11 @@
 import { type EventLog, StorageError } from '@care/event-log'
+import {
+  type HttpObserver,
+  isClientDisconnect,
+  type MetricsExposure,
+  type Tracing,
+  tracedFetch,
+} from '@care/observability'
 import { errorResponse, type FieldError } from '@care/schemas'
 import { classifyContentType, type VerifyResult } from '@care/session-guard'
 import {
@@ -10,7 +17,9 @@ import {
 } from '@care/session-guard/express'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import type { Logger } from 'pino'
+import type { Registry } from 'prom-client'
 import { monotonicFactory } from 'ulid'
+import { observeRequests, serveMetrics } from './observability/express-observer.js'
 import { buildWorkerOpenApiDocument } from './openapi.js'
 import {
   type Annotations,
@@ -46,6 +55,14 @@ export interface WorkerAppOptions {
   verify?: (sessionId: string) => VerifyResult | Promise<VerifyResult>
   /** The version in `GET /openapi.json`. */
   version?: string
+  /** Request ids, metrics, access log and trace spans; without it, none of these. */
+  observer?: HttpObserver
+  /** Outgoing calls become CLIENT spans carrying `traceparent` when tracing is on. */
+  tracing?: Tracing
+  /** Serves `GET /metrics` from this registry when the exposure is `service-port`. */
+  metrics?: { registry: Registry; exposure: MetricsExposure; host: string }
+  /** True once a graceful shutdown began: `/readyz` answers 503 from then on. */
+  shuttingDown?: () => boolean
 }
 
 type ErrorOf = ReturnType<typeof errorResponse>
@@ -68,11 +85,16 @@ export function createWorkerApp({
   instanceId,
   verify,
   version = '0.0.0',
+  observer,
+  tracing,
+  metrics,
+  shuttingDown = () => false,
 }: WorkerAppOptions): express.Express {
   const nextId = monotonicFactory()
   const app = express()
   app.disable('x-powered-by')
-  app.use(logRequests(logger))
+  if (observer) app.use(observeRequests(observer))
+  const downstreamFetch = tracing ? tracedFetch(tracing, fetchImpl) : fetchImpl
 
   // The guard reads the JSON body itself (capped, with reserved keys refused), so no express.json().
   const guard = sessionGuard({
@@ -88,6 +110,14 @@ export function createWorkerApp({
   app.get('/openapi.json', (_req, res) => {
     res.json(openapi)
   })
+  app.get('/readyz', (_req, res) => {
+    if (shuttingDown()) {
+      res.setHeader('retry-after', '1')
+      return send(res, errorResponse('not_ready', { message: 'Shutting down.' }))
+    }
+    res.json({ status: 'ready' })
+  })
+  if (metrics?.exposure.kind === 'service-port') app.get('/metrics', serveMetrics(metrics))
 
   app.post('/infer', requireJsonBody, guard, async (req, res) => {
     const sessionId = requireSessionId(req)
@@ -111,7 +141,7 @@ export function createWorkerApp({
     let annotations: Annotations
     try {
       annotations = await annotate(
-        sessionFetch(sessionId, fetchImpl),
+        sessionFetch(sessionId, downstreamFetch),
         downstreamUrl(),
         downstreamTimeoutMs,
         sessionId,
@@ -165,7 +195,13 @@ export function createWorkerApp({
     send(res, errorResponse('not_found'))
   })
   app.use(
-    sessionErrorHandler({ onUnexpected: (err, req) => logger.error({ err, path: req.path }, 'unexpected') }),
+    sessionErrorHandler({
+      onUnexpected: (err, req) => {
+        // A client that hung up mid-request (or was cut off by a shutdown) is not the worker's error.
+        if (isClientDisconnect(err)) logger.info({ path: req.path }, 'client disconnected mid-request')
+        else logger.error({ err, path: req.path }, 'unexpected')
+      },
+    }),
   )
   return app
 }
@@ -231,23 +267,4 @@ function requireJsonBody(req: Request, res: Response, next: NextFunction) {
   if (classifyContentType(req.headers['content-type']) === 'not-json')
     return send(res, errorResponse('unsupported_media_type'))
   next()
-}
-
-function logRequests(logger: Logger) {
-  return function logRequest(req: Request, res: Response, next: NextFunction): void {
-    const started = process.hrtime.bigint()
-    res.on('finish', () => {
-      logger.info(
-        {
-          method: req.method,
-          path: req.path,
-          status: res.statusCode,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-          session_id: req.sessionId,
-        },
-        'request',
-      )
-    })
-    next()
-  }
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
+import { loadObservabilityConfig, startTracing } from '@care/observability'
 import { pino } from 'pino'
 import { loadWorkerConfig, type WorkerConfig, WorkerConfigError } from './config.js'
 import { startWorker } from './server.js'
@@ -19,14 +20,19 @@ try {
 }
 const logger = pino({ level: config.logLevel, base: { service: 'sample_worker' } })
 
-const SHUTDOWN_GRACE_MS = 10_000
+/** After the grace period, closing the log and the exporter get this long before a forced exit. */
+const CLOSE_BACKSTOP_MS = 5000
 
 try {
+  const observability = loadObservabilityConfig(process.env)
+  const tracing = startTracing({ service: 'sample-worker' })
   const worker = await startWorker({
     port: config.port,
     host: config.host,
     dataDir: config.dataDir,
     logger,
+    observability,
+    tracing,
     ...(config.downstreamUrl ? { downstreamUrl: config.downstreamUrl } : {}),
     app: {
       instanceId: config.instanceId,
@@ -46,6 +52,7 @@ try {
       url: worker.url,
       downstream: config.downstreamUrl ?? 'self',
       verify_sessions: config.sessionManager?.url ?? 'off',
+      metrics_port: worker.metricsPort,
     },
     'sample worker listening',
   )
@@ -54,22 +61,28 @@ try {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return
     stopping = true
-    logger.info({ signal }, 'shutting down: finishing requests in flight')
-    // A request stuck on a slow client must not keep the process alive forever.
-    setTimeout(() => {
-      logger.error('shutdown grace period expired')
-      process.exit(1)
-    }, SHUTDOWN_GRACE_MS).unref()
-    worker.close().then(
-      () => {
-        logger.info('stopped')
-        process.exit(0)
-      },
-      (err: unknown) => {
-        logger.error({ err }, 'shutdown failed')
-        process.exit(1)
-      },
+    logger.info(
+      { signal, grace_ms: observability.shutdownGraceMs },
+      'shutting down: finishing requests in flight',
     )
+    // Closing the log and the exporter after the grace period must not hang either.
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time')
+      process.exit(1)
+    }, observability.shutdownGraceMs + CLOSE_BACKSTOP_MS).unref()
+    worker
+      .close()
+      .then(() => tracing.shutdown().catch(() => {}))
+      .then(
+        () => {
+          logger.info('stopped')
+          process.exit(0)
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed')
+          process.exit(1)
+        },
+      )
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)

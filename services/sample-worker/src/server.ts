@@ -1,5 +1,16 @@
 import type { AddressInfo } from 'node:net'
 import { EventLog, type LogFileSystem } from '@care/event-log'
+import {
+  closeGracefully,
+  createHttpObserver,
+  createServiceMetrics,
+  loadObservabilityConfig,
+  type ObservabilityConfig,
+  registerReadiness,
+  startMetricsServer,
+  startTracing,
+  type Tracing,
+} from '@care/observability'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import type { Logger } from 'pino'
 import { createWorkerApp, type WorkerAppOptions } from './app.js'
@@ -23,6 +34,10 @@ export interface StartWorkerOptions {
   fs?: LogFileSystem
   /** Passed to the app: named in `/healthz`, the guard's verify hook, the OpenAPI version. */
   app?: Pick<WorkerAppOptions, 'instanceId' | 'verify' | 'version'>
+  /** Metrics exposure, access-log sampling and shutdown grace; defaults to `loadObservabilityConfig({})`. */
+  observability?: ObservabilityConfig
+  /** Tracing as started by `startTracing`; off by default. */
+  tracing?: Tracing
 }
 
 /**
@@ -35,6 +50,12 @@ export interface StartWorkerOptions {
  */
 export interface RunningWorker {
   url: string
+  /** The port of the separate `/metrics` listener, when `CARE_METRICS_PORT` asked for one. */
+  metricsPort?: number
+  /**
+   * `/readyz` turns 503, no new connections are accepted, requests in flight get the shutdown grace
+   * period, then remaining connections are closed and the event log is closed.
+   */
   close(): Promise<void>
 }
 
@@ -54,14 +75,28 @@ export async function startWorker({
   downstreamUrl,
   fs,
   app: appOptions = {},
+  observability = loadObservabilityConfig({}),
+  tracing = startTracing({ service: 'sample-worker', env: {} }),
 }: StartWorkerOptions): Promise<RunningWorker> {
   const { log: eventLog } = await EventLog.open<WorkerEvent>({ dir: dataDir, logger, ...(fs ? { fs } : {}) })
   let selfUrl = ''
+  let shuttingDown = false
+  const metrics = createServiceMetrics({ service: 'sample-worker' })
+  registerReadiness(metrics.registry, () => !shuttingDown)
   const app = createWorkerApp({
     ...appOptions,
     eventLog,
     logger,
     downstreamUrl: () => downstreamUrl ?? `${selfUrl}/steps/annotate`,
+    observer: createHttpObserver({
+      metrics,
+      tracing,
+      logger,
+      accessLogSample: observability.accessLogSample,
+    }),
+    tracing,
+    metrics: { registry: metrics.registry, exposure: observability.metrics, host },
+    shuttingDown: () => shuttingDown,
   })
   const server = app.listen(port, host)
   answerClientErrorsAsJson(server)
@@ -74,17 +109,30 @@ export async function startWorker({
     await eventLog.close()
     throw err
   }
+  const metricsServer =
+    observability.metrics.kind === 'separate'
+      ? await startMetricsServer(metrics.registry, observability.metrics).catch(async (err: unknown) => {
+          await new Promise((resolve) => server.close(resolve))
+          await eventLog.close()
+          throw err
+        })
+      : undefined
   const address = server.address() as AddressInfo
   const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address
   selfUrl = `http://${hostForUrl}:${address.port}`
+  let closing: Promise<void> | undefined
   return {
     url: selfUrl,
-    async close() {
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve())
-        server.closeIdleConnections()
-      })
-      await eventLog.close()
+    ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
+    close() {
+      shuttingDown = true
+      closing ??= (async () => {
+        const finished = await closeGracefully(server, { graceMs: observability.shutdownGraceMs })
+        if (!finished) logger.warn({}, 'shutdown grace period expired; closed the remaining connections')
+        await eventLog.close()
+        await metricsServer?.close()
+      })()
+      return closing
     },
   }
 }

@@ -1,3 +1,4 @@
+import { type HttpObserver, type MetricsExposure, metricsAccessAllowed } from '@care/observability'
 import {
   type SessionManagerEndInput,
   type SessionManagerStartInput,
@@ -9,6 +10,7 @@ import {
 } from '@care/schemas'
 import { sessionGuard } from '@care/session-guard/hono'
 import { Hono, type MiddlewareHandler } from 'hono'
+import type { Registry } from 'prom-client'
 import type { AuditSource } from './audit/audit-source.js'
 import type { SessionManagerConfig } from './config.js'
 import { requireRole } from './http/auth.js'
@@ -17,6 +19,7 @@ import { createExportHandler } from './http/export-route.js'
 import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
 import { buildOpenApiDocument } from './http/openapi.js'
+import { observeRequests } from './observability/hono-observer.js'
 import type { SessionLifecycle } from './sessions/session-lifecycle.js'
 
 export interface SessionManagerAppOptions {
@@ -27,7 +30,13 @@ export interface SessionManagerAppOptions {
   /** Why writes fail for now while the service stays ready (e.g. disk full); shown by /readyz. */
   storageNote?: () => string | undefined
   config: Pick<SessionManagerConfig, 'tokens' | 'bodyLimitBytes'>
-  logger: { error(o: object, m: string): void }
+  logger: { error(o: object, m: string): void; info?(o: object, m: string): void }
+  /** Request ids, metrics, access log and trace span per request; none of these without it. */
+  observer?: HttpObserver
+  /** Serves `GET /metrics` from this registry when the exposure is `service-port`. */
+  metrics?: { registry: Registry; exposure: MetricsExposure; host: string }
+  /** True once a graceful shutdown began: `/readyz` answers 503 from then on. */
+  shuttingDown?: () => boolean
   version?: string
   /** Where `GET /export` reads events (any `EventStore`, or the log itself); without it there is no /export. */
   audit?: () => AuditSource | undefined
@@ -63,11 +72,14 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
   const auditor = requireRole(config.tokens, 'auditor')
   const jsonBody = [requireJsonContentType, limitBody(config.bodyLimitBytes)] as const
   const guard = sessionGuard()
+  const shuttingDown = options.shuttingDown ?? (() => false)
 
+  if (options.observer) app.use(observeRequests(options.observer))
   app.get('/healthz', (c) =>
     c.json(options.instanceId ? { status: 'ok', instance_id: options.instanceId } : { status: 'ok' }),
   )
   app.get('/readyz', async (c) => {
+    if (shuttingDown()) return sendError(c, 'not_ready', { message: 'Shutting down.' })
     if (!sessions())
       return sendError(c, 'not_ready', { message: options.notReadyReason?.() ?? 'Recovering the event log.' })
     if (!storageHealthy())
@@ -80,6 +92,14 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     })
   })
   app.get('/openapi.json', (c) => c.json(openapi))
+  const { metrics } = options
+  if (metrics?.exposure.kind === 'service-port') {
+    app.get('/metrics', async (c) => {
+      if (!metricsAccessAllowed(metrics.exposure, c.req.header('authorization'), metrics.host))
+        return sendError(c, 'unauthorized')
+      return c.body(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType })
+    })
+  }
 
   app.post(
     '/sessions.start',

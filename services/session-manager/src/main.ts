@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
+import { loadObservabilityConfig, ObservabilityConfigError, startTracing } from '@care/observability'
 import { ConfigError, loadConfig, type SessionManagerConfig } from './config.js'
 import { startSessionManager } from './server.js'
 
@@ -7,22 +8,43 @@ const { version } = JSON.parse(readFileSync(new URL('../package.json', import.me
   version: string
 }
 
+/** After the grace period, closing the log and the exporter get this long before a forced exit. */
+const CLOSE_BACKSTOP_MS = 5000
+
 let config: SessionManagerConfig | undefined
 try {
   config = loadConfig(process.env, process.argv.slice(2))
-  const running = await startSessionManager(config, { version })
+  const observability = loadObservabilityConfig(process.env)
+  const tracing = startTracing({ service: 'session-manager', version })
+  const running = await startSessionManager(config, { version, observability, tracing })
   running.ready.catch((error: unknown) => {
     // A corrupt log, a held lock or an unreadable data dir: say so plainly and stop.
     console.error(`session-manager: cannot start: ${(error as Error).message}`)
     void running.stop().finally(() => process.exit(1))
   })
-  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(signal, () => {
-      void running.stop().then(() => process.exit(0))
-    })
+  let stopping = false
+  const stop = () => {
+    if (stopping) return
+    stopping = true
+    setTimeout(() => {
+      console.error('session-manager: shutdown did not finish in time; exiting')
+      process.exit(1)
+    }, observability.shutdownGraceMs + CLOSE_BACKSTOP_MS).unref()
+    void running
+      .stop()
+      .then(() => tracing.shutdown().catch(() => {}))
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          console.error(`session-manager: shutdown failed: ${(error as Error).message}`)
+          process.exit(1)
+        },
+      )
   }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
 } catch (error) {
-  if (error instanceof ConfigError) {
+  if (error instanceof ConfigError || error instanceof ObservabilityConfigError) {
     console.error(`session-manager: configuration error: ${error.message}`)
     process.exit(2)
   }

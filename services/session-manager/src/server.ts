@@ -1,4 +1,16 @@
+import type { Server } from 'node:http'
 import type { LogPosition } from '@care/event-log'
+import {
+  closeGracefully,
+  createHttpObserver,
+  createServiceMetrics,
+  loadObservabilityConfig,
+  type ObservabilityConfig,
+  registerReadiness,
+  startMetricsServer,
+  startTracing,
+  type Tracing,
+} from '@care/observability'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import { type ServerType, serve } from '@hono/node-server'
 import { type Logger, pino } from 'pino'
@@ -6,6 +18,7 @@ import { createSessionManagerApp } from './app.js'
 import { logAuditSource, storeAuditSource } from './audit/audit-source.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
+import { createSessionTelemetry } from './observability/session-telemetry.js'
 import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionService } from './postgres/postgres-session-service.js'
 import type { SessionLifecycle } from './sessions/session-lifecycle.js'
@@ -16,9 +29,15 @@ import { FileEventStore } from './store/file-event-store.js'
 export interface RunningSessionManager {
   /** The bound port (useful with PORT=0). */
   port: number
+  /** The port of the separate `/metrics` listener, when `CARE_METRICS_PORT` asked for one. */
+  metricsPort?: number
   /** Resolves once the log is recovered and the service answers requests. */
   ready: Promise<void>
-  /** Graceful stop: refuse new connections, finish in-flight requests, sync, release the lock. */
+  /**
+   * Graceful stop: `/readyz` answers 503 at once, no new connections are accepted, requests in flight
+   * get the shutdown grace period to finish, remaining connections are then closed, and the log is
+   * synced and its lock released.
+   */
   stop(): Promise<void>
 }
 
@@ -26,6 +45,10 @@ export interface StartOptions {
   logger?: Logger
   clock?: Clock
   version?: string
+  /** Metrics exposure, access-log sampling and shutdown grace; defaults to `loadObservabilityConfig({})`. */
+  observability?: ObservabilityConfig
+  /** Tracing as started by `startTracing`; off by default. */
+  tracing?: Tracing
 }
 
 /**
@@ -52,10 +75,28 @@ export async function startSessionManager(
   let store: FileEventStore | undefined
   let stopRequested = false
   let databaseEvents: PostgresEventStore | undefined
+  let shuttingDown = false
+  const observability = options.observability ?? loadObservabilityConfig({})
+  const tracing = options.tracing ?? startTracing({ service: 'session-manager', env: {} })
+  const metrics = createServiceMetrics({ service: 'session-manager' })
+  const telemetry = createSessionTelemetry(metrics, tracing)
+  telemetry.watchOpenSessions(() => service?.openSessions())
+  registerReadiness(
+    metrics.registry,
+    () => service !== undefined && !shuttingDown && (store?.healthy ?? true),
+  )
   let waitingFor: string | undefined
   const app = createSessionManagerApp({
     instanceId: config.instanceId,
     notReadyReason: () => waitingFor,
+    observer: createHttpObserver({
+      metrics,
+      tracing,
+      logger,
+      accessLogSample: observability.accessLogSample,
+    }),
+    metrics: { registry: metrics.registry, exposure: observability.metrics, host: config.host },
+    shuttingDown: () => shuttingDown,
     sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
     storageNote: () => store?.storageNote,
@@ -73,6 +114,14 @@ export async function startSessionManager(
   })
   const server = await listen(app.fetch, config.host, config.port)
   const port = (server.address() as { port: number }).port
+  const metricsServer =
+    observability.metrics.kind === 'separate'
+      ? await startMetricsServer(metrics.registry, observability.metrics).catch(async (error: unknown) => {
+          await new Promise((resolve) => server.close(resolve))
+          throw error
+        })
+      : undefined
+  if (metricsServer) logger.info({ host: config.host, port: metricsServer.port }, 'serving /metrics')
   logger.info({ host: config.host, port, data_dir: config.dataDir }, 'listening; recovering the event log')
 
   const ready = (async () => {
@@ -105,6 +154,8 @@ export async function startSessionManager(
       }
       waitingFor = undefined
       databaseEvents = PostgresEventStore.over(live.pool, storeConfig.schema)
+      telemetry.watchPool(() => live.pool)
+      telemetry.recovered((performance.now() - started) / 1000)
       service = live
       logger.info(
         { store: 'postgres', schema: storeConfig.schema, ms: Math.round(performance.now() - started) },
@@ -121,14 +172,21 @@ export async function startSessionManager(
     let events = 0
     await live.recover(async (apply) => {
       store = await FileEventStore.open(
-        { dir: config.dataDir, repair: config.repair, maxFileBytes: config.maxLogFileBytes, logger },
+        {
+          dir: config.dataDir,
+          repair: config.repair,
+          maxFileBytes: config.maxLogFileBytes,
+          logger,
+          onCommit: telemetry.onCommit,
+        },
         (event, ref) => {
           apply(event, ref)
           events++
         },
       )
-      return store
+      return telemetry.observeStore(store)
     })
+    telemetry.recovered((performance.now() - started) / 1000)
     service = live
     logger.info(
       { events, open_sessions: live.openSessions(), ms: Math.round(performance.now() - started) },
@@ -140,14 +198,22 @@ export async function startSessionManager(
   let stopping: Promise<void> | undefined
   return {
     port,
+    ...(metricsServer ? { metricsPort: metricsServer.port } : {}),
     ready,
     stop() {
       stopRequested = true
+      shuttingDown = true
       stopping ??= (async () => {
-        await new Promise<void>((resolve) => server.close(() => resolve()))
+        logger.info(
+          { grace_ms: observability.shutdownGraceMs },
+          'shutting down: finishing requests in flight',
+        )
+        const finished = await closeGracefully(server as Server, { graceMs: observability.shutdownGraceMs })
+        if (!finished) logger.warn({}, 'shutdown grace period expired; closed the remaining connections')
         await ready.catch(() => {})
         await service?.close()
         await store?.close()
+        await metricsServer?.close()
         logger.info({}, 'stopped')
       })()
       return stopping

@@ -1,5 +1,6 @@
 import { compileValidator, ErrorResponse } from '@care/schemas'
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
+import { recordSessionOnActiveSpan } from '../active-span.js'
 import { classifyContentType, parseGuardedBody, tooLarge, unsupportedCharset } from '../json-body.js'
 import {
   ALL_SESSION_ID_SOURCES,
@@ -101,6 +102,7 @@ function decide(config: GuardConfig<Request>, req: Request, url: string, next: N
   const sessionId = decision.id
   if (config.verify === undefined) {
     req.sessionId = sessionId
+    recordSessionOnActiveSpan(sessionId)
     return next()
   }
   const verify = config.verify
@@ -111,6 +113,7 @@ function decide(config: GuardConfig<Request>, req: Request, url: string, next: N
     .then((rejection) => {
       if (rejection) return next(new SessionGuardError(rejection))
       req.sessionId = sessionId
+      recordSessionOnActiveSpan(sessionId)
       next()
     }, next)
 }

@@ -2,6 +2,7 @@ import type { ErrorResponse } from '@care/schemas'
 import type { Context, MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import { recordSessionOnActiveSpan } from '../active-span.js'
 import { classifyContentType, parseGuardedBody, tooLarge, unsupportedCharset } from '../json-body.js'
 import {
   ALL_SESSION_ID_SOURCES,
@@ -107,6 +108,7 @@ export function sessionGuard({
       if (rejection) throw new SessionGuardException(rejection)
     }
     c.set('sessionId', decision.id)
+    recordSessionOnActiveSpan(decision.id)
     await next()
   }
 }

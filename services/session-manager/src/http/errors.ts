@@ -1,4 +1,5 @@
 import { LogCorruptError } from '@care/event-log'
+import { isClientDisconnect } from '@care/observability'
 import { type ErrorCode, type ErrorResponse, errorResponse, type FieldError } from '@care/schemas'
 import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
@@ -29,7 +30,10 @@ export function sendError(
  * The one error handler of the service: known errors become their documented status and the
  * shared shape; anything else is logged and answered 500 without details.
  */
-export function createErrorHandler(logger: { error(o: object, m: string): void }) {
+export function createErrorHandler(logger: {
+  error(o: object, m: string): void
+  info?(o: object, m: string): void
+}) {
   return function handleError(err: Error, c: Context): Response | Promise<Response> {
     if (err instanceof HTTPException) return err.getResponse()
     if (err instanceof SessionError)
@@ -47,6 +51,11 @@ export function createErrorHandler(logger: { error(o: object, m: string): void }
     if (err instanceof StoreUnavailableError) {
       logger.error({ err, code: err.code }, 'event not stored; answered 503')
       return sendError(c, 'storage_unavailable')
+    }
+    if (isClientDisconnect(err)) {
+      // The client hung up (or a shutdown closed its connection) mid-request: not our error.
+      logger.info?.({ code: (err as { code?: unknown }).code ?? err.name }, 'client disconnected mid-request')
+      return sendError(c, 'malformed_json')
     }
     logger.error({ err }, 'unhandled error')
     return sendError(c, 'internal_error')
