@@ -2,16 +2,9 @@ import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import { type ServerType, serve } from '@hono/node-server'
 import { type Logger, pino } from 'pino'
 import { createSessionManagerApp } from './app.js'
-import { logAuditSource, storeAuditSource } from './audit/audit-source.js'
+import { type Backend, openBackend } from './backend.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
-import { createIdFactory } from './ids/id-factory.js'
-import type { LogPosition } from './log/index.js'
-import { PostgresEventStore } from './postgres/postgres-event-store.js'
-import { PostgresSessionService } from './postgres/postgres-session-service.js'
-import type { SessionLifecycle } from './sessions/session-lifecycle.js'
-import { type Clock, SessionService } from './sessions/session-service.js'
-import { StoreUnavailableError } from './store/event-store.js'
-import { FileEventStore } from './store/file-event-store.js'
+import type { Clock } from './sessions/session-lifecycle.js'
 
 export interface RunningSessionManager {
   /** The bound port (useful with PORT=0). */
@@ -29,8 +22,9 @@ export interface StartOptions {
 }
 
 /**
- * Starts the HTTP server at once (so /healthz and /readyz answer during recovery), recovers the
- * event log, then begins taking session requests.
+ * Starts the session-manager in three steps: open the configured store (`openBackend`), build the
+ * app over it, listen. The server listens at once, so /healthz and /readyz answer while the store
+ * is being recovered (requests get 503 `not_ready` until then).
  *
  * @example
  * const running = await startSessionManager(loadConfig())
@@ -48,88 +42,27 @@ export async function startSessionManager(
       `no bearer tokens configured: serving ${isLoopback(config.host) ? 'loopback only' : config.host} without authentication`,
     )
   }
-  let service: SessionLifecycle | undefined
-  let store: FileEventStore | undefined
   let stopRequested = false
-  let databaseEvents: PostgresEventStore | undefined
+  let backend: Backend | undefined
+  const started = performance.now()
+  const opening = openBackend(config, { logger, clock: options.clock, stopRequested: () => stopRequested })
+  const ready = opening.then((opened) => {
+    backend = opened
+    logger.info({ ...opened.facts, ms: Math.round(performance.now() - started) }, 'recovered; ready')
+  })
+  ready.catch(() => {}) // the caller decides what a failed recovery means
+
   const app = createSessionManagerApp({
-    sessions: () => service,
-    storageHealthy: () => store?.healthy ?? true,
+    sessions: () => backend?.sessions,
+    storageHealthy: () => backend?.healthy() ?? true,
+    audit: () => backend?.audit,
     config,
     logger,
     version: options.version,
-    // The log read directly (lock-free, chain-checked), so exports read lines back by position.
-    // On PostgreSQL, exports scan the database (one snapshot, log order) instead of a data dir.
-    audit: () =>
-      service
-        ? databaseEvents
-          ? storeAuditSource(databaseEvents)
-          : logAuditSource(config.dataDir)
-        : undefined,
   })
   const server = await listen(app.fetch, config.host, config.port)
   const port = (server.address() as { port: number }).port
   logger.info({ host: config.host, port, data_dir: config.dataDir }, 'listening; recovering the event log')
-
-  const ready = (async () => {
-    const started = performance.now()
-    const { store: storeConfig } = config
-    if (storeConfig.kind === 'postgres') {
-      const live = new PostgresSessionService({
-        policy: config.policy,
-        newId: createIdFactory(),
-        clock: options.clock,
-        logger,
-        database: { url: storeConfig.url, poolSize: storeConfig.poolSize },
-        schema: storeConfig.schema,
-        ownerRole: storeConfig.ownerRole,
-      })
-      // An unreachable database is waited for (readyz says not_ready); an unsafe one stops the start.
-      for (;;) {
-        try {
-          await live.recover()
-          break
-        } catch (error) {
-          if (!(error instanceof StoreUnavailableError) || stopRequested) {
-            await live.close()
-            throw error
-          }
-          logger.warn({ err: error }, 'database unavailable; retrying in 1 s')
-          await new Promise((resolve) => setTimeout(resolve, 1000))
-        }
-      }
-      databaseEvents = PostgresEventStore.over(live.pool, storeConfig.schema)
-      service = live
-      logger.info(
-        { store: 'postgres', schema: storeConfig.schema, ms: Math.round(performance.now() - started) },
-        'migrated; ready',
-      )
-      return
-    }
-    const live = new SessionService<LogPosition>({
-      policy: config.policy,
-      newId: createIdFactory(),
-      clock: options.clock,
-      logger,
-    })
-    let events = 0
-    await live.recover(async (apply) => {
-      store = await FileEventStore.open(
-        { dir: config.dataDir, repair: config.repair, maxFileBytes: config.maxLogFileBytes, logger },
-        (event, ref) => {
-          apply(event, ref)
-          events++
-        },
-      )
-      return store
-    })
-    service = live
-    logger.info(
-      { events, open_sessions: live.openSessions(), ms: Math.round(performance.now() - started) },
-      'recovered; ready',
-    )
-  })()
-  ready.catch(() => {}) // the caller decides what a failed recovery means
 
   let stopping: Promise<void> | undefined
   return {
@@ -140,8 +73,7 @@ export async function startSessionManager(
       stopping ??= (async () => {
         await new Promise<void>((resolve) => server.close(() => resolve()))
         await ready.catch(() => {})
-        await service?.close()
-        await store?.close()
+        await backend?.close()
         logger.info({}, 'stopped')
       })()
       return stopping

@@ -7,20 +7,20 @@ import {
 } from '@care/schemas'
 import { ulid } from 'ulid'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import {
-  embeddedImplementation,
-  type LifecycleStore,
-  postgresImplementation,
-} from '../postgres/test-support/lifecycle-harness.js'
 import { startTestPostgres, type TestPostgres } from '../postgres/test-support/postgres-server.js'
 import { SessionError } from './session-errors.js'
-import type { SessionLifecycle } from './session-lifecycle.js'
-import type { SessionPolicy } from './session-service.js'
+import type { SessionLifecycleService, SessionPolicy } from './session-lifecycle.js'
 import { endInputAt, startInputAt } from './test-support/inputs.js'
+import {
+  fileImplementation,
+  type LifecycleStore,
+  memoryImplementation,
+  postgresImplementation,
+} from './test-support/lifecycle-harness.js'
 import { ManualClock } from './test-support/memory-event-store.js'
 
-// The behaviour every SessionLifecycle implementation must share, run once per implementation:
-// the embedded JSONL-backed service and the PostgreSQL one (on a real server started here).
+// The behaviour of the one lifecycle core, run once per repository: in memory, the real JSONL log
+// on disk, and PostgreSQL (on a real server started here).
 const MINUTE = 60_000
 const policy: SessionPolicy = {
   idleTimeoutMs: 30 * MINUTE,
@@ -36,10 +36,10 @@ afterAll(async () => {
   await server?.destroy()
 }, 30_000)
 
-describe.each([embeddedImplementation, postgresImplementation(() => server)])('$name', (implementation) => {
+describe.each([memoryImplementation, fileImplementation, postgresImplementation(() => server)])('$name', (implementation) => {
   let clock: ManualClock
   let store: LifecycleStore
-  let service: SessionLifecycle & { sweepExpired(): Promise<void> }
+  let service: SessionLifecycleService
 
   const boot = async () => (await store.boot(policy, clock)).service
   const ends = async () => (await store.events()).filter((e) => e.event === 'session.end')

@@ -1,0 +1,122 @@
+import { type AuditSource, logAuditSource, storeAuditSource } from './audit/audit-source.js'
+import type { SessionManagerConfig } from './config.js'
+import { createIdFactory } from './ids/id-factory.js'
+import type { LogPosition } from './log/index.js'
+import { PostgresEventStore } from './postgres/postgres-event-store.js'
+import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
+import {
+  type Clock,
+  type LifecycleLogger,
+  type SessionLifecycleOptions,
+  SessionLifecycleService,
+} from './sessions/session-lifecycle.js'
+import type { SessionState } from './sessions/session-repository.js'
+import { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
+import { StoreUnavailableError } from './store/event-store.js'
+import { FileEventStore } from './store/file-event-store.js'
+
+/** The configured store, opened: the lifecycle over its repository, where exports read, and health. */
+export interface Backend {
+  /** The session lifecycle over the store's repository, recovered and sweeping. */
+  sessions: SessionLifecycleService<SessionState>
+  /** Where `GET /export` reads events. */
+  audit: AuditSource
+  /** False once storage failed in a way that needs a restart (a failed fsync). */
+  healthy(): boolean
+  /** What recovery found, for the "ready" log line. */
+  facts: Record<string, unknown>
+  /** Stops the lifecycle and releases the store (flush, sync, lock). Idempotent. */
+  close(): Promise<void>
+}
+
+export interface OpenBackendOptions {
+  logger?: LifecycleLogger
+  clock?: Clock
+  /** Asked between attempts to reach an unavailable database; true stops waiting. */
+  stopRequested?: () => boolean
+}
+
+/** How long to wait before trying an unreachable database again. */
+export const DATABASE_RETRY_MS = 1000
+
+/**
+ * Opens the store `config` names (the embedded JSONL log, or PostgreSQL), builds the session
+ * lifecycle over its repository and recovers it (sessions that expired while down are ended).
+ * An unreachable database is waited for; an unsafe one, a corrupt log or a held lock throws.
+ *
+ * @example
+ * const backend = await openBackend(loadConfig(), { logger })
+ * const app = createSessionManagerApp({ sessions: () => backend.sessions, audit: () => backend.audit, config, logger })
+ */
+export async function openBackend(config: SessionManagerConfig, options: OpenBackendOptions = {}): Promise<Backend> {
+  const { logger } = options
+  const lifecycleOptions: SessionLifecycleOptions = {
+    policy: config.policy,
+    newId: createIdFactory(),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(logger ? { logger } : {}),
+  }
+  const { store } = config
+  if (store.kind === 'postgres') {
+    // An unreachable database is waited for (readyz says not_ready); an unsafe one stops the start.
+    return waitForDatabase(async () => {
+      const repository = await PostgresSessionRepository.open({
+        database: { url: store.url, poolSize: store.poolSize },
+        schema: store.schema,
+        ownerRole: store.ownerRole,
+        logger,
+      })
+      return recovered(repository, lifecycleOptions, {
+        audit: storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
+        healthy: () => true,
+        facts: { store: 'postgres', schema: store.schema },
+      })
+    }, options)
+  }
+  let events = 0
+  let file: FileEventStore | undefined
+  const repository = await EmbeddedSessionRepository.open<LogPosition>(async (apply) => {
+    file = await FileEventStore.open(
+      { dir: config.dataDir, repair: config.repair, maxFileBytes: config.maxLogFileBytes, logger },
+      (event, ref) => {
+        apply(event, ref)
+        events++
+      },
+    )
+    return file
+  })
+  const opened = file!
+  return recovered(repository, lifecycleOptions, {
+    // The log read directly (lock-free, chain-checked), so exports read lines back by position.
+    audit: logAuditSource(config.dataDir),
+    healthy: () => opened.healthy,
+    facts: { store: 'file', events, open_sessions: repository.openSessions },
+  })
+}
+
+async function recovered(
+  repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
+  options: SessionLifecycleOptions,
+  rest: Pick<Backend, 'audit' | 'healthy' | 'facts'>,
+): Promise<Backend> {
+  const sessions = new SessionLifecycleService<SessionState>(repository, options)
+  try {
+    await sessions.recover()
+  } catch (error) {
+    await sessions.close().catch(() => {})
+    throw error
+  }
+  return { sessions, ...rest, close: () => sessions.close() }
+}
+
+async function waitForDatabase<T>(open: () => Promise<T>, options: OpenBackendOptions): Promise<T> {
+  for (;;) {
+    try {
+      return await open()
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || options.stopRequested?.()) throw error
+      options.logger?.warn({ err: error }, `database unavailable; retrying in ${DATABASE_RETRY_MS / 1000} s`)
+      await new Promise((resolve) => setTimeout(resolve, DATABASE_RETRY_MS))
+    }
+  }
+}
