@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { StoreUnavailableError } from '../store/event-store.js'
-import type { SessionLifecycleService, SessionPolicy } from './session-lifecycle.js'
+import { type SessionLifecycleService, type SessionPolicy, TIMEOUT_RETRY_MS } from './session-lifecycle.js'
 import { startInputAt } from './test-support/inputs.js'
 import {
   bootMemorySessions,
@@ -41,6 +41,23 @@ describe('the session lifecycle on the embedded repository', () => {
     store.failAppends = false
     expect((await service.start(input)).status).toBe(201)
     expect(store.events).toHaveLength(1)
+  })
+
+  it('tries a timeout end again when storing it failed, and records it with the true expiry time once storage is back', async () => {
+    const { output: started } = await service.start(startInput())
+    clock.advance(31 * MINUTE)
+    store.failAppends = true
+    await service.sweepExpired()
+    expect((await service.describe(started.session_id))?.status).toBe('open')
+    store.failAppends = false
+    clock.advance(TIMEOUT_RETRY_MS)
+    await service.sweepExpired()
+    expect(await service.describe(started.session_id)).toMatchObject({
+      status: 'ended',
+      end_reason: 'idle_timeout',
+      ended_at: '2026-03-01T12:30:00.000Z',
+    })
+    expect(store.events.filter((e) => e.event === 'session.end')).toHaveLength(1)
   })
 
   it('resumes timers of sessions still open after a restart', async () => {

@@ -189,9 +189,10 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
   async start(input: SessionManagerStartInput): Promise<Outcome<SessionManagerStartOutput>> {
     this.assertUsable()
     const digest = requestDigest('start', input)
-    checkRecordIdTime(input.record_id, this.now(), this.policy.retryWindowMs)
+    let now = this.now()
+    checkRecordIdTime(input.record_id, now, this.policy.retryWindowMs)
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const now = this.now()
+      if (attempt > 0) now = this.now()
       const ids = { recordId: this.newId(now), sessionId: this.newId(now) }
       const event = startEvent(input, ids, now, digest, this.policy)
       const result = await this.repository.insertStart(event)

@@ -12,6 +12,8 @@ import {
 } from '../sessions/session-repository.js'
 import type { EventStore, StoredEvent } from './event-store.js'
 
+const INSERTED: StartInsert = Object.freeze({ kind: 'inserted' })
+
 /** Opens a store, handing every stored event to `apply` in log order before resolving. */
 export type OpenStore<Ref> = (apply: (event: StoredEvent, ref: Ref) => void) => Promise<EventStore<Ref>>
 
@@ -24,7 +26,8 @@ interface IndexedSession<Ref> {
 
 interface AnswerEntry<Ref> {
   readonly digest: string
-  readonly recordTime: number
+  /** The `record_id`'s ULID time, decoded when first needed (pruning), not on the hot path. */
+  recordTime?: number
   ref?: Ref
   /** Set while the answering event is being stored; concurrent retries wait for it. */
   pending?: Promise<Ref>
@@ -84,9 +87,9 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     if (earlier) return { kind: 'existing', answer: this.answerOf(earlier) }
     if (this.sessions.has(event.session_id)) return { kind: 'retry' }
     const ref = await this.appendAnswering(event, event.input_record_id, event.input_digest)
-    this.index(event, ref)
-    this.schedule.push(deadlineOf(this.sessions.get(event.session_id)!.state).at, event.session_id)
-    return { kind: 'inserted' }
+    const { state } = this.index(event, ref)
+    this.schedule.push(deadlineOf(state).at, state.sessionId)
+    return INSERTED
   }
 
   async appendIfUnchanged(event: SessionLifecycleEvent, expected: SessionState): Promise<boolean> {
@@ -151,6 +154,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
 
   forgetAnswersBefore(recordTime: number): void {
     for (const [recordId, entry] of this.answers) {
+      entry.recordTime ??= decodeTime(recordId)
       if (entry.recordTime < recordTime && !entry.pending) this.answers.delete(recordId)
     }
   }
@@ -165,24 +169,25 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     }
     this.index(event, ref)
     if (event.input_record_id && event.input_digest) {
-      const recordTime = decodeTime(event.input_record_id)
-      this.answers.set(event.input_record_id, { digest: event.input_digest, recordTime, ref })
+      this.answers.set(event.input_record_id, { digest: event.input_digest, ref })
     }
   }
 
   /** Advances the index by one stored event. */
-  private index(event: SessionLifecycleEvent, ref: Ref): void {
-    const indexed = this.sessions.get(event.session_id)
+  private index(event: SessionLifecycleEvent, ref: Ref): IndexedSession<Ref> {
+    let indexed = this.sessions.get(event.session_id)
     const state = stateAfter(indexed?.state, event)
     if (indexed) {
       indexed.state = state
       indexed.refs.push(ref)
     } else {
-      this.sessions.set(event.session_id, { state, refs: [ref], busy: false })
+      indexed = { state, refs: [ref], busy: false }
+      this.sessions.set(event.session_id, indexed)
       this.openCount++
     }
     if (state.end) this.openCount--
     if (state.lastEventAt > this.newest) this.newest = state.lastEventAt
+    return indexed
   }
 
   /**
@@ -196,7 +201,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
       settle = { resolve, reject }
     })
     pending.catch(() => {}) // only concurrent retries await it; they see the same error
-    const entry: AnswerEntry<Ref> = { digest, recordTime: decodeTime(recordId), pending }
+    const entry: AnswerEntry<Ref> = { digest, pending }
     this.answers.set(recordId, entry)
     try {
       const { ref } = await this.store.append(event)
