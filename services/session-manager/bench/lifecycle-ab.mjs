@@ -78,12 +78,21 @@ async function measure(open) {
   return (used.user + used.system) / N
 }
 
-const sides = baseDist ? [['baseline', baseline], ['current', current]] : [['current', current]]
+const sides = baseDist
+  ? [
+      ['baseline', baseline],
+      ['current', current],
+    ]
+  : [['current', current]]
 const results = Object.fromEntries(sides.map(([name]) => [name, []]))
 for (const [, open] of sides) await measure(open) // warm-up
 for (let round = 0; round < Number(values.rounds); round++) {
   for (const [name, open] of sides) results[name].push(await measure(open))
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-for (const [name] of sides) console.log(`${name}: ${median(results[name]).toFixed(2)} µs CPU per start (rounds ${results[name].map((x) => x.toFixed(2)).join(', ')})`)
-if (baseDist) console.log(`ratio current / baseline: ${(median(results.current) / median(results.baseline)).toFixed(3)}`)
+for (const [name] of sides)
+  console.log(
+    `${name}: ${median(results[name]).toFixed(2)} µs CPU per start (rounds ${results[name].map((x) => x.toFixed(2)).join(', ')})`,
+  )
+if (baseDist)
+  console.log(`ratio current / baseline: ${(median(results.current) / median(results.baseline)).toFixed(3)}`)

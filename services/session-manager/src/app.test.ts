@@ -9,7 +9,11 @@ import { beforeEach, describe, expect, it } from 'vitest'
 import { createSessionManagerApp } from './app.js'
 import { loadConfig } from './config.js'
 import type { SessionLifecycleService } from './sessions/session-lifecycle.js'
-import { bootMemorySessions, ManualClock, MemoryEventStore } from './sessions/test-support/memory-event-store.js'
+import {
+  bootMemorySessions,
+  ManualClock,
+  MemoryEventStore,
+} from './sessions/test-support/memory-event-store.js'
 
 const CALLER = 'caller-token-0123456789'
 const AUDITOR = 'auditor-token-0123456789'

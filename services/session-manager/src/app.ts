@@ -116,7 +116,10 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     if (cursor === null || limit === null) {
       return sendError(c, 'validation_failed', {
         fields: [
-          { path: '/query', message: `cursor must be an integer >= 0 and limit one in [1, ${MAX_TIMELINE_PAGE}]` },
+          {
+            path: '/query',
+            message: `cursor must be an integer >= 0 and limit one in [1, ${MAX_TIMELINE_PAGE}]`,
+          },
         ],
       })
     }

@@ -48,7 +48,10 @@ export const DATABASE_RETRY_MS = 1000
  * const backend = await openBackend(loadConfig(), { logger })
  * const app = createSessionManagerApp({ sessions: () => backend.sessions, audit: () => backend.audit, config, logger })
  */
-export async function openBackend(config: SessionManagerConfig, options: OpenBackendOptions = {}): Promise<Backend> {
+export async function openBackend(
+  config: SessionManagerConfig,
+  options: OpenBackendOptions = {},
+): Promise<Backend> {
   const { logger } = options
   const lifecycleOptions: SessionLifecycleOptions = {
     policy: config.policy,

@@ -73,7 +73,12 @@ export function loadConfig(
     policy,
     tokens,
     bodyLimitBytes: 16 * 1024,
-    maxLogFileBytes: integer(env.CARE_LOG_MAX_FILE_BYTES, DEFAULT_MAX_FILE_BYTES, 'CARE_LOG_MAX_FILE_BYTES', 4096),
+    maxLogFileBytes: integer(
+      env.CARE_LOG_MAX_FILE_BYTES,
+      DEFAULT_MAX_FILE_BYTES,
+      'CARE_LOG_MAX_FILE_BYTES',
+      4096,
+    ),
     repair: env.CARE_LOG_REPAIR === '1' || argv.includes('--repair'),
     logLevel: env.LOG_LEVEL?.trim() || 'info',
     store: storeConfig(env),

@@ -7,7 +7,11 @@ import { type AuditSource, logAuditSource, storeAuditSource } from '../audit/aud
 import { runExport } from '../audit/export.js'
 import { scenario, tempDirs, writeLog } from '../audit/test-support/audit-fixtures.js'
 import { loadConfig } from '../config.js'
-import { bootMemorySessions, ManualClock, MemoryEventStore } from '../sessions/test-support/memory-event-store.js'
+import {
+  bootMemorySessions,
+  ManualClock,
+  MemoryEventStore,
+} from '../sessions/test-support/memory-event-store.js'
 
 const CALLER = 'caller-token-0123456789'
 const AUDITOR = 'auditor-token-0123456789'

@@ -4,11 +4,11 @@ import type pg from 'pg'
 import { canonicalJson } from '../log/canonical-json.js'
 import { EventLog, readLog, verifyLog, withoutChainFields } from '../log/index.js'
 import type { VerifyReport } from '../log/verify.js'
+import { stateAfter } from '../sessions/session-repository.js'
 import { writeCheckpoint } from './checkpoints.js'
 import { createToolPool, withClient } from './database.js'
 import { chainEvent, GENESIS_HASH } from './event-chain.js'
 import { migrate } from './migrations.js'
-import { stateAfter } from '../sessions/session-repository.js'
 import { type ChainedSession, insertChained, PostgresEventStore } from './postgres-event-store.js'
 import { DEFAULT_SCHEMA, schemaNames } from './schema-names.js'
 import { type PostgresVerifyReport, verifyPostgres } from './verify.js'
@@ -54,9 +54,7 @@ class ContentDigest {
 }
 
 function poolOf(db: TransferDatabase): { pool: pg.Pool; owned: boolean } {
-  return db.pool
-    ? { pool: db.pool, owned: false }
-    : { pool: createToolPool(db.url, 2), owned: true }
+  return db.pool ? { pool: db.pool, owned: false } : { pool: createToolPool(db.url, 2), owned: true }
 }
 
 /**

@@ -115,7 +115,9 @@ export class PostgresSessionRepository implements SessionRepository<PostgresSess
     sessionId: string,
     recordId: string,
   ): Promise<{ session?: PostgresSessionRecord; answer?: EarlierAnswer }> {
-    const { rows } = await this.query<Partial<SessionRow> & { prior_digest: string | null; prior_body: string | null }>(
+    const { rows } = await this.query<
+      Partial<SessionRow> & { prior_digest: string | null; prior_body: string | null }
+    >(
       `SELECT s.*, e.input_digest AS prior_digest, e.body AS prior_body
          FROM (SELECT $1::text AS session_id, $2::text AS input_record_id) q
          LEFT JOIN ${this.names.sessions} s ON s.session_id = q.session_id
@@ -134,9 +136,10 @@ export class PostgresSessionRepository implements SessionRepository<PostgresSess
   }
 
   async loadSession(sessionId: string): Promise<PostgresSessionRecord | undefined> {
-    const { rows } = await this.query<SessionRow>(`SELECT * FROM ${this.names.sessions} WHERE session_id = $1`, [
-      sessionId,
-    ])
+    const { rows } = await this.query<SessionRow>(
+      `SELECT * FROM ${this.names.sessions} WHERE session_id = $1`,
+      [sessionId],
+    )
     return rows[0] ? recordOfRow(rows[0]) : undefined
   }
 
@@ -217,7 +220,12 @@ export class PostgresSessionRepository implements SessionRepository<PostgresSess
     from: number,
     to: number,
   ): Promise<{ events: StoredEvent[]; total: number } | undefined> {
-    const { rows } = await this.query<{ event_count: number; seq: string | null; body: string; hash: string }>(
+    const { rows } = await this.query<{
+      event_count: number
+      seq: string | null
+      body: string
+      hash: string
+    }>(
       `SELECT s.event_count, e.seq, e.body, e.hash
          FROM ${this.names.sessions} s
          LEFT JOIN ${this.names.events} e
@@ -283,7 +291,9 @@ export class PostgresSessionRepository implements SessionRepository<PostgresSess
     name?: string,
   ): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(name ? { name: `${name}:${this.names.raw}`, text, values } : { text, values })
+      return await this.pool.query<R>(
+        name ? { name: `${name}:${this.names.raw}`, text, values } : { text, values },
+      )
     } catch (error) {
       throw unavailable(error)
     }

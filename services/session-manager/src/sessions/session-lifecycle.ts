@@ -200,7 +200,8 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
         this.scheduled(now + Math.min(this.policy.idleTimeoutMs, this.policy.maxDurationMs))
         return { status: 201, output: event }
       }
-      if (result.kind === 'existing') return this.replay<SessionManagerStartOutput>(result.answer, digest, input)
+      if (result.kind === 'existing')
+        return this.replay<SessionManagerStartOutput>(result.answer, digest, input)
       // 'retry': an id collided or the earlier writer of this record_id failed; go again.
     }
     throw new StoreUnavailableError('too much contention on this record_id', 'CONTENTION')
@@ -311,7 +312,8 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
         }
         const event = build(session, now, digest)
         if (await this.append(event, session)) {
-          if (event.event === 'session.touch') this.scheduled(deadlineOf({ ...session, lastActivityAt: now }).at)
+          if (event.event === 'session.touch')
+            this.scheduled(deadlineOf({ ...session, lastActivityAt: now }).at)
           return { status: 200, output: event }
         }
       }
@@ -345,7 +347,10 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
         // The end could not be stored; try again shortly rather than lose the timeout.
         failed = true
         const sessionId = due[index]!.sessionId
-        this.logger?.error({ err: result.reason, session_id: sessionId }, 'could not record a timeout end; will retry')
+        this.logger?.error(
+          { err: result.reason, session_id: sessionId },
+          'could not record a timeout end; will retry',
+        )
         this.repository.retryExpiryAt(sessionId, this.now() + TIMEOUT_RETRY_MS)
       }
       if (failed || due.length < SWEEP_BATCH || this.closed) return

@@ -82,7 +82,11 @@ export interface SessionRepository<R extends SessionState = SessionState> {
   /** The earliest known deadline (when `tracksExpiry`), or undefined if none. */
   nextExpiryAt(): number | undefined
   /** Events `[from, to)` of one session in session order, and how many it has; undefined if no such session. */
-  readEvents(sessionId: string, from: number, to: number): Promise<{ events: StoredEvent[]; total: number } | undefined>
+  readEvents(
+    sessionId: string,
+    from: number,
+    to: number,
+  ): Promise<{ events: StoredEvent[]; total: number } | undefined>
   /** Number of open sessions. */
   countOpen(): Promise<number>
   /** Epoch ms of the newest stored event this instance knows of (0 if none), so its clock never goes behind the log. */

@@ -99,7 +99,11 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     if (recordId !== undefined && this.answers.has(recordId)) return false
     indexed.busy = true
     try {
-      const ref = await this.appendAnswering(event, recordId, 'input_digest' in event ? event.input_digest : undefined)
+      const ref = await this.appendAnswering(
+        event,
+        recordId,
+        'input_digest' in event ? event.input_digest : undefined,
+      )
       this.index(event, ref)
     } finally {
       indexed.busy = false
@@ -194,7 +198,11 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
    * Appends `event`, holding `recordId` (if any) as answered while the append is in flight: a
    * concurrent request with the same `record_id` sees the pending answer and waits for it.
    */
-  private async appendAnswering(event: SessionLifecycleEvent, recordId?: string, digest?: string): Promise<Ref> {
+  private async appendAnswering(
+    event: SessionLifecycleEvent,
+    recordId?: string,
+    digest?: string,
+  ): Promise<Ref> {
     if (recordId === undefined || digest === undefined) return (await this.store.append(event)).ref
     let settle!: { resolve(ref: Ref): void; reject(error: unknown): void }
     const pending = new Promise<Ref>((resolve, reject) => {

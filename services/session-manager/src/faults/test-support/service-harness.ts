@@ -3,7 +3,7 @@ import { loadConfig } from '../../config.js'
 import { createIdFactory } from '../../ids/id-factory.js'
 import type { LogFileSystem, LogPosition } from '../../log/index.js'
 import { PowerLossFileSystem } from '../../log/test-support/power-loss-file-system.js'
-import { type Clock, type SessionPolicy, SessionLifecycleService } from '../../sessions/session-lifecycle.js'
+import { type Clock, SessionLifecycleService, type SessionPolicy } from '../../sessions/session-lifecycle.js'
 import { EmbeddedSessionRepository } from '../../store/embedded-session-repository.js'
 import { FileEventStore } from '../../store/file-event-store.js'
 

@@ -11,7 +11,7 @@ import { createServiceDatabase, type TestPostgres } from '../../postgres/test-su
 import { EmbeddedSessionRepository } from '../../store/embedded-session-repository.js'
 import type { StoredEvent } from '../../store/event-store.js'
 import { FileEventStore } from '../../store/file-event-store.js'
-import { type Clock, type SessionPolicy, SessionLifecycleService } from '../session-lifecycle.js'
+import { type Clock, SessionLifecycleService, type SessionPolicy } from '../session-lifecycle.js'
 import type { SessionRepository, SessionState } from '../session-repository.js'
 import { MemoryEventStore } from './memory-event-store.js'
 
