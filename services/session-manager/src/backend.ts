@@ -15,7 +15,12 @@ import { EmbeddedSessionRepository } from './store/embedded-session-repository.j
 import { StoreUnavailableError } from './store/event-store.js'
 import { FileEventStore } from './store/file-event-store.js'
 
-/** The configured store, opened: the lifecycle over its repository, where exports read, and health. */
+/**
+ * The configured store, opened: the lifecycle over its repository, where exports read, and health.
+ *
+ * @example
+ * const { sessions, audit, healthy, close } = await openBackend(config)
+ */
 export interface Backend {
   /** The session lifecycle over the store's repository, recovered and sweeping. */
   sessions: SessionLifecycleService<SessionState>
@@ -29,6 +34,12 @@ export interface Backend {
   close(): Promise<void>
 }
 
+/**
+ * What `openBackend` needs besides the configuration.
+ *
+ * @example
+ * await openBackend(config, { logger, stopRequested: () => stopping })
+ */
 export interface OpenBackendOptions {
   logger?: LifecycleLogger
   clock?: Clock

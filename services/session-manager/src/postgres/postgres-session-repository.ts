@@ -24,7 +24,12 @@ export interface PostgresSessionRecord extends SessionState {
   readonly lastHash: string
 }
 
-/** Options of {@link PostgresSessionRepository.open}. */
+/**
+ * Options of {@link PostgresSessionRepository.open}.
+ *
+ * @example
+ * await PostgresSessionRepository.open({ database: { url }, schema: 'care_sessions', ownerRole: 'care_owner' })
+ */
 export interface PostgresRepositoryOptions {
   database: PostgresConnectionOptions
   /** Schema holding the tables (default `care_sessions`). */

@@ -54,13 +54,30 @@ export interface TimelinePage {
   nextCursor?: number
 }
 
-/** The most events one timeline page returns (and the default page size). */
+/**
+ * The most events one timeline page returns (and the default page size); `GET
+ * /sessions/{id}/timeline?limit=` accepts 1..MAX_TIMELINE_PAGE.
+ *
+ * @example
+ * const page = await sessions.timeline(id, { limit: MAX_TIMELINE_PAGE })
+ */
 export const MAX_TIMELINE_PAGE = 1000
 
-/** How soon a timeout end that could not be stored is tried again. */
+/**
+ * How soon a timeout end that could not be stored is tried again.
+ *
+ * @example
+ * clock.advance(TIMEOUT_RETRY_MS); await sessions.sweepExpired() // the end is tried again
+ */
 export const TIMEOUT_RETRY_MS = 1000
 
-/** The session limits and the retry window, from configuration. */
+/**
+ * The session limits and the retry window, from configuration (`CARE_IDLE_TIMEOUT`,
+ * `CARE_MAX_DURATION`, `CARE_RETRY_WINDOW`).
+ *
+ * @example
+ * const policy: SessionPolicy = { idleTimeoutMs: 30 * 60_000, maxDurationMs: 86_400_000, retryWindowMs: 86_400_000 }
+ */
 export interface SessionPolicy {
   /** A session with no start/touch for this long ends with reason `idle_timeout`. */
   idleTimeoutMs: number
@@ -70,18 +87,35 @@ export interface SessionPolicy {
   retryWindowMs: number
 }
 
-/** Milliseconds since the epoch. Injected so tests control time. */
+/**
+ * Milliseconds since the epoch. Injected so tests control time.
+ *
+ * @example
+ * const clock: Clock = { now: Date.now }
+ */
 export interface Clock {
   now(): number
 }
 
-/** Where the lifecycle reports what it could not do (pino's shape). */
+/**
+ * Where the lifecycle reports what it could not do (pino's shape).
+ *
+ * @example
+ * new SessionLifecycleService(repository, { policy, newId, logger: pino() })
+ */
 export interface LifecycleLogger {
   warn(o: object, m: string): void
   error(o: object, m: string): void
   info(o: object, m: string): void
 }
 
+/**
+ * Options of {@link SessionLifecycleService}: the policy, the id factory, and for tests a clock and
+ * no real timers.
+ *
+ * @example
+ * const options: SessionLifecycleOptions = { policy, newId: createIdFactory(), clock, timers: false }
+ */
 export interface SessionLifecycleOptions {
   policy: SessionPolicy
   newId: IdFactory

@@ -25,14 +25,25 @@ export interface SessionState {
   readonly end?: { readonly reason: SessionEndReason; readonly endedAt: number }
 }
 
-/** The earlier answer to a `record_id`: the digest of the request that caused it, and its event. */
+/**
+ * The earlier answer to a `record_id`: the digest of the request that caused it, and its event.
+ *
+ * @example
+ * if (answer.digest === digest) return { status: 200, output: await answer.event() }
+ */
 export interface EarlierAnswer {
   readonly digest: string
   /** The event that request stored (waits if it is still being stored; rejects if storing failed). */
   event(): Promise<SessionLifecycleEvent>
 }
 
-/** What became of a start: stored, answered before (by this or another instance), or to be tried again with new ids. */
+/**
+ * What became of a start: stored, answered before (by this or another instance), or to be tried
+ * again with new ids.
+ *
+ * @example
+ * const result = await repository.insertStart(event) // { kind: 'inserted' } → 201
+ */
 export type StartInsert =
   | { readonly kind: 'inserted' }
   | { readonly kind: 'existing'; readonly answer: EarlierAnswer }

@@ -14,7 +14,12 @@ import type { EventStore, StoredEvent } from './event-store.js'
 
 const INSERTED: StartInsert = Object.freeze({ kind: 'inserted' })
 
-/** Opens a store, handing every stored event to `apply` in log order before resolving. */
+/**
+ * Opens a store, handing every stored event to `apply` in log order before resolving.
+ *
+ * @example
+ * const open: OpenStore<LogPosition> = (apply) => FileEventStore.open({ dir }, apply)
+ */
 export type OpenStore<Ref> = (apply: (event: StoredEvent, ref: Ref) => void) => Promise<EventStore<Ref>>
 
 interface IndexedSession<Ref> {
