@@ -76,7 +76,8 @@ interface Pending extends AppendResult<object> {
   reject(err: Error): void
 }
 
-const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
+/** Segment size at which the log starts a new file, unless configured otherwise. */
+export const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024
 const NEWLINE = 0x0a
 const silentLogger: LogLogger = { info() {}, warn() {}, error() {} }
 

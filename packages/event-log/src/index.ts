@@ -25,6 +25,7 @@ export {
 export { LogCorruptError, LogLockedError, StorageError } from './errors.js'
 export {
   type AppendResult,
+  DEFAULT_MAX_FILE_BYTES,
   EventLog,
   type LogLogger,
   type OpenLogOptions,

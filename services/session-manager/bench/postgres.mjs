@@ -16,7 +16,7 @@ import autocannon from 'autocannon'
 import pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
-import { PostgresSessionService } from '../dist/postgres/postgres-session-service.js'
+import { openPostgresSessions } from '../dist/postgres/postgres-session-repository.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
@@ -145,16 +145,15 @@ async function plainInserts(url, seconds, connections) {
   return { rate: count / elapsed, count }
 }
 
-/** PostgresSessionService.start in this process, `callers` concurrent callers: the store without HTTP. */
+/** The lifecycle's start on PostgreSQL in this process, `callers` concurrent callers: the store without HTTP. */
 async function inProcessStarts(url, seconds, callers) {
-  const service = new PostgresSessionService({
+  const service = await openPostgresSessions({
     policy: { idleTimeoutMs: 1_800_000, maxDurationMs: 86_400_000, retryWindowMs: 86_400_000 },
     newId: createIdFactory(),
     database: { url },
     schema: 'care_bench_inprocess',
     timers: false,
   })
-  await service.recover()
   let count = 0
   const deadline = performance.now() + seconds * 1000
   const started = performance.now()
@@ -273,7 +272,7 @@ async function main() {
       `| plain single-row INSERT, pg, ${PLAIN_CONNECTIONS} connections | ${fmt(plain.rate)} | | | |`,
     )
     console.log(
-      `| PostgresSessionService.start in-process, ${CONNECTIONS} callers (no HTTP) | ${fmt(inProcess.rate)} | | | |`,
+      `| lifecycle start on PostgreSQL in-process, ${CONNECTIONS} callers (no HTTP) | ${fmt(inProcess.rate)} | | | |`,
     )
     console.log(
       `| POST /sessions.start, JSONL file store, 1 instance | ${fmt(file.rate)} | ${file.p50} | ${file.p99} | ${file.bad} |`,

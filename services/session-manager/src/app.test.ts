@@ -8,9 +8,12 @@ import { monotonicFactory } from 'ulid'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { createSessionManagerApp } from './app.js'
 import { loadConfig } from './config.js'
-import { createIdFactory } from './ids/id-factory.js'
-import { SessionService } from './sessions/session-service.js'
-import { ManualClock, MemoryEventStore } from './sessions/test-support/memory-event-store.js'
+import type { SessionLifecycleService } from './sessions/session-lifecycle.js'
+import {
+  bootMemorySessions,
+  ManualClock,
+  MemoryEventStore,
+} from './sessions/test-support/memory-event-store.js'
 
 const CALLER = 'caller-token-0123456789'
 const AUDITOR = 'auditor-token-0123456789'
@@ -24,21 +27,14 @@ const json = async (res: Response | Promise<Response>): Promise<Json> => (await 
 
 let clock: ManualClock
 let store: MemoryEventStore
-let service: SessionService<number> | undefined
+let service: SessionLifecycleService | undefined
 let app: ReturnType<typeof createSessionManagerApp>
 
 async function boot(tokens = true) {
   clock = new ManualClock(Date.now())
   store = new MemoryEventStore()
   const config = loadConfig(tokens ? { CARE_CALLER_TOKENS: CALLER, CARE_AUDITOR_TOKENS: AUDITOR } : {})
-  const next = new SessionService<number>({
-    policy: config.policy,
-    newId: createIdFactory(),
-    clock,
-    timers: false,
-  })
-  await next.recover(store.opener())
-  service = next
+  service = await bootMemorySessions(store, { policy: config.policy, clock })
   app = createSessionManagerApp({
     sessions: () => service,
     config,

@@ -20,7 +20,7 @@ import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
 import { buildOpenApiDocument } from './http/openapi.js'
 import { observeRequests } from './observability/hono-observer.js'
-import type { SessionLifecycle } from './sessions/session-lifecycle.js'
+import { MAX_TIMELINE_PAGE, type SessionLifecycle } from './sessions/session-lifecycle.js'
 
 export interface SessionManagerAppOptions {
   /** The session service once recovery has finished; undefined while the log is being recovered. */
@@ -47,11 +47,10 @@ export interface SessionManagerAppOptions {
 }
 
 const SESSION_ID = new RegExp(ULID_PATTERN)
-const MAX_PAGE = 1000
 
 /**
  * The session-manager HTTP API (Hono). Knows nothing about files or SQL: it validates,
- * authorizes and hands requests to the {@link SessionService}.
+ * authorizes and hands requests to the {@link SessionLifecycle}.
  *
  * @example
  * const app = createSessionManagerApp({ sessions: () => service, config, logger })
@@ -147,15 +146,18 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     const id = c.req.param('session_id')
     if (!SESSION_ID.test(id)) return sendError(c, 'session_id_invalid')
     const cursor = pageNumber(c.req.query('cursor'), 0, Number.MAX_SAFE_INTEGER)
-    const limit = pageNumber(c.req.query('limit'), 1, MAX_PAGE)
+    const limit = pageNumber(c.req.query('limit'), 1, MAX_TIMELINE_PAGE)
     if (cursor === null || limit === null) {
       return sendError(c, 'validation_failed', {
         fields: [
-          { path: '/query', message: `cursor must be an integer >= 0 and limit one in [1, ${MAX_PAGE}]` },
+          {
+            path: '/query',
+            message: `cursor must be an integer >= 0 and limit one in [1, ${MAX_TIMELINE_PAGE}]`,
+          },
         ],
       })
     }
-    const page = await service().timeline(id, { cursor: cursor ?? 0, limit: limit ?? MAX_PAGE })
+    const page = await service().timeline(id, { cursor: cursor ?? 0, limit: limit ?? MAX_TIMELINE_PAGE })
     if (!page) return sendError(c, 'session_not_found')
     return c.json({
       session_id: id,

@@ -1,7 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
-import type { SessionPolicy } from './sessions/session-service.js'
+import { DEFAULT_MAX_FILE_BYTES } from '@care/event-log'
+import { DEFAULT_SCHEMA } from './postgres/schema-names.js'
+import type { SessionPolicy } from './sessions/session-lifecycle.js'
 
 /**
  * Where events are kept: the embedded JSONL log (default, one process) or PostgreSQL (`CARE_STORE=postgres`,
@@ -133,7 +135,12 @@ export function loadConfig(
     policy,
     tokens,
     bodyLimitBytes: 16 * 1024,
-    maxLogFileBytes: integer(env.CARE_LOG_MAX_FILE_BYTES, 64 * 1024 * 1024, 'CARE_LOG_MAX_FILE_BYTES', 4096),
+    maxLogFileBytes: integer(
+      env.CARE_LOG_MAX_FILE_BYTES,
+      DEFAULT_MAX_FILE_BYTES,
+      'CARE_LOG_MAX_FILE_BYTES',
+      4096,
+    ),
     repair: flag(env.CARE_LOG_REPAIR, 'CARE_LOG_REPAIR') || argv.includes('--repair'),
     logLevel: logLevel(env.LOG_LEVEL, 'LOG_LEVEL'),
     store: storeConfig(env),
@@ -198,7 +205,7 @@ function storeConfig(env: NodeJS.ProcessEnv): StoreConfig {
   return {
     kind,
     url,
-    schema: env.CARE_DB_SCHEMA?.trim() || 'care_sessions',
+    schema: env.CARE_DB_SCHEMA?.trim() || DEFAULT_SCHEMA,
     ...(ownerRole ? { ownerRole } : {}),
     poolSize: integer(env.CARE_DB_POOL_SIZE, 10, 'CARE_DB_POOL_SIZE', 1, 1000),
   }

@@ -86,37 +86,47 @@ describe('the service process', { timeout: 30_000 }, () => {
   })
 
   it('loses no acknowledged event and duplicates no session when killed with SIGKILL under load', async () => {
+    // Seeded: the kill points and the choice of requests repeat with CARE_TEST_SEED=<seed>.
+    const seed = Number(process.env.CARE_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31))
+    console.log(`server.test.ts SIGKILL load: CARE_TEST_SEED=${seed}`)
+    const random = mulberry32(seed)
     const dir = dataDir()
     const ackedStarts = new Set<string>()
     const ackedEnds = new Set<string>()
     const open: string[] = []
     for (let round = 0; round < 6; round++) {
       const sm = await boot({ CARE_DATA_DIR: dir })
-      const killAt = Date.now() + 150 + Math.random() * 250
+      // Killed after a seeded number of acknowledged requests, however fast the machine is.
+      const killAfter = 5 + Math.floor(random() * 40)
+      let acknowledged = 0
+      let killed: Promise<unknown> | undefined
+      const acknowledge = () => {
+        if (++acknowledged >= killAfter) killed ??= sm.kill('SIGKILL')
+      }
       const client = async () => {
-        for (let i = 0; i < 400 && Date.now() < killAt + 200; i++) {
-          const endNow = open.length > 0 && Math.random() < 0.3
+        for (let i = 0; i < 400 && !killed; i++) {
+          const endNow = open.length > 0 && random() < 0.3
           if (endNow) {
-            const sessionId = open.splice(Math.floor(Math.random() * open.length), 1)[0]!
+            const sessionId = open.splice(Math.floor(random() * open.length), 1)[0]!
             const res = await postJson(`${sm.url}/sessions.end`, requestBody({ session_id: sessionId }))
             if (res === undefined) return
-            if (res.status === 200) ackedEnds.add(sessionId)
+            if (res.status === 200) {
+              ackedEnds.add(sessionId)
+              acknowledge()
+            }
           } else {
             const res = await postJson(`${sm.url}/sessions.start`, requestBody())
             if (res === undefined) return
             if (res.status === 201) {
               ackedStarts.add(res.body.session_id as string)
               open.push(res.body.session_id as string)
+              acknowledge()
             }
           }
         }
       }
-      const killer = new Promise<void>((resolve) =>
-        setTimeout(() => {
-          void sm.kill('SIGKILL').then(() => resolve())
-        }, killAt - Date.now()),
-      )
-      await Promise.all([...Array.from({ length: 16 }, client), killer])
+      await Promise.all(Array.from({ length: 16 }, client))
+      await (killed ?? sm.kill('SIGKILL'))
     }
     const final = await boot({ CARE_DATA_DIR: dir })
     await final.kill('SIGTERM')
@@ -128,7 +138,7 @@ describe('the service process', { timeout: 30_000 }, () => {
       const counts = e.event === 'session.start' ? starts : e.event === 'session.end' ? ends : undefined
       counts?.set(e.session_id as string, (counts.get(e.session_id as string) ?? 0) + 1)
     }
-    expect(ackedStarts.size).toBeGreaterThan(50)
+    expect(ackedStarts.size).toBeGreaterThan(0)
     for (const id of ackedStarts) expect(starts.get(id), `acknowledged start ${id}`).toBe(1)
     for (const id of ackedEnds) expect(ends.get(id), `acknowledged end ${id}`).toBe(1)
     expect([...starts.values()].every((n) => n === 1)).toBe(true)
@@ -137,3 +147,15 @@ describe('the service process', { timeout: 30_000 }, () => {
     expect(report.ok, JSON.stringify(report)).toBe(true)
   }, 60_000)
 })
+
+/** A small seeded PRNG (mulberry32): the same seed gives the same sequence in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

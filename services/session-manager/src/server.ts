@@ -1,5 +1,4 @@
 import type { Server } from 'node:http'
-import type { LogPosition } from '@care/event-log'
 import {
   closeGracefully,
   createHttpObserver,
@@ -15,23 +14,17 @@ import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import { type ServerType, serve } from '@hono/node-server'
 import { type Logger, pino } from 'pino'
 import { createSessionManagerApp } from './app.js'
-import { logAuditSource, storeAuditSource } from './audit/audit-source.js'
+import { type Backend, openBackend } from './backend.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
-import { createIdFactory } from './ids/id-factory.js'
 import { createSessionTelemetry } from './observability/session-telemetry.js'
-import { PostgresEventStore } from './postgres/postgres-event-store.js'
-import { PostgresSessionService } from './postgres/postgres-session-service.js'
-import type { SessionLifecycle } from './sessions/session-lifecycle.js'
-import { type Clock, SessionService } from './sessions/session-service.js'
-import { StoreUnavailableError } from './store/event-store.js'
-import { FileEventStore } from './store/file-event-store.js'
+import type { Clock } from './sessions/session-lifecycle.js'
 
 export interface RunningSessionManager {
   /** The bound port (useful with PORT=0). */
   port: number
   /** The port of the separate `/metrics` listener, when `CARE_METRICS_PORT` asked for one. */
   metricsPort?: number
-  /** Resolves once the log is recovered and the service answers requests. */
+  /** Resolves once the store is recovered and the service answers requests. */
   ready: Promise<void>
   /**
    * Graceful stop: `/readyz` answers 503 at once, no new connections are accepted, requests in flight
@@ -52,8 +45,9 @@ export interface StartOptions {
 }
 
 /**
- * Starts the HTTP server at once (so /healthz and /readyz answer during recovery), recovers the
- * event log, then begins taking session requests.
+ * Starts the session-manager in three steps: open the configured store (`openBackend`), build the
+ * app over it, listen. The server listens at once, so /healthz and /readyz answer while the store
+ * is being recovered (requests get 503 `not_ready` until then).
  *
  * @example
  * const running = await startSessionManager(loadConfig())
@@ -71,21 +65,37 @@ export async function startSessionManager(
       `no bearer tokens configured: serving ${isLoopback(config.host) ? 'loopback only' : config.host} without authentication`,
     )
   }
-  let service: SessionLifecycle | undefined
-  let store: FileEventStore | undefined
-  let stopRequested = false
-  let databaseEvents: PostgresEventStore | undefined
-  let shuttingDown = false
   const observability = options.observability ?? loadObservabilityConfig({})
   const tracing = options.tracing ?? startTracing({ service: 'session-manager', env: {} })
   const metrics = createServiceMetrics({ service: 'session-manager' })
   const telemetry = createSessionTelemetry(metrics, tracing)
-  telemetry.watchOpenSessions(() => service?.openSessions())
-  registerReadiness(
-    metrics.registry,
-    () => service !== undefined && !shuttingDown && (store?.healthy ?? true),
-  )
+
+  let stopRequested = false
+  let shuttingDown = false
   let waitingFor: string | undefined
+  let backend: Backend | undefined
+  const started = performance.now()
+  const opening = openBackend(config, {
+    logger,
+    clock: options.clock,
+    stopRequested: () => stopRequested,
+    onWaiting: (reason) => {
+      waitingFor = reason
+    },
+    onCommit: telemetry.onCommit,
+    observeStore: telemetry.observeStore,
+  })
+  const ready = opening.then((opened) => {
+    backend = opened
+    const seconds = (performance.now() - started) / 1000
+    telemetry.recovered(seconds)
+    telemetry.watchOpenSessions(() => opened.sessions.openSessions())
+    if (opened.pool) telemetry.watchPool(() => opened.pool)
+    logger.info({ ...opened.facts, ms: Math.round(seconds * 1000) }, 'recovered; ready')
+  })
+  ready.catch(() => {}) // the caller decides what a failed recovery means
+  registerReadiness(metrics.registry, () => backend !== undefined && !shuttingDown && backend.healthy())
+
   const app = createSessionManagerApp({
     instanceId: config.instanceId,
     notReadyReason: () => waitingFor,
@@ -97,20 +107,13 @@ export async function startSessionManager(
     }),
     metrics: { registry: metrics.registry, exposure: observability.metrics, host: config.host },
     shuttingDown: () => shuttingDown,
-    sessions: () => service,
-    storageHealthy: () => store?.healthy ?? true,
-    storageNote: () => store?.storageNote,
+    sessions: () => backend?.sessions,
+    storageHealthy: () => backend?.healthy() ?? true,
+    storageNote: () => backend?.storageNote(),
+    audit: () => backend?.audit,
     config,
     logger,
     version: options.version,
-    // The log read directly (lock-free, chain-checked), so exports read lines back by position.
-    // On PostgreSQL, exports scan the database (one snapshot, log order) instead of a data dir.
-    audit: () =>
-      service
-        ? databaseEvents
-          ? storeAuditSource(databaseEvents)
-          : logAuditSource(config.dataDir)
-        : undefined,
   })
   const server = await listen(app.fetch, config.host, config.port)
   const port = (server.address() as { port: number }).port
@@ -123,77 +126,6 @@ export async function startSessionManager(
       : undefined
   if (metricsServer) logger.info({ host: config.host, port: metricsServer.port }, 'serving /metrics')
   logger.info({ host: config.host, port, data_dir: config.dataDir }, 'listening; recovering the event log')
-
-  const ready = (async () => {
-    const started = performance.now()
-    const { store: storeConfig } = config
-    if (storeConfig.kind === 'postgres') {
-      const live = new PostgresSessionService({
-        policy: config.policy,
-        newId: createIdFactory(),
-        clock: options.clock,
-        logger,
-        database: { url: storeConfig.url, poolSize: storeConfig.poolSize },
-        schema: storeConfig.schema,
-        ownerRole: storeConfig.ownerRole,
-      })
-      // An unreachable database is waited for (readyz says not_ready); an unsafe one stops the start.
-      for (;;) {
-        try {
-          await live.recover()
-          break
-        } catch (error) {
-          if (!(error instanceof StoreUnavailableError) || stopRequested) {
-            await live.close()
-            throw error
-          }
-          waitingFor = `Waiting for the database (retrying every second): ${error.message}`
-          logger.warn({ err: error }, 'database unavailable; retrying in 1 s')
-          await new Promise((resolve) => setTimeout(resolve, 1000))
-        }
-      }
-      waitingFor = undefined
-      databaseEvents = PostgresEventStore.over(live.pool, storeConfig.schema)
-      telemetry.watchPool(() => live.pool)
-      telemetry.recovered((performance.now() - started) / 1000)
-      service = live
-      logger.info(
-        { store: 'postgres', schema: storeConfig.schema, ms: Math.round(performance.now() - started) },
-        'migrated; ready',
-      )
-      return
-    }
-    const live = new SessionService<LogPosition>({
-      policy: config.policy,
-      newId: createIdFactory(),
-      clock: options.clock,
-      logger,
-    })
-    let events = 0
-    await live.recover(async (apply) => {
-      store = await FileEventStore.open(
-        {
-          dir: config.dataDir,
-          repair: config.repair,
-          maxFileBytes: config.maxLogFileBytes,
-          logger,
-          onCommit: telemetry.onCommit,
-        },
-        (event, ref) => {
-          apply(event, ref)
-          events++
-        },
-      )
-      return telemetry.observeStore(store)
-    })
-    telemetry.recovered((performance.now() - started) / 1000)
-    service = live
-    logger.info(
-      { events, open_sessions: live.openSessions(), ms: Math.round(performance.now() - started) },
-      'recovered; ready',
-    )
-  })()
-  ready.catch(() => {}) // the caller decides what a failed recovery means
 
   let stopping: Promise<void> | undefined
   return {
@@ -211,8 +143,7 @@ export async function startSessionManager(
         const finished = await closeGracefully(server as Server, { graceMs: observability.shutdownGraceMs })
         if (!finished) logger.warn({}, 'shutdown grace period expired; closed the remaining connections')
         await ready.catch(() => {})
-        await service?.close()
-        await store?.close()
+        await backend?.close()
         await metricsServer?.close()
         logger.info({}, 'stopped')
       })()

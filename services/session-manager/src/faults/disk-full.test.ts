@@ -90,7 +90,7 @@ describe('disk full and read-only data directory', () => {
     disk.crash()
     disk.reboot('power-loss')
     const again = await bootService({ fs: disk, dir: DATA_DIR, clock })
-    expect(again.service.describe(acked)?.status).toBe('open')
+    expect((await again.service.describe(acked))?.status).toBe('open')
     expect((await start(again)).status).toBe(201)
     expect(await again.stop()).toBeUndefined()
     expect((await verifySessionLog(DATA_DIR, { fs: disk })).ok).toBe(true)

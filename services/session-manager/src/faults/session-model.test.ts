@@ -80,10 +80,10 @@ function baseBody(r: Real, user: string, extra: Record<string, unknown> = {}): R
 }
 
 /** The service's view of every session equals the model's. */
-function expectAgrees(m: Model, r: Real): void {
-  expect(r.booted.service.openSessions()).toBe(m.sessions.filter((s) => !s.end).length)
+async function expectAgrees(m: Model, r: Real): Promise<void> {
+  expect(await r.booted.service.openSessions()).toBe(m.sessions.filter((s) => !s.end).length)
   for (const s of m.sessions) {
-    const summary = r.booted.service.describe(s.id)
+    const summary = await r.booted.service.describe(s.id)
     const expected: Record<string, unknown> = {
       session_id: s.id,
       user_id: s.user,
@@ -111,7 +111,7 @@ class StartCommand implements fc.AsyncCommand<Model, Real> {
     expect(m.sessions.some((s) => s.id === id)).toBe(false)
     m.sessions.push({ id, user: this.user, startedAt: m.now, lastActivity: m.now, events: ['session.start'] })
     m.done.push({ path: '/sessions.start', body, output: res.body })
-    expectAgrees(m, r)
+    await expectAgrees(m, r)
   }
   toString = () => `start(${this.user})`
 }
@@ -150,7 +150,7 @@ class SessionCommand implements fc.AsyncCommand<Model, Real> {
         m.done.push({ path: `/sessions.${this.action}`, body, output: res.body })
       }
     }
-    expectAgrees(m, r)
+    await expectAgrees(m, r)
   }
   toString = () => `${this.action}(#${this.pick}${this.asOtherUser ? ', other user' : ''})`
 }
@@ -165,7 +165,7 @@ class UnknownSessionCommand implements fc.AsyncCommand<Model, Real> {
       baseBody(r, USERS[0]!, { session_id: r.newId(m.now) }),
     )
     expect(res.status).toBe(404)
-    expectAgrees(m, r)
+    await expectAgrees(m, r)
   }
   toString = () => `${this.action}(unknown session)`
 }
@@ -188,7 +188,7 @@ class RetryCommand implements fc.AsyncCommand<Model, Real> {
       expect(res.status).toBe(200)
       expect(res.body).toEqual(earlier.output)
     }
-    expectAgrees(m, r)
+    await expectAgrees(m, r)
   }
   toString = () => `retry(#${this.pick}${this.changeBody ? ', changed body' : ''})`
 }
@@ -202,7 +202,7 @@ class AdvanceCommand implements fc.AsyncCommand<Model, Real> {
     m.now += this.ms
     await r.booted.service.sweepExpired()
     sweep(m)
-    expectAgrees(m, r)
+    await expectAgrees(m, r)
   }
   toString = () => `advance(${Math.round(this.ms / 1000)}s)`
 }
@@ -234,7 +234,7 @@ class RestartCommand implements fc.AsyncCommand<Model, Real> {
     })
     // Recovery ends the sessions that expired while the service was down.
     sweep(m)
-    expectAgrees(m, r)
+    await expectAgrees(m, r)
   }
   toString = () => `restart(${this.kind}, down ${Math.round(this.downMs / 1000)}s)`
 }

@@ -7,9 +7,11 @@ import { type AuditSource, logAuditSource, storeAuditSource } from '../audit/aud
 import { runExport } from '../audit/export.js'
 import { scenario, tempDirs, writeLog } from '../audit/test-support/audit-fixtures.js'
 import { loadConfig } from '../config.js'
-import { createIdFactory } from '../ids/id-factory.js'
-import { SessionService } from '../sessions/session-service.js'
-import { ManualClock, MemoryEventStore } from '../sessions/test-support/memory-event-store.js'
+import {
+  bootMemorySessions,
+  ManualClock,
+  MemoryEventStore,
+} from '../sessions/test-support/memory-event-store.js'
 
 const CALLER = 'caller-token-0123456789'
 const AUDITOR = 'auditor-token-0123456789'
@@ -21,13 +23,7 @@ async function appOver(audit: (store: MemoryEventStore) => AuditSource | undefin
   const clock = new ManualClock()
   const store = new MemoryEventStore()
   const config = loadConfig({ CARE_CALLER_TOKENS: CALLER, CARE_AUDITOR_TOKENS: AUDITOR })
-  const service = new SessionService<number>({
-    policy: config.policy,
-    newId: createIdFactory(),
-    clock,
-    timers: false,
-  })
-  await service.recover(store.opener())
+  const service = await bootMemorySessions(store, { policy: config.policy, clock })
   const app = createSessionManagerApp({
     sessions: () => service,
     config,

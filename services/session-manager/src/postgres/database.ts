@@ -51,6 +51,20 @@ export function createPool(
 }
 
 /**
+ * A small pool for one-shot tools (verify, import, export, replay). Like every pool of the service
+ * it has an `error` listener: an idle connection cut by a server restart must not crash the process
+ * (the pool reconnects on the next query).
+ *
+ * @example
+ * const pool = createToolPool(process.env.DATABASE_URL!, 2)
+ */
+export function createToolPool(url: string | undefined, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max })
+  pool.on('error', () => {})
+  return pool
+}
+
+/**
  * Reads `fsync` and `synchronous_commit` as this connection sees them and throws
  * `UnsafeDatabaseError` if either is off (connection problems become `StoreUnavailableError`).
  *

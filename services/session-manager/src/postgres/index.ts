@@ -1,6 +1,6 @@
 /**
  * The PostgreSQL store of the session-manager, for several instances sharing one database
- * (`CARE_STORE=postgres`, `DATABASE_URL`): the lifecycle service, migrations, the tamper-evidence
+ * (`CARE_STORE=postgres`, `DATABASE_URL`): the session repository (the lifecycle's PostgreSQL adapter), migrations, the tamper-evidence
  * verifier, the `EventStore` view for replay and export, and the one-shot JSONL import/export.
  * See docs/operations.md.
  */
@@ -16,7 +16,12 @@ export {
 } from './jsonl-transfer.js'
 export { MIGRATIONS, type Migration, type MigrationReport, migrate } from './migrations.js'
 export { PostgresEventStore } from './postgres-event-store.js'
-export { PostgresSessionService, type PostgresSessionServiceOptions } from './postgres-session-service.js'
+export {
+  openPostgresSessions,
+  type PostgresRepositoryOptions,
+  type PostgresSessionRecord,
+  PostgresSessionRepository,
+} from './postgres-session-repository.js'
 export { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
 export {
   type PostgresVerifyCounts,

@@ -2,18 +2,14 @@ import { createHash } from 'node:crypto'
 import type { VerifyReport } from '@care/event-log'
 import { canonicalJson, EventLog, readLog, withoutChainFields } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
-import pg from 'pg'
+import type pg from 'pg'
 import { verifySessionLog } from '../audit/session-log-rules.js'
+import { stateAfter } from '../sessions/session-repository.js'
 import { writeCheckpoint } from './checkpoints.js'
-import { withClient } from './database.js'
+import { createToolPool, withClient } from './database.js'
 import { chainEvent, GENESIS_HASH } from './event-chain.js'
 import { migrate } from './migrations.js'
-import {
-  insertChained,
-  PostgresEventStore,
-  type SessionState,
-  sessionStateAfter,
-} from './postgres-event-store.js'
+import { type ChainedSession, insertChained, PostgresEventStore } from './postgres-event-store.js'
 import { DEFAULT_SCHEMA, schemaNames } from './schema-names.js'
 import { type PostgresVerifyReport, verifyPostgres } from './verify.js'
 
@@ -58,9 +54,7 @@ class ContentDigest {
 }
 
 function poolOf(db: TransferDatabase): { pool: pg.Pool; owned: boolean } {
-  return db.pool
-    ? { pool: db.pool, owned: false }
-    : { pool: new pg.Pool({ connectionString: db.url, max: 2 }), owned: true }
+  return db.pool ? { pool: db.pool, owned: false } : { pool: createToolPool(db.url, 2), owned: true }
 }
 
 /**
@@ -89,7 +83,7 @@ export async function importJsonlLog(dir: string, db: TransferDatabase): Promise
         const { rows } = await client.query(`SELECT 1 FROM ${t.events} LIMIT 1`)
         if (rows.length > 0)
           throw new Error('the PostgreSQL store is not empty; import only into a new schema')
-        const states = new Map<string, SessionState>()
+        const states = new Map<string, ChainedSession>()
         let batch: Parameters<typeof insertChained>[2] = []
         const flush = async () => {
           if (batch.length === 0) return
@@ -99,11 +93,11 @@ export async function importJsonlLog(dir: string, db: TransferDatabase): Promise
         for await (const { record } of readLog(dir)) {
           const event = source.add(record)
           const previous = states.get(event.session_id)
-          const prevHash = previous?.last_hash ?? GENESIS_HASH
+          const prevHash = previous?.lastHash ?? GENESIS_HASH
           const { body, hash } = chainEvent(event, prevHash)
-          const state = sessionStateAfter(previous, event, hash)
-          states.set(event.session_id, state)
-          batch.push({ event, sessionSeq: state.event_count, prevHash, body, hash })
+          const state = stateAfter(previous?.state, event)
+          states.set(event.session_id, { state, lastHash: hash })
+          batch.push({ event, sessionSeq: state.eventCount, prevHash, body, hash })
           if (batch.length >= BATCH) await flush()
         }
         await flush()

@@ -1,76 +1,13 @@
 import type { SessionLifecycleEvent } from '@care/schemas'
-import pg from 'pg'
+import type pg from 'pg'
+import { deadlineOf, type SessionState, stateAfter } from '../sessions/session-repository.js'
 import type { EventStore, StoredEvent } from '../store/event-store.js'
 import { lastCheckpoint } from './checkpoints.js'
-import { withClient } from './database.js'
+import { createToolPool, withClient } from './database.js'
 import { chainEvent, GENESIS_HASH, storedEventOf } from './event-chain.js'
 import { unavailable } from './pg-errors.js'
+import { recordOfRow, type SessionRow } from './postgres-session-repository.js'
 import { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
-
-/**
- * The projection row of one session, kept next to the events so any instance can answer for it.
- *
- * @example
- * const state = sessionStateAfter(undefined, startEvent, hash)
- */
-export interface SessionState {
-  session_id: string
-  user_id: string
-  started_at: number
-  last_activity_at: number
-  idle_timeout_ms: number
-  max_duration_ms: number
-  expires_at: number
-  event_count: number
-  last_hash: string
-  last_event_at: number
-  ended_at: number | null
-  end_reason: string | null
-}
-
-/**
- * Advances a session's projection by one event (the one whose hash is `hash`). Throws when the
- * event cannot follow (no start, or anything after the end).
- *
- * @example
- * let state = sessionStateAfter(undefined, start, h1)
- * state = sessionStateAfter(state, touch, h2)
- */
-export function sessionStateAfter(
-  state: SessionState | undefined,
-  event: SessionLifecycleEvent,
-  hash: string,
-): SessionState {
-  const time = Date.parse(event.timestamp)
-  if (event.event === 'session.start') {
-    if (state) throw new Error(`second session.start for session ${event.session_id}`)
-    return {
-      session_id: event.session_id,
-      user_id: event.user_id,
-      started_at: time,
-      last_activity_at: time,
-      idle_timeout_ms: event.idle_timeout_ms,
-      max_duration_ms: event.max_duration_ms,
-      expires_at: Math.min(time + event.idle_timeout_ms, time + event.max_duration_ms),
-      event_count: 1,
-      last_hash: hash,
-      last_event_at: time,
-      ended_at: null,
-      end_reason: null,
-    }
-  }
-  if (!state) throw new Error(`${event.event} for unknown session ${event.session_id}`)
-  if (state.ended_at !== null) throw new Error(`${event.event} after the end of session ${event.session_id}`)
-  const next = { ...state, event_count: state.event_count + 1, last_hash: hash, last_event_at: time }
-  if (event.event === 'session.touch') {
-    next.last_activity_at = time
-    next.expires_at = Math.min(time + state.idle_timeout_ms, state.started_at + state.max_duration_ms)
-  } else {
-    next.ended_at = Date.parse(event.ended_at)
-    next.end_reason = event.reason
-  }
-  return next
-}
 
 const SESSION_COLUMNS = [
   'session_id',
@@ -87,18 +24,41 @@ const SESSION_COLUMNS = [
   'end_reason',
 ] as const
 
+/** A session's state and its chain head: what one sessions-table row holds. */
+export interface ChainedSession {
+  state: SessionState
+  lastHash: string
+}
+
+function columnsOf({ state, lastHash }: ChainedSession): Record<(typeof SESSION_COLUMNS)[number], unknown> {
+  return {
+    session_id: state.sessionId,
+    user_id: state.userId,
+    started_at: state.startedAt,
+    last_activity_at: state.lastActivityAt,
+    idle_timeout_ms: state.idleTimeoutMs,
+    max_duration_ms: state.maxDurationMs,
+    expires_at: deadlineOf(state).at,
+    event_count: state.eventCount,
+    last_hash: lastHash,
+    last_event_at: state.lastEventAt,
+    ended_at: state.end?.endedAt ?? null,
+    end_reason: state.end?.reason ?? null,
+  }
+}
+
 /**
- * Inserts chained events (multi-row) and upserts their sessions' projection rows, inside the
- * caller's transaction. Used by `append` and by the JSONL import.
+ * Inserts chained events (multi-row) and upserts their sessions' rows, inside the caller's
+ * transaction. Used by `append` and by the JSONL import.
  *
  * @example
- * await insertChained(client, names, rows, states)
+ * await insertChained(client, names, rows, [{ state, lastHash }])
  */
 export async function insertChained(
   client: pg.PoolClient,
   t: SchemaNames,
   rows: { event: SessionLifecycleEvent; sessionSeq: number; prevHash: string; body: string; hash: string }[],
-  states: SessionState[],
+  sessions: ChainedSession[],
 ): Promise<number[]> {
   const { rows: inserted } = await client.query<{ seq: string }>(
     `INSERT INTO ${t.events}
@@ -120,7 +80,8 @@ export async function insertChained(
       rows.map((r) => r.hash),
     ],
   )
-  if (states.length > 0) {
+  if (sessions.length > 0) {
+    const rows = sessions.map(columnsOf)
     const types = [
       'text',
       'text',
@@ -142,7 +103,7 @@ export async function insertChained(
          ${SESSION_COLUMNS.slice(1)
            .map((c) => `${c} = excluded.${c}`)
            .join(', ')}`,
-      SESSION_COLUMNS.map((column) => states.map((s) => s[column])),
+      SESSION_COLUMNS.map((column) => rows.map((row) => row[column])),
     )
   }
   return inserted.map((r) => Number(r.seq))
@@ -153,7 +114,7 @@ export async function insertChained(
  * in log order (timestamp, then seq) from one consistent snapshot, so replay and export work as on
  * the JSONL log; `append` chains one event into its session under the session row's lock; `head()`
  * is the newest checkpoint (`seq` = the last seq it covers). The multi-instance service itself uses
- * `PostgresSessionService`, which batches and never holds a lock across a round trip.
+ * `PostgresSessionRepository`, which batches and never holds a lock across a round trip.
  *
  * @example
  * const store = await PostgresEventStore.open({ url: process.env.DATABASE_URL! })
@@ -175,7 +136,7 @@ export class PostgresEventStore implements EventStore<number> {
   }
 
   static async open(options: { url?: string; pool?: pg.Pool; schema?: string }): Promise<PostgresEventStore> {
-    const pool = options.pool ?? new pg.Pool({ connectionString: options.url, max: 2 })
+    const pool = options.pool ?? createToolPool(options.url, 2)
     const store = new PostgresEventStore(pool, schemaNames(options.schema ?? DEFAULT_SCHEMA), !options.pool)
     await store.refreshHead()
     return store
@@ -196,19 +157,19 @@ export class PostgresEventStore implements EventStore<number> {
     return withClient(this.pool, async (client) => {
       try {
         await client.query('BEGIN')
-        const { rows } = await client.query<Record<string, string | number | null>>(
+        const { rows } = await client.query<SessionRow>(
           `SELECT * FROM ${this.names.sessions} WHERE session_id = $1 FOR UPDATE`,
           [event.session_id],
         )
-        const previous = rows[0] ? sessionStateOfRow(rows[0]) : undefined
-        const prevHash = previous?.last_hash ?? GENESIS_HASH
+        const previous = rows[0] ? recordOfRow(rows[0]) : undefined
+        const prevHash = previous?.lastHash ?? GENESIS_HASH
         const { body, hash } = chainEvent(event, prevHash)
-        const state = sessionStateAfter(previous, event, hash)
+        const state = stateAfter(previous, event)
         const [seq] = await insertChained(
           client,
           this.names,
-          [{ event, sessionSeq: state.event_count, prevHash, body, hash }],
-          [state],
+          [{ event, sessionSeq: state.eventCount, prevHash, body, hash }],
+          [{ state, lastHash: hash }],
         )
         await client.query('COMMIT')
         return { stored: storedEventOf({ seq: seq!, body, hash }), ref: seq! }
@@ -282,29 +243,5 @@ export class PostgresEventStore implements EventStore<number> {
 
   async close(): Promise<void> {
     if (this.ownsPool) await this.pool.end()
-  }
-}
-
-/**
- * Reads a sessions-table row (bigints arrive as strings).
- *
- * @example
- * const state = sessionStateOfRow(row)
- */
-export function sessionStateOfRow(row: Record<string, string | number | null>): SessionState {
-  const n = (v: string | number | null) => Number(v)
-  return {
-    session_id: String(row.session_id),
-    user_id: String(row.user_id),
-    started_at: n(row.started_at!),
-    last_activity_at: n(row.last_activity_at!),
-    idle_timeout_ms: n(row.idle_timeout_ms!),
-    max_duration_ms: n(row.max_duration_ms!),
-    expires_at: n(row.expires_at!),
-    event_count: n(row.event_count!),
-    last_hash: String(row.last_hash),
-    last_event_at: n(row.last_event_at!),
-    ended_at: row.ended_at === null ? null : n(row.ended_at!),
-    end_reason: row.end_reason === null ? null : String(row.end_reason),
   }
 }

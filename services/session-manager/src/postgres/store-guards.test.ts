@@ -13,7 +13,7 @@ import { UnsafeDatabaseError } from './database.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
 import { migrate } from './migrations.js'
 import { PostgresEventStore } from './postgres-event-store.js'
-import { PostgresSessionService } from './postgres-session-service.js'
+import { openPostgresSessions, PostgresSessionRepository } from './postgres-session-repository.js'
 import { schemaNames } from './schema-names.js'
 import {
   createServiceDatabase,
@@ -68,7 +68,7 @@ function startInput(user = 'user-1') {
 /** A service on a fresh schema with a few sessions: started, touched, one ended. */
 async function populated(options: { ownerRole?: string; serviceUrl?: string } = { ownerRole: 'care_owner' }) {
   const schema = `care_guard_${++schemas}`
-  const service = new PostgresSessionService({
+  const service = await openPostgresSessions({
     policy,
     newId: createIdFactory(),
     database: { url: options.serviceUrl ?? url, poolSize: 2 },
@@ -76,7 +76,6 @@ async function populated(options: { ownerRole?: string; serviceUrl?: string } = 
     schema,
     timers: false,
   })
-  await service.recover()
   const ids: string[] = []
   for (let i = 0; i < 6; i++) {
     const { output } = await service.start(startInput(`user-${i % 2}`))
@@ -165,16 +164,13 @@ describe('durability settings', () => {
     const database = url.split('/').pop()!
     await server.sql(`ALTER ROLE care_service IN DATABASE ${database} SET synchronous_commit = off`)
     try {
-      const service = new PostgresSessionService({
-        policy,
-        newId: createIdFactory(),
+      const opening = PostgresSessionRepository.open({
         database: { url },
         ownerRole: 'care_owner',
         schema: `care_guard_${++schemas}`,
         timers: false,
       })
-      await expect(service.recover()).rejects.toBeInstanceOf(UnsafeDatabaseError)
-      await service.close()
+      await expect(opening).rejects.toBeInstanceOf(UnsafeDatabaseError)
     } finally {
       await server.sql(`ALTER ROLE care_service IN DATABASE ${database} RESET synchronous_commit`)
     }
@@ -184,16 +180,13 @@ describe('durability settings', () => {
     await server.sql('ALTER SYSTEM SET fsync = off')
     await server.sql('SELECT pg_reload_conf()')
     try {
-      const service = new PostgresSessionService({
-        policy,
-        newId: createIdFactory(),
+      const opening = PostgresSessionRepository.open({
         database: { url },
         ownerRole: 'care_owner',
         schema: `care_guard_${++schemas}`,
         timers: false,
       })
-      await expect(service.recover()).rejects.toThrow(UnsafeDatabaseError)
-      await service.close()
+      await expect(opening).rejects.toThrow(UnsafeDatabaseError)
     } finally {
       await server.sql('ALTER SYSTEM RESET fsync')
       await server.sql('SELECT pg_reload_conf()')

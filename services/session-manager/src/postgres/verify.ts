@@ -1,6 +1,6 @@
-import pg from 'pg'
+import type pg from 'pg'
 import { type Checkpoint, checkpointOfRow } from './checkpoints.js'
-import { withClient } from './database.js'
+import { createToolPool, withClient } from './database.js'
 import { checkpointHash, GENESIS_HASH, RangeDigest, sha256Hex } from './event-chain.js'
 import { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
 
@@ -96,7 +96,7 @@ const PAGE = 5000
  */
 export async function verifyPostgres(options: VerifyPostgresOptions): Promise<PostgresVerifyReport> {
   const started = performance.now()
-  const pool = options.pool ?? new pg.Pool({ connectionString: options.url, max: 1 })
+  const pool = options.pool ?? createToolPool(options.url, 1)
   const t = schemaNames(options.schema ?? DEFAULT_SCHEMA)
   try {
     const result = await withClient(pool, async (client) => {

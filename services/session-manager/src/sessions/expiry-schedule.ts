@@ -21,10 +21,10 @@ export class ExpirySchedule {
     this.siftUp(this.deadlines.length - 1)
   }
 
-  /** Removes and returns every session id whose deadline is at or before `now`. */
-  popDue(now: number): string[] {
+  /** Removes and returns the session ids (at most `limit`) whose deadline is at or before `now`. */
+  popDue(now: number, limit = Number.POSITIVE_INFINITY): string[] {
     const due: string[] = []
-    while (this.deadlines.length > 0 && this.deadlines[0]! <= now) {
+    while (due.length < limit && this.deadlines.length > 0 && this.deadlines[0]! <= now) {
       due.push(this.ids[0]!)
       this.removeRoot()
     }

@@ -1,19 +1,20 @@
 import { createHash } from 'node:crypto'
 import { canonicalJson } from '@care/event-log'
-import type {
-  SessionEndReason,
-  SessionManagerEndInput,
-  SessionManagerEndOutput,
-  SessionManagerStartInput,
-  SessionManagerStartOutput,
-  SessionManagerTouchInput,
-  SessionManagerTouchOutput,
+import {
+  SCHEMA_VERSION,
+  type SessionEndReason,
+  type SessionManagerEndInput,
+  type SessionManagerEndOutput,
+  type SessionManagerStartInput,
+  type SessionManagerStartOutput,
+  type SessionManagerTouchInput,
+  type SessionManagerTouchOutput,
 } from '@care/schemas'
 import { decodeTime } from 'ulid'
 import { SessionError } from './session-errors.js'
 
-// The rules every SessionLifecycle implementation shares, whatever keeps its events: how each
-// event looks, how a request is fingerprinted for retries, and when a session times out.
+// How each lifecycle event looks, how a request is fingerprinted for retries, and when a
+// record_id is too old or too new. Used only by the lifecycle core (session-lifecycle.ts).
 
 export type RequestKind = 'start' | 'end' | 'touch'
 
@@ -41,17 +42,6 @@ export function iso(ms: number): string {
  */
 export function requestDigest(kind: RequestKind, input: object): string {
   return `sha256:${createHash('sha256').update(kind).update('\n').update(canonicalJson(input)).digest('hex')}`
-}
-
-/** When a session ends by itself: the earlier of idle timeout after last activity and maximum duration. */
-export function sessionDeadline(
-  startedAt: number,
-  lastActivityAt: number,
-  limits: SessionLimits,
-): { at: number; reason: SessionEndReason } {
-  const idle = lastActivityAt + limits.idleTimeoutMs
-  const max = startedAt + limits.maxDurationMs
-  return idle < max ? { at: idle, reason: 'idle_timeout' } : { at: max, reason: 'max_duration' }
 }
 
 /** How far ahead of our clock a caller's clock may be when it makes a `record_id`. */
@@ -157,7 +147,7 @@ function eventBase(
   input?: { origin: 'human' | 'system'; performer_id?: string },
 ) {
   return {
-    schema_version: '1.1' as const,
+    schema_version: SCHEMA_VERSION,
     record_id: recordId,
     user_id: session.userId,
     session_id: session.sessionId,

@@ -120,8 +120,8 @@ export async function expectAckedDurable(
   disk.reboot(kind)
   const booted = await bootService({ fs: disk, dir: DATA_DIR, clock, maxFileBytes: 1500 })
   try {
-    for (const id of acked.started) expect(booted.service.describe(id), `session ${id}`).toBeDefined()
-    for (const id of acked.ended) expect(booted.service.describe(id)?.status).toBe('ended')
+    for (const id of acked.started) expect(await booted.service.describe(id), `session ${id}`).toBeDefined()
+    for (const id of acked.ended) expect((await booted.service.describe(id))?.status).toBe('ended')
     for (const [recordId, sessionId] of acked.touches) {
       const page = await booted.service.timeline(sessionId)
       expect(page?.events.map((e) => e.record_id)).toContain(recordId)

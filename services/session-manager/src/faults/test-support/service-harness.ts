@@ -3,7 +3,8 @@ import { PowerLossFileSystem } from '@care/event-log/testing'
 import { createSessionManagerApp } from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { createIdFactory } from '../../ids/id-factory.js'
-import { type Clock, type SessionPolicy, SessionService } from '../../sessions/session-service.js'
+import { type Clock, SessionLifecycleService, type SessionPolicy } from '../../sessions/session-lifecycle.js'
+import { EmbeddedSessionRepository } from '../../store/embedded-session-repository.js'
 import { FileEventStore } from '../../store/file-event-store.js'
 
 export const CALLER_TOKEN = 'caller-token-0123456789'
@@ -37,7 +38,7 @@ export interface BootOptions {
 }
 
 export interface BootedService {
-  service: SessionService<LogPosition>
+  service: SessionLifecycleService
   store: FileEventStore
   app: ReturnType<typeof createSessionManagerApp>
   lines: CapturedLine[]
@@ -46,7 +47,7 @@ export interface BootedService {
 }
 
 /**
- * The real service stack in one process: SessionService on a FileEventStore on the injected file
+ * The real service stack in one process: the session lifecycle on the embedded repository over a FileEventStore on the injected file
  * system, behind the real Hono app, the way `startSessionManager` wires it (minus the socket and
  * real timers: pass a ManualClock and call `service.sweepExpired()`).
  */
@@ -56,25 +57,25 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
     options.tokens ? { CARE_CALLER_TOKENS: CALLER_TOKEN, CARE_AUDITOR_TOKENS: AUDITOR_TOKEN } : {},
   )
   const policy = { ...config.policy, ...options.policy }
-  const service = new SessionService<LogPosition>({
+  let store: FileEventStore | undefined
+  const repository = await EmbeddedSessionRepository.open<LogPosition>(async (apply) => {
+    store = await FileEventStore.open(
+      { dir: options.dir, fs: options.fs, maxFileBytes: options.maxFileBytes, logger },
+      apply,
+    )
+    return store
+  })
+  const service = new SessionLifecycleService(repository, {
     policy,
     newId: createIdFactory(),
-    clock: options.clock,
+    ...(options.clock ? { clock: options.clock } : {}),
     timers: false,
     logger,
   })
-  let store: FileEventStore | undefined
   try {
-    await service.recover(async (apply) => {
-      store = await FileEventStore.open(
-        { dir: options.dir, fs: options.fs, maxFileBytes: options.maxFileBytes, logger },
-        apply,
-      )
-      return store
-    })
+    await service.recover()
   } catch (err) {
-    await service.close()
-    await store?.close().catch(() => {})
+    await service.close().catch(() => {})
     throw err
   }
   const opened = store as unknown as FileEventStore
@@ -93,7 +94,6 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
     async stop() {
       try {
         await service.close()
-        await opened.close()
         return undefined
       } catch (err) {
         return err

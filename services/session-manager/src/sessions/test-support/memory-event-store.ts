@@ -1,5 +1,8 @@
 import type { SessionLifecycleEvent } from '@care/schemas'
+import { createIdFactory } from '../../ids/id-factory.js'
+import { EmbeddedSessionRepository } from '../../store/embedded-session-repository.js'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from '../../store/event-store.js'
+import { type SessionLifecycleOptions, SessionLifecycleService } from '../session-lifecycle.js'
 
 /** An EventStore in memory, for domain tests: refs are indexes; `failAppends` simulates a full disk. */
 export class MemoryEventStore implements EventStore<number> {
@@ -46,4 +49,29 @@ export class ManualClock {
   advance(ms: number): void {
     this.time += ms
   }
+}
+
+/**
+ * The lifecycle over the embedded repository on `store` (no real timers), recovered: a (re)start
+ * of the service on the events `store` holds.
+ *
+ * @example
+ * const service = await bootMemorySessions(new MemoryEventStore(), { policy, clock })
+ */
+export async function bootMemorySessions(
+  store: MemoryEventStore,
+  options: Omit<SessionLifecycleOptions, 'newId'>,
+): Promise<SessionLifecycleService> {
+  const service = await createMemorySessions(store, options)
+  await service.recover()
+  return service
+}
+
+/** The same, not yet recovered. */
+export async function createMemorySessions(
+  store: MemoryEventStore,
+  options: Omit<SessionLifecycleOptions, 'newId'>,
+): Promise<SessionLifecycleService> {
+  const repository = await EmbeddedSessionRepository.open(store.opener())
+  return new SessionLifecycleService(repository, { newId: createIdFactory(), timers: false, ...options })
 }

@@ -1,9 +1,13 @@
 import { beforeEach, describe, expect, it } from 'vitest'
-import { createIdFactory } from '../ids/id-factory.js'
 import { StoreUnavailableError } from '../store/event-store.js'
-import { type SessionPolicy, SessionService } from './session-service.js'
+import { type SessionLifecycleService, type SessionPolicy, TIMEOUT_RETRY_MS } from './session-lifecycle.js'
 import { startInputAt } from './test-support/inputs.js'
-import { ManualClock, MemoryEventStore } from './test-support/memory-event-store.js'
+import {
+  bootMemorySessions,
+  createMemorySessions,
+  ManualClock,
+  MemoryEventStore,
+} from './test-support/memory-event-store.js'
 
 const MINUTE = 60_000
 const policy: SessionPolicy = {
@@ -14,13 +18,9 @@ const policy: SessionPolicy = {
 
 let clock: ManualClock
 let store: MemoryEventStore
-let service: SessionService<number>
+let service: SessionLifecycleService
 
-async function boot(): Promise<SessionService<number>> {
-  const next = new SessionService<number>({ policy, newId: createIdFactory(), clock, timers: false })
-  await next.recover(store.opener())
-  return next
-}
+const boot = () => bootMemorySessions(store, { policy, clock })
 
 const startInput = () => startInputAt(clock.now())
 
@@ -32,15 +32,32 @@ beforeEach(async () => {
 
 // Behaviour shared with every store lives in session-lifecycle.contract.test.ts; these are the
 // embedded service's own promises.
-describe('the embedded session service', () => {
+describe('the session lifecycle on the embedded repository', () => {
   it('acknowledges nothing when the store fails, and a retry succeeds once it recovers', async () => {
     const input = startInput()
     store.failAppends = true
     await expect(service.start(input)).rejects.toBeInstanceOf(StoreUnavailableError)
-    expect(service.openSessions()).toBe(0)
+    expect(await service.openSessions()).toBe(0)
     store.failAppends = false
     expect((await service.start(input)).status).toBe(201)
     expect(store.events).toHaveLength(1)
+  })
+
+  it('tries a timeout end again when storing it failed, and records it with the true expiry time once storage is back', async () => {
+    const { output: started } = await service.start(startInput())
+    clock.advance(31 * MINUTE)
+    store.failAppends = true
+    await service.sweepExpired()
+    expect((await service.describe(started.session_id))?.status).toBe('open')
+    store.failAppends = false
+    clock.advance(TIMEOUT_RETRY_MS)
+    await service.sweepExpired()
+    expect(await service.describe(started.session_id)).toMatchObject({
+      status: 'ended',
+      end_reason: 'idle_timeout',
+      ended_at: '2026-03-01T12:30:00.000Z',
+    })
+    expect(store.events.filter((e) => e.event === 'session.end')).toHaveLength(1)
   })
 
   it('resumes timers of sessions still open after a restart', async () => {
@@ -50,11 +67,11 @@ describe('the embedded session service', () => {
     const restarted = await boot()
     clock.advance(20 * MINUTE)
     await restarted.sweepExpired()
-    expect(restarted.describe(started.session_id)?.end_reason).toBe('idle_timeout')
+    expect((await restarted.describe(started.session_id))?.end_reason).toBe('idle_timeout')
   })
 
   it('refuses to be used before recovery', async () => {
-    const fresh = new SessionService<number>({ policy, newId: createIdFactory(), clock, timers: false })
+    const fresh = await createMemorySessions(store, { policy, clock })
     await expect(fresh.start(startInput())).rejects.toThrow(/before recover/)
   })
 })

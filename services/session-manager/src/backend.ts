@@ -1,0 +1,159 @@
+import type { LogPosition, OpenLogOptions } from '@care/event-log'
+import { type AuditSource, logAuditSource, storeAuditSource } from './audit/audit-source.js'
+import type { SessionManagerConfig } from './config.js'
+import { createIdFactory } from './ids/id-factory.js'
+import type { PoolCounts } from './observability/session-telemetry.js'
+import { PostgresEventStore } from './postgres/postgres-event-store.js'
+import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
+import {
+  type Clock,
+  type LifecycleLogger,
+  type SessionLifecycleOptions,
+  SessionLifecycleService,
+} from './sessions/session-lifecycle.js'
+import type { SessionState } from './sessions/session-repository.js'
+import { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
+import { type EventStore, StoreUnavailableError } from './store/event-store.js'
+import { FileEventStore } from './store/file-event-store.js'
+
+/**
+ * The configured store, opened: the lifecycle over its repository, where exports read, and health.
+ *
+ * @example
+ * const { sessions, audit, healthy, close } = await openBackend(config)
+ */
+export interface Backend {
+  /** The session lifecycle over the store's repository, recovered and sweeping. */
+  sessions: SessionLifecycleService<SessionState>
+  /** Where `GET /export` reads events. */
+  audit: AuditSource
+  /** False once storage failed in a way that needs a restart (a failed fsync). */
+  healthy(): boolean
+  /** Why writes fail for now while the service stays ready (e.g. a disk-full torn-tail cut pending). */
+  storageNote(): string | undefined
+  /** PostgreSQL pool counters, for metrics; undefined on the embedded store. */
+  pool?: PoolCounts
+  /** What recovery found, for the "ready" log line. */
+  facts: Record<string, unknown>
+  /** Stops the lifecycle and releases the store (flush, sync, lock). Idempotent. */
+  close(): Promise<void>
+}
+
+/**
+ * What `openBackend` needs besides the configuration.
+ *
+ * @example
+ * await openBackend(config, { logger, stopRequested: () => stopping })
+ */
+export interface OpenBackendOptions {
+  logger?: LifecycleLogger
+  clock?: Clock
+  /** Asked between attempts to reach an unavailable database; true stops waiting. */
+  stopRequested?: () => boolean
+  /** Told why the store is not open yet (e.g. the database is unreachable), and `undefined` once it is. */
+  onWaiting?: (reason: string | undefined) => void
+  /** Called after each durable group commit of the embedded log (metrics). */
+  onCommit?: OpenLogOptions['onCommit']
+  /** Wraps the embedded event store (spans, timeout counters); the identity by default. */
+  observeStore?: <Ref>(store: EventStore<Ref>) => EventStore<Ref>
+}
+
+/** How long to wait before trying an unreachable database again. */
+export const DATABASE_RETRY_MS = 1000
+
+/**
+ * Opens the store `config` names (the embedded JSONL log, or PostgreSQL), builds the session
+ * lifecycle over its repository and recovers it (sessions that expired while down are ended).
+ * An unreachable database is waited for; an unsafe one, a corrupt log or a held lock throws.
+ *
+ * @example
+ * const backend = await openBackend(loadConfig(), { logger })
+ * const app = createSessionManagerApp({ sessions: () => backend.sessions, audit: () => backend.audit, config, logger })
+ */
+export async function openBackend(
+  config: SessionManagerConfig,
+  options: OpenBackendOptions = {},
+): Promise<Backend> {
+  const { logger } = options
+  const lifecycleOptions: SessionLifecycleOptions = {
+    policy: config.policy,
+    newId: createIdFactory(),
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(logger ? { logger } : {}),
+  }
+  const { store } = config
+  if (store.kind === 'postgres') {
+    // An unreachable database is waited for (readyz says not_ready); an unsafe one stops the start.
+    return waitForDatabase(async () => {
+      const repository = await PostgresSessionRepository.open({
+        database: { url: store.url, poolSize: store.poolSize },
+        schema: store.schema,
+        ownerRole: store.ownerRole,
+        logger,
+      })
+      return recovered(repository, lifecycleOptions, {
+        audit: storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
+        healthy: () => true,
+        storageNote: () => undefined,
+        pool: repository.pool,
+        facts: { store: 'postgres', schema: store.schema },
+      })
+    }, options)
+  }
+  let events = 0
+  let file: FileEventStore | undefined
+  const repository = await EmbeddedSessionRepository.open<LogPosition>(async (apply) => {
+    file = await FileEventStore.open(
+      {
+        dir: config.dataDir,
+        repair: config.repair,
+        maxFileBytes: config.maxLogFileBytes,
+        logger,
+        ...(options.onCommit ? { onCommit: options.onCommit } : {}),
+      },
+      (event, ref) => {
+        apply(event, ref)
+        events++
+      },
+    )
+    return options.observeStore ? options.observeStore(file) : file
+  })
+  const opened = file!
+  return recovered(repository, lifecycleOptions, {
+    // The log read directly (lock-free, chain-checked), so exports read lines back by position.
+    audit: logAuditSource(config.dataDir),
+    healthy: () => opened.healthy,
+    storageNote: () => opened.storageNote,
+    facts: { store: 'file', events, open_sessions: repository.openSessions },
+  })
+}
+
+async function recovered(
+  repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
+  options: SessionLifecycleOptions,
+  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool'>,
+): Promise<Backend> {
+  const sessions = new SessionLifecycleService<SessionState>(repository, options)
+  try {
+    await sessions.recover()
+  } catch (error) {
+    await sessions.close().catch(() => {})
+    throw error
+  }
+  return { sessions, ...rest, close: () => sessions.close() }
+}
+
+async function waitForDatabase<T>(open: () => Promise<T>, options: OpenBackendOptions): Promise<T> {
+  for (;;) {
+    try {
+      const opened = await open()
+      options.onWaiting?.(undefined)
+      return opened
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError) || options.stopRequested?.()) throw error
+      options.onWaiting?.(`Waiting for the database (retrying every second): ${error.message}`)
+      options.logger?.warn({ err: error }, `database unavailable; retrying in ${DATABASE_RETRY_MS / 1000} s`)
+      await new Promise((resolve) => setTimeout(resolve, DATABASE_RETRY_MS))
+    }
+  }
+}
