@@ -1,5 +1,5 @@
-import pg from 'pg'
 import { writeCheckpoint } from './checkpoints.js'
+import { createToolPool } from './database.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
 import { migrate } from './migrations.js'
 import { DEFAULT_SCHEMA, schemaNames } from './schema-names.js'
@@ -45,7 +45,7 @@ export async function runDatabaseCommand(
   const schema = options.schema ?? DEFAULT_SCHEMA
   const { ownerRole, target } = options
   const print = (value: unknown, text: string) => io.out(options.json ? JSON.stringify(value) : text)
-  const pool = new pg.Pool({ connectionString: options.url, max: 2 })
+  const pool = createToolPool(options.url, 2)
   try {
     const t = schemaNames(schema)
     switch (command) {
