@@ -18,6 +18,8 @@ import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
 import { buildOpenApiDocument } from './http/openapi.js'
 import type { SessionLifecycle } from './sessions/session-lifecycle.js'
+import { registerTransparencyRoutes } from './transparency/routes.js'
+import type { TransparencyLog } from './transparency/transparency-log.js'
 
 export interface SessionManagerAppOptions {
   /** The session service once recovery has finished; undefined while the log is being recovered. */
@@ -29,6 +31,8 @@ export interface SessionManagerAppOptions {
   version?: string
   /** Where `GET /export` reads events (any `EventStore`, or the log itself); without it there is no /export. */
   audit?: () => AuditSource | undefined
+  /** The embedded log's Merkle tree and checkpoints: serves /checkpoint and /proofs/*. */
+  transparency?: { log: () => TransparencyLog | undefined; dataDir: string }
 }
 
 const SESSION_ID = new RegExp(ULID_PATTERN)
@@ -131,6 +135,11 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
   })
 
   if (options.audit) app.get('/export', auditor, ready, createExportHandler(options.audit, options.logger))
+
+  if (options.transparency) {
+    const { log, dataDir } = options.transparency
+    registerTransparencyRoutes(app, { transparency: log, dataDir, auditor })
+  }
 
   app.notFound((c) => sendError(c, 'not_found'))
   app.onError(createErrorHandler(options.logger))

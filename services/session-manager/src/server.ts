@@ -12,6 +12,8 @@ import type { SessionLifecycle } from './sessions/session-lifecycle.js'
 import { type Clock, SessionService } from './sessions/session-service.js'
 import { StoreUnavailableError } from './store/event-store.js'
 import { FileEventStore } from './store/file-event-store.js'
+import { loadTransparencySettings, type TransparencySettings } from './transparency/config.js'
+import { TransparencyLog } from './transparency/transparency-log.js'
 
 export interface RunningSessionManager {
   /** The bound port (useful with PORT=0). */
@@ -26,6 +28,8 @@ export interface StartOptions {
   logger?: Logger
   clock?: Clock
   version?: string
+  /** Checkpoint key and cadence; default: read from the environment (`CARE_CHECKPOINT_*`). */
+  transparency?: TransparencySettings
 }
 
 /**
@@ -52,6 +56,9 @@ export async function startSessionManager(
   let store: FileEventStore | undefined
   let stopRequested = false
   let databaseEvents: PostgresEventStore | undefined
+  let transparency: TransparencyLog | undefined
+  let transparencyReady: TransparencyLog | undefined
+  const transparencySettings = options.transparency ?? loadTransparencySettings(process.env)
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => store?.healthy ?? true,
@@ -66,6 +73,7 @@ export async function startSessionManager(
           ? storeAuditSource(databaseEvents)
           : logAuditSource(config.dataDir)
         : undefined,
+    transparency: { log: () => transparencyReady, dataDir: config.dataDir },
   })
   const server = await listen(app.fetch, config.host, config.port)
   const port = (server.address() as { port: number }).port
@@ -113,16 +121,20 @@ export async function startSessionManager(
       logger,
     })
     let events = 0
+    transparency = TransparencyLog.open({ dataDir: config.dataDir, ...transparencySettings, logger })
+    const observer = transparency.observer
     await live.recover(async (apply) => {
       store = await FileEventStore.open(
-        { dir: config.dataDir, repair: config.repair, maxFileBytes: config.maxLogFileBytes, logger },
+        { dir: config.dataDir, repair: config.repair, maxFileBytes: config.maxLogFileBytes, logger, observer },
         (event, ref) => {
           apply(event, ref)
           events++
         },
       )
+      await transparency!.finishRecovery(store.head().seq)
       return store
     })
+    transparencyReady = transparency
     service = live
     logger.info(
       { events, open_sessions: live.openSessions(), ms: Math.round(performance.now() - started) },
@@ -141,6 +153,7 @@ export async function startSessionManager(
         await new Promise<void>((resolve) => server.close(() => resolve()))
         await ready.catch(() => {})
         await service?.close()
+        await transparency?.close()
         await store?.close()
         logger.info({}, 'stopped')
       })()

@@ -16,6 +16,7 @@ import {
 } from '../audit/timeline.js'
 import { DEFAULT_DATA_DIR } from '../config.js'
 import { LogCorruptError, type LogHead } from '../log/index.js'
+import { runTransparencyCommand, TRANSPARENCY_USAGE } from '../transparency/cli.js'
 import { createProgress } from './progress.js'
 
 /**
@@ -56,7 +57,7 @@ Usage:
                        [--user-id <id>] [--session-id <id>] [--reason <reason>]
                        [--pseudonymize-key-file <file>]
   care-sessions timeline <session_id> [--data-dir <dir>] --with <worker.jsonl>... [--json]
-
+${TRANSPARENCY_USAGE}
 --data-dir defaults to $CARE_DATA_DIR, then ${DEFAULT_DATA_DIR}.
 Run 'care-sessions <command> --help' for details. Exit codes: 0 ok, 1 check failed / not found /
 unreadable, 2 usage error (bad flag, bad filter, missing directory or file).
@@ -162,6 +163,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       io[command === undefined ? 'stderr' : 'stdout'].write(USAGE)
       return command === undefined ? EXIT_USAGE : EXIT_OK
     }
+    const transparencyExit = await runTransparencyCommand(argv, io)
+    if (transparencyExit !== undefined) return transparencyExit
     if (!(command in OPTIONS)) throw new UsageError(`unknown command '${command}'`)
     const name = command as Command
     let parsed: { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] }

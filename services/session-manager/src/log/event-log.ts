@@ -44,6 +44,22 @@ export interface OpenLogOptions {
   logger?: LogLogger
   /** Called for every recovered record, in log order, before `open` resolves. */
   onRecord?: (record: ChainedRecord, position: LogPosition) => void
+  /** Sees the exact line bytes of every record (recovered, then durably appended); e.g. a Merkle tree. */
+  observer?: LogObserver
+}
+
+/**
+ * Receives the exact bytes of each record line (without the newline), in log order: `recovered` for
+ * every record kept by recovery (the buffer is reused after the call returns), `durable` for each group
+ * of appended records right after their fdatasync and before their appends resolve. Errors thrown by
+ * an observer are logged and do not fail appends.
+ *
+ * @example
+ * const observer: LogObserver = { recovered: (line) => tree.append(line), durable: (lines) => lines.forEach((l) => tree.append(l)) }
+ */
+export interface LogObserver {
+  recovered?(line: Buffer): void
+  durable?(lines: readonly Buffer[]): void
 }
 
 /**
@@ -101,6 +117,7 @@ export class EventLog {
   #closed = false
   readonly #readers = new Map<number, Reader>()
   #closing: Promise<void> | undefined
+  readonly #observer: LogObserver | undefined
 
   private constructor(init: {
     fs: LogFileSystem
@@ -112,7 +129,9 @@ export class EventLog {
     handle: LogFileHandle
     size: number
     head: LogHead
+    observer?: LogObserver | undefined
   }) {
+    this.#observer = init.observer
     this.#fs = init.fs
     this.#eventsDir = init.eventsDir
     this.#maxFileBytes = init.maxFileBytes
@@ -153,6 +172,7 @@ export class EventLog {
       const state = await recoverLog(fs, eventsDir, {
         repair: options.repair ?? false,
         onRecord: options.onRecord,
+        onLine: options.observer?.recovered?.bind(options.observer),
       })
       const handle = await fs.open(state.segment.path, 'write')
       const log = new EventLog({
@@ -165,6 +185,7 @@ export class EventLog {
         handle,
         size: state.size,
         head: state.head,
+        observer: options.observer,
       })
       const report: RecoveryReport = {
         files: state.files,
@@ -407,6 +428,13 @@ export class EventLog {
     const last = group.at(-1)!
     this.#durableSize = last.position.offset + last.line.length
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
+    if (this.#observer?.durable) {
+      try {
+        this.#observer.durable(group.map((p) => p.line.subarray(0, -1)))
+      } catch (err) {
+        this.#logger.error({ err }, 'event log: a durable-append observer failed')
+      }
+    }
     for (const p of group) p.resolve({ record: p.record, position: p.position })
     return true
   }

@@ -5,7 +5,13 @@
 export { canonicalJson } from './canonical-json.js'
 export { type ChainedRecord, GENESIS_HASH, withoutChainFields } from './chain.js'
 export { LogCorruptError, LogLockedError, StorageError } from './errors.js'
-export { type AppendResult, EventLog, type LogLogger, type OpenLogOptions } from './event-log.js'
+export {
+  type AppendResult,
+  EventLog,
+  type LogLogger,
+  type LogObserver,
+  type OpenLogOptions,
+} from './event-log.js'
 export { type LogFileHandle, type LogFileSystem, nodeFileSystem, type OpenMode } from './file-system.js'
 export { readLog } from './read-log.js'
 export type { LogHead, LogPosition, RecoveryCut, RecoveryReport } from './recovery.js'

@@ -1,0 +1,64 @@
+import { readFileSync } from 'node:fs'
+import { type NoteSigner, type NoteVerifier, parseSignerKey, parseVerifierKey, verifierKeyOf } from '@care/tlog'
+
+/**
+ * Transparency settings read from the environment:
+ * `CARE_CHECKPOINT_KEY_FILE` (a signer key file written by `care-sessions keygen`; without it no
+ * checkpoints are signed), `CARE_CHECKPOINT_EVERY` (records, default 1000) and
+ * `CARE_CHECKPOINT_INTERVAL_MS` (default 10000).
+ *
+ * @example
+ * const settings = loadTransparencySettings(process.env)
+ */
+export interface TransparencySettings {
+  signer?: NoteSigner
+  verifier?: NoteVerifier
+  everyRecords: number
+  intervalMs: number
+}
+
+/**
+ * Thrown for an unreadable key file or a bad number (the service refuses to start).
+ *
+ * @example
+ * try { loadTransparencySettings(env) } catch (err) { if (err instanceof TransparencyConfigError) exit(2) }
+ */
+export class TransparencyConfigError extends Error {
+  override name = 'TransparencyConfigError'
+}
+
+/**
+ * Reads `TransparencySettings` from `env` (see the interface for the variables).
+ *
+ * @example
+ * const { signer } = loadTransparencySettings({ CARE_CHECKPOINT_KEY_FILE: '/etc/care/log.skey' })
+ */
+export function loadTransparencySettings(env: Record<string, string | undefined>): TransparencySettings {
+  const everyRecords = positive(env.CARE_CHECKPOINT_EVERY, 1000, 'CARE_CHECKPOINT_EVERY')
+  const intervalMs = positive(env.CARE_CHECKPOINT_INTERVAL_MS, 10_000, 'CARE_CHECKPOINT_INTERVAL_MS')
+  const keyFile = env.CARE_CHECKPOINT_KEY_FILE?.trim()
+  if (!keyFile) return { everyRecords, intervalMs }
+  let skey: string
+  try {
+    skey = readFileSync(keyFile, 'utf8').trim()
+  } catch (err) {
+    throw new TransparencyConfigError(`CARE_CHECKPOINT_KEY_FILE: cannot read ${keyFile} (${(err as Error).message})`)
+  }
+  try {
+    return {
+      signer: parseSignerKey(skey),
+      verifier: parseVerifierKey(verifierKeyOf(skey)),
+      everyRecords,
+      intervalMs,
+    }
+  } catch (err) {
+    throw new TransparencyConfigError(`CARE_CHECKPOINT_KEY_FILE: ${keyFile} is not a signer key (${(err as Error).message})`)
+  }
+}
+
+function positive(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value.trim() === '') return fallback
+  const n = Number(value)
+  if (!Number.isSafeInteger(n) || n < 1) throw new TransparencyConfigError(`${name} must be a positive integer`)
+  return n
+}
