@@ -125,7 +125,13 @@ export async function startSessionManager(
     const observer = transparency.observer
     await live.recover(async (apply) => {
       store = await FileEventStore.open(
-        { dir: config.dataDir, repair: config.repair, maxFileBytes: config.maxLogFileBytes, logger, observer },
+        {
+          dir: config.dataDir,
+          repair: config.repair,
+          maxFileBytes: config.maxLogFileBytes,
+          logger,
+          observer,
+        },
         (event, ref) => {
           apply(event, ref)
           events++

@@ -70,12 +70,19 @@ export async function runTransparencyCommand(
       )
       return 0
     }
-    const dataDir = resolve(positionals[0] ?? (values['data-dir'] as string | undefined) ?? io.env.CARE_DATA_DIR ?? '.')
-    const checkpointsDir = resolve((values.checkpoints as string | undefined) ?? join(dataDir, CHECKPOINTS_DIR))
+    const dataDir = resolve(
+      positionals[0] ?? (values['data-dir'] as string | undefined) ?? io.env.CARE_DATA_DIR ?? '.',
+    )
+    const checkpointsDir = resolve(
+      (values.checkpoints as string | undefined) ?? join(dataDir, CHECKPOINTS_DIR),
+    )
     const { verifyDataDir } = await import('../audit/verify.js')
     const chain = await verifyDataDir(dataDir)
     const report = await verifyAgainstCheckpoints({ dataDir, checkpointsDir, verifiers })
-    const problems = [...(chain.ok ? [] : [`${chain.problem.file}:${chain.problem.line}: ${chain.problem.reason}`]), ...report.problems]
+    const problems = [
+      ...(chain.ok ? [] : [`${chain.problem.file}:${chain.problem.line}: ${chain.problem.reason}`]),
+      ...report.problems,
+    ]
     if (report.checkpoints.length === 0) problems.push(`no checkpoints in ${checkpointsDir}`)
     if (values.json) {
       io.stdout.write(`${JSON.stringify({ data_dir: dataDir, chain_ok: chain.ok, ...report, problems })}\n`)

@@ -1,5 +1,11 @@
 import { readFileSync } from 'node:fs'
-import { type NoteSigner, type NoteVerifier, parseSignerKey, parseVerifierKey, verifierKeyOf } from '@care/tlog'
+import {
+  type NoteSigner,
+  type NoteVerifier,
+  parseSignerKey,
+  parseVerifierKey,
+  verifierKeyOf,
+} from '@care/tlog'
 
 /**
  * Transparency settings read from the environment:
@@ -42,7 +48,9 @@ export function loadTransparencySettings(env: Record<string, string | undefined>
   try {
     skey = readFileSync(keyFile, 'utf8').trim()
   } catch (err) {
-    throw new TransparencyConfigError(`CARE_CHECKPOINT_KEY_FILE: cannot read ${keyFile} (${(err as Error).message})`)
+    throw new TransparencyConfigError(
+      `CARE_CHECKPOINT_KEY_FILE: cannot read ${keyFile} (${(err as Error).message})`,
+    )
   }
   try {
     return {
@@ -52,13 +60,16 @@ export function loadTransparencySettings(env: Record<string, string | undefined>
       intervalMs,
     }
   } catch (err) {
-    throw new TransparencyConfigError(`CARE_CHECKPOINT_KEY_FILE: ${keyFile} is not a signer key (${(err as Error).message})`)
+    throw new TransparencyConfigError(
+      `CARE_CHECKPOINT_KEY_FILE: ${keyFile} is not a signer key (${(err as Error).message})`,
+    )
   }
 }
 
 function positive(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined || value.trim() === '') return fallback
   const n = Number(value)
-  if (!Number.isSafeInteger(n) || n < 1) throw new TransparencyConfigError(`${name} must be a positive integer`)
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new TransparencyConfigError(`${name} must be a positive integer`)
   return n
 }

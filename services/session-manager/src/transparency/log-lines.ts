@@ -35,7 +35,10 @@ export async function* logLines(dataDir: string): AsyncGenerator<Buffer> {
         const chunk = Buffer.allocUnsafe(CHUNK)
         const { bytesRead } = await handle.read(chunk, 0, CHUNK, null)
         if (bytesRead === 0) break
-        const data = carry.length > 0 ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead)
+        const data =
+          carry.length > 0
+            ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])
+            : chunk.subarray(0, bytesRead)
         let start = 0
         for (let nl = data.indexOf(NEWLINE, start); nl >= 0; nl = data.indexOf(NEWLINE, start)) {
           yield data.subarray(start, nl)

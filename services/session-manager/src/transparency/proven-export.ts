@@ -97,7 +97,12 @@ export function verifyProvenExport(
   const { checkpoint } = opened
   for (const [i, r] of d.records.entries()) {
     const where = `record ${i + 1}`
-    if (!r || !Number.isSafeInteger(r.seq) || typeof r.line !== 'string' || !Array.isArray(r.inclusion_proof)) {
+    if (
+      !r ||
+      !Number.isSafeInteger(r.seq) ||
+      typeof r.line !== 'string' ||
+      !Array.isArray(r.inclusion_proof)
+    ) {
       throw new ProvenExportError(`${where}: needs seq, line and inclusion_proof`)
     }
     let lineSeq: unknown
@@ -106,7 +111,8 @@ export function verifyProvenExport(
     } catch {
       throw new ProvenExportError(`${where}: line is not JSON`)
     }
-    if (lineSeq !== r.seq) throw new ProvenExportError(`${where}: line has seq ${String(lineSeq)}, not ${r.seq}`)
+    if (lineSeq !== r.seq)
+      throw new ProvenExportError(`${where}: line has seq ${String(lineSeq)}, not ${r.seq}`)
     try {
       verifyInclusion(
         r.seq - 1,

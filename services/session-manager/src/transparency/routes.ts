@@ -28,7 +28,9 @@ export function registerTransparencyRoutes(
   const { auditor } = options
   const withLog: MiddlewareHandler<SessionManagerEnv> = async function requireTransparency(c, next) {
     if (!options.transparency()) {
-      return sendError(c, 'not_found', { message: 'This store keeps no Merkle tree (or it is still recovering).' })
+      return sendError(c, 'not_found', {
+        message: 'This store keeps no Merkle tree (or it is still recovering).',
+      })
     }
     await next()
   }
@@ -67,7 +69,8 @@ export function registerTransparencyRoutes(
     const from = integer(c.req.query('from'))
     const to = orDefault(integer(c.req.query('to')), defaultSize)
     if (from === null || from === undefined) return badQuery(c, 'from must be a positive integer')
-    if (to === null || to < 1 || to > tlog().size) return badQuery(c, `to must be an integer in [1, ${tlog().size}]`)
+    if (to === null || to < 1 || to > tlog().size)
+      return badQuery(c, `to must be an integer in [1, ${tlog().size}]`)
     if (from < 1 || from > to) return badQuery(c, `from must be in [1, ${to}]`)
     const tree = tlog().tree
     return c.json({

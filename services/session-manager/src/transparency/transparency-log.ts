@@ -61,7 +61,11 @@ export interface TransparencyLogOptions {
   everyRecords?: number
   /** Write a checkpoint at most this long after a record arrived (default 10 s). */
   intervalMs?: number
-  logger?: { info(o: object, m: string): void; warn(o: object, m: string): void; error(o: object, m: string): void }
+  logger?: {
+    info(o: object, m: string): void
+    warn(o: object, m: string): void
+    error(o: object, m: string): void
+  }
 }
 
 const silent = { info() {}, warn() {}, error() {} }
@@ -228,19 +232,29 @@ export class TransparencyLog {
     try {
       const { checkpoint } = openCheckpoint(note, [verifier], verifier.name)
       if (checkpoint.size > this.#tree.size) {
-        this.#disableSigning(`the log has ${this.#tree.size} records but checkpoint ${newest.path} signed ${checkpoint.size}`)
+        this.#disableSigning(
+          `the log has ${this.#tree.size} records but checkpoint ${newest.path} signed ${checkpoint.size}`,
+        )
       } else if (!this.#tree.root(checkpoint.size).equals(checkpoint.rootHash)) {
-        this.#disableSigning(`the log's first ${checkpoint.size} records do not match checkpoint ${newest.path}`)
+        this.#disableSigning(
+          `the log's first ${checkpoint.size} records do not match checkpoint ${newest.path}`,
+        )
       }
       this.#latest = { size: checkpoint.size, note }
     } catch (err) {
-      this.#logger.warn({ err, file: newest.path }, 'transparency: newest checkpoint is not signed by this key; ignored')
+      this.#logger.warn(
+        { err, file: newest.path },
+        'transparency: newest checkpoint is not signed by this key; ignored',
+      )
     }
   }
 
   #disableSigning(reason: string): void {
     this.#signingDisabled = reason
-    this.#logger.error({ reason }, 'transparency: the log is inconsistent with a checkpoint it signed; no more checkpoints are signed')
+    this.#logger.error(
+      { reason },
+      'transparency: the log is inconsistent with a checkpoint it signed; no more checkpoints are signed',
+    )
   }
 
   #appended(lines: readonly Buffer[]): void {
@@ -281,7 +295,10 @@ export class TransparencyLog {
       writeFileAtomic(join(this.#dataDir, CHECKPOINTS_DIR, checkpointFileName(size)), note)
       this.#latest = { size, note }
     } catch (err) {
-      this.#logger.error({ err, size }, 'transparency: could not write a checkpoint; will retry with the next one')
+      this.#logger.error(
+        { err, size },
+        'transparency: could not write a checkpoint; will retry with the next one',
+      )
     }
   }
 
