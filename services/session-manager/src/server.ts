@@ -121,8 +121,10 @@ export async function startSessionManager(
       logger,
     })
     let events = 0
-    transparency = TransparencyLog.open({ dataDir: config.dataDir, ...transparencySettings, logger })
-    const observer = transparency.observer
+    if (transparencySettings.enabled !== false) {
+      transparency = TransparencyLog.open({ dataDir: config.dataDir, ...transparencySettings, logger })
+    }
+    const observer = transparency?.observer
     await live.recover(async (apply) => {
       store = await FileEventStore.open(
         {
@@ -137,7 +139,7 @@ export async function startSessionManager(
           events++
         },
       )
-      await transparency!.finishRecovery(store.head().seq)
+      await transparency?.finishRecovery(store.head().seq)
       return store
     })
     transparencyReady = transparency

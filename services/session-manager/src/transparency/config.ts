@@ -6,9 +6,10 @@ import {
   parseVerifierKey,
   verifierKeyOf,
 } from '@care/tlog'
+import { ConfigError } from '../config.js'
 
 /**
- * Transparency settings read from the environment:
+ * Transparency settings read from the environment: `CARE_TRANSPARENCY` (`off` disables the tree),
  * `CARE_CHECKPOINT_KEY_FILE` (a signer key file written by `care-sessions keygen`; without it no
  * checkpoints are signed), `CARE_CHECKPOINT_EVERY` (records, default 1000) and
  * `CARE_CHECKPOINT_INTERVAL_MS` (default 10000).
@@ -17,6 +18,8 @@ import {
  * const settings = loadTransparencySettings(process.env)
  */
 export interface TransparencySettings {
+  /** False with `CARE_TRANSPARENCY=off`: no tree, no checkpoints, no /proofs (benchmarks, emergencies). */
+  enabled?: boolean
   signer?: NoteSigner
   verifier?: NoteVerifier
   everyRecords: number
@@ -24,14 +27,13 @@ export interface TransparencySettings {
 }
 
 /**
- * Thrown for an unreadable key file or a bad number (the service refuses to start).
+ * Thrown for an unreadable key file or a bad number: a `ConfigError`, so the service refuses to start
+ * with exit code 2 like for any other configuration error.
  *
  * @example
  * try { loadTransparencySettings(env) } catch (err) { if (err instanceof TransparencyConfigError) exit(2) }
  */
-export class TransparencyConfigError extends Error {
-  override name = 'TransparencyConfigError'
-}
+export class TransparencyConfigError extends ConfigError {}
 
 /**
  * Reads `TransparencySettings` from `env` (see the interface for the variables).
@@ -40,6 +42,10 @@ export class TransparencyConfigError extends Error {
  * const { signer } = loadTransparencySettings({ CARE_CHECKPOINT_KEY_FILE: '/etc/care/log.skey' })
  */
 export function loadTransparencySettings(env: Record<string, string | undefined>): TransparencySettings {
+  const mode = env.CARE_TRANSPARENCY?.trim() || 'on'
+  if (mode !== 'on' && mode !== 'off')
+    throw new TransparencyConfigError('CARE_TRANSPARENCY must be on or off')
+  if (mode === 'off') return { enabled: false, everyRecords: 1, intervalMs: 1 }
   const everyRecords = positive(env.CARE_CHECKPOINT_EVERY, 1000, 'CARE_CHECKPOINT_EVERY')
   const intervalMs = positive(env.CARE_CHECKPOINT_INTERVAL_MS, 10_000, 'CARE_CHECKPOINT_INTERVAL_MS')
   const keyFile = env.CARE_CHECKPOINT_KEY_FILE?.trim()

@@ -384,3 +384,33 @@ describe('tamper detection with signed checkpoints', { timeout: 30_000 }, () => 
     expect((await cli('keygen', '--name', ORIGIN, '--out', prefix)).code).toBe(1)
   })
 })
+
+describe('transparency settings', () => {
+  it('reads the key file and cadence from the environment and refuses bad values as configuration errors', async () => {
+    const { loadTransparencySettings } = await import('./config.js')
+    const { ConfigError } = await import('../config.js')
+    const dir = tempDir()
+    const key = keys()
+    writeFileSync(join(dir, 'log.skey'), `${key.signerKey}\n`)
+    const settings = loadTransparencySettings({
+      CARE_CHECKPOINT_KEY_FILE: join(dir, 'log.skey'),
+      CARE_CHECKPOINT_EVERY: '50',
+      CARE_CHECKPOINT_INTERVAL_MS: '2000',
+    })
+    expect(settings).toMatchObject({ everyRecords: 50, intervalMs: 2000 })
+    expect(settings.signer?.keyId).toBe(key.verifier.keyId)
+    expect(loadTransparencySettings({}).signer).toBeUndefined()
+    expect(loadTransparencySettings({ CARE_TRANSPARENCY: 'off' }).enabled).toBe(false)
+    for (const env of [
+      { CARE_CHECKPOINT_KEY_FILE: join(dir, 'missing.skey') },
+      { CARE_CHECKPOINT_KEY_FILE: join(dir, 'log.skey'), CARE_CHECKPOINT_EVERY: '0' },
+      { CARE_TRANSPARENCY: 'maybe' },
+    ]) {
+      expect(() => loadTransparencySettings(env)).toThrow(ConfigError)
+    }
+    writeFileSync(join(dir, 'bad.skey'), key.verifierKey)
+    expect(() => loadTransparencySettings({ CARE_CHECKPOINT_KEY_FILE: join(dir, 'bad.skey') })).toThrow(
+      ConfigError,
+    )
+  })
+})
