@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import {
   CompactRange,
@@ -115,7 +115,12 @@ export class TransparencyLog {
   // Opened on first use: that is inside the log's recovery, i.e. under the data dir's lock.
   #open(): { store: FileNodeStore; tree: MerkleTree } {
     if (this.#opened) return this.#opened
-    mkdirSync(join(this.#dataDir, CHECKPOINTS_DIR), { recursive: true })
+    const checkpointsDir = join(this.#dataDir, CHECKPOINTS_DIR)
+    mkdirSync(checkpointsDir, { recursive: true })
+    // A crash between writing a checkpoint's temporary file and its rename leaves the temporary file.
+    for (const name of readdirSync(checkpointsDir)) {
+      if (name.includes('.checkpoint.tmp-')) rmSync(join(checkpointsDir, name), { force: true })
+    }
     const store = FileNodeStore.open(join(this.#dataDir, TREE_DIR))
     this.#opened = { store, tree: new MerkleTree(store) }
     this.#storedAtOpen = this.#opened.tree.size

@@ -219,6 +219,22 @@ describe('the service as a transparency log', { timeout: 30_000 }, () => {
     )
   })
 
+  it('cleans up after a crash while a checkpoint was being written, and the log still verifies', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const first = await start(dir, key)
+    await startSessions(first.url, 5)
+    await stop(first.sm)
+    const torn = join(dir, 'checkpoints', `${checkpointFileName(7)}.tmp-123-456`)
+    writeFileSync(torn, 'care.example/sessions\n7\n')
+    rmSync(join(dir, 'tree'), { recursive: true })
+    const second = await start(dir, key)
+    expect(readdirSync(join(dir, 'checkpoints'))).toEqual([checkpointFileName(4), checkpointFileName(5)])
+    await startSessions(second.url, 2)
+    await stop(second.sm)
+    expect((await cli('verify', dir, '--public-key', key.verifierKey)).code).toBe(0)
+  })
+
   it('rebuilds deleted or damaged tree files from the log', async () => {
     const dir = tempDir()
     const key = keys()
