@@ -51,7 +51,8 @@ export interface OpenLogOptions {
 /**
  * Receives the exact bytes of each record line (without the newline), in log order: `recovered` for
  * every record kept by recovery (the buffer is reused after the call returns), `durable` for each group
- * of appended records right after their fdatasync and before their appends resolve. Errors thrown by
+ * of appended records right after their fdatasync and before their appends resolve, `sealed` when a
+ * segment is closed for a new one. Errors thrown by
  * an observer are logged and do not fail appends.
  *
  * @example
@@ -60,6 +61,8 @@ export interface OpenLogOptions {
 export interface LogObserver {
   recovered?(line: Buffer): void
   durable?(lines: readonly Buffer[]): void
+  /** A segment was sealed (every record before the new segment is durable and was passed to `durable`). */
+  sealed?(): void
 }
 
 /**
@@ -466,6 +469,11 @@ export class EventLog {
       })
     }
     this.#logger.info({ file: next.path }, 'event log: started a new segment')
+    try {
+      this.#observer?.sealed?.()
+    } catch (err) {
+      this.#logger.error({ err }, 'event log: a segment-seal observer failed')
+    }
     // Everything in the previous segment was fdatasync'ed before this group was taken.
     await previous.close().catch(() => {})
   }

@@ -74,7 +74,7 @@ const silent = { info() {}, warn() {}, error() {} }
  * The session log as a transparency log: an RFC 6962 Merkle tree over the exact bytes of each log line
  * (without its newline), fed by a `LogObserver` (recovered lines at open, then each group of durable
  * appends), with signed C2SP checkpoints written to `<dataDir>/checkpoints/` every N records, every T
- * ms while records arrive and at close. Appends only reach the tree after their fdatasync, so a
+ * ms while records arrive, when the log seals a segment, and at close. Appends only reach the tree after their fdatasync, so a
  * checkpoint never covers a record that is not durable. The tree's level files in `<dataDir>/tree/` are
  * derived: at open they are checked against the replayed log and rebuilt when they disagree.
  *
@@ -150,6 +150,9 @@ export class TransparencyLog {
   readonly observer = {
     recovered: (line: Buffer): void => this.#recovered(line),
     durable: (lines: readonly Buffer[]): void => this.#appended(lines),
+    sealed: (): void => {
+      if (!this.#recovering && !this.#closed) void this.checkpoint()
+    },
   }
 
   /** Number of leaves (records) in the tree. */

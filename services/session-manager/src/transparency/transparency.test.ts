@@ -52,8 +52,9 @@ async function start(
   dir: string,
   key: Keys,
   everyRecords = 4,
+  env: Record<string, string> = {},
 ): Promise<{ url: string; sm: RunningSessionManager }> {
-  const config = loadConfig({ CARE_DATA_DIR: dir, PORT: '0' }, [])
+  const config = loadConfig({ CARE_DATA_DIR: dir, PORT: '0', ...env }, [])
   const sm = await startSessionManager(config, {
     logger: pino({ level: 'silent' }),
     transparency: { signer: key.signer, verifier: key.verifier, everyRecords, intervalMs: 60_000 },
@@ -175,6 +176,25 @@ describe('the service as a transparency log', { timeout: 30_000 }, () => {
         checkpoint!.root,
       ),
     ).toBe(true)
+  })
+
+  it('also signs a checkpoint when the log seals a segment', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const { url, sm } = await start(dir, key, 1000, { CARE_LOG_MAX_FILE_BYTES: '4096' })
+    await startSessions(url, 60)
+    await stop(sm)
+    const segments = readdirSync(join(dir, 'events'))
+      .filter((f) => f.endsWith('.jsonl'))
+      .sort()
+    expect(segments.length).toBeGreaterThan(1)
+    const sealedSizes = segments.slice(0, -1).reduce<number[]>((sizes, name) => {
+      const count = readFileSync(join(dir, 'events', name), 'utf8').split('\n').length - 1
+      sizes.push((sizes.at(-1) ?? 0) + count)
+      return sizes
+    }, [])
+    expect(listCheckpointFiles(join(dir, 'checkpoints')).map((c) => c.size)).toEqual([...sealedSizes, 60])
+    expect((await cli('verify', dir, '--public-key', key.verifierKey)).code).toBe(0)
   })
 
   it('answers bad proof queries with 400 in the shared error shape', async () => {
