@@ -12,7 +12,7 @@ import { ConfigError } from '../config.js'
  * Transparency settings read from the environment: `CARE_TRANSPARENCY` (`off` disables the tree),
  * `CARE_CHECKPOINT_KEY_FILE` (a signer key file written by `care-sessions keygen`; without it no
  * checkpoints are signed), `CARE_CHECKPOINT_EVERY` (records, default 1000) and
- * `CARE_CHECKPOINT_INTERVAL_MS` (default 10000).
+ * `CARE_CHECKPOINT_INTERVAL_MS` (default 10000) and `CARE_CHECKPOINT_POST_URL` (optional).
  *
  * @example
  * const settings = loadTransparencySettings(process.env)
@@ -24,6 +24,8 @@ export interface TransparencySettings {
   verifier?: NoteVerifier
   everyRecords: number
   intervalMs: number
+  /** `CARE_CHECKPOINT_POST_URL`: each new checkpoint is POSTed here (a witness or an archive). */
+  publishUrl?: string
 }
 
 /**
@@ -48,8 +50,12 @@ export function loadTransparencySettings(env: Record<string, string | undefined>
   if (mode === 'off') return { enabled: false, everyRecords: 1, intervalMs: 1 }
   const everyRecords = positive(env.CARE_CHECKPOINT_EVERY, 1000, 'CARE_CHECKPOINT_EVERY')
   const intervalMs = positive(env.CARE_CHECKPOINT_INTERVAL_MS, 10_000, 'CARE_CHECKPOINT_INTERVAL_MS')
+  const publishUrl = env.CARE_CHECKPOINT_POST_URL?.trim() || undefined
+  if (publishUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(publishUrl)) {
+    throw new TransparencyConfigError('CARE_CHECKPOINT_POST_URL must be an http(s) URL')
+  }
   const keyFile = env.CARE_CHECKPOINT_KEY_FILE?.trim()
-  if (!keyFile) return { everyRecords, intervalMs }
+  if (!keyFile) return { everyRecords, intervalMs, ...(publishUrl ? { publishUrl } : {}) }
   let skey: string
   try {
     skey = readFileSync(keyFile, 'utf8').trim()
@@ -64,6 +70,7 @@ export function loadTransparencySettings(env: Record<string, string | undefined>
       verifier: parseVerifierKey(verifierKeyOf(skey)),
       everyRecords,
       intervalMs,
+      ...(publishUrl ? { publishUrl } : {}),
     }
   } catch (err) {
     throw new TransparencyConfigError(

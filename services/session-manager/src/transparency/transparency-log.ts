@@ -11,6 +11,7 @@ import {
   signCheckpoint,
   writeFileAtomic,
 } from '@care/tlog'
+import { CheckpointPublisher } from './checkpoint-publisher.js'
 import { logLines } from './log-lines.js'
 
 /** Subdirectory of the data dir holding the signed checkpoints. */
@@ -61,6 +62,8 @@ export interface TransparencyLogOptions {
   everyRecords?: number
   /** Write a checkpoint at most this long after a record arrived (default 10 s). */
   intervalMs?: number
+  /** POST each new checkpoint here (retried in the background, never blocking appends). */
+  publishUrl?: string
   logger?: {
     info(o: object, m: string): void
     warn(o: object, m: string): void
@@ -101,6 +104,7 @@ export class TransparencyLog {
   #latest: { size: number; note: string } | undefined
   #signingDisabled: string | undefined
   #closed = false
+  readonly #publisher: CheckpointPublisher | undefined
 
   private constructor(options: TransparencyLogOptions) {
     this.#dataDir = options.dataDir
@@ -109,6 +113,7 @@ export class TransparencyLog {
     this.#everyRecords = options.everyRecords ?? 1000
     this.#intervalMs = options.intervalMs ?? 10_000
     this.#logger = options.logger ?? silent
+    if (options.publishUrl) this.#publisher = new CheckpointPublisher(options.publishUrl, this.#logger)
     this.#prefixMatches = false
   }
 
@@ -168,6 +173,11 @@ export class TransparencyLog {
   /** The newest signed checkpoint (note text), if any was written or found. */
   get latestCheckpoint(): { size: number; note: string } | undefined {
     return this.#latest
+  }
+
+  /** Delivery counters of `publishUrl` (undefined without one). */
+  get publishStatus(): CheckpointPublisher['status'] | undefined {
+    return this.#publisher?.status
   }
 
   /** Why checkpoints are no longer signed (the log no longer matches one this key signed), if so. */
@@ -302,6 +312,7 @@ export class TransparencyLog {
       const note = signCheckpoint({ origin: signer.name, size, rootHash }, [signer])
       writeFileAtomic(join(this.#dataDir, CHECKPOINTS_DIR, checkpointFileName(size)), note)
       this.#latest = { size, note }
+      this.#publisher?.publish(note)
     } catch (err) {
       this.#logger.error(
         { err, size },
@@ -317,6 +328,7 @@ export class TransparencyLog {
     this.#closed = true
     clearTimeout(this.#timer)
     await this.#writing
+    this.#publisher?.close()
     this.#opened?.store.sync()
     this.#opened?.store.close()
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateNoteKey, parseSignerKey, parseVerifierKey, signCheckpoint } from '@care/tlog'
@@ -53,11 +54,18 @@ async function start(
   key: Keys,
   everyRecords = 4,
   env: Record<string, string> = {},
+  publishUrl?: string,
 ): Promise<{ url: string; sm: RunningSessionManager }> {
   const config = loadConfig({ CARE_DATA_DIR: dir, PORT: '0', ...env }, [])
   const sm = await startSessionManager(config, {
     logger: pino({ level: 'silent' }),
-    transparency: { signer: key.signer, verifier: key.verifier, everyRecords, intervalMs: 60_000 },
+    transparency: {
+      signer: key.signer,
+      verifier: key.verifier,
+      everyRecords,
+      intervalMs: 60_000,
+      ...(publishUrl ? { publishUrl } : {}),
+    },
   })
   running.push(sm)
   await sm.ready
@@ -195,6 +203,43 @@ describe('the service as a transparency log', { timeout: 30_000 }, () => {
     }, [])
     expect(listCheckpointFiles(join(dir, 'checkpoints')).map((c) => c.size)).toEqual([...sealedSizes, 60])
     expect((await cli('verify', dir, '--public-key', key.verifierKey)).code).toBe(0)
+  })
+
+  it('POSTs new checkpoints to the configured URL, retrying failures without holding up appends', async () => {
+    const received: string[] = []
+    let refuse = 1
+    const server = createServer((req, res) => {
+      let body = ''
+      req.on('data', (chunk) => (body += chunk))
+      req.on('end', () => {
+        if (refuse-- > 0) {
+          res.writeHead(503).end()
+          return
+        }
+        received.push(body)
+        res.writeHead(204).end()
+      })
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const port = (server.address() as { port: number }).port
+      const dir = tempDir()
+      const key = keys()
+      const { url, sm } = await start(dir, key, 4, {}, `http://127.0.0.1:${port}/checkpoints`)
+      await startSessions(url, 4) // the first POST is refused
+      const note = await waitForCheckpoint(url, 4)
+      for (let i = 0; i < 200 && received.length === 0; i++) await new Promise((r) => setTimeout(r, 20))
+      expect(received).toEqual([note])
+      expect(independentOpenCheckpoint(received[0]!, key.verifierKey)?.size).toBe(4)
+      await stop(sm)
+
+      // A witness that is down does not slow or fail appends.
+      const down = await start(tempDir(), key, 1, {}, 'http://127.0.0.1:9/unreachable')
+      await startSessions(down.url, 3)
+      await waitForCheckpoint(down.url, 3)
+    } finally {
+      server.close()
+    }
   })
 
   it('answers bad proof queries with 400 in the shared error shape', async () => {
