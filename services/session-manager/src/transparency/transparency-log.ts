@@ -1,4 +1,5 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { open, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import {
   CompactRange,
@@ -9,7 +10,6 @@ import {
   type NoteVerifier,
   openCheckpoint,
   signCheckpoint,
-  writeFileAtomic,
 } from '@care/tlog'
 import { CheckpointPublisher } from './checkpoint-publisher.js'
 import { logLines } from './log-lines.js'
@@ -303,14 +303,14 @@ export class TransparencyLog {
     return this.#writing
   }
 
-  #write(size: number, rootHash: Buffer): void {
+  async #write(size: number, rootHash: Buffer): Promise<void> {
     const signer = this.#signer
     if (!signer || this.#signingDisabled !== undefined) return
     if (this.#latest !== undefined && this.#latest.size >= size) return
     try {
       this.#store.flush()
       const note = signCheckpoint({ origin: signer.name, size, rootHash }, [signer])
-      writeFileAtomic(join(this.#dataDir, CHECKPOINTS_DIR, checkpointFileName(size)), note)
+      await writeFileDurably(join(this.#dataDir, CHECKPOINTS_DIR, checkpointFileName(size)), note)
       this.#latest = { size, note }
       this.#publisher?.publish(note)
     } catch (err) {
@@ -331,5 +331,28 @@ export class TransparencyLog {
     this.#publisher?.close()
     this.#opened?.store.sync()
     this.#opened?.store.close()
+  }
+}
+
+/**
+ * `path` replaced atomically without blocking the event loop: temporary file, fdatasync, rename over the
+ * target, fsync of the directory. A crash leaves the old file or the new one (plus at most a
+ * `.tmp-` file, removed at the next start).
+ */
+async function writeFileDurably(path: string, data: string): Promise<void> {
+  const temp = `${path}.tmp-${process.pid}-${Date.now()}`
+  const file = await open(temp, 'w', 0o644)
+  try {
+    await file.writeFile(data)
+    await file.datasync()
+  } finally {
+    await file.close()
+  }
+  await rename(temp, path)
+  const dir = await open(join(path, '..'), 'r')
+  try {
+    await dir.sync()
+  } finally {
+    await dir.close()
   }
 }
