@@ -42,8 +42,16 @@ try {
         leaves: n,
         build_s: Math.round(buildS * 10) / 10,
         appends_per_s: Math.round(n / buildS),
-        inclusion_ms: { p50: ms(pct(timings.inclusion, 0.5)), p99: ms(pct(timings.inclusion, 0.99)), max: ms(Math.max(...timings.inclusion)) },
-        consistency_ms: { p50: ms(pct(timings.consistency, 0.5)), p99: ms(pct(timings.consistency, 0.99)), max: ms(Math.max(...timings.consistency)) },
+        inclusion_ms: {
+          p50: ms(pct(timings.inclusion, 0.5)),
+          p99: ms(pct(timings.inclusion, 0.99)),
+          max: ms(Math.max(...timings.inclusion)),
+        },
+        consistency_ms: {
+          p50: ms(pct(timings.consistency, 0.5)),
+          p99: ms(pct(timings.consistency, 0.99)),
+          max: ms(Math.max(...timings.consistency)),
+        },
         goal: 'inclusion proof for any record of a 10M-record log < 5 ms',
       },
       null,

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
-import { ulid } from 'ulid'
 import { generateNoteKey } from '@care/tlog'
+import { ulid } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
 import { generateLog, load, rssMb, spawnNode, startService, stop } from './lib.mjs'
 
@@ -109,7 +109,11 @@ async function checkpointOverhead() {
   writeFileSync(keyFile, generateNoteKey('bench.example/log').signerKey)
   const variants = {
     off: { CARE_DATA_DIR: join(tmp, 'tlog-off'), CARE_TRANSPARENCY: 'off' },
-    on: { CARE_DATA_DIR: join(tmp, 'tlog-on'), CARE_CHECKPOINT_KEY_FILE: keyFile, CARE_CHECKPOINT_EVERY: '1000' },
+    on: {
+      CARE_DATA_DIR: join(tmp, 'tlog-on'),
+      CARE_CHECKPOINT_KEY_FILE: keyFile,
+      CARE_CHECKPOINT_EVERY: '1000',
+    },
   }
   const runs = { off: [], on: [] }
   for (let round = 0; round < 2; round++) {
@@ -117,7 +121,11 @@ async function checkpointOverhead() {
       const service = await startService(variants[name])
       await load(`${service.url}/sessions.start`, { duration: 1 })
       const r = await load(`${service.url}/sessions.start`, { duration })
-      runs[name].push({ rps: r.requests.average, p99: r.latency.p99, non2xx: r.non2xx + r.errors + r.timeouts })
+      runs[name].push({
+        rps: r.requests.average,
+        p99: r.latency.p99,
+        non2xx: r.non2xx + r.errors + r.timeouts,
+      })
       console.log(`checkpoints ${name} round ${round + 1}`, runs[name].at(-1))
       await service.stop()
     }

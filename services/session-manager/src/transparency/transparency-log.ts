@@ -309,8 +309,15 @@ export class TransparencyLog {
     if (this.#latest !== undefined && this.#latest.size >= size) return
     try {
       this.#store.flush()
+      const path = join(this.#dataDir, CHECKPOINTS_DIR, checkpointFileName(size))
+      const existing = readExisting(path)
+      // After a key rotation the same tree head may already be signed by the previous key: keep it.
+      if (existing !== undefined && sameTreeHead(existing, signer.name, size, rootHash)) {
+        this.#latest = { size, note: existing }
+        return
+      }
       const note = signCheckpoint({ origin: signer.name, size, rootHash }, [signer])
-      await writeFileDurably(join(this.#dataDir, CHECKPOINTS_DIR, checkpointFileName(size)), note)
+      await writeFileDurably(path, note)
       this.#latest = { size, note }
       this.#publisher?.publish(note)
     } catch (err) {
@@ -355,4 +362,16 @@ async function writeFileDurably(path: string, data: string): Promise<void> {
   } finally {
     await dir.close()
   }
+}
+
+function readExisting(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8')
+  } catch {
+    return undefined
+  }
+}
+
+function sameTreeHead(note: string, origin: string, size: number, rootHash: Buffer): boolean {
+  return note.startsWith(`${origin}\n${size}\n${rootHash.toString('base64')}\n\n`)
 }
