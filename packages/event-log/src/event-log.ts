@@ -57,6 +57,25 @@ export interface OpenLogOptions<R extends object = Record<string, unknown>> {
    * and fdatasync duration; for metrics. Must be cheap and must not throw.
    */
   onCommit?: (commit: { records: number; bytes: number; syncSeconds: number }) => void
+  /** Sees the exact line bytes of every record (recovered, then durably appended); e.g. a Merkle tree. */
+  observer?: LogObserver
+}
+
+/**
+ * Receives the exact bytes of each record line (without the newline), in log order: `recovered` for
+ * every record kept by recovery (the buffer is reused after the call returns), `durable` for each group
+ * of appended records right after their fdatasync and before their appends resolve, `sealed` when a
+ * segment is closed for a new one. Errors thrown by
+ * an observer are logged and do not fail appends.
+ *
+ * @example
+ * const observer: LogObserver = { recovered: (line) => tree.append(line), durable: (lines) => lines.forEach((l) => tree.append(l)) }
+ */
+export interface LogObserver {
+  recovered?(line: Buffer): void
+  durable?(lines: readonly Buffer[]): void
+  /** A segment was sealed (every record before the new segment is durable and was passed to `durable`). */
+  sealed?(): void
 }
 
 /**
@@ -117,6 +136,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   #closing: Promise<void> | undefined
   /** A torn-tail cut recovery could not finish (disk full): retried before the next write. */
   #pendingCut: PendingCut | undefined
+  readonly #observer: LogObserver | undefined
 
   private constructor(init: {
     fs: LogFileSystem
@@ -130,9 +150,11 @@ export class EventLog<R extends object = Record<string, unknown>> {
     head: LogHead
     pendingCut: PendingCut | undefined
     onCommit: OpenLogOptions<R>['onCommit']
+    observer?: LogObserver | undefined
   }) {
     this.#pendingCut = init.pendingCut
     this.#onCommit = init.onCommit
+    this.#observer = init.observer
     this.#fs = init.fs
     this.#eventsDir = init.eventsDir
     this.#maxFileBytes = init.maxFileBytes
@@ -175,6 +197,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
       const state = await recoverLog(fs, eventsDir, {
         repair: options.repair ?? false,
         onRecord: options.onRecord as RecoverOptions['onRecord'],
+        onLine: options.observer?.recovered?.bind(options.observer),
       })
       const handle = await fs.open(state.segment.path, 'write')
       const log = new EventLog<R>({
@@ -189,6 +212,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
         head: state.head,
         pendingCut: state.pending,
         onCommit: options.onCommit,
+        observer: options.observer,
       })
       const report: RecoveryReport = {
         files: state.files,
@@ -456,6 +480,13 @@ export class EventLog<R extends object = Record<string, unknown>> {
     const last = group.at(-1)!
     this.#durableSize = last.position.offset + last.line.length
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
+    if (this.#observer?.durable) {
+      try {
+        this.#observer.durable(group.map((p) => p.line.subarray(0, -1)))
+      } catch (err) {
+        this.#logger.error({ err }, 'event log: a durable-append observer failed')
+      }
+    }
     for (const p of group) p.resolve({ record: p.record, position: p.position })
     try {
       this.#onCommit?.({
@@ -532,6 +563,11 @@ export class EventLog<R extends object = Record<string, unknown>> {
       })
     }
     this.#logger.info({ file: next.path }, 'event log: started a new segment')
+    try {
+      this.#observer?.sealed?.()
+    } catch (err) {
+      this.#logger.error({ err }, 'event log: a segment-seal observer failed')
+    }
     // Everything in the previous segment was fdatasync'ed before this group was taken.
     await previous.close().catch(() => {})
   }

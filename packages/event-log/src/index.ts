@@ -28,6 +28,7 @@ export {
   DEFAULT_MAX_FILE_BYTES,
   EventLog,
   type LogLogger,
+  type LogObserver,
   type OpenLogOptions,
 } from './event-log.js'
 export { type LogFileHandle, type LogFileSystem, nodeFileSystem, type OpenMode } from './file-system.js'

@@ -75,6 +75,8 @@ export interface RecoveryReport {
 export interface RecoverOptions {
   repair: boolean
   onRecord: ((record: ChainedRecord, position: LogPosition) => void) | undefined
+  /** The exact bytes of each kept record line (no newline); the buffer is reused after the call. */
+  onLine?: ((line: Buffer) => void) | undefined
 }
 
 export interface RecoveredState {
@@ -145,6 +147,7 @@ export async function recoverLog(
     try {
       size = await handle.size()
       const onRecord = options.onRecord
+      const onLine = options.onLine
       const result = await scanLines(handle, (buf, start, end, offset) => {
         line++
         // Up to the checkpoint, lines were hash-verified when written: parse and link only (fast path).
@@ -166,6 +169,7 @@ export async function recoverLog(
         seq = ok.seq
         hash = ok.hash
         onRecord?.(ok, { file: segment.index, offset, length: end - start })
+        onLine?.(buf.subarray(start, end))
         return true
       })
       if (!result.stopped && result.trailing > 0) {

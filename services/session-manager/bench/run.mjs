@@ -3,11 +3,12 @@
 // `node bench/run.mjs [--events 1000000] [--sessions 100000] [--duration 8]` here.
 // Every comparison is a ratio of two measurements taken in this same run, alternating A/B
 // where it matters, because these machines are shared and noisy.
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
+import { generateNoteKey } from '@care/tlog'
 import { ulid } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
 import { generateLog, load, rssMb, spawnNode, startService, stop } from './lib.mjs'
@@ -28,6 +29,7 @@ const section = (name) => !values.only || values.only.split(',').includes(name)
 try {
   if (section('ids')) await ids()
   if (section('start')) await startThroughput()
+  if (section('checkpoints')) await checkpointOverhead()
   if (section('restart')) await restart()
   if (section('rss')) await openSessionsRss()
 } finally {
@@ -97,6 +99,48 @@ async function startThroughput() {
     goal: 'ratio >= 0.5, p99 < 20 ms',
   }
   console.log('start', results.start)
+}
+
+// Same-run A/B of durable starts: the Merkle tree and signed checkpoints (every 1000 records) on,
+// against CARE_TRANSPARENCY=off, alternating rounds on one machine.
+async function checkpointOverhead() {
+  const duration = Math.max(2, Number(values.duration) / 2)
+  const keyFile = join(tmp, 'bench.skey')
+  writeFileSync(keyFile, generateNoteKey('bench.example/log').signerKey)
+  const variants = {
+    off: { CARE_DATA_DIR: join(tmp, 'tlog-off'), CARE_TRANSPARENCY: 'off' },
+    on: {
+      CARE_DATA_DIR: join(tmp, 'tlog-on'),
+      CARE_CHECKPOINT_KEY_FILE: keyFile,
+      CARE_CHECKPOINT_EVERY: '1000',
+    },
+  }
+  const runs = { off: [], on: [] }
+  for (let round = 0; round < 2; round++) {
+    for (const name of round === 0 ? ['off', 'on'] : ['on', 'off']) {
+      const service = await startService(variants[name])
+      await load(`${service.url}/sessions.start`, { duration: 1 })
+      const r = await load(`${service.url}/sessions.start`, { duration })
+      runs[name].push({
+        rps: r.requests.average,
+        p99: r.latency.p99,
+        non2xx: r.non2xx + r.errors + r.timeouts,
+      })
+      console.log(`checkpoints ${name} round ${round + 1}`, runs[name].at(-1))
+      await service.stop()
+    }
+  }
+  const mean = (xs) => xs.reduce((a, x) => a + x.rps, 0) / xs.length
+  results.checkpoints = {
+    duration_s: duration,
+    off_rps: round(mean(runs.off)),
+    on_rps: round(mean(runs.on)),
+    ratio: round(mean(runs.on) / mean(runs.off), 3),
+    on_p99_ms: Math.max(...runs.on.map((r) => r.p99)),
+    errors_or_non2xx: [...runs.on, ...runs.off].reduce((a, r) => a + r.non2xx, 0),
+    goal: 'ratio >= 0.95 (tree + checkpoints within 5% of durable starts without them)',
+  }
+  console.log('checkpoints', results.checkpoints)
 }
 
 async function restart() {

@@ -21,6 +21,8 @@ import { limitBody, requireJsonContentType, validJson } from './http/json-input.
 import { buildOpenApiDocument } from './http/openapi.js'
 import { observeRequests } from './observability/hono-observer.js'
 import { MAX_TIMELINE_PAGE, type SessionLifecycle } from './sessions/session-lifecycle.js'
+import { registerTransparencyRoutes } from './transparency/routes.js'
+import type { TransparencyLog } from './transparency/transparency-log.js'
 
 export interface SessionManagerAppOptions {
   /** The session service once recovery has finished; undefined while the log is being recovered. */
@@ -44,6 +46,8 @@ export interface SessionManagerAppOptions {
   instanceId?: string
   /** What the service is waiting for before it is ready (e.g. the database and why), for `/readyz`. */
   notReadyReason?: () => string | undefined
+  /** The embedded log's Merkle tree and checkpoints: serves /checkpoint and /proofs/*. */
+  transparency?: { log: () => TransparencyLog | undefined; dataDir: string }
 }
 
 const SESSION_ID = new RegExp(ULID_PATTERN)
@@ -167,6 +171,11 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
   })
 
   if (options.audit) app.get('/export', auditor, ready, createExportHandler(options.audit, options.logger))
+
+  if (options.transparency) {
+    const { log, dataDir } = options.transparency
+    registerTransparencyRoutes(app, { transparency: log, dataDir, auditor })
+  }
 
   app.notFound((c) => sendError(c, 'not_found'))
   app.onError(createErrorHandler(options.logger))

@@ -15,6 +15,8 @@ import type { SessionState } from './sessions/session-repository.js'
 import { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
 import { type EventStore, StoreUnavailableError } from './store/event-store.js'
 import { FileEventStore } from './store/file-event-store.js'
+import type { TransparencySettings } from './transparency/config.js'
+import { TransparencyLog } from './transparency/transparency-log.js'
 
 /**
  * The configured store, opened: the lifecycle over its repository, where exports read, and health.
@@ -33,6 +35,8 @@ export interface Backend {
   storageNote(): string | undefined
   /** PostgreSQL pool counters, for metrics; undefined on the embedded store. */
   pool?: PoolCounts
+  /** The embedded log's Merkle tree and signed checkpoints; undefined on PostgreSQL or when turned off. */
+  transparency?: TransparencyLog
   /** What recovery found, for the "ready" log line. */
   facts: Record<string, unknown>
   /** Stops the lifecycle and releases the store (flush, sync, lock). Idempotent. */
@@ -56,6 +60,8 @@ export interface OpenBackendOptions {
   onCommit?: OpenLogOptions['onCommit']
   /** Wraps the embedded event store (spans, timeout counters); the identity by default. */
   observeStore?: <Ref>(store: EventStore<Ref>) => EventStore<Ref>
+  /** Checkpoint key and cadence of the embedded log's Merkle tree; `enabled: false` turns it off. */
+  transparency?: TransparencySettings
 }
 
 /** How long to wait before trying an unreachable database again. */
@@ -102,6 +108,10 @@ export async function openBackend(
   }
   let events = 0
   let file: FileEventStore | undefined
+  const transparency =
+    options.transparency && options.transparency.enabled !== false
+      ? TransparencyLog.open({ dataDir: config.dataDir, ...options.transparency, logger })
+      : undefined
   const repository = await EmbeddedSessionRepository.open<LogPosition>(async (apply) => {
     file = await FileEventStore.open(
       {
@@ -110,12 +120,14 @@ export async function openBackend(
         maxFileBytes: config.maxLogFileBytes,
         logger,
         ...(options.onCommit ? { onCommit: options.onCommit } : {}),
+        ...(transparency ? { observer: transparency.observer } : {}),
       },
       (event, ref) => {
         apply(event, ref)
         events++
       },
     )
+    await transparency?.finishRecovery(file.head().seq)
     return options.observeStore ? options.observeStore(file) : file
   })
   const opened = file!
@@ -124,6 +136,7 @@ export async function openBackend(
     audit: logAuditSource(config.dataDir),
     healthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
+    ...(transparency ? { transparency } : {}),
     facts: { store: 'file', events, open_sessions: repository.openSessions },
   })
 }
@@ -131,7 +144,7 @@ export async function openBackend(
 async function recovered(
   repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
   options: SessionLifecycleOptions,
-  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool'>,
+  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'>,
 ): Promise<Backend> {
   const sessions = new SessionLifecycleService<SessionState>(repository, options)
   try {
@@ -140,7 +153,14 @@ async function recovered(
     await sessions.close().catch(() => {})
     throw error
   }
-  return { sessions, ...rest, close: () => sessions.close() }
+  return {
+    sessions,
+    ...rest,
+    close: async () => {
+      await sessions.close()
+      await rest.transparency?.close()
+    },
+  }
 }
 
 async function waitForDatabase<T>(open: () => Promise<T>, options: OpenBackendOptions): Promise<T> {

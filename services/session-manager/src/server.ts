@@ -18,6 +18,7 @@ import { type Backend, openBackend } from './backend.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
 import { createSessionTelemetry } from './observability/session-telemetry.js'
 import type { Clock } from './sessions/session-lifecycle.js'
+import { loadTransparencySettings, type TransparencySettings } from './transparency/config.js'
 
 export interface RunningSessionManager {
   /** The bound port (useful with PORT=0). */
@@ -42,6 +43,8 @@ export interface StartOptions {
   observability?: ObservabilityConfig
   /** Tracing as started by `startTracing`; off by default. */
   tracing?: Tracing
+  /** Checkpoint key and cadence; default: read from the environment (`CARE_CHECKPOINT_*`). */
+  transparency?: TransparencySettings
 }
 
 /**
@@ -84,6 +87,7 @@ export async function startSessionManager(
     },
     onCommit: telemetry.onCommit,
     observeStore: telemetry.observeStore,
+    transparency: options.transparency ?? loadTransparencySettings(process.env),
   })
   const ready = opening.then((opened) => {
     backend = opened
@@ -111,6 +115,7 @@ export async function startSessionManager(
     storageHealthy: () => backend?.healthy() ?? true,
     storageNote: () => backend?.storageNote(),
     audit: () => backend?.audit,
+    transparency: { log: () => backend?.transparency, dataDir: config.dataDir },
     config,
     logger,
     version: options.version,

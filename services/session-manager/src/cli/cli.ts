@@ -17,6 +17,7 @@ import {
 } from '../audit/timeline.js'
 import { DEFAULT_DATA_DIR, databaseUrlProblem } from '../config.js'
 import type { DatabaseCommand, DatabaseCommandOptions } from '../postgres/cli.js'
+import { runTransparencyCommand, TRANSPARENCY_USAGE } from '../transparency/cli.js'
 import { createProgress } from './progress.js'
 
 /**
@@ -59,7 +60,7 @@ Usage:
   care-sessions timeline <session_id> [--data-dir <dir>] --with <worker.jsonl>... [--json]
   care-sessions db <migrate|verify|checkpoint|import|export> [--database-url <url>] [--schema <name>]
                                                              (the PostgreSQL store)
-
+${TRANSPARENCY_USAGE}
 --data-dir defaults to $CARE_DATA_DIR, then ${DEFAULT_DATA_DIR}; --database-url to $DATABASE_URL.
 Run 'care-sessions <command> --help' for details. Exit codes: 0 ok, 1 check failed / not found /
 unreadable, 2 usage error (bad flag, bad filter, missing directory or file).
@@ -231,6 +232,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       io[command === undefined ? 'stderr' : 'stdout'].write(USAGE)
       return command === undefined ? EXIT_USAGE : EXIT_OK
     }
+    const transparencyExit = await runTransparencyCommand(argv, io)
+    if (transparencyExit !== undefined) return transparencyExit
     if (!(command in OPTIONS)) throw new UsageError(`unknown command '${command}'`)
     const name = command as Command
     helpHint = `Try 'care-sessions ${name} --help'.`

@@ -1,0 +1,131 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { generateNoteKey, NoteError } from '@care/tlog'
+import { loadVerifierKeys, ProvenExportError, verifyProvenExport } from './proven-export.js'
+import { CHECKPOINTS_DIR } from './transparency-log.js'
+import { verifyAgainstCheckpoints } from './verify-checkpoints.js'
+
+/** Where a transparency command writes; the shape of `care-sessions`' own `CliIo`. */
+export interface TransparencyCliIo {
+  stdout: { write(text: string): unknown }
+  stderr: { write(text: string): unknown }
+  env: Record<string, string | undefined>
+}
+
+export const TRANSPARENCY_USAGE = `  care-sessions keygen --name <origin> --out <path-prefix>
+  care-sessions verify <data-dir> --public-key <vkey|file>... [--checkpoints <dir>] [--json]
+  care-sessions verify-export --public-key <vkey|file>... <proven-export.json>
+`
+
+/**
+ * Runs `keygen`, `verify-export`, and `verify` when it has `--public-key`; returns undefined for any
+ * other command line (so `care-sessions` handles it). Exit codes: 0 ok, 1 check failed, 2 usage.
+ *
+ * @example
+ * const code = await runTransparencyCommand(process.argv.slice(2), io)
+ * if (code !== undefined) process.exitCode = code
+ */
+export async function runTransparencyCommand(
+  argv: readonly string[],
+  io: TransparencyCliIo,
+): Promise<number | undefined> {
+  const [command, ...rest] = argv
+  if (command === 'verify' && !rest.some((a) => a === '--public-key' || a.startsWith('--public-key='))) {
+    return undefined
+  }
+  if (command !== 'keygen' && command !== 'verify-export' && command !== 'verify') return undefined
+  let values: Record<string, string | boolean | string[] | undefined>
+  let positionals: string[]
+  try {
+    const parsed = parseArgs({
+      args: [...rest],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        name: { type: 'string' },
+        out: { type: 'string' },
+        'public-key': { type: 'string', multiple: true },
+        checkpoints: { type: 'string' },
+        'data-dir': { type: 'string' },
+        json: { type: 'boolean' },
+      },
+    })
+    values = parsed.values
+    positionals = parsed.positionals
+  } catch (err) {
+    io.stderr.write(`care-sessions: ${(err as Error).message}\nUsage:\n${TRANSPARENCY_USAGE}`)
+    return 2
+  }
+  try {
+    if (command === 'keygen') return keygen(values, io)
+    const verifiers = loadVerifierKeys((values['public-key'] as string[] | undefined) ?? [])
+    if (verifiers.length === 0) return usage(io, `${command} needs --public-key`)
+    if (command === 'verify-export') {
+      const file = positionals[0]
+      if (file === undefined || positionals.length > 1) return usage(io, 'verify-export needs one <file>')
+      const result = verifyProvenExport(JSON.parse(readFileSync(file, 'utf8')), verifiers)
+      io.stdout.write(
+        `OK: ${result.records} record(s) included in ${result.origin} at tree size ${result.size} (signed checkpoint verified)\n`,
+      )
+      return 0
+    }
+    const dataDir = resolve(
+      positionals[0] ?? (values['data-dir'] as string | undefined) ?? io.env.CARE_DATA_DIR ?? '.',
+    )
+    const checkpointsDir = resolve(
+      (values.checkpoints as string | undefined) ?? join(dataDir, CHECKPOINTS_DIR),
+    )
+    const { verifyDataDir } = await import('../audit/verify.js')
+    const chain = await verifyDataDir(dataDir)
+    const report = await verifyAgainstCheckpoints({ dataDir, checkpointsDir, verifiers })
+    const problems = [
+      ...(chain.ok ? [] : [`${chain.problem.file}:${chain.problem.line}: ${chain.problem.reason}`]),
+      ...report.problems,
+    ]
+    if (report.checkpoints.length === 0) problems.push(`no checkpoints in ${checkpointsDir}`)
+    if (values.json) {
+      io.stdout.write(`${JSON.stringify({ data_dir: dataDir, chain_ok: chain.ok, ...report, problems })}\n`)
+    } else {
+      const newest = report.newestVerified
+      io.stdout.write(
+        `${problems.length === 0 ? 'OK' : 'FAILED'}: ${report.records} record(s); hash chain ${chain.ok ? 'ok' : 'BROKEN'}; ` +
+          `${report.checkpoints.filter((c) => c.ok).length}/${report.checkpoints.length} checkpoint(s) verified` +
+          `${newest ? `; newest verified checkpoint: size ${newest.size} root ${newest.rootHash} (${newest.file})` : ''}\n`,
+      )
+      for (const problem of problems) io.stderr.write(`${problem}\n`)
+    }
+    return problems.length === 0 ? 0 : 1
+  } catch (err) {
+    if (err instanceof ProvenExportError || err instanceof SyntaxError) {
+      io.stderr.write(`care-sessions: FAILED: ${err.message}\n`)
+      return 1
+    }
+    if (err instanceof NoteError) return usage(io, `bad key: ${err.message}`)
+    const code = (err as NodeJS.ErrnoException).code
+    if (typeof code === 'string') {
+      io.stderr.write(`care-sessions: ${(err as Error).message}\n`)
+      return 1
+    }
+    throw err
+  }
+}
+
+function keygen(values: Record<string, unknown>, io: TransparencyCliIo): number {
+  const name = values.name
+  const out = values.out
+  if (typeof name !== 'string' || typeof out !== 'string') return usage(io, 'keygen needs --name and --out')
+  const { signerKey, verifierKey } = generateNoteKey(name)
+  // 'wx': never overwrite a key; the signer key is readable by its owner only.
+  writeFileSync(`${out}.skey`, `${signerKey}\n`, { flag: 'wx', mode: 0o600 })
+  writeFileSync(`${out}.vkey`, `${verifierKey}\n`, { flag: 'wx', mode: 0o644 })
+  io.stdout.write(
+    `${verifierKey}\nwrote ${out}.skey (secret: set CARE_CHECKPOINT_KEY_FILE=${resolve(`${out}.skey`)}) and ${out}.vkey (give it to auditors)\n`,
+  )
+  return 0
+}
+
+function usage(io: TransparencyCliIo, message: string): number {
+  io.stderr.write(`care-sessions: ${message}\nUsage:\n${TRANSPARENCY_USAGE}`)
+  return 2
+}

@@ -1,0 +1,103 @@
+import type { Hono, MiddlewareHandler } from 'hono'
+import { SESSION_ID_PATTERN } from '../audit/export-filters.js'
+import { sendError } from '../http/errors.js'
+import type { SessionManagerEnv } from '../http/http-env.js'
+import { buildProvenExport } from './proven-export.js'
+import type { TransparencyLog } from './transparency-log.js'
+
+const SESSION_ID = new RegExp(SESSION_ID_PATTERN)
+
+/**
+ * Adds the transparency endpoints (all behind `auditor`): `GET /checkpoint` (the newest signed
+ * checkpoint, `text/plain`), `GET /proofs/inclusion?seq=&size=`, `GET /proofs/consistency?from=&to=`
+ * (`size`/`to` default to the newest checkpoint's size) and `GET /proofs/export?session_id=` (a
+ * `ProvenExport` of one session against the newest checkpoint). Without a transparency log (the
+ * PostgreSQL store) they answer 404.
+ *
+ * @example
+ * registerTransparencyRoutes(app, { transparency: () => tlog, dataDir, auditor })
+ */
+export function registerTransparencyRoutes(
+  app: Hono<SessionManagerEnv>,
+  options: {
+    transparency: () => TransparencyLog | undefined
+    dataDir: string
+    auditor: MiddlewareHandler<SessionManagerEnv>
+  },
+): void {
+  const { auditor } = options
+  const withLog: MiddlewareHandler<SessionManagerEnv> = async function requireTransparency(c, next) {
+    if (!options.transparency()) {
+      return sendError(c, 'not_found', {
+        message: 'This store keeps no Merkle tree (or it is still recovering).',
+      })
+    }
+    await next()
+  }
+  const tlog = () => options.transparency()!
+  const badQuery = (c: Parameters<MiddlewareHandler>[0], message: string) =>
+    sendError(c, 'validation_failed', { fields: [{ path: '/query', message }] })
+  const defaultSize = () => tlog().latestCheckpoint?.size ?? tlog().size
+
+  app.get('/checkpoint', auditor, withLog, (c) => {
+    const latest = tlog().latestCheckpoint
+    if (!latest) return sendError(c, 'not_found', { message: 'No checkpoint has been signed yet.' })
+    c.header('Cache-Control', 'no-store')
+    return c.text(latest.note, 200, { 'Content-Type': 'text/plain; charset=utf-8' })
+  })
+
+  app.get('/proofs/inclusion', auditor, withLog, (c) => {
+    const size = orDefault(integer(c.req.query('size')), defaultSize)
+    const seq = integer(c.req.query('seq'))
+    if (seq === null || seq === undefined) return badQuery(c, 'seq must be a positive integer')
+    if (size === null || size < 1 || size > tlog().size) {
+      return badQuery(c, `size must be an integer in [1, ${tlog().size}]`)
+    }
+    if (seq < 1 || seq > size) return badQuery(c, `seq must be in [1, ${size}]`)
+    const tree = tlog().tree
+    return c.json({
+      seq,
+      leaf_index: seq - 1,
+      tree_size: size,
+      leaf_hash: tree.leafHash(seq - 1).toString('base64'),
+      root_hash: tree.root(size).toString('base64'),
+      inclusion_proof: tree.inclusionProof(seq - 1, size).map((h) => h.toString('base64')),
+    })
+  })
+
+  app.get('/proofs/consistency', auditor, withLog, (c) => {
+    const from = integer(c.req.query('from'))
+    const to = orDefault(integer(c.req.query('to')), defaultSize)
+    if (from === null || from === undefined) return badQuery(c, 'from must be a positive integer')
+    if (to === null || to < 1 || to > tlog().size)
+      return badQuery(c, `to must be an integer in [1, ${tlog().size}]`)
+    if (from < 1 || from > to) return badQuery(c, `from must be in [1, ${to}]`)
+    const tree = tlog().tree
+    return c.json({
+      from,
+      to,
+      from_root: tree.root(from).toString('base64'),
+      to_root: tree.root(to).toString('base64'),
+      consistency_proof: tree.consistencyProof(from, to).map((h) => h.toString('base64')),
+    })
+  })
+
+  app.get('/proofs/export', auditor, withLog, async (c) => {
+    const sessionId = c.req.query('session_id')
+    if (sessionId === undefined || !SESSION_ID.test(sessionId)) return sendError(c, 'session_id_invalid')
+    const doc = await buildProvenExport(tlog(), options.dataDir, (record) => record.session_id === sessionId)
+    if (!doc) return sendError(c, 'not_found', { message: 'No checkpoint has been signed yet.' })
+    if (doc.records.length === 0) return sendError(c, 'session_not_found')
+    return c.json(doc)
+  })
+}
+
+/** undefined when absent, null when present but not a decimal integer. */
+function integer(value: string | undefined): number | undefined | null {
+  if (value === undefined) return undefined
+  return /^\d{1,15}$/.test(value) ? Number(value) : null
+}
+
+function orDefault(value: number | undefined | null, fallback: () => number): number | null {
+  return value === undefined ? fallback() : value
+}
