@@ -30,6 +30,7 @@ export {
 } from './session-manager/end.js'
 export { SessionLifecycleEvent } from './session-manager/lifecycle-event.js'
 export { SessionManagerStartInput, SessionManagerStartOutput } from './session-manager/start.js'
+export { SessionSummary, SessionTimelinePage } from './session-manager/summary.js'
 export { SessionManagerTouchInput, SessionManagerTouchOutput } from './session-manager/touch.js'
 export { compileValidator, type RecordValidator, type ValidationResult } from './validation.js'
 export {
