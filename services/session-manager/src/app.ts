@@ -16,7 +16,7 @@ import { createErrorHandler, sendError } from './http/errors.js'
 import { createExportHandler } from './http/export-route.js'
 import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
-import { buildOpenApiDocument } from './http/openapi.js'
+import { allowedMethods, buildOpenApiDocument } from './http/openapi.js'
 import type { SessionLifecycle } from './sessions/session-lifecycle.js'
 
 export interface SessionManagerAppOptions {
@@ -132,7 +132,13 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
 
   if (options.audit) app.get('/export', auditor, ready, createExportHandler(options.audit, options.logger))
 
-  app.notFound((c) => sendError(c, 'not_found'))
+  app.notFound((c) => {
+    // A documented route asked with another method: 405 with the methods it does accept.
+    const allow = allowedMethods(openapi, c.req.path)
+    if (!allow) return sendError(c, 'not_found')
+    c.header('Allow', allow.join(', '))
+    return sendError(c, 'method_not_allowed')
+  })
   app.onError(createErrorHandler(options.logger))
   return app
 }
