@@ -7,7 +7,7 @@
 // base branch is present: a CI clone of one branch has no base to compare with, and that is fine).
 // Build the packages first (turbo does: the task depends on their builds).
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 
@@ -16,10 +16,12 @@ const rootLicense = readFileSync(join(root, 'LICENSE'), 'utf8')
 const baseBranch = JSON.parse(readFileSync(join(root, '.changeset/config.json'), 'utf8')).baseBranch
 const scratch = mkdtempSync(join(tmpdir(), 'care-check-packages-'))
 const problems = []
+const tarballs = new Map()
 
 function run(command, args, cwd = root) {
-  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 120_000 })
-  return { ok: result.status === 0, output: `${result.stdout ?? ''}${result.stderr ?? ''}`.trim() }
+  const result = spawnSync(command, args, { cwd, encoding: 'utf8', timeout: 5 * 60_000 })
+  const failure = result.error ? `\n${result.error.message}` : ''
+  return { ok: result.status === 0, output: `${result.stdout ?? ''}${result.stderr ?? ''}${failure}`.trim() }
 }
 
 function tarText(tarball, path) {
@@ -48,6 +50,7 @@ try {
       scratch,
       readdirSync(scratch).find((f) => f.startsWith(name.slice(1).replace('/', '-'))),
     )
+    tarballs.set(name, tarball)
     const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n').filter(Boolean)
     const shipped = new Set(files.map((f) => f.replace(/^package\//, '')))
     if (!shipped.has('LICENSE') || tarText(tarball, 'LICENSE') !== rootLicense)
@@ -80,6 +83,10 @@ try {
     )
   }
 
+  if (process.env.CARE_SKIP_CONSUMER_CHECK === '1')
+    console.log('consumer check: skipped (CARE_SKIP_CONSUMER_CHECK=1)')
+  else consumerCheck(tarballs)
+
   const hasBase = run('git', ['rev-parse', '--verify', '--quiet', baseBranch]).ok
   if (hasBase) {
     const status = run('pnpm', ['exec', 'changeset', 'status'])
@@ -90,6 +97,110 @@ try {
   }
 } finally {
   rmSync(scratch, { recursive: true, force: true })
+}
+
+/**
+ * A fresh npm project outside the workspace installs the packed tarballs (and the frameworks from the
+ * npm registry), then compiles the READMEs' TypeScript examples under strict NodeNext settings and
+ * imports every entry point with plain Node: what an outside team does first.
+ */
+function consumerCheck(packed) {
+  // CARE_CONSUMER_DIR keeps the consumer project (and its npm install) between local runs.
+  const dir = process.env.CARE_CONSUMER_DIR ?? join(scratch, 'consumer')
+  const started = performance.now()
+  execFileSync('mkdir', ['-p', join(dir, 'src')])
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, type: 'module' }),
+  )
+  const install = run(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--prefer-offline',
+      '--loglevel=error',
+      ...packed.values(),
+      'express@^5',
+      '@types/express@^5',
+      'hono@^4',
+      '@hono/node-server@^2',
+      'typescript@~5.9',
+      '@types/node@^20',
+    ],
+    dir,
+  )
+  if (!install.ok) {
+    problems.push(`consumer: npm install of the tarballs failed\n${install.output}`)
+    return
+  }
+  // Free names the README examples assume, declared so each block compiles as its own module.
+  const prelude = [
+    'declare const annotateUrl: string',
+    'declare const auditUrl: string',
+    'declare const store: { has(id: string): Promise<boolean> }',
+    'declare function currentCallerToken(): string',
+    'declare const app: import("express").Express',
+  ].join('\n')
+  let examples = 0
+  for (const [name, tarball] of packed) {
+    const readme = tarText(tarball, 'README.md')
+    for (const [, block] of readme.matchAll(/```ts\n([\s\S]*?)```/g)) {
+      if (/^\s*return /m.test(block)) continue // a fragment of a handler, not a module
+      const usesApp = /\bapp\b/.test(block) && !/const app =/.test(block)
+      const file = join(dir, 'src', `example-${++examples}.ts`)
+      const imports = block.match(/^import[\s\S]*?from '[^']+'\n/gm)?.join('') ?? ''
+      const body = block.replace(/^import[\s\S]*?from '[^']+'\n/gm, '')
+      writeFileSync(
+        file,
+        `// ${name} README example\n${imports}${prelude.replace(usesApp ? '' : /^declare const app.*$/m, '')}\n${body}\nexport {}\n`,
+      )
+    }
+  }
+  writeFileSync(
+    join(dir, 'src', 'schemas-files.ts'),
+    `import { createRequire } from 'node:module'\nconst require = createRequire(import.meta.url)\nexport const file: string = require.resolve('@care/schemas/json-schema/SessionTaggedRecord.json')\n`,
+  )
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: ['node'],
+        lib: ['ES2023', 'DOM'],
+      },
+      include: ['src'],
+    }),
+  )
+  const tsc = run(
+    process.execPath,
+    [join(dir, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')],
+    dir,
+  )
+  if (!tsc.ok)
+    problems.push(`consumer: the README examples do not compile against the tarballs\n${tsc.output}`)
+  const entries = [...packed.keys()].flatMap((name) => {
+    const manifest = JSON.parse(tarText(packed.get(name), 'package.json'))
+    return Object.keys(manifest.exports)
+      .filter((key) => !key.includes('*') && !key.endsWith('.json'))
+      .map((key) => (key === '.' ? name : `${name}/${key.slice(2)}`))
+  })
+  const imported = run(
+    process.execPath,
+    ['--input-type=module', '-e', entries.map((e) => `await import(${JSON.stringify(e)})`).join(';')],
+    dir,
+  )
+  if (!imported.ok) problems.push(`consumer: importing ${entries.join(', ')} failed\n${imported.output}`)
+  const seconds = ((performance.now() - started) / 1000).toFixed(0)
+  console.log(
+    `consumer check: ${examples} README examples compiled, ${entries.length} entry points imported (${seconds} s)`,
+  )
 }
 
 if (problems.length > 0) {
