@@ -28,7 +28,8 @@ export const BaseFields = {
  */
 export const HUMAN_NEEDS_PERFORMER = {
   if: { properties: { origin: { const: 'human' } }, required: ['origin'] },
-  then: { required: ['performer_id'] },
+  // `properties` repeats the field's presence so strict validators (ajv strictRequired) accept it.
+  then: { properties: { performer_id: { type: 'string' } }, required: ['performer_id'] },
 } as const
 
 /**

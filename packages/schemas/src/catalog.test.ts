@@ -4,8 +4,9 @@ import type { ValidateFunction } from 'ajv/dist/2020.js'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { describe, expect, it } from 'vitest'
 import { SCHEMAS } from './catalog.js'
+import { jsonSchemaDocument } from './json-schema-document.js'
 import { SCHEMA_VERSION } from './primitives.js'
-import { FIXTURES, REQUIRED_FIELDS, type SchemaName } from './test-support/fixtures.js'
+import { END_OUTPUT, FIXTURES, REQUIRED_FIELDS, type SchemaName } from './test-support/fixtures.js'
 import { compileValidator, type RecordValidator } from './validation.js'
 import {
   validateSessionLifecycleEvent,
@@ -41,10 +42,9 @@ function readEmitted(name: SchemaName): Record<string, unknown> {
   return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>
 }
 
-// Strict mode catches unknown keywords, ambiguous types and bad patterns in what we publish.
-// strictRequired alone is off: it rejects the standard conditional-require idiom
-// `then: { required: ['performer_id'] }`, whose property is declared by the parent's `properties`.
-const ajv = new Ajv2020({ strict: true, strictRequired: false, allErrors: true })
+// Strict mode (`ajv --strict=true`: strictRequired, strictTypes, strictTuples, unknown keywords,
+// bad patterns) on every file we publish, as a consumer with a strict validator runs it.
+const ajv = new Ajv2020({ strict: true, allErrors: true })
 const ajvValidators = new Map<SchemaName, ValidateFunction>()
 function ajvFor(name: SchemaName): ValidateFunction {
   let validate = ajvValidators.get(name)
@@ -72,8 +72,7 @@ describe('the schema catalog', () => {
   })
 
   it.each(NAMES)('emits %s.json identical to the TypeBox schema (dist is not stale)', (name) => {
-    const { $schema, $id, title, ...emitted } = readEmitted(name)
-    expect(emitted).toEqual(JSON.parse(JSON.stringify(SCHEMAS[name])))
+    expect(readEmitted(name)).toEqual(jsonSchemaDocument(name, SCHEMAS[name]))
   })
 
   it.each(NAMES)('requires exactly the documented fields of %s', (name) => {
@@ -94,6 +93,19 @@ describe('the schema catalog', () => {
 
   it('compiles every emitted file with Ajv in strict mode', () => {
     for (const name of NAMES) expect(() => ajvFor(name), name).not.toThrow()
+  })
+
+  it('discriminates SessionLifecycleEvent.json on event, so a validator names the missing field', () => {
+    const validate = ajvFor('SessionLifecycleEvent')
+    const { reason: _reason, ...endWithoutReason } = END_OUTPUT
+    expect(validate(endWithoutReason)).toBe(false)
+    const messages = validate.errors?.map((e) => `${e.instancePath} ${e.message}`) ?? []
+    expect(messages).toContain(" must have required property 'reason'")
+    expect(messages.join('\n')).not.toMatch(/anyOf|oneOf/)
+    expect(validate({ ...END_OUTPUT, event: 'session.pause' })).toBe(false)
+    expect(validate.errors?.map((e) => `${e.instancePath} ${e.message}`)).toEqual([
+      '/event must be equal to one of the allowed values',
+    ])
   })
 })
 

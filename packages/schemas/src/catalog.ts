@@ -5,6 +5,7 @@ import { SessionManagerEndInput, SessionManagerEndOutput } from './session-manag
 import { SessionLifecycleEvent } from './session-manager/lifecycle-event.js'
 import { SessionManagerStartInput, SessionManagerStartOutput } from './session-manager/start.js'
 import { SessionManagerTouchInput, SessionManagerTouchOutput } from './session-manager/touch.js'
+import { SessionTaggedRecord } from './session-tagged-record.js'
 
 /**
  * Every published schema by canonical name. The build writes each one to
@@ -22,5 +23,6 @@ export const SCHEMAS = {
   SessionManagerTouchInput,
   SessionManagerTouchOutput,
   SessionLifecycleEvent,
+  SessionTaggedRecord,
   ErrorResponse,
 } as const satisfies Record<string, TSchema>

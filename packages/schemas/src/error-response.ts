@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, message: 'A valid bearer token is required.' },
   forbidden: { status: 403, message: 'This token may not perform this action.' },
   not_found: { status: 404, message: 'No such route.' },
+  method_not_allowed: {
+    status: 405,
+    message: 'This route does not accept this method; see the Allow header.',
+  },
   session_not_found: {
     status: 404,
     message:

@@ -12,6 +12,7 @@ export {
   FieldError,
 } from './error-response.js'
 export { FORBIDDEN_KEYS, type JsonBodyResult, MAX_JSON_DEPTH, parseJsonBody } from './json-body.js'
+export { jsonSchemaDocument } from './json-schema-document.js'
 export {
   Identifier,
   Metadata,
@@ -30,7 +31,9 @@ export {
 } from './session-manager/end.js'
 export { SessionLifecycleEvent } from './session-manager/lifecycle-event.js'
 export { SessionManagerStartInput, SessionManagerStartOutput } from './session-manager/start.js'
+export { SessionSummary, SessionTimelinePage } from './session-manager/summary.js'
 export { SessionManagerTouchInput, SessionManagerTouchOutput } from './session-manager/touch.js'
+export { SessionTaggedRecord } from './session-tagged-record.js'
 export { compileValidator, type RecordValidator, type ValidationResult } from './validation.js'
 export {
   validateSessionLifecycleEvent,
@@ -40,4 +43,5 @@ export {
   validateSessionManagerStartOutput,
   validateSessionManagerTouchInput,
   validateSessionManagerTouchOutput,
+  validateSessionTaggedRecord,
 } from './validators.js'

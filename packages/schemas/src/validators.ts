@@ -2,6 +2,7 @@ import { SessionManagerEndInput, SessionManagerEndOutput } from './session-manag
 import { SessionLifecycleEvent } from './session-manager/lifecycle-event.js'
 import { SessionManagerStartInput, SessionManagerStartOutput } from './session-manager/start.js'
 import { SessionManagerTouchInput, SessionManagerTouchOutput } from './session-manager/touch.js'
+import { SessionTaggedRecord } from './session-tagged-record.js'
 import { compileValidator } from './validation.js'
 
 // Compiled once at import; each is a RecordValidator with `check` (type guard) and `validate`.
@@ -20,3 +21,5 @@ export const validateSessionManagerTouchInput = compileValidator(SessionManagerT
 export const validateSessionManagerTouchOutput = compileValidator(SessionManagerTouchOutput)
 /** @example validateSessionLifecycleEvent.check(JSON.parse(line)) */
 export const validateSessionLifecycleEvent = compileValidator(SessionLifecycleEvent)
+/** @example if (!validateSessionTaggedRecord.check(JSON.parse(line))) reportUntagged(line) */
+export const validateSessionTaggedRecord = compileValidator(SessionTaggedRecord)

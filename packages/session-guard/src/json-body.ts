@@ -53,3 +53,20 @@ export function tooLarge(limit: number): GuardRejection {
 export function unsupportedCharset(): GuardRejection {
   return rejectWith('unsupported_media_type', 'A JSON request body must be encoded as UTF-8.')
 }
+
+/**
+ * The 415 answer for a compressed body (`Content-Encoding` other than `identity`), which the guard
+ * does not inflate; undefined when the body is not encoded. Both adapters decide with this one rule.
+ *
+ * @example
+ * const rejection = unsupportedEncoding(req.headers['content-encoding'])
+ * if (rejection) return reject(rejection)
+ */
+export function unsupportedEncoding(contentEncoding: string | null | undefined): GuardRejection | undefined {
+  const encoding = (contentEncoding ?? '').trim().toLowerCase()
+  if (encoding === '' || encoding === 'identity') return undefined
+  return rejectWith(
+    'unsupported_media_type',
+    `Content-Encoding "${encoding}" is not supported here; send the body uncompressed.`,
+  )
+}

@@ -39,8 +39,8 @@ const DOCUMENTED: Record<string, number[]> = {
   '/sessions.start': [200, 201, 400, 401, 403, 413, 415, 422],
   '/sessions.end': [200, 400, 401, 403, 404, 409, 413, 415, 422],
   '/sessions.touch': [200, 400, 401, 403, 404, 409, 413, 415, 422],
-  read: [200, 400, 401, 403, 404],
-  other: [200, 404],
+  read: [200, 400, 401, 403, 404, 405],
+  other: [200, 404, 405], // 405 + Allow: a documented route asked with another method
 }
 
 let disk: PowerLossFileSystem

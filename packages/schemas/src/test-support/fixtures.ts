@@ -123,7 +123,16 @@ export const REQUIRED_FIELDS: Record<SchemaName, string[]> = {
     'started_at',
     'ended_at',
   ],
-  SessionLifecycleEvent: [],
+  SessionLifecycleEvent: ['event'],
+  SessionTaggedRecord: [
+    'schema_version',
+    'record_id',
+    'user_id',
+    'timestamp',
+    'source',
+    'origin',
+    'session_id',
+  ],
   ErrorResponse: ['error', 'message'],
 }
 
@@ -462,6 +471,28 @@ function errorResponseCases(): FixtureSet {
   }
 }
 
+function sessionTaggedRecord(): FixtureSet {
+  const { valid, invalid } = baseCases(SESSION_INPUT, 'SessionTaggedRecord')
+  const workerLine = with_(without(SESSION_INPUT, 'performer_id'), {
+    source: 'sample_worker',
+    origin: 'system',
+    event: 'infer.received',
+    input_record_id: INPUT_RECORD_ID,
+  })
+  return {
+    valid: [
+      ...valid,
+      { name: "a worker's log line with its own fields", value: workerLine },
+      { name: 'a lifecycle event (session_manager output)', value: START_OUTPUT },
+    ],
+    invalid: [
+      ...invalid,
+      { name: 'an untagged record (no session_id)', value: without(SESSION_INPUT, 'session_id') },
+      ...fieldCases(SESSION_INPUT, 'session_id', INVALID_ULIDS, 'invalid'),
+    ],
+  }
+}
+
 /** Fixtures for every schema in SCHEMAS; the catalog test fails if a schema has none. */
 export const FIXTURES: Record<SchemaName, FixtureSet> = {
   BaseSchema: inputCases(BASE, 'BaseSchema'),
@@ -472,5 +503,6 @@ export const FIXTURES: Record<SchemaName, FixtureSet> = {
   SessionManagerTouchOutput: touchOutput(),
   SessionManagerEndOutput: endOutput(),
   SessionLifecycleEvent: lifecycleEvent(),
+  SessionTaggedRecord: sessionTaggedRecord(),
   ErrorResponse: errorResponseCases(),
 }

@@ -1,7 +1,13 @@
 import { compileValidator, ErrorResponse } from '@care/schemas'
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express'
 import { recordSessionOnActiveSpan } from '../active-span.js'
-import { classifyContentType, parseGuardedBody, tooLarge, unsupportedCharset } from '../json-body.js'
+import {
+  classifyContentType,
+  parseGuardedBody,
+  tooLarge,
+  unsupportedCharset,
+  unsupportedEncoding,
+} from '../json-body.js'
 import {
   ALL_SESSION_ID_SOURCES,
   DEFAULT_MAX_BODY_BYTES,
@@ -129,10 +135,10 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 
 /** True when a JSON body is still in the stream: no parser ran before us and there is one to read. */
 function needsBodyRead(req: Request): boolean {
-  if (req.body !== undefined || (req as { _body?: boolean })._body === true) return false
-  // `complete` only says the body has arrived (e.g. while an earlier async middleware ran); it can
-  // still be read. `readableEnded` means someone already consumed it.
-  if (req.readableEnded) return false
+  // Public state only: a parser that ran before us set `req.body`, or consumed the stream
+  // (`readableEnded`). `complete` alone only says the body has arrived (e.g. while an earlier async
+  // middleware ran); it can still be read.
+  if (req.body !== undefined || req.readableEnded) return false
   const { headers } = req
   if (headers['transfer-encoding'] === undefined && headers['content-length'] === undefined) return false
   if (headers['content-length'] === '0') return false
@@ -143,15 +149,8 @@ function readJsonBody(req: Request, limit: number): Promise<BodyRead> {
   const { headers } = req
   if (classifyContentType(headers['content-type']) === 'json-unsupported-charset')
     return Promise.resolve({ ok: false, rejection: unsupportedCharset() })
-  const encoding = (headers['content-encoding'] ?? 'identity').toLowerCase()
-  if (encoding !== 'identity')
-    return Promise.resolve({
-      ok: false,
-      rejection: rejectWith(
-        'unsupported_media_type',
-        `Content-Encoding "${encoding}" is not supported here; send the body uncompressed.`,
-      ),
-    })
+  const encoded = unsupportedEncoding(headers['content-encoding'])
+  if (encoded) return Promise.resolve({ ok: false, rejection: encoded })
   const declared = Number(headers['content-length'])
   if (declared > limit) return Promise.resolve({ ok: false, rejection: tooLarge(limit) })
 
@@ -178,9 +177,9 @@ function readJsonBody(req: Request, limit: number): Promise<BodyRead> {
     const onEnd = () => {
       const parsed = parseGuardedBody(Buffer.concat(chunks, size).toString('utf8'))
       if (!parsed.ok) return settle(parsed)
+      // A later `express.json()` (body-parser 2, Express 5's) skips a request whose stream has
+      // finished, which this one now has; it keeps the parsed body we leave on `req.body`.
       req.body = parsed.value
-      // body-parser 1.x checks `_body`, 2.x checks that the stream has ended: both now skip.
-      ;(req as { _body?: boolean })._body = true
       settle({ ok: true, body: parsed.value })
     }
     const onAbort = () =>

@@ -2,10 +2,16 @@ import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import { ACTIVE } from '../test-support/contract.js'
-import { SessionGuardException, type SessionGuardVariables, sessionGuard } from './index.js'
+import {
+  requireJsonBody,
+  SessionGuardException,
+  type SessionGuardVariables,
+  sessionErrorHandler,
+  sessionGuard,
+} from './index.js'
 
 describe('Hono session guard', () => {
-  it('types c.get("sessionId") as string, with and without explicit Variables', () => {
+  it('types c.get("sessionId") through the guard\'s Variables, not globally', () => {
     const typed = new Hono<{ Variables: SessionGuardVariables }>()
     typed.get('/x', (c) => {
       expectTypeOf(c.get('sessionId')).toEqualTypeOf<string>()
@@ -13,14 +19,50 @@ describe('Hono session guard', () => {
       return c.text('ok')
     })
     const plain = new Hono()
-    plain.get('/x', (c) => {
+    plain.get('/guarded', sessionGuard(), (c) => {
       expectTypeOf(c.get('sessionId')).toEqualTypeOf<string>()
+      return c.text('ok')
+    })
+    plain.get('/unguarded', (c) => {
+      // @ts-expect-error an unguarded route of an app that imports the guard has no sessionId
+      c.get('sessionId')
+      return c.text('ok')
+    })
+    plain.use(sessionGuard()).get('/chained', (c) => {
+      expectTypeOf(c.var.sessionId).toEqualTypeOf<string>()
       return c.text('ok')
     })
   })
 
-  it('returns a named middleware', () => {
-    expect(sessionGuard().name).toBe('sessionGuardMiddleware')
+  it('answers a header-only request to a handler that needs a body with the shared JSON error', async () => {
+    const app = new Hono()
+    app.post('/x', sessionGuard(), async (c) =>
+      c.json({ id: c.get('sessionId'), body: await requireJsonBody(c) }),
+    )
+    app.onError(sessionErrorHandler())
+    const absent = await app.request('/x', { method: 'POST', headers: { 'x-session-id': ACTIVE } })
+    expect(absent.status).toBe(400)
+    expect(absent.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(await absent.json()).toMatchObject({ error: 'malformed_json' })
+    const present = await app.request('/x', {
+      method: 'POST',
+      headers: { 'x-session-id': ACTIVE, 'content-type': 'application/json' },
+      body: '{"text":"hi"}',
+    })
+    expect(await present.json()).toEqual({ id: ACTIVE, body: { text: 'hi' } })
+  })
+
+  it('renders unexpected errors as 500 internal_error JSON without details, reporting them', async () => {
+    const reported: string[] = []
+    const app = new Hono()
+    app.get('/boom', () => {
+      throw new Error('secret detail')
+    })
+    app.onError(sessionErrorHandler({ onUnexpected: (err) => reported.push(err.message) }))
+    const res = await app.request('/boom')
+    expect(res.status).toBe(500)
+    expect(await res.json()).toEqual({ error: 'internal_error', message: 'Unexpected error.' })
+    expect(reported).toEqual(['secret detail'])
   })
 
   it('throws an HTTPException whose response onError can override', async () => {
@@ -50,7 +92,7 @@ describe('Hono session guard', () => {
 
   it('passes the Hono context to verify and leaves c.req.json() usable after it', async () => {
     const seen: string[] = []
-    const app = new Hono()
+    const app = new Hono<{ Variables: SessionGuardVariables }>()
     app.use(
       sessionGuard({
         verify: (id, c) => {
@@ -70,7 +112,7 @@ describe('Hono session guard', () => {
   })
 
   it('reuses a body an earlier middleware already parsed', async () => {
-    const app = new Hono()
+    const app = new Hono<{ Variables: SessionGuardVariables }>()
     app.use(async (c, next) => {
       await c.req.json()
       await next()

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib'
 import type { SessionGuardOptions } from '../options.js'
 
 /** Ids used across the table: ACTIVE passes `verify`, UNKNOWN and ENDED do not. */
@@ -13,6 +14,8 @@ export interface ContractRequest {
   body?: string
   /** Send the body as a stream of chunks with no content-length (transfer-encoding: chunked). */
   chunked?: boolean
+  /** Send the body gzip-compressed with `content-encoding: gzip`. */
+  gzip?: boolean
 }
 
 /** What the app behind the guard reports: the id it was given and the body it could still read. */
@@ -41,8 +44,17 @@ export interface ContractCase {
   name: string
   options?: SessionGuardOptions<unknown>
   request: ContractRequest
-  expected: { status: 200; echo: Partial<HandlerEcho> } | { status: number; error: string }
+  expected: ContractExpectation
+  /**
+   * What an app whose own body parser ran before the guard answers, when that differs: the app chose
+   * the parser's behaviour (`express.json()` inflates gzip), the guard only sees the parsed body.
+   */
+  whenAppParsedFirst?: ContractExpectation
 }
+
+export type ContractExpectation =
+  | { status: 200; echo: Partial<HandlerEcho> }
+  | { status: number; error: string }
 
 const json = { 'content-type': 'application/json' }
 const verifyKnown: SessionGuardOptions<unknown>['verify'] = (id) =>
@@ -206,6 +218,30 @@ export const CONTRACT_CASES: readonly ContractCase[] = [
     expected: { status: 415, error: 'unsupported_media_type' },
   },
   {
+    name: 'returns 415 unsupported_media_type for a gzip-compressed JSON body (Content-Encoding)',
+    request: {
+      method: 'POST',
+      path: '/work',
+      headers: { ...json },
+      body: JSON.stringify({ session_id: ACTIVE }),
+      gzip: true,
+    },
+    expected: { status: 415, error: 'unsupported_media_type' },
+    whenAppParsedFirst: { status: 200, echo: { session_id: ACTIVE } },
+  },
+  {
+    name: 'returns 415 for a compressed body even when the id is in the header',
+    request: {
+      method: 'POST',
+      path: '/work',
+      headers: { ...json, 'x-session-id': ACTIVE },
+      body: JSON.stringify({ text: 'hi' }),
+      gzip: true,
+    },
+    expected: { status: 415, error: 'unsupported_media_type' },
+    whenAppParsedFirst: { status: 200, echo: { session_id: ACTIVE, body: { text: 'hi' } } },
+  },
+  {
     name: 'lets an exempt path through without an id',
     options: { exemptPaths: ['/healthz', /^\/public\//] },
     request: { method: 'GET', path: '/healthz?probe=1' },
@@ -297,7 +333,9 @@ export async function sendContractRequest(
 ): Promise<ContractResponse> {
   const init: RequestInit & { duplex?: 'half' } = { method: request.method, headers: request.headers ?? {} }
   if (request.body !== undefined) {
-    init.body = request.chunked ? chunkedBody(request.body) : request.body
+    const bytes = request.gzip ? new Uint8Array(gzipSync(request.body)) : undefined
+    if (bytes) init.headers = { ...request.headers, 'content-encoding': 'gzip' }
+    init.body = request.chunked ? chunkedBody(request.body) : (bytes ?? request.body)
     if (request.chunked) init.duplex = 'half'
   }
   const res = await send(`${baseUrl}${request.path}`, init)

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import { errorResponse } from '@care/schemas'
 import { serve } from '@hono/node-server'
+import { serve as serveWithNodeServer1 } from '@hono/node-server-1'
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { type SessionGuardOptions, type SessionGuardVariables, sessionGuard } from '../hono/index.js'
@@ -37,16 +38,22 @@ export const honoHarness: StartHarness = async (options) => {
 /**
  * The same app served by `@hono/node-server` on 127.0.0.1:0: there the guard reads the raw
  * IncomingMessage (`c.env.incoming`) instead of the Fetch API view, so that path needs the table too.
+ * Run with 2.x (what a fresh consumer installs) and 1.x (what existing apps run).
  */
-export const honoNodeServerHarness: StartHarness = async (options) => {
-  const { app, calls } = contractApp(options)
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
-  })
-  const { port } = server.address() as AddressInfo
-  return {
-    request: (request: ContractRequest) => sendContractRequest(fetch, `http://127.0.0.1:${port}`, request),
-    handlerCalls: calls,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+export function honoNodeServerHarness(major: 1 | 2): StartHarness {
+  const serveWith = major === 2 ? serve : serveWithNodeServer1
+  return async (options) => {
+    const { app, calls } = contractApp(options)
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const started = serveWith({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () =>
+        resolve(started as ReturnType<typeof serve>),
+      )
+    })
+    const { port } = server.address() as AddressInfo
+    return {
+      request: (request: ContractRequest) => sendContractRequest(fetch, `http://127.0.0.1:${port}`, request),
+      handlerCalls: calls,
+      close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { SessionClient } from '@care/session-client'
 import { sessionFetch } from '@care/session-guard'
 import { monotonicFactory } from 'ulid'
 
@@ -90,11 +91,26 @@ export async function playSampleFlow(
     return answer
   }
 
-  const started = await post('start', `${target.sessionManagerUrl}/sessions.start`, {
-    ...base(),
-    metadata: { device: 'kitchen-tablet', demo: true },
+  // The session manager is called through @care/session-client: it mints record_id and timestamp
+  // and retries a lost answer or a 503 with the same record_id (the original session comes back).
+  const sessions = new SessionClient({
+    baseUrl: target.sessionManagerUrl,
+    source: 'ui',
+    ...(target.callerToken ? { token: target.callerToken } : {}),
   })
-  const sessionId = String(started.session_id)
+  const who = { user_id: userId, origin: 'human', performer_id: performerId } as const
+  const sessionStep = async <T>(step: string, call: Promise<T>): Promise<T> => {
+    try {
+      return await call
+    } catch (err) {
+      throw new SampleFlowError(step, `${target.sessionManagerUrl}: ${(err as Error).message}`)
+    }
+  }
+  const started = await sessionStep(
+    'start',
+    sessions.start({ ...who, metadata: { device: 'kitchen-tablet', demo: true } }),
+  )
+  const sessionId = started.session_id
   say(`started session ${sessionId} for ${userId} (performer ${performerId})`)
 
   // Every call in the session carries its id explicitly: there is no "current session" to look up.
@@ -106,19 +122,9 @@ export async function playSampleFlow(
     const label = (output.output as { label?: string } | undefined)?.label
     say(`sent "${text}" -> worker says: ${label ?? JSON.stringify(output)}`)
   }
-  await post(
-    'touch',
-    `${target.sessionManagerUrl}/sessions.touch`,
-    { ...base(), session_id: sessionId },
-    inSession,
-  )
+  await sessionStep('touch', sessions.touch({ ...who, session_id: sessionId }))
   say('touched the session (the caregiver is still there)')
-  const ended = await post(
-    'end',
-    `${target.sessionManagerUrl}/sessions.end`,
-    { ...base(), session_id: sessionId },
-    inSession,
-  )
+  const ended = await sessionStep('end', sessions.end({ ...who, session_id: sessionId }))
   say(`ended the session (reason: ${String(ended.reason)})`)
   return { sessionId, outputs }
 }
