@@ -279,6 +279,24 @@ describe('checkpoint.json', () => {
     expect(await verifyLog(dir)).toMatchObject({ ok: false, problem: { file: SEGMENT, line: 1 } })
   })
 
+  it('still re-hashes every line after the checkpointed record', async () => {
+    const dir = await writeLog(12, 1200)
+    const files = await segmentFiles(dir)
+    const { seq } = JSON.parse(await readFile(join(dir, 'events', 'checkpoint.json'), 'utf8')) as {
+      seq: number
+    }
+    // The first line of the open segment follows the checkpoint: an edit there must stop the open.
+    const last = files.at(-1)!
+    await rewrite(dir, (l) => l.map((x, i) => (i === 0 ? x.replace('caregiver-7', 'caregiver-0') : x)), last)
+    await expect(EventLog.open({ dir, maxFileBytes: 1200 })).rejects.toMatchObject({
+      name: 'LogCorruptError',
+      file: last,
+      line: 1,
+      reason: 'hash does not match the line content',
+    })
+    expect(seq).toBeGreaterThan(0)
+  })
+
   it('still re-hashes every line when checkpoint.json is missing', async () => {
     const dir = await writeLog(12, 1200)
     await rm(join(dir, 'events', 'checkpoint.json'))

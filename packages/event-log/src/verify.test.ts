@@ -172,3 +172,44 @@ describe('readLog', () => {
     expect(seqs).toEqual([1, 2, 3])
   })
 })
+
+describe('verifyLog timestamp rule (rules.timestampField)', () => {
+  async function logWithTimestamps(timestamps: (string | undefined)[]): Promise<string> {
+    const dir = await dirs.make()
+    const { log } = await EventLog.open({ dir })
+    for (const [i, timestamp] of timestamps.entries()) {
+      const event = { ...sampleEvent(i + 1, 'session.touch', 1), timestamp }
+      if (timestamp === undefined) delete event.timestamp
+      await log.append(event)
+    }
+    await log.close()
+    return dir
+  }
+  const rules = { timestampField: 'timestamp' }
+
+  it('accepts equal timestamps, in the canonical and in other ISO forms', async () => {
+    const same = '2026-03-01T12:00:00.000Z'
+    expect(await verifyLog(await logWithTimestamps([same, same]), { rules })).toMatchObject({ ok: true })
+    const other = '2026-03-01T12:00:00Z'
+    expect(await verifyLog(await logWithTimestamps([other, other]), { rules })).toMatchObject({ ok: true })
+  })
+
+  it('reports a timestamp going back in a non-canonical form, a missing one and one that is not a date', async () => {
+    const back = await logWithTimestamps(['2026-03-01T12:00:01+00:00', '2026-03-01T12:00:00Z'])
+    expect(await verifyLog(back, { rules })).toMatchObject({
+      ok: false,
+      problem: {
+        line: 2,
+        reason: 'timestamp 2026-03-01T12:00:00Z is before the previous 2026-03-01T12:00:01+00:00',
+      },
+    })
+    const missing = await logWithTimestamps(['2026-03-01T12:00:00.000Z', undefined])
+    expect(await verifyLog(missing, { rules })).toMatchObject({
+      problem: { line: 2, reason: 'timestamp is missing' },
+    })
+    const notADate = await logWithTimestamps(['2026-03-01T12:00:00.000Z', 'yesterday'])
+    expect(await verifyLog(notADate, { rules })).toMatchObject({
+      problem: { line: 2, reason: 'timestamp yesterday is not a date' },
+    })
+  })
+})
