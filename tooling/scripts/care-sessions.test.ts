@@ -46,4 +46,14 @@ describe('the session-manager package', () => {
       expect(text.startsWith('#!/usr/bin/env node\n')).toBe(true)
     }
   })
+
+  it('gives `npx care-sessions` and `pnpm exec care-sessions` in the repository (the bin is linked at install)', async () => {
+    for (const [command, args] of [
+      ['npx', ['--no-install', 'care-sessions', '--help']],
+      ['pnpm', ['exec', 'care-sessions', '--help']],
+    ] as const) {
+      const run = await exec(command, [...args], { cwd: ROOT })
+      expect(run.stdout).toContain('care-sessions db <migrate|verify|checkpoint|import|export>')
+    }
+  })
 })
