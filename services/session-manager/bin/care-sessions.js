@@ -5,7 +5,9 @@ import { existsSync } from 'node:fs'
 
 const entry = new URL('../dist/cli/main.js', import.meta.url)
 if (!existsSync(entry)) {
-  console.error('care-sessions: the session-manager is not built yet; run `pnpm build` (or `pnpm start`) first.')
+  console.error(
+    'care-sessions: the session-manager is not built yet; run `pnpm build` (or `pnpm start`) first.',
+  )
   process.exit(2)
 }
 await import(entry.href)
