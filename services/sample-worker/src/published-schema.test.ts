@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { readLog, withoutChainFields } from '@care/event-log'
 import { Ajv2020 } from 'ajv/dist/2020.js'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -23,11 +24,11 @@ describe('sample worker records and the published SessionTaggedRecord schema', (
       JSON.parse(await readFile(SCHEMA_FILE, 'utf8')),
     )
     const dir = await mkdtemp(join(tmpdir(), 'sample-worker-schema-'))
-    const logPath = join(dir, 'events.jsonl')
+    const dataDir = join(dir, 'worker')
     const worker = await startWorker({
       port: 0,
       host: '127.0.0.1',
-      logPath,
+      dataDir,
       logger: pino({ level: 'silent' }),
     })
     cleanups.push(async () => {
@@ -50,15 +51,15 @@ describe('sample worker records and the published SessionTaggedRecord schema', (
     })
     expect(res.status).toBe(200)
     const answer: unknown = await res.json()
-    const lines = (await readFile(logPath, 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l))
+    // Each log line is the record plus the log's chain fields (seq, prev_hash, hash): the record is what
+    // the published schema describes.
+    const lines: Record<string, unknown>[] = []
+    for await (const { record } of readLog(dataDir)) lines.push(withoutChainFields(record))
     expect(lines.length).toBeGreaterThanOrEqual(3)
     for (const record of [answer, ...lines]) {
       expect(validate(record) ? [] : validate.errors, JSON.stringify(record)).toEqual([])
     }
-    const { session_id: _untagged, ...untagged } = lines[0]
+    const { session_id: _untagged, ...untagged } = lines[0] ?? {}
     expect(validate(untagged)).toBe(false)
   })
 })

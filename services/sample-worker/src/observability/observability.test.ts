@@ -28,7 +28,7 @@ async function start(env: Record<string, string> = {}) {
   const worker: RunningWorker = await startWorker({
     port: 0,
     host: '127.0.0.1',
-    logPath: join(dir, 'events.jsonl'),
+    dataDir: join(dir, 'worker'),
     logger: pino(sink),
     observability: loadObservabilityConfig(env),
   })
@@ -102,7 +102,8 @@ describe('sample worker observability', () => {
   it('answers /readyz 503 as soon as shutdown starts', async () => {
     let stopping = false
     const app = createWorkerApp({
-      eventLog: { append: async () => {}, close: async () => {} },
+      // Readiness never writes: an event log that refuses every append.
+      eventLog: { append: () => Promise.reject(new Error('not used')), close: async () => {} },
       logger: pino({ level: 'silent' }),
       downstreamUrl: () => 'http://127.0.0.1:9/unused',
       shuttingDown: () => stopping,

@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { readLog, verifyLog } from '@care/event-log'
 import { afterEach, describe, expect, it } from 'vitest'
 
 const MAIN_JS = fileURLToPath(new URL('../../dist/main.js', import.meta.url))
@@ -41,9 +42,9 @@ describe('sample worker graceful shutdown', { timeout: 30_000 }, () => {
   it('exits 0 within the grace period plus 1 s on SIGTERM with a client stuck mid-body, keeping every acknowledged record', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'worker-shutdown-'))
     cleanups.push(() => rm(dir, { recursive: true, force: true }))
-    const logPath = join(dir, 'events.jsonl')
+    const dataDir = join(dir, 'worker')
     const graceMs = 1500
-    const worker = await spawnWorker({ CARE_WORKER_LOG: logPath, CARE_SHUTDOWN_GRACE: `${graceMs}ms` })
+    const worker = await spawnWorker({ CARE_WORKER_DATA_DIR: dataDir, CARE_SHUTDOWN_GRACE: `${graceMs}ms` })
     const acknowledged: string[] = []
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`${worker.url}/infer`, {
@@ -83,10 +84,10 @@ describe('sample worker graceful shutdown', { timeout: 30_000 }, () => {
     expect(elapsed).toBeGreaterThanOrEqual(graceMs - 100)
     expect(worker.lines.filter((line) => /"level":(50|60)/.test(line))).toEqual([])
 
-    const records = (await readFile(logPath, 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => JSON.parse(line) as { record_id: string })
-    for (const id of acknowledged) expect(records.map((r) => r.record_id)).toContain(id)
+    // Every acknowledged record is in the worker's event log, and the log verifies.
+    const recordIds: unknown[] = []
+    for await (const { record } of readLog(dataDir)) recordIds.push(record.record_id)
+    for (const id of acknowledged) expect(recordIds).toContain(id)
+    expect((await verifyLog(dataDir)).ok).toBe(true)
   })
 })
