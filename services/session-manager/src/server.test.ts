@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { readLog } from '@care/event-log'
+import { seededRandom } from '@care/test-kit'
 import { afterEach, describe, expect, it } from 'vitest'
 import { verifySessionLog } from './audit/session-log-rules.js'
 import { postJson, requestBody } from './test-support/records.js'
@@ -89,7 +90,7 @@ describe('the service process', { timeout: 30_000 }, () => {
     // Seeded: the kill points and the choice of requests repeat with CARE_TEST_SEED=<seed>.
     const seed = Number(process.env.CARE_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31))
     console.log(`server.test.ts SIGKILL load: CARE_TEST_SEED=${seed}`)
-    const random = mulberry32(seed)
+    const random = seededRandom(seed)
     const dir = dataDir()
     const ackedStarts = new Set<string>()
     const ackedEnds = new Set<string>()
@@ -147,15 +148,3 @@ describe('the service process', { timeout: 30_000 }, () => {
     expect(report.ok, JSON.stringify(report)).toBe(true)
   }, 60_000)
 })
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same sequence in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
