@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -23,11 +23,11 @@ describe('sample worker records and the published SessionTaggedRecord schema', (
       JSON.parse(await readFile(SCHEMA_FILE, 'utf8')),
     )
     const dir = await mkdtemp(join(tmpdir(), 'sample-worker-schema-'))
-    const logPath = join(dir, 'events.jsonl')
+    const dataDir = join(dir, 'worker')
     const worker = await startWorker({
       port: 0,
       host: '127.0.0.1',
-      logPath,
+      dataDir,
       logger: pino({ level: 'silent' }),
     })
     cleanups.push(async () => {
@@ -50,7 +50,10 @@ describe('sample worker records and the published SessionTaggedRecord schema', (
     })
     expect(res.status).toBe(200)
     const answer: unknown = await res.json()
-    const lines = (await readFile(logPath, 'utf8'))
+    const eventsDir = join(dataDir, 'events')
+    const files = (await readdir(eventsDir)).filter((name) => name.endsWith('.jsonl'))
+    const lines = (await Promise.all(files.map((name) => readFile(join(eventsDir, name), 'utf8'))))
+      .join('')
       .split('\n')
       .filter(Boolean)
       .map((l) => JSON.parse(l))

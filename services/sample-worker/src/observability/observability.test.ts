@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -28,7 +28,7 @@ async function start(env: Record<string, string> = {}) {
   const worker: RunningWorker = await startWorker({
     port: 0,
     host: '127.0.0.1',
-    logPath: join(dir, 'events.jsonl'),
+    dataDir: join(dir, 'worker'),
     logger: pino(sink),
     observability: loadObservabilityConfig(env),
   })
@@ -36,7 +36,15 @@ async function start(env: Record<string, string> = {}) {
     await worker.close()
     await rm(dir, { recursive: true, force: true })
   })
-  return { worker, url: worker.url, lines }
+  return { worker, url: worker.url, lines, dir }
+}
+
+async function linesOnDisk(eventsDir: string): Promise<number> {
+  let count = 0
+  for (const name of await readdir(eventsDir))
+    if (name.endsWith('.jsonl'))
+      count += (await readFile(join(eventsDir, name), 'utf8')).split('\n').filter(Boolean).length
+  return count
 }
 
 function infer(url: string, headers: Record<string, string> = {}) {
@@ -78,6 +86,27 @@ describe('sample worker observability', () => {
     expect(m.labelValues('care_http_requests_total', 'route').join(' ')).not.toContain(SESSION)
   })
 
+  it('reports its event log’s group commits: records per commit and fdatasync time', async () => {
+    const { url, dir } = await start()
+    const before = parseMetrics(await (await fetch(`${url}/metrics`)).text())
+    expect(before.histogram('care_event_log_commit_records')).toEqual({ count: 0, sum: 0 })
+    const sent = await Promise.all(
+      Array.from({ length: 4 }, () => infer(url, { 'x-session-id': SESSION }).then((r) => r.status)),
+    )
+    expect(sent).toEqual([200, 200, 200, 200])
+
+    const m = parseMetrics(await (await fetch(`${url}/metrics`)).text())
+    // Every record on disk was counted in exactly one group commit, each with one fdatasync.
+    const onDisk = await linesOnDisk(join(dir, 'worker', 'events'))
+    expect(onDisk).toBeGreaterThanOrEqual(4)
+    const records = m.histogram('care_event_log_commit_records')
+    expect(records.sum).toBe(onDisk)
+    expect(records.count).toBeGreaterThanOrEqual(1)
+    expect(records.count).toBeLessThanOrEqual(onDisk)
+    expect(m.histogram('care_event_log_fdatasync_seconds').count).toBe(records.count)
+    expect(m.histogram('care_event_log_commit_bytes').sum).toBeGreaterThan(0)
+  })
+
   it('logs one access line per request with request id and session id, never the body', async () => {
     const { url, lines } = await start()
     const res = await infer(url, { 'x-session-id': SESSION, 'x-request-id': 'req-42' })
@@ -102,7 +131,10 @@ describe('sample worker observability', () => {
   it('answers /readyz 503 as soon as shutdown starts', async () => {
     let stopping = false
     const app = createWorkerApp({
-      eventLog: { append: async () => {}, close: async () => {} },
+      eventLog: {
+        append: () => Promise.reject(new Error('no record is written in this test')),
+        close: async () => {},
+      },
       logger: pino({ level: 'silent' }),
       downstreamUrl: () => 'http://127.0.0.1:9/unused',
       shuttingDown: () => stopping,

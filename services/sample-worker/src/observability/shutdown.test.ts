@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,9 +41,9 @@ describe('sample worker graceful shutdown', { timeout: 30_000 }, () => {
   it('exits 0 within the grace period plus 1 s on SIGTERM with a client stuck mid-body, keeping every acknowledged record', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'worker-shutdown-'))
     cleanups.push(() => rm(dir, { recursive: true, force: true }))
-    const logPath = join(dir, 'events.jsonl')
+    const dataDir = join(dir, 'worker')
     const graceMs = 1500
-    const worker = await spawnWorker({ CARE_WORKER_LOG: logPath, CARE_SHUTDOWN_GRACE: `${graceMs}ms` })
+    const worker = await spawnWorker({ CARE_WORKER_DATA_DIR: dataDir, CARE_SHUTDOWN_GRACE: `${graceMs}ms` })
     const acknowledged: string[] = []
     for (let i = 0; i < 5; i++) {
       const res = await fetch(`${worker.url}/infer`, {
@@ -83,7 +83,10 @@ describe('sample worker graceful shutdown', { timeout: 30_000 }, () => {
     expect(elapsed).toBeGreaterThanOrEqual(graceMs - 100)
     expect(worker.lines.filter((line) => /"level":(50|60)/.test(line))).toEqual([])
 
-    const records = (await readFile(logPath, 'utf8'))
+    const eventsDir = join(dataDir, 'events')
+    const files = (await readdir(eventsDir)).filter((name) => name.endsWith('.jsonl'))
+    const text = (await Promise.all(files.map((name) => readFile(join(eventsDir, name), 'utf8')))).join('')
+    const records = text
       .split('\n')
       .filter(Boolean)
       .map((line) => JSON.parse(line) as { record_id: string })

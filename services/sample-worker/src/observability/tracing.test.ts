@@ -36,7 +36,7 @@ describe('one trace through the session-manager and the worker', () => {
     const worker = await startWorker({
       port: 0,
       host: '127.0.0.1',
-      logPath: join(dir, 'worker', 'events.jsonl'),
+      dataDir: join(dir, 'worker'),
       logger: silent,
       observability: loadObservabilityConfig({}),
       tracing,
