@@ -4,6 +4,7 @@ import {
   closeGracefully,
   createHttpObserver,
   createServiceMetrics,
+  eventLogCommitObserver,
   loadObservabilityConfig,
   type ObservabilityConfig,
   registerReadiness,
@@ -78,10 +79,16 @@ export async function startWorker({
   observability = loadObservabilityConfig({}),
   tracing = startTracing({ service: 'sample-worker', env: {} }),
 }: StartWorkerOptions): Promise<RunningWorker> {
-  const { log: eventLog } = await EventLog.open<WorkerEvent>({ dir: dataDir, logger, ...(fs ? { fs } : {}) })
+  const metrics = createServiceMetrics({ service: 'sample-worker' })
+  const { log: eventLog } = await EventLog.open<WorkerEvent>({
+    dir: dataDir,
+    logger,
+    // Group-commit batch sizes and fdatasync latency, as the session-manager reports them.
+    onCommit: eventLogCommitObserver(metrics.registry),
+    ...(fs ? { fs } : {}),
+  })
   let selfUrl = ''
   let shuttingDown = false
-  const metrics = createServiceMetrics({ service: 'sample-worker' })
   registerReadiness(metrics.registry, () => !shuttingDown)
   const app = createWorkerApp({
     ...appOptions,

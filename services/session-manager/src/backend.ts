@@ -8,12 +8,13 @@ import { PostgresSessionRepository } from './postgres/postgres-session-repositor
 import {
   type Clock,
   type LifecycleLogger,
+  type LifecycleObserver,
   type SessionLifecycleOptions,
   SessionLifecycleService,
 } from './sessions/session-lifecycle.js'
 import type { SessionState } from './sessions/session-repository.js'
 import { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
-import { type EventStore, StoreUnavailableError } from './store/event-store.js'
+import { StoreUnavailableError } from './store/event-store.js'
 import { FileEventStore } from './store/file-event-store.js'
 import type { TransparencySettings } from './transparency/config.js'
 import { TransparencyLog } from './transparency/transparency-log.js'
@@ -58,8 +59,8 @@ export interface OpenBackendOptions {
   onWaiting?: (reason: string | undefined) => void
   /** Called after each durable group commit of the embedded log (metrics). */
   onCommit?: OpenLogOptions['onCommit']
-  /** Wraps the embedded event store (spans, timeout counters); the identity by default. */
-  observeStore?: <Ref>(store: EventStore<Ref>) => EventStore<Ref>
+  /** Told about every lifecycle event written, on either store (timeout counters, spans). */
+  lifecycleObserver?: LifecycleObserver
   /** Checkpoint key and cadence of the embedded log's Merkle tree; `enabled: false` turns it off. */
   transparency?: TransparencySettings
 }
@@ -86,6 +87,7 @@ export async function openBackend(
     newId: createIdFactory(),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(logger ? { logger } : {}),
+    ...(options.lifecycleObserver ? { observer: options.lifecycleObserver } : {}),
   }
   const { store } = config
   if (store.kind === 'postgres') {
@@ -128,7 +130,7 @@ export async function openBackend(
       },
     )
     await transparency?.finishRecovery(file.head().seq)
-    return options.observeStore ? options.observeStore(file) : file
+    return file
   })
   const opened = file!
   return recovered(repository, lifecycleOptions, {

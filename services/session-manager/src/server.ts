@@ -86,7 +86,7 @@ export async function startSessionManager(
       waitingFor = reason
     },
     onCommit: telemetry.onCommit,
-    observeStore: telemetry.observeStore,
+    lifecycleObserver: telemetry.lifecycle,
     transparency: options.transparency ?? loadTransparencySettings(process.env),
   })
   const ready = opening.then((opened) => {

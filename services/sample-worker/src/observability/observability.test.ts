@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -36,7 +36,15 @@ async function start(env: Record<string, string> = {}) {
     await worker.close()
     await rm(dir, { recursive: true, force: true })
   })
-  return { worker, url: worker.url, lines }
+  return { worker, url: worker.url, lines, dir }
+}
+
+async function linesOnDisk(eventsDir: string): Promise<number> {
+  let count = 0
+  for (const name of await readdir(eventsDir))
+    if (name.endsWith('.jsonl'))
+      count += (await readFile(join(eventsDir, name), 'utf8')).split('\n').filter(Boolean).length
+  return count
 }
 
 function infer(url: string, headers: Record<string, string> = {}) {
@@ -76,6 +84,27 @@ describe('sample worker observability', () => {
     expect(m.histogramCount('care_http_request_duration_seconds', { route: '/infer' })).toBe(4)
     expect(m.names).toContain('nodejs_eventloop_lag_seconds')
     expect(m.labelValues('care_http_requests_total', 'route').join(' ')).not.toContain(SESSION)
+  })
+
+  it('reports its event log’s group commits: records per commit and fdatasync time', async () => {
+    const { url, dir } = await start()
+    const before = parseMetrics(await (await fetch(`${url}/metrics`)).text())
+    expect(before.histogram('care_event_log_commit_records')).toEqual({ count: 0, sum: 0 })
+    const sent = await Promise.all(
+      Array.from({ length: 4 }, () => infer(url, { 'x-session-id': SESSION }).then((r) => r.status)),
+    )
+    expect(sent).toEqual([200, 200, 200, 200])
+
+    const m = parseMetrics(await (await fetch(`${url}/metrics`)).text())
+    // Every record on disk was counted in exactly one group commit, each with one fdatasync.
+    const onDisk = await linesOnDisk(join(dir, 'worker', 'events'))
+    expect(onDisk).toBeGreaterThanOrEqual(4)
+    const records = m.histogram('care_event_log_commit_records')
+    expect(records.sum).toBe(onDisk)
+    expect(records.count).toBeGreaterThanOrEqual(1)
+    expect(records.count).toBeLessThanOrEqual(onDisk)
+    expect(m.histogram('care_event_log_fdatasync_seconds').count).toBe(records.count)
+    expect(m.histogram('care_event_log_commit_bytes').sum).toBeGreaterThan(0)
   })
 
   it('logs one access line per request with request id and session id, never the body', async () => {

@@ -4,9 +4,10 @@ import {
   type ServiceMetrics,
   type Tracing,
 } from '@care/observability'
+import type { SessionLifecycleEvent } from '@care/schemas'
 import { trace } from '@opentelemetry/api'
 import { Counter, Gauge } from 'prom-client'
-import type { EventStore, StoredEvent } from '../store/event-store.js'
+import type { LifecycleObserver } from '../sessions/session-lifecycle.js'
 
 /** Pool counters as `pg.Pool` reports them. */
 export interface PoolCounts {
@@ -19,19 +20,20 @@ export interface PoolCounts {
  * The session-manager's own metrics and spans on top of the shared HTTP ones: open sessions,
  * timeout ends by reason, recovery duration, event-log commits, PostgreSQL pool use, and an
  * `event_log.append` span (with `session.id` and the `session.start`/`session.end` span events) for
- * every stored lifecycle event. Nothing here uses a session id as a metric label.
+ * every lifecycle event written, whichever store holds it (through the lifecycle's observer). Nothing here uses a session id as a metric label.
  *
  * @example
  * const telemetry = createSessionTelemetry(metrics, tracing)
  * telemetry.watchOpenSessions(() => service?.openSessions())
- * const store = telemetry.observeStore(await FileEventStore.open({ dir, onCommit: telemetry.onCommit }, apply))
+ * await openBackend(config, { onCommit: telemetry.onCommit, lifecycleObserver: telemetry.lifecycle })
  */
 export interface SessionTelemetry {
   readonly onCommit: (commit: CommitObservation) => void
   watchOpenSessions(count: () => number | Promise<number> | undefined): void
   watchPool(pool: () => PoolCounts | undefined): void
   recovered(seconds: number): void
-  observeStore<Ref>(store: EventStore<Ref>): EventStore<Ref>
+  /** Pass as the lifecycle's `observer`: counts timeout ends and traces every write, on any store. */
+  readonly lifecycle: LifecycleObserver
 }
 
 /**
@@ -86,7 +88,7 @@ export function createSessionTelemetry(metrics: ServiceMetrics, tracing: Tracing
     },
   })
   const observeCommit = eventLogCommitObserver(metrics.registry)
-  const countTimeout = (event: StoredEvent) => {
+  const countTimeout = (event: SessionLifecycleEvent) => {
     if (event.event === 'session.end' && event.reason !== 'explicit') timeouts.inc({ reason: event.reason })
   }
   return {
@@ -112,49 +114,51 @@ export function createSessionTelemetry(metrics: ServiceMetrics, tracing: Tracing
     recovered(seconds) {
       recovery.set(seconds)
     },
-    observeStore(store) {
-      return {
-        async append(event) {
-          if (!tracing.enabled) {
-            const result = await store.append(event)
-            countTimeout(result.stored)
-            return result
-          }
-          const requestSpan = trace.getActiveSpan()
-          return tracing.tracer.startActiveSpan(
-            'event_log.append',
-            { attributes: { 'session.id': event.session_id, 'care.event': event.event } },
-            async (span) => {
-              try {
-                const result = await store.append(event)
-                countTimeout(result.stored)
-                // The lifecycle change as a span event on the request's span (or this one, for a timeout).
-                const target = requestSpan ?? span
-                if (event.event === 'session.start') {
-                  target.setAttribute('session.id', event.session_id)
-                  target.addEvent('session.start', { 'session.id': event.session_id })
-                }
-                if (event.event === 'session.end')
-                  target.addEvent('session.end', {
-                    'session.id': event.session_id,
-                    'care.end_reason': event.reason,
-                  })
-                return result
-              } catch (err) {
-                span.recordException(err as Error)
-                span.setStatus({ code: 2 })
-                throw err
-              } finally {
-                span.end()
+    lifecycle: {
+      async record(event, write) {
+        if (!tracing.enabled) {
+          const stored = await write()
+          if (stored) countTimeout(event)
+          return stored
+        }
+        // The request being answered, if any. A timer armed during an earlier request carries that
+        // request's (ended) span in its context: a timeout end found by it starts a trace of its own.
+        const active = trace.getActiveSpan()
+        const requestSpan = active?.isRecording() ? active : undefined
+        return tracing.tracer.startActiveSpan(
+          'event_log.append',
+          {
+            attributes: { 'session.id': event.session_id, 'care.event': event.event },
+            ...(requestSpan ? {} : { root: true }),
+          },
+          async (span) => {
+            try {
+              const stored = await write()
+              span.setAttribute('care.stored', stored)
+              if (!stored) return stored
+              countTimeout(event)
+              // The lifecycle change as a span event on the request's span (or this one, for a timeout).
+              const target = requestSpan ?? span
+              if (event.event === 'session.start') {
+                target.setAttribute('session.id', event.session_id)
+                target.addEvent('session.start', { 'session.id': event.session_id })
               }
-            },
-          )
-        },
-        read: (refs) => store.read(refs),
-        scan: () => store.scan(),
-        head: () => store.head(),
-        close: () => store.close(),
-      }
+              if (event.event === 'session.end')
+                target.addEvent('session.end', {
+                  'session.id': event.session_id,
+                  'care.end_reason': event.reason,
+                })
+              return stored
+            } catch (err) {
+              span.recordException(err as Error)
+              span.setStatus({ code: 2 })
+              throw err
+            } finally {
+              span.end()
+            }
+          },
+        )
+      },
     },
   }
 }

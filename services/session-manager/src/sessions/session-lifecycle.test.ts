@@ -1,6 +1,11 @@
 import { beforeEach, describe, expect, it } from 'vitest'
 import { StoreUnavailableError } from '../store/event-store.js'
-import { type SessionLifecycleService, type SessionPolicy, TIMEOUT_RETRY_MS } from './session-lifecycle.js'
+import {
+  type LifecycleObserver,
+  type SessionLifecycleService,
+  type SessionPolicy,
+  TIMEOUT_RETRY_MS,
+} from './session-lifecycle.js'
 import { startInputAt } from './test-support/inputs.js'
 import {
   bootMemorySessions,
@@ -58,6 +63,35 @@ describe('the session lifecycle on the embedded repository', () => {
       ended_at: '2026-03-01T12:30:00.000Z',
     })
     expect(store.events.filter((e) => e.event === 'session.end')).toHaveLength(1)
+  })
+
+  it('tells its observer about every write, stored or not, and about nothing else', async () => {
+    const seen: string[] = []
+    const observer: LifecycleObserver = {
+      async record(event, write) {
+        const stored = await write()
+        seen.push(`${event.event}${event.event === 'session.end' ? `:${event.reason}` : ''} ${stored}`)
+        return stored
+      },
+    }
+    const observed = await bootMemorySessions(store, { policy, clock, observer })
+    const input = startInput()
+    const { output: first } = await observed.start(input)
+    expect((await observed.start(input)).status).toBe(200) // a retry: answered, nothing new stored
+    await observed.start(startInput())
+    await observed.describe(first.session_id)
+    store.failAppends = true
+    await expect(observed.start(startInput())).rejects.toBeInstanceOf(StoreUnavailableError)
+    store.failAppends = false
+    clock.advance(31 * MINUTE)
+    await observed.sweepExpired()
+    expect(seen).toEqual([
+      'session.start true',
+      'session.start false',
+      'session.start true',
+      'session.end:idle_timeout true',
+      'session.end:idle_timeout true',
+    ])
   })
 
   it('resumes timers of sessions still open after a restart', async () => {

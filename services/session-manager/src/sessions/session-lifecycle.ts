@@ -27,6 +27,7 @@ import {
   type EarlierAnswer,
   type SessionRepository,
   type SessionState,
+  type StartInsert,
 } from './session-repository.js'
 
 /** What the read side tells an auditor about one session. Never "the open session of user X". */
@@ -110,6 +111,27 @@ export interface LifecycleLogger {
 }
 
 /**
+ * Watches every lifecycle event the service stores, on any repository (metrics, spans). `record`
+ * runs `write` exactly once and returns its result: true when the event was stored, false when the
+ * session changed meanwhile (the service then reads it again and may retry with another event). It
+ * may time the write (an append span) and, on true, count it (timeout ends by reason) or mark it
+ * (`session.start`/`session.end` span events). Without an observer the write runs directly.
+ *
+ * @example
+ * const observer: LifecycleObserver = {
+ *   async record(event, write) {
+ *     const stored = await write()
+ *     if (stored && event.event === 'session.end') ends.inc({ reason: event.reason })
+ *     return stored
+ *   },
+ * }
+ * new SessionLifecycleService(repository, { policy, newId, observer })
+ */
+export interface LifecycleObserver {
+  record(event: SessionLifecycleEvent, write: () => Promise<boolean>): Promise<boolean>
+}
+
+/**
  * Options of {@link SessionLifecycleService}: the policy, the id factory, and for tests a clock and
  * no real timers.
  *
@@ -125,6 +147,8 @@ export interface SessionLifecycleOptions {
   /** How often to look for expired sessions when the repository cannot name the next deadline (default: a quarter of the idle timeout, 100 ms..5 s). */
   sweepIntervalMs?: number
   logger?: LifecycleLogger
+  /** Told about every event written (see {@link LifecycleObserver}); none by default. */
+  observer?: LifecycleObserver
 }
 
 /**
@@ -175,6 +199,7 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
   private readonly timersEnabled: boolean
   private readonly sweepIntervalMs: number
   private readonly logger: LifecycleLogger | undefined
+  private readonly observer: LifecycleObserver | undefined
   /** Tails of the per-session queues: mutations of one session run one at a time. */
   private readonly queues = new Map<string, Promise<unknown>>()
   private lastNow: number
@@ -195,6 +220,7 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
     this.clock = options.clock ?? { now: Date.now }
     this.timersEnabled = options.timers ?? true
     this.logger = options.logger
+    this.observer = options.observer
     this.sweepIntervalMs =
       options.sweepIntervalMs ?? Math.min(5000, Math.max(100, Math.floor(this.policy.idleTimeoutMs / 4)))
     this.lastNow = repository.newestEventAt()
@@ -229,8 +255,12 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
       if (attempt > 0) now = this.now()
       const ids = { recordId: this.newId(now), sessionId: this.newId(now) }
       const event = startEvent(input, ids, now, digest, this.policy)
-      const result = await this.repository.insertStart(event)
-      if (result.kind === 'inserted') {
+      let result = { kind: 'retry' } as StartInsert
+      const insert = async () => {
+        result = await this.repository.insertStart(event)
+        return result.kind === 'inserted'
+      }
+      if (await (this.observer ? this.observer.record(event, insert) : insert())) {
         this.scheduled(now + Math.min(this.policy.idleTimeoutMs, this.policy.maxDurationMs))
         return { status: 201, output: event }
       }
@@ -413,7 +443,8 @@ export class SessionLifecycleService<R extends SessionState = SessionState> impl
     if (this.closed) {
       return Promise.reject(new StoreUnavailableError('the service is shutting down', 'SHUTTING_DOWN'))
     }
-    return this.repository.appendIfUnchanged(event, expected)
+    const write = () => this.repository.appendIfUnchanged(event, expected)
+    return this.observer ? this.observer.record(event, write) : write()
   }
 
   private serialize<T>(sessionId: string, fn: () => Promise<T>): Promise<T> {
