@@ -187,7 +187,13 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     registerTransparencyRoutes(app, { transparency: log, dataDir, auditor })
   }
 
-  app.notFound((c) => sendError(c, 'not_found'))
+  app.notFound((c) => {
+    // A documented route asked with another method: 405 with the methods it does accept.
+    const allow = allowedMethods(openapi, c.req.path)
+    if (!allow) return sendError(c, 'not_found')
+    c.header('Allow', allow.join(', '))
+    return sendError(c, 'method_not_allowed')
+  })
   app.onError(createErrorHandler(options.logger))
   return app
 }
