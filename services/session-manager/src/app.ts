@@ -21,6 +21,7 @@ import { limitBody, requireJsonContentType, validJson } from './http/json-input.
 import { allowedMethods, buildOpenApiDocument } from './http/openapi.js'
 import { observeRequests } from './observability/hono-observer.js'
 import { MAX_TIMELINE_PAGE, type SessionLifecycle } from './sessions/session-lifecycle.js'
+import { serviceExportProver } from './transparency/export-proofs.js'
 import { registerTransparencyRoutes } from './transparency/routes.js'
 import type { TransparencyLog } from './transparency/transparency-log.js'
 
@@ -170,7 +171,16 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
     })
   })
 
-  if (options.audit) app.get('/export', auditor, ready, createExportHandler(options.audit, options.logger))
+  if (options.audit) {
+    const tlog = options.transparency?.log
+    const prover = tlog
+      ? () => {
+          const log = tlog()
+          return log ? serviceExportProver(log) : undefined
+        }
+      : undefined
+    app.get('/export', auditor, ready, createExportHandler(options.audit, options.logger, prover))
+  }
 
   if (options.transparency) {
     const { log, dataDir } = options.transparency

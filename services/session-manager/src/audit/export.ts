@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { GENESIS_HASH, type LogHead, type LogPosition } from '@care/event-log'
+import { leafHash } from '@care/tlog'
 import type { StoredEvent } from '../store/event-store.js'
 import { type AuditSource, isPositioned } from './audit-source.js'
 import { END_REASONS, type ExportFilters } from './export-filters.js'
@@ -42,6 +43,56 @@ export interface ExportManifest {
   last_record: ExportedRecordRef | null
   source_head: LogHead
   output: { bytes: number; sha256: string }
+  /**
+   * Present when the export was asked for inclusion proofs (`ExportOptions.prover`): the signed
+   * checkpoint (C2SP signed note) the proofs are against, or null when the log has no checkpoint (then
+   * no proof lines are written). See docs/audit.md, "Exports carry inclusion proofs".
+   */
+  transparency?: ExportTransparency | null
+}
+
+/**
+ * The manifest's `transparency` member: which signed checkpoint the export's inclusion proofs are
+ * against, how many records got a proof, and how many are newer than the checkpoint (`unproven`).
+ *
+ * @example
+ * const t: ExportTransparency = { format: 'care.inclusion-proof/1', checkpoint: note, tree_size: 8, proofs: 3, unproven: 0 }
+ */
+export interface ExportTransparency {
+  format: 'care.inclusion-proof/1'
+  checkpoint: string
+  tree_size: number
+  proofs: number
+  unproven: number
+}
+
+/**
+ * Proves exported records against one signed checkpoint: `prove(seq)` is the RFC 9162 inclusion proof
+ * (hashes leaf to root) of leaf `seq − 1` in the checkpoint's tree, or undefined when `seq` is beyond
+ * it. `leafHash` is the hash of the record's original log line (before any pseudonymisation), for
+ * provers that check their own proofs.
+ *
+ * @example
+ * const prover: RecordProver = { checkpoint: { size, note }, prove: (seq) => tree.inclusionProof(seq - 1, size) }
+ */
+export interface RecordProver {
+  readonly checkpoint: { size: number; note: string }
+  prove(seq: number, leafHash: Buffer): Buffer[] | undefined
+}
+
+/**
+ * One line of an export's proofs (after its records in `GET /export`, in `<out>.proofs.jsonl` from the
+ * CLI): `{"inclusion_proof": ProofLine}`, one per proven record, in the records' order.
+ *
+ * @example
+ * const { inclusion_proof: p } = JSON.parse(line) as { inclusion_proof: ExportProofLine }
+ */
+export interface ExportProofLine {
+  seq: number
+  tree_size: number
+  /** Base64 SHA-256(0x00 ‖ original log line): lets a pseudonymised record be checked once revealed. */
+  leaf_hash: string
+  hashes: string[]
 }
 
 /**
@@ -71,6 +122,14 @@ export interface ExportOptions {
   now?: () => Date
   /** Events buffered per re-scan for sources without positions (default 20,000). */
   windowEvents?: number
+  /**
+   * Asked once the snapshot head is known (after pass 1) for a prover of the exported records; with
+   * one, a proof line per proven record goes to `proofSink` after the records, and the manifest names
+   * the checkpoint (`transparency`).
+   */
+  prover?: (head: LogHead) => Promise<RecordProver | undefined>
+  /** Where proof lines go (default: `write`, after the record lines). */
+  proofSink?: ExportSink
 }
 
 /**
@@ -231,6 +290,10 @@ export async function runExport(
   let firstLine: Buffer | undefined
   let lastLine: Buffer | undefined
   const pseudonymizer = options.pseudonymizer
+  const prover = options.prover ? await options.prover(head) : undefined
+  // Per written record, when proving: its seq and the leaf hash of its original line (40 bytes).
+  const provenSeq = new Column((n) => new Float64Array(prover ? n : 0))
+  let leafHashes = Buffer.alloc(prover ? 32 * 1024 : 0)
   const flush = async (): Promise<void> => {
     if (used === 0) return
     // The sink may keep the chunk (a file stream queues it), so it gets this buffer and we take a new one.
@@ -246,6 +309,15 @@ export async function runExport(
     const kind = evKind.data[i]!
     const name = kind === OTHER_KIND ? 'other' : EVENT_KINDS[kind]!
     byEvent[name] = (byEvent[name] ?? 0) + 1
+    if (prover) {
+      provenSeq.set(written, seqOf(raw))
+      if (leafHashes.length < 32 * (written + 1)) {
+        const bigger = Buffer.alloc(leafHashes.length * 2)
+        leafHashes.copy(bigger)
+        leafHashes = bigger
+      }
+      leafHash(raw).copy(leafHashes, 32 * written)
+    }
     const line = pseudonymizer
       ? Buffer.from(
           JSON.stringify(pseudonymizer.apply(JSON.parse(raw.toString('utf8')) as Record<string, unknown>)),
@@ -291,6 +363,12 @@ export async function runExport(
   }
   await flush()
   onProgress?.({ phase: 'write', events: written, total })
+  let transparency: ExportTransparency | null | undefined
+  if (options.prover) {
+    transparency = prover
+      ? await writeProofs(prover, provenSeq.data, leafHashes, written, options.proofSink ?? write)
+      : null
+  }
 
   return {
     kind: 'care.session-export',
@@ -312,7 +390,56 @@ export async function runExport(
     last_record: lastLine ? refOf(lastLine) : null,
     source_head: head,
     output: { bytes, sha256: digest.digest('hex') },
+    ...(transparency !== undefined ? { transparency } : {}),
   }
+}
+
+/** Writes one proof line per record `prover` covers, in export order; returns the manifest member. */
+async function writeProofs(
+  prover: RecordProver,
+  seqs: Float64Array,
+  leafHashes: Buffer,
+  count: number,
+  sink: ExportSink,
+): Promise<ExportTransparency> {
+  const { size, note } = prover.checkpoint
+  let proofs = 0
+  let pending: string[] = []
+  let pendingBytes = 0
+  for (let i = 0; i < count; i++) {
+    const seq = seqs[i]!
+    const hash = leafHashes.subarray(32 * i, 32 * (i + 1))
+    const hashes = prover.prove(seq, hash)
+    if (hashes === undefined) continue
+    const proof: ExportProofLine = {
+      seq,
+      tree_size: size,
+      leaf_hash: hash.toString('base64'),
+      hashes: hashes.map((h) => h.toString('base64')),
+    }
+    const text = `${JSON.stringify({ inclusion_proof: proof })}\n`
+    pending.push(text)
+    pendingBytes += text.length
+    proofs++
+    if (pendingBytes >= CHUNK_BYTES) {
+      await sink(Buffer.from(pending.join('')))
+      pending = []
+      pendingBytes = 0
+    }
+  }
+  if (pending.length > 0) await sink(Buffer.from(pending.join('')))
+  return {
+    format: 'care.inclusion-proof/1',
+    checkpoint: note,
+    tree_size: size,
+    proofs,
+    unproven: count - proofs,
+  }
+}
+
+/** The `seq` of a raw log line. */
+function seqOf(raw: Buffer): number {
+  return (JSON.parse(raw.toString('utf8')) as { seq: number }).seq
 }
 
 /**

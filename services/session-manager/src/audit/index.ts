@@ -16,7 +16,10 @@ export {
   type ExportManifest,
   type ExportOptions,
   type ExportProgress,
+  type ExportProofLine,
   type ExportSink,
+  type ExportTransparency,
+  type RecordProver,
   runExport,
 } from './export.js'
 export {

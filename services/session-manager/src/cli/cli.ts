@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs'
+import { createWriteStream, type WriteStream } from 'node:fs'
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
@@ -18,6 +18,7 @@ import {
 import { DEFAULT_DATA_DIR, databaseUrlProblem } from '../config.js'
 import type { DatabaseCommand, DatabaseCommandOptions } from '../postgres/cli.js'
 import { runTransparencyCommand, TRANSPARENCY_USAGE } from '../transparency/cli.js'
+import { storedExportProver, TreeFilesError } from '../transparency/export-proofs.js'
 import { createProgress } from './progress.js'
 
 /**
@@ -145,11 +146,14 @@ Streams lifecycle events as JSONL, grouped by session (each session contiguous, 
 order). Sessions are selected by --session-id, --user-id (who started it) and --reason (how it
 ended); their events are kept when --from <= timestamp < --to. With --out, writes <out> and
 <out>.manifest.json (filters, counts, first/last record, the chain head the export was taken at).
+When the data directory has a signed checkpoint, <out>.proofs.jsonl holds an inclusion proof per
+record against it (the manifest's transparency.checkpoint); check with care-sessions verify-export.
 
 Options:
   --data-dir <dir>                 session-manager data directory
   --out <file>                     output file (default: stdout)
   --manifest <file>                where to write the manifest (default: <out>.manifest.json)
+  --proofs <file>                  where to write the inclusion proofs (default: <out>.proofs.jsonl)
   --from <iso>, --to <iso>         time range, e.g. 2026-03-01 or 2026-03-01T12:00:00.000Z
   --user-id <id>, --session-id <id>
   --reason <explicit|idle_timeout|max_duration>
@@ -197,6 +201,7 @@ const OPTIONS = {
     ...COMMON,
     out: { type: 'string', short: 'o' },
     manifest: { type: 'string' },
+    proofs: { type: 'string' },
     from: { type: 'string' },
     to: { type: 'string' },
     'user-id': { type: 'string' },
@@ -528,8 +533,10 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
   const pseudonymizer = await pseudonymizerOf(values, io)
   const out = str(values, 'out')
   const manifestPath = str(values, 'manifest') ?? (out === undefined ? undefined : `${out}.manifest.json`)
+  const proofsPath = str(values, 'proofs') ?? (out === undefined ? undefined : `${out}.proofs.jsonl`)
   if (out !== undefined) await requireParentDir(out, '--out')
   if (manifestPath !== undefined) await requireParentDir(manifestPath, '--manifest')
+  if (proofsPath !== undefined) await requireParentDir(proofsPath, '--proofs')
   const progress = createProgress(io.stderr, 'export')
   const logBytes = io.stderr.isTTY ? await eventsBytes(dir) : 0
   const onProgress = (p: ExportProgress) =>
@@ -537,36 +544,34 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
       ? progress.update(p.bytes, logBytes, 'bytes', 'reading the log')
       : progress.update(p.events, p.total, 'events', p.phase === 'scan' ? 'reading the log' : 'writing')
 
+  // Proof lines go to their own file (the dataset keeps one record per line), written like the dataset.
+  const stored = proofsPath === undefined ? undefined : storedExportProver(dir)
+  const proofsFile = proofsPath === undefined ? undefined : await openPartial(proofsPath)
+  const output = out === undefined ? undefined : await openPartial(out)
   let manifest: ExportManifest
-  if (out === undefined) {
-    manifest = await runExport(logAuditSource(dir), parsed.value, (chunk) => writeTo(io.stdout, chunk), {
-      ...(pseudonymizer ? { pseudonymizer } : {}),
-      onProgress,
-    })
-  } else {
-    // Written under a temporary name and renamed at the end: a half-written dataset never has the final name.
-    const partial = `${out}.partial`
-    const file = createWriteStream(partial)
-    const opened = new Promise<void>((resolveOpen, reject) => {
-      file.once('open', () => resolveOpen())
-      file.once('error', reject)
-    })
-    try {
-      await opened
-      manifest = await runExport(logAuditSource(dir), parsed.value, (chunk) => writeTo(file, chunk), {
+  try {
+    manifest = await runExport(
+      logAuditSource(dir),
+      parsed.value,
+      (chunk) => writeTo(output?.stream ?? io.stdout, chunk),
+      {
         ...(pseudonymizer ? { pseudonymizer } : {}),
         onProgress,
-      })
-      await new Promise<void>((resolveEnd, reject) => {
-        file.once('error', reject)
-        file.end(() => resolveEnd())
-      })
-      await rename(partial, out)
-    } catch (err) {
-      file.destroy()
-      await rm(partial, { force: true })
-      throw err
-    }
+        ...(stored && proofsFile
+          ? { prover: stored.prover, proofSink: (chunk: Uint8Array) => writeTo(proofsFile.stream, chunk) }
+          : {}),
+      },
+    )
+    if (output) await output.commit()
+    if (proofsFile && (manifest.transparency?.proofs ?? 0) > 0) await proofsFile.commit()
+    else await proofsFile?.discard()
+  } catch (err) {
+    await output?.discard()
+    await proofsFile?.discard()
+    if (err instanceof TreeFilesError) throw new FailedError(err.message)
+    throw err
+  } finally {
+    stored?.close()
   }
   progress.finish()
   if (manifestPath !== undefined) await writeJsonFile(manifestPath, manifest)
@@ -577,7 +582,43 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
         `${out ? ` to ${resolve(out)}` : ''}${manifestPath ? `; manifest ${resolve(manifestPath)}` : ''}\n`,
     )
   }
+  const proven = manifest.transparency
+  if (proven && proofsPath !== undefined) {
+    io.stderr.write(
+      `inclusion proofs for ${proven.proofs} record(s) against the checkpoint at tree size ${proven.tree_size} in ${resolve(proofsPath)}` +
+        `${proven.unproven > 0 ? `; ${proven.unproven} record(s) are newer than that checkpoint and have no proof` : ''}\n`,
+    )
+  }
   return EXIT_OK
+}
+
+/**
+ * A file written as `<path>.partial` and renamed to `path` by `commit` (a half-written file never has
+ * the final name), or removed by `discard`.
+ */
+async function openPartial(
+  path: string,
+): Promise<{ stream: WriteStream; commit(): Promise<void>; discard(): Promise<void> }> {
+  const partial = `${path}.partial`
+  const stream = createWriteStream(partial)
+  await new Promise<void>((resolveOpen, reject) => {
+    stream.once('open', () => resolveOpen())
+    stream.once('error', reject)
+  })
+  return {
+    stream,
+    async commit() {
+      await new Promise<void>((resolveEnd, reject) => {
+        stream.once('error', reject)
+        stream.end(() => resolveEnd())
+      })
+      await rename(partial, path)
+    },
+    async discard() {
+      stream.destroy()
+      await rm(partial, { force: true })
+    },
+  }
 }
 
 /** A usage error naming the flag when the file's directory does not exist (instead of ENOENT on `<file>.partial`). */

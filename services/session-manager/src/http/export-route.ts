@@ -3,12 +3,12 @@ import { errorResponse } from '@care/schemas'
 import type { Handler } from 'hono'
 import { stream } from 'hono/streaming'
 import type { AuditSource } from '../audit/audit-source.js'
-import { runExport } from '../audit/export.js'
+import { type ExportOptions, runExport } from '../audit/export.js'
 import { parseExportFilters } from '../audit/export-filters.js'
 import { sendError } from './errors.js'
 import type { SessionManagerEnv } from './http-env.js'
 
-const FILTER_NAMES = ['from', 'to', 'user_id', 'session_id', 'reason'] as const
+const FILTER_NAMES = ['from', 'to', 'user_id', 'session_id', 'reason', 'proofs'] as const
 
 /**
  * The media type of `GET /export`: one JSON object per line.
@@ -20,7 +20,9 @@ export const EXPORT_CONTENT_TYPE = 'application/x-ndjson; charset=utf-8'
 
 /**
  * `GET /export?from=&to=&user_id=&session_id=&reason=`: the same grouped JSONL export as
- * `care-sessions export`, streamed. The manifest cannot travel in headers (it is only known at the
+ * `care-sessions export`, streamed. When the store keeps a signed Merkle tree (`prover`), the record lines
+ * are followed by one `{"inclusion_proof": {...}}` line per record, against the checkpoint the manifest
+ * names (`manifest.transparency`); `proofs=false` leaves them out. The manifest cannot travel in headers (it is only known at the
  * end), so it is the last line, `{"manifest": {...}}`. If reading fails after the first byte, the last
  * line is an error body in the shared shape instead: `{"error": "log_integrity", ...}` naming the file
  * and line when the log is damaged there, else `{"error": "internal_error", ...}`. A client must treat
@@ -33,6 +35,7 @@ export const EXPORT_CONTENT_TYPE = 'application/x-ndjson; charset=utf-8'
 export function createExportHandler(
   source: () => AuditSource | undefined,
   logger: { error(o: object, m: string): void },
+  prover?: () => ExportOptions['prover'] | undefined,
 ): Handler<SessionManagerEnv> {
   return async function exportSessions(c) {
     const query = c.req.query()
@@ -49,10 +52,17 @@ export function createExportHandler(
         ],
       })
     }
-    const parsed = parseExportFilters(query)
+    const { proofs, ...filterQuery } = query
+    if (proofs !== undefined && proofs !== 'true' && proofs !== 'false') {
+      return sendError(c, 'validation_failed', {
+        fields: [{ path: '/proofs', message: 'proofs must be true or false' }],
+      })
+    }
+    const parsed = parseExportFilters(filterQuery)
     if (!parsed.ok) return sendError(c, 'validation_failed', { fields: parsed.fields })
     const events = source()
     if (!events) return sendError(c, 'not_ready')
+    const proveWith = proofs === 'false' ? undefined : prover?.()
 
     c.header('Content-Type', EXPORT_CONTENT_TYPE)
     c.header('Cache-Control', 'no-store')
@@ -63,10 +73,15 @@ export function createExportHandler(
         aborted = true
       })
       try {
-        const manifest = await runExport(events, parsed.value, async (chunk) => {
-          if (aborted) throw new ExportAborted()
-          await out.write(chunk)
-        })
+        const manifest = await runExport(
+          events,
+          parsed.value,
+          async (chunk) => {
+            if (aborted) throw new ExportAborted()
+            await out.write(chunk)
+          },
+          proveWith ? { prover: proveWith } : {},
+        )
         await out.write(`${JSON.stringify({ manifest })}\n`)
       } catch (err) {
         if (err instanceof ExportAborted || aborted) return

@@ -208,7 +208,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           tags: ['audit'],
           summary: 'Stream lifecycle events as JSONL',
           description:
-            'Lifecycle events as JSONL, grouped by session in start order; the last line is `{"manifest": ...}` (or an error body if the export broke off).',
+            'Lifecycle events as JSONL, grouped by session in start order; the last line is `{"manifest": ...}` (or an error body if the export broke off). When the store keeps a signed Merkle tree, the record lines are followed by one `{"inclusion_proof": ...}` line per record, against the signed checkpoint named in `manifest.transparency` (docs/audit.md).',
           security: [{ auditorToken: [] }],
           parameters: [
             {
@@ -235,6 +235,13 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
               in: 'query',
               description: 'Only sessions that ended this way.',
               schema: { type: 'string', enum: ['explicit', 'idle_timeout', 'max_duration'] },
+            },
+            {
+              name: 'proofs',
+              in: 'query',
+              description:
+                'Include the inclusion-proof lines (default true when the store signs checkpoints; false leaves them out).',
+              schema: { type: 'string', enum: ['true', 'false'] },
             },
           ],
           responses: {

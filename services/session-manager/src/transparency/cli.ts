@@ -1,7 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateNoteKey, NoteError } from '@care/tlog'
+import { ExportProofError, verifyExportFiles } from './export-proofs.js'
 import { loadVerifierKeys, ProvenExportError, verifyProvenExport } from './proven-export.js'
 import { CHECKPOINTS_DIR } from './transparency-log.js'
 import { verifyAgainstCheckpoints } from './verify-checkpoints.js'
@@ -16,6 +17,7 @@ export interface TransparencyCliIo {
 export const TRANSPARENCY_USAGE = `  care-sessions keygen --name <origin> --out <path-prefix>
   care-sessions verify <data-dir> --public-key <vkey|file>... [--checkpoints <dir>] [--json]
   care-sessions verify-export --public-key <vkey|file>... <proven-export.json>
+  care-sessions verify-export --public-key <vkey|file>... <export.jsonl> [--manifest <file>] [--proofs <file>]
 `
 
 /**
@@ -48,6 +50,8 @@ export async function runTransparencyCommand(
         'public-key': { type: 'string', multiple: true },
         checkpoints: { type: 'string' },
         'data-dir': { type: 'string' },
+        manifest: { type: 'string' },
+        proofs: { type: 'string' },
         json: { type: 'boolean' },
       },
     })
@@ -64,6 +68,19 @@ export async function runTransparencyCommand(
     if (command === 'verify-export') {
       const file = positionals[0]
       if (file === undefined || positionals.length > 1) return usage(io, 'verify-export needs one <file>')
+      if (!isProvenExportDocument(file)) {
+        const result = await verifyExportFiles({
+          file,
+          verifiers,
+          ...(typeof values.manifest === 'string' ? { manifestFile: values.manifest } : {}),
+          ...(typeof values.proofs === 'string' ? { proofsFile: values.proofs } : {}),
+        })
+        io.stdout.write(
+          `OK: ${result.records} record(s) included in ${result.origin} at tree size ${result.size} (signed checkpoint verified)` +
+            `${result.pseudonymized ? "; pseudonymised: the original lines' leaf hashes are proven, each record's content only once its original line is shown" : ''}\n`,
+        )
+        return 0
+      }
       const result = verifyProvenExport(JSON.parse(readFileSync(file, 'utf8')), verifiers)
       io.stdout.write(
         `OK: ${result.records} record(s) included in ${result.origin} at tree size ${result.size} (signed checkpoint verified)\n`,
@@ -97,7 +114,7 @@ export async function runTransparencyCommand(
     }
     return problems.length === 0 ? 0 : 1
   } catch (err) {
-    if (err instanceof ProvenExportError || err instanceof SyntaxError) {
+    if (err instanceof ProvenExportError || err instanceof ExportProofError || err instanceof SyntaxError) {
       io.stderr.write(`care-sessions: FAILED: ${err.message}\n`)
       return 1
     }
@@ -123,6 +140,18 @@ function keygen(values: Record<string, unknown>, io: TransparencyCliIo): number 
     `${verifierKey}\nwrote ${out}.skey (secret: set CARE_CHECKPOINT_KEY_FILE=${resolve(`${out}.skey`)}) and ${out}.vkey (give it to auditors)\n`,
   )
   return 0
+}
+
+/** A `care.proven-export` JSON document (from `GET /proofs/export`) rather than a JSONL export. */
+function isProvenExportDocument(file: string): boolean {
+  const fd = openSync(file, 'r')
+  try {
+    const head = Buffer.alloc(256)
+    const n = readSync(fd, head, 0, head.length, 0)
+    return /^\s*\{\s*"kind"\s*:\s*"care\.proven-export"/.test(head.subarray(0, n).toString('utf8'))
+  } finally {
+    closeSync(fd)
+  }
 }
 
 function usage(io: TransparencyCliIo, message: string): number {

@@ -1,5 +1,5 @@
-import { open, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { type LogFileSystem, nodeFileSystem } from '@care/event-log'
 
 const SEGMENT = /^events-(\d{6,})\.jsonl$/
 const NEWLINE = 0x0a
@@ -14,11 +14,11 @@ const CHUNK = 1024 * 1024
  * @example
  * for await (const line of logLines('/var/lib/care')) range.appendEntry(line)
  */
-export async function* logLines(dataDir: string): AsyncGenerator<Buffer> {
+export async function* logLines(dataDir: string, fs: LogFileSystem = nodeFileSystem): AsyncGenerator<Buffer> {
   const eventsDir = join(dataDir, 'events')
   let names: string[]
   try {
-    names = await readdir(eventsDir)
+    names = await fs.readdir(eventsDir)
   } catch (err) {
     if ((err as { code?: string }).code === 'ENOENT') return
     throw err
@@ -28,13 +28,15 @@ export async function* logLines(dataDir: string): AsyncGenerator<Buffer> {
     .filter((s) => s.match !== null)
     .sort((a, b) => Number(a.match![1]) - Number(b.match![1]))
   for (const { name } of segments) {
-    const handle = await open(join(eventsDir, name), 'r')
+    const handle = await fs.open(join(eventsDir, name), 'read')
     try {
       let carry = Buffer.alloc(0)
+      let position = 0
       for (;;) {
         const chunk = Buffer.allocUnsafe(CHUNK)
-        const { bytesRead } = await handle.read(chunk, 0, CHUNK, null)
+        const bytesRead = await handle.read(chunk, 0, CHUNK, position)
         if (bytesRead === 0) break
+        position += bytesRead
         const data =
           carry.length > 0
             ? Buffer.concat([carry, chunk.subarray(0, bytesRead)])

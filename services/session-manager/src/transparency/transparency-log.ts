@@ -1,11 +1,12 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { open, rename } from 'node:fs/promises'
+import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { type LogFileSystem, nodeFileSystem } from '@care/event-log'
 import {
   CompactRange,
   FileNodeStore,
   leafHash,
   MerkleTree,
+  type NodeStore,
   type NoteSigner,
   type NoteVerifier,
   openCheckpoint,
@@ -39,11 +40,33 @@ export function listCheckpointFiles(dir: string): { size: number; path: string }
     if ((err as { code?: string }).code === 'ENOENT') return []
     throw err
   }
+  return checkpointFilesIn(dir, names)
+}
+
+function checkpointFilesIn(dir: string, names: readonly string[]): { size: number; path: string }[] {
   return names
     .map((name) => ({ name, match: CHECKPOINT_FILE.exec(name) }))
     .filter((f) => f.match !== null)
     .map((f) => ({ size: Number(f.match![1]), path: join(dir, f.name) }))
     .sort((a, b) => a.size - b.size)
+}
+
+/**
+ * Where the tree's complete-subtree hashes live (derived data): `open` the store in a directory, `remove`
+ * it for a rebuild. The default is `FileNodeStore` (`tree/level-NN.hashes`); tests inject stores that
+ * lose unflushed or unsynced hashes in a simulated crash.
+ *
+ * @example
+ * const storage: TreeStorage = { open: (dir) => FileNodeStore.open(dir), remove: (dir) => FileNodeStore.remove(dir) }
+ */
+export interface TreeStorage {
+  open(dir: string): NodeStore & { sync?(): void }
+  remove(dir: string): void
+}
+
+const fileTreeStorage: TreeStorage = {
+  open: (dir) => FileNodeStore.open(dir),
+  remove: (dir) => FileNodeStore.remove(dir),
 }
 
 /**
@@ -64,6 +87,10 @@ export interface TransparencyLogOptions {
   intervalMs?: number
   /** POST each new checkpoint here (retried in the background, never blocking appends). */
   publishUrl?: string
+  /** The file layer for checkpoints and for re-reading the log in a rebuild (default: node:fs). */
+  fs?: LogFileSystem
+  /** Where the tree's hashes live (default: files in `<dataDir>/tree/`). */
+  treeStorage?: TreeStorage
   logger?: {
     info(o: object, m: string): void
     warn(o: object, m: string): void
@@ -93,7 +120,9 @@ export class TransparencyLog {
   readonly #everyRecords: number
   readonly #intervalMs: number
   readonly #logger: NonNullable<TransparencyLogOptions['logger']>
-  #opened: { store: FileNodeStore; tree: MerkleTree } | undefined
+  readonly #fs: LogFileSystem
+  readonly #storage: TreeStorage
+  #opened: { store: ReturnType<TreeStorage['open']>; tree: MerkleTree } | undefined
   #replay = new CompactRange()
   #prefixMatches: boolean
   #storedAtOpen = 0
@@ -113,20 +142,16 @@ export class TransparencyLog {
     this.#everyRecords = options.everyRecords ?? 1000
     this.#intervalMs = options.intervalMs ?? 10_000
     this.#logger = options.logger ?? silent
+    this.#fs = options.fs ?? nodeFileSystem
+    this.#storage = options.treeStorage ?? fileTreeStorage
     if (options.publishUrl) this.#publisher = new CheckpointPublisher(options.publishUrl, this.#logger)
     this.#prefixMatches = false
   }
 
   // Opened on first use: that is inside the log's recovery, i.e. under the data dir's lock.
-  #open(): { store: FileNodeStore; tree: MerkleTree } {
+  #open(): { store: ReturnType<TreeStorage['open']>; tree: MerkleTree } {
     if (this.#opened) return this.#opened
-    const checkpointsDir = join(this.#dataDir, CHECKPOINTS_DIR)
-    mkdirSync(checkpointsDir, { recursive: true })
-    // A crash between writing a checkpoint's temporary file and its rename leaves the temporary file.
-    for (const name of readdirSync(checkpointsDir)) {
-      if (name.includes('.checkpoint.tmp-')) rmSync(join(checkpointsDir, name), { force: true })
-    }
-    const store = FileNodeStore.open(join(this.#dataDir, TREE_DIR))
+    const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
     this.#opened = { store, tree: new MerkleTree(store) }
     this.#storedAtOpen = this.#opened.tree.size
     this.#prefixMatches = this.#storedAtOpen === 0
@@ -137,7 +162,7 @@ export class TransparencyLog {
     return this.#open().tree
   }
 
-  get #store(): FileNodeStore {
+  get #store(): ReturnType<TreeStorage['open']> {
     return this.#open().store
   }
 
@@ -222,26 +247,39 @@ export class TransparencyLog {
     }
     this.#recovering = false
     this.#replay = new CompactRange()
-    this.#loadLatest()
+    await this.#prepareCheckpointsDir()
+    await this.#loadLatest()
     if (this.#tree.size > (this.#latest?.size ?? 0)) await this.checkpoint()
+  }
+
+  async #prepareCheckpointsDir(): Promise<void> {
+    const checkpointsDir = join(this.#dataDir, CHECKPOINTS_DIR)
+    await this.#fs.mkdir(checkpointsDir)
+    await this.#fs.syncDir(this.#dataDir)
+    // A crash between writing a checkpoint's temporary file and its rename leaves the temporary file.
+    for (const name of await this.#fs.readdir(checkpointsDir)) {
+      if (name.includes('.checkpoint.tmp-')) await this.#fs.unlink(join(checkpointsDir, name))
+    }
   }
 
   async #rebuild(records: number): Promise<void> {
     this.#store.close()
-    FileNodeStore.remove(join(this.#dataDir, TREE_DIR))
-    const store = FileNodeStore.open(join(this.#dataDir, TREE_DIR))
+    this.#storage.remove(join(this.#dataDir, TREE_DIR))
+    const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
     this.#opened = { store, tree: new MerkleTree(store) }
-    for await (const line of logLines(this.#dataDir)) {
+    for await (const line of logLines(this.#dataDir, this.#fs)) {
       if (this.#tree.size === records) break
       this.#tree.append(line)
     }
     this.#store.flush()
   }
 
-  #loadLatest(): void {
-    const newest = listCheckpointFiles(join(this.#dataDir, CHECKPOINTS_DIR)).at(-1)
+  async #loadLatest(): Promise<void> {
+    const dir = join(this.#dataDir, CHECKPOINTS_DIR)
+    const newest = checkpointFilesIn(dir, await this.#fs.readdir(dir)).at(-1)
     if (!newest) return
-    const note = readFileSync(newest.path, 'utf8')
+    const note = await readText(this.#fs, newest.path)
+    if (note === undefined) return
     const verifier = this.#verifier
     if (verifier === undefined) {
       this.#latest = { size: newest.size, note }
@@ -310,14 +348,14 @@ export class TransparencyLog {
     try {
       this.#store.flush()
       const path = join(this.#dataDir, CHECKPOINTS_DIR, checkpointFileName(size))
-      const existing = readExisting(path)
+      const existing = await readText(this.#fs, path)
       // After a key rotation the same tree head may already be signed by the previous key: keep it.
       if (existing !== undefined && sameTreeHead(existing, signer.name, size, rootHash)) {
         this.#latest = { size, note: existing }
         return
       }
       const note = signCheckpoint({ origin: signer.name, size, rootHash }, [signer])
-      await writeFileDurably(path, note)
+      await writeFileDurably(this.#fs, path, note)
       this.#latest = { size, note }
       this.#publisher?.publish(note)
     } catch (err) {
@@ -336,7 +374,7 @@ export class TransparencyLog {
     clearTimeout(this.#timer)
     await this.#writing
     this.#publisher?.close()
-    this.#opened?.store.sync()
+    this.#opened?.store.sync?.()
     this.#opened?.store.close()
   }
 }
@@ -346,29 +384,41 @@ export class TransparencyLog {
  * target, fsync of the directory. A crash leaves the old file or the new one (plus at most a
  * `.tmp-` file, removed at the next start).
  */
-async function writeFileDurably(path: string, data: string): Promise<void> {
+async function writeFileDurably(fs: LogFileSystem, path: string, data: string): Promise<void> {
   const temp = `${path}.tmp-${process.pid}-${Date.now()}`
-  const file = await open(temp, 'w', 0o644)
+  const bytes = Buffer.from(data, 'utf8')
+  const file = await fs.open(temp, 'createExclusive')
   try {
-    await file.writeFile(data)
+    let done = 0
+    while (done < bytes.length) done += await file.write(bytes, done, bytes.length - done, done)
     await file.datasync()
   } finally {
     await file.close()
   }
-  await rename(temp, path)
-  const dir = await open(join(path, '..'), 'r')
-  try {
-    await dir.sync()
-  } finally {
-    await dir.close()
-  }
+  await fs.rename(temp, path)
+  await fs.syncDir(join(path, '..'))
 }
 
-function readExisting(path: string): string | undefined {
+/** The whole file as UTF-8, or undefined when it does not exist. */
+async function readText(fs: LogFileSystem, path: string): Promise<string | undefined> {
+  let file: Awaited<ReturnType<LogFileSystem['open']>>
   try {
-    return readFileSync(path, 'utf8')
-  } catch {
-    return undefined
+    file = await fs.open(path, 'read')
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return undefined
+    throw err
+  }
+  try {
+    const bytes = Buffer.alloc(await file.size())
+    let done = 0
+    while (done < bytes.length) {
+      const n = await file.read(bytes, done, bytes.length - done, done)
+      if (n === 0) break
+      done += n
+    }
+    return bytes.subarray(0, done).toString('utf8')
+  } finally {
+    await file.close()
   }
 }
 

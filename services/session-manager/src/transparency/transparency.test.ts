@@ -495,3 +495,187 @@ describe('transparency settings', () => {
     )
   })
 })
+
+describe('exports carry inclusion proofs against a named signed checkpoint', { timeout: 30_000 }, () => {
+  const save = (dir: string, text: string, name = `export-${Math.random()}.jsonl`) => {
+    const file = join(dir, name)
+    writeFileSync(file, text)
+    return file
+  }
+  const verifyExport = (key: Keys, ...argv: string[]) =>
+    cli('verify-export', '--public-key', key.verifierKey, ...argv)
+  const flipProofByte = (line: string) => {
+    const value = JSON.parse(line) as { inclusion_proof: { hashes: string[] } }
+    const hash = Buffer.from(value.inclusion_proof.hashes[0]!, 'base64')
+    hash[0]! ^= 1
+    value.inclusion_proof.hashes[0] = hash.toString('base64')
+    return JSON.stringify(value)
+  }
+
+  it('GET /export signs a checkpoint covering its snapshot and verifies offline; edits and forged proofs fail', async () => {
+    const dir = tempDir()
+    const key = keys()
+    // No checkpoint by count: the export itself has to sign one that covers its records.
+    const { url, sm } = await start(dir, key, 1000)
+    await startSessions(url, 6)
+    const res = await fetch(`${url}/export`)
+    expect(res.status).toBe(200)
+    const body = await res.text()
+    const bodyLines = body.split('\n').slice(0, -1)
+    expect(bodyLines).toHaveLength(6 + 6 + 1)
+    // Record lines first, unchanged (the log lines byte for byte), then one proof line per record.
+    expect(bodyLines.slice(0, 6)).toEqual(lines(dir).slice(0, 6))
+    expect(bodyLines.slice(6, 12).every((l) => 'inclusion_proof' in JSON.parse(l))).toBe(true)
+    const { manifest } = JSON.parse(bodyLines[12]!) as {
+      manifest: { transparency: { checkpoint: string; tree_size: number; proofs: number; unproven: number } }
+    }
+    expect(manifest.transparency).toMatchObject({ tree_size: 6, proofs: 6, unproven: 0 })
+    // An independent verifier (spec code only) accepts the named checkpoint and each proof.
+    const checkpoint = independentOpenCheckpoint(manifest.transparency.checkpoint, key.verifierKey)!
+    for (const [i, line] of bodyLines.slice(6, 12).entries()) {
+      const { inclusion_proof: p } = JSON.parse(line) as {
+        inclusion_proof: { seq: number; hashes: string[] }
+      }
+      const leaf = independentLeafHash(Buffer.from(bodyLines[i]!))
+      const path = p.hashes.map((h) => Buffer.from(h, 'base64'))
+      expect(independentVerifyInclusion(p.seq - 1, 6, leaf, path, checkpoint.root)).toBe(true)
+    }
+    const plain = await (await fetch(`${url}/export?proofs=false`)).text()
+    expect(plain.split('\n')).toHaveLength(6 + 2)
+    expect(plain).not.toContain('inclusion_proof')
+    expect((await fetch(`${url}/export?proofs=maybe`)).status).toBe(400)
+    await stop(sm)
+
+    const ok = await verifyExport(key, save(dir, body))
+    expect(ok.stderr).toBe('')
+    expect(ok.stdout).toMatch(/^OK: 6 record\(s\) included in care.example\/sessions at tree size 6/)
+    expect(ok.code).toBe(0)
+
+    const edited = [...bodyLines]
+    edited[2] = edited[2]!.replace('"user-2"', '"user-9"')
+    const forged = [...bodyLines]
+    forged[8] = flipProofByte(forged[8]!)
+    const dropped = bodyLines.filter((_, i) => i !== 3 && i !== 9)
+    for (const [name, variant] of Object.entries({ edited, forged, dropped })) {
+      const result = await verifyExport(key, save(dir, `${variant.join('\n')}\n`))
+      expect(result.code, name).toBe(1)
+      expect(result.stderr, name).toMatch(/FAILED/)
+    }
+    const stranger = await cli('verify-export', '--public-key', keys().verifierKey, save(dir, body))
+    expect(stranger.code).toBe(1)
+    expect(stranger.stderr).toMatch(/checkpoint: note has no verifiable signatures/)
+    const unproven = await verifyExport(
+      key,
+      save(dir, `${[...bodyLines.slice(0, 6), bodyLines[12]].join('\n')}\n`),
+    )
+    expect(unproven.code).toBe(1)
+    expect(unproven.stderr).toMatch(/6 record\(s\) have no inclusion proof/)
+  })
+
+  it('care-sessions export writes a proofs file against the newest checkpoint that verify-export checks', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const { url, sm } = await start(dir, key, 4)
+    await startSessions(url, 6)
+    await stop(sm) // the shutdown checkpoint covers all 6 records
+    const out = join(dir, 'all.jsonl')
+    const exported = await cli('export', '--data-dir', dir, '--out', out)
+    expect(exported.code).toBe(0)
+    expect(exported.stderr).toMatch(
+      /inclusion proofs for 6 record\(s\) against the checkpoint at tree size 6/,
+    )
+    expect(readFileSync(out, 'utf8').split('\n').slice(0, -1)).toEqual(lines(dir))
+    const ok = await verifyExport(key, out)
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toMatch(/^OK: 6 record\(s\) included/)
+
+    // An edited dataset line (with its manifest recomputed to match) or a forged proof fails.
+    const records = readFileSync(out, 'utf8').split('\n').slice(0, -1)
+    const manifest = JSON.parse(readFileSync(`${out}.manifest.json`, 'utf8')) as {
+      output: { sha256: string; bytes: number }
+    }
+    const editedText = `${records.map((l, i) => (i === 1 ? l.replace('"user-1"', '"user-7"') : l)).join('\n')}\n`
+    const editedFile = save(dir, editedText, 'edited.jsonl')
+    manifest.output = {
+      sha256: createHash('sha256').update(editedText).digest('hex'),
+      bytes: Buffer.byteLength(editedText),
+    }
+    writeFileSync(`${editedFile}.manifest.json`, JSON.stringify(manifest))
+    cpSync(`${out}.proofs.jsonl`, `${editedFile}.proofs.jsonl`)
+    const edited = await verifyExport(key, editedFile)
+    expect(edited.code).toBe(1)
+    expect(edited.stderr).toMatch(/seq 2\): the line does not hash to the proven leaf/)
+
+    const proofs = readFileSync(`${out}.proofs.jsonl`, 'utf8').split('\n').slice(0, -1)
+    proofs[4] = flipProofByte(proofs[4]!)
+    writeFileSync(`${out}.proofs.jsonl`, `${proofs.join('\n')}\n`)
+    const forged = await verifyExport(key, out)
+    expect(forged.code).toBe(1)
+    expect(forged.stderr).toMatch(/seq 5\): inclusion proof leads to another root/)
+  })
+
+  it('records newer than the newest checkpoint get no proof, and verify-export says so', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const { url, sm } = await start(dir, key, 4)
+    await startSessions(url, 6)
+    await stop(sm)
+    rmSync(join(dir, 'checkpoints', checkpointFileName(6)))
+    const out = join(dir, 'all.jsonl')
+    const exported = await cli('export', '--data-dir', dir, '--out', out)
+    expect(exported.code).toBe(0)
+    expect(exported.stderr).toMatch(/against the checkpoint at tree size 4.*2 record\(s\) are newer/)
+    const result = await verifyExport(key, out)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(
+      /2 record\(s\) have no inclusion proof \(newer than the checkpoint at size 4\)/,
+    )
+  })
+
+  it('a pseudonymised export ships the original leaf hashes: proven, and an original line matches its hash', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const { url, sm } = await start(dir, key, 4)
+    await startSessions(url, 5)
+    await stop(sm)
+    const keyFile = join(dir, 'pseud.key')
+    writeFileSync(keyFile, 'a-pseudonymisation-key-of-32-bytes')
+    const out = join(dir, 'pseud.jsonl')
+    expect(
+      (await cli('export', '--data-dir', dir, '--out', out, '--pseudonymize-key-file', keyFile)).code,
+    ).toBe(0)
+    expect(readFileSync(out, 'utf8')).toContain('pseud:')
+    const ok = await verifyExport(key, out)
+    expect(ok.code).toBe(0)
+    expect(ok.stdout).toMatch(/OK: 5 record\(s\).*pseudonymised/)
+    // Revealing record 3's original line: its leaf hash is the one the export proved.
+    const proof = JSON.parse(readFileSync(`${out}.proofs.jsonl`, 'utf8').split('\n')[2]!) as {
+      inclusion_proof: { seq: number; leaf_hash: string }
+    }
+    expect(proof.inclusion_proof.seq).toBe(3)
+    expect(independentLeafHash(Buffer.from(lines(dir)[2]!)).toString('base64')).toBe(
+      proof.inclusion_proof.leaf_hash,
+    )
+    const proofs = readFileSync(`${out}.proofs.jsonl`, 'utf8').split('\n').slice(0, -1)
+    proofs[1] = flipProofByte(proofs[1]!)
+    writeFileSync(`${out}.proofs.jsonl`, `${proofs.join('\n')}\n`)
+    expect((await verifyExport(key, out)).code).toBe(1)
+  })
+
+  it('care-sessions export refuses to write proofs from tree files that do not match the checkpoint', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const { url, sm } = await start(dir, key, 4)
+    await startSessions(url, 4)
+    await stop(sm)
+    const level0 = join(dir, 'tree', 'level-00.hashes')
+    const bytes = readFileSync(level0)
+    bytes[40]! ^= 1
+    writeFileSync(level0, bytes)
+    const out = join(dir, 'all.jsonl')
+    const result = await cli('export', '--data-dir', dir, '--out', out)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/tree files .* do not match it/)
+    expect(readdirSync(dir).filter((f) => f.startsWith('all.jsonl'))).toEqual([])
+  })
+})
