@@ -142,8 +142,6 @@ function consumerCheck(packed) {
     'declare const store: { has(id: string): Promise<boolean> }',
     'declare function currentCallerToken(): string',
     'declare const app: import("express").Express',
-    'declare const index: Map<string, unknown>',
-    'declare function answer503(code: string): void',
   ].join('\n')
   let examples = 0
   for (const [name, tarball] of packed) {
