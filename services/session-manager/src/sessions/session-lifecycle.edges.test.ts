@@ -111,12 +111,21 @@ describe('the lifecycle with real timers (faked clock and timers, no waiting)', 
 
   it('logs a failed poll and polls again', async () => {
     const errors: string[] = []
-    const logger = { warn() {}, info() {}, error: (_o: object, m: string) => errors.push(m) }
+    const fields: object[] = []
+    const logger = {
+      warn() {},
+      info() {},
+      error: (o: object, m: string) => {
+        errors.push(m)
+        fields.push(o)
+      },
+    }
     const service = await bootOn({ policy: { ...policy, idleTimeoutMs: 1000 }, logger }, false)
-    await service.start(startInputAt(Date.now()))
+    const { output } = await service.start(startInputAt(Date.now()))
     store.failAppends = true
     await vi.advanceTimersByTimeAsync(1000)
     expect(errors).toContain('could not record a timeout end; will retry')
+    expect(fields).toContainEqual({ err: expect.any(StoreUnavailableError), session_id: output.session_id })
     store.failAppends = false
     await vi.advanceTimersByTimeAsync(TIMEOUT_RETRY_MS)
     expect(ends()).toHaveLength(1)
@@ -128,7 +137,9 @@ describe('the lifecycle with real timers (faked clock and timers, no waiting)', 
       store = new MemoryEventStore()
       const service = await bootOn({ policy: { ...policy, idleTimeoutMs: 1000 } }, tracksExpiry)
       await service.start(startInputAt(Date.now()))
+      expect(vi.getTimerCount()).toBe(1)
       await service.close()
+      expect(vi.getTimerCount()).toBe(0)
       await vi.advanceTimersByTimeAsync(10_000)
       expect(store.events.map((e) => e.event)).toEqual(['session.start'])
       expect(vi.getTimerCount()).toBe(0)
@@ -138,6 +149,22 @@ describe('the lifecycle with real timers (faked clock and timers, no waiting)', 
   it('arms no timer while nothing is open', async () => {
     const service = await bootOn({})
     expect(vi.getTimerCount()).toBe(0)
+    await service.close()
+  })
+
+  it('arms neither a timer nor a poll when timers are off', async () => {
+    for (const tracksExpiry of [true, false]) {
+      const service = await bootOn({ timers: false }, tracksExpiry)
+      await service.start(startInputAt(Date.now()))
+      expect(vi.getTimerCount()).toBe(0)
+      await service.close()
+    }
+  })
+
+  it('polls only when the repository cannot name the next deadline', async () => {
+    const service = await bootOn({})
+    await service.start(startInputAt(Date.now()))
+    expect(vi.getTimerCount()).toBe(1) // the deadline timer, no poll
     await service.close()
   })
 })
@@ -151,6 +178,31 @@ describe('the lifecycle with a manual clock', () => {
   })
   afterEach(async () => {
     await service.close()
+  })
+
+  it('runs one sweep at a time: a sweep asked for during another joins it', async () => {
+    const first = service.sweepExpired()
+    expect(service.sweepExpired()).toBe(first)
+    await first
+  })
+
+  it('forgets answers older than the retry window at recovery and then at most once a minute of sweeping', async () => {
+    const forget = vi.spyOn(service.repository, 'forgetAnswersBefore')
+    await service.sweepExpired()
+    clock.advance(60_000 - 1)
+    await service.sweepExpired()
+    expect(forget).not.toHaveBeenCalled()
+    clock.advance(1)
+    await service.sweepExpired()
+    await service.sweepExpired()
+    expect(forget.mock.calls).toEqual([[T0 + 60_000 - policy.retryWindowMs]])
+  })
+
+  it('closes its repository once however often it is closed', async () => {
+    const close = vi.spyOn(store, 'close')
+    await service.close()
+    await service.close()
+    expect(close).toHaveBeenCalledTimes(1)
   })
 
   it('refuses a second recover()', async () => {
@@ -267,7 +319,10 @@ describe('the lifecycle with a manual clock', () => {
     await service.start(startInputAt(clock.now()))
     await service.close()
     await service.close()
-    expect(await rejection(service.start(startInputAt(clock.now())))).toMatchObject({ code: 'SHUTTING_DOWN' })
+    expect(await rejection(service.start(startInputAt(clock.now())))).toMatchObject({
+      code: 'SHUTTING_DOWN',
+      message: 'the service is shutting down',
+    })
     clock.advance(31 * MINUTE)
     await service.sweepExpired()
     expect(ends()).toHaveLength(0)
@@ -313,6 +368,20 @@ describe('start with colliding ids', () => {
     expect(second.status).toBe(201)
     expect(second.output.session_id).not.toBe(taken)
     expect(store.events).toHaveLength(2)
+  })
+
+  it('stamps a start retried after a collision with the time of the attempt that stored it', async () => {
+    const taken = ulid(T0)
+    const reads: number[] = []
+    let time = T0
+    const clock = { now: () => reads[reads.push((time += 1)) - 1]! }
+    const newId = scripted([ulid(T0), taken, ulid(T0), taken])
+    const service = await bootOn({ clock, timers: false, newId })
+    await service.start(startInputAt(T0))
+    reads.length = 0
+    const { output } = await service.start(startInputAt(T0))
+    expect(reads).toHaveLength(2) // once for the record_id check and the first attempt, once for the second attempt
+    expect(output.timestamp).toBe(new Date(reads[1]!).toISOString())
   })
 
   it('gives up with 503 CONTENTION after twenty attempts', async () => {
