@@ -373,8 +373,14 @@ describe('start with colliding ids', () => {
   it('stamps a start retried after a collision with the time of the attempt that stored it', async () => {
     const taken = ulid(T0)
     const reads: number[] = []
-    let time = T0
-    const clock = { now: () => reads[reads.push((time += 1)) - 1]! }
+    let ticks = 0
+    const clock = {
+      now: () => {
+        ticks++
+        reads.push(T0 + ticks)
+        return T0 + ticks
+      },
+    }
     const newId = scripted([ulid(T0), taken, ulid(T0), taken])
     const service = await bootOn({ clock, timers: false, newId })
     await service.start(startInputAt(T0))
