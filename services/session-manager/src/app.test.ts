@@ -104,6 +104,35 @@ describe('POST /sessions.start', () => {
     )
   })
 
+  it('answers two identical starts in flight at once with one 201 and one 200 carrying the same body, storing one event', async () => {
+    const input = base()
+    store.holdCommits() // the group commit of the first start is pending until the test commits it
+    const first = post('/sessions.start', input)
+    const second = post('/sessions.start', input)
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    expect(store.waiting).toBe(1)
+    store.commit()
+    const answers = await Promise.all([first, second])
+    expect(answers.map((res) => res.status).sort()).toEqual([200, 201])
+    const [a, b] = await Promise.all(answers.map((res) => json(res)))
+    expect(b).toEqual(a)
+    expect(store.events).toHaveLength(1)
+  })
+
+  it('answers both in-flight duplicates 503 when the group commit fails, then their retries 201 and 200', async () => {
+    const input = base()
+    store.holdCommits()
+    const failed = [post('/sessions.start', input), post('/sessions.start', input)]
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    store.failCommit()
+    for (const res of await Promise.all(failed)) await expectError(res, 503, 'storage_unavailable')
+    const first = await post('/sessions.start', input)
+    const second = await post('/sessions.start', input)
+    expect([first.status, second.status]).toEqual([201, 200])
+    expect(await json(second)).toEqual(await json(first))
+    expect(store.events).toHaveLength(1)
+  })
+
   it.each([
     ['malformed JSON', '{"schema_version":', 'malformed_json'],
     ['a schema violation', base({ timestamp: '2026-03-01T12:00:00+00:00' }), 'validation_failed'],

@@ -28,15 +28,21 @@ const policy: SessionPolicy = {
   retryWindowMs: 24 * 60 * MINUTE,
 }
 
+// The mutation run (stryker.config.json, `pnpm test:mutation`) sets CARE_LIFECYCLE_EMBEDDED_ONLY=1 to
+// keep each mutant's run short: the contract then runs on memory and the JSONL log only.
+const embeddedOnly = process.env.CARE_LIFECYCLE_EMBEDDED_ONLY === '1'
+const postgresUnlessEmbeddedOnly = (server: () => TestPostgres) =>
+  embeddedOnly ? [] : [postgresImplementation(server)]
+
 let server: TestPostgres
 beforeAll(async () => {
-  server = await startTestPostgres()
+  if (!embeddedOnly) server = await startTestPostgres()
 }, 60_000)
 afterAll(async () => {
   await server?.destroy()
 }, 30_000)
 
-describe.each([memoryImplementation, fileImplementation, postgresImplementation(() => server)])(
+describe.each([memoryImplementation, fileImplementation, ...postgresUnlessEmbeddedOnly(() => server)])(
   '$name',
   (implementation) => {
     let clock: ManualClock

@@ -104,6 +104,78 @@ describe('the session lifecycle on the embedded repository', () => {
     expect((await restarted.describe(started.session_id))?.end_reason).toBe('idle_timeout')
   })
 
+  describe('concurrent duplicates of one start (a record_id is answered 201 once)', () => {
+    /** Lets every queued promise callback run (no timers, no wall clock). */
+    const settled = () => new Promise<void>((resolve) => setImmediate(resolve))
+    const statuses = (outcomes: { status: number }[]) => outcomes.map((o) => o.status).sort()
+
+    it('answers two identical starts in flight at once with one 201 and one 200 of the same output, storing one event', async () => {
+      const input = startInput()
+      store.holdCommits()
+      const first = service.start(input)
+      const second = service.start(input)
+      await settled()
+      expect(store.waiting).toBe(1) // the duplicate joined the first start; it appended nothing
+      store.commit()
+      const outcomes = await Promise.all([first, second])
+      expect(statuses(outcomes)).toEqual([200, 201])
+      expect(outcomes[0].status).toBe(201)
+      expect(outcomes[1].output).toEqual(outcomes[0].output)
+      expect(store.events).toHaveLength(1)
+    })
+
+    it('answers a duplicate that arrives while the group commit is pending, and one after it resolved, with 200', async () => {
+      const input = startInput()
+      store.holdCommits()
+      const first = service.start(input)
+      await settled()
+      expect(store.waiting).toBe(1)
+      const during = service.start(input)
+      await settled()
+      expect(store.waiting).toBe(1)
+      store.commit()
+      const [original, joined] = await Promise.all([first, during])
+      const after = await service.start(input)
+      expect([original.status, joined.status, after.status]).toEqual([201, 200, 200])
+      expect(joined.output).toEqual(original.output)
+      expect(after.output).toEqual(original.output)
+      expect(store.events).toHaveLength(1)
+    })
+
+    it('fails both in-flight duplicates when the group commit fails, and their retries give one 201 and one 200', async () => {
+      const input = startInput()
+      store.holdCommits()
+      const failed = [service.start(input), service.start(input)]
+      await settled()
+      store.failCommit()
+      for (const outcome of failed) await expect(outcome).rejects.toBeInstanceOf(StoreUnavailableError)
+      expect(store.events).toHaveLength(0)
+
+      store.holdCommits()
+      const retried = [service.start(input), service.start(input)]
+      await settled()
+      expect(store.waiting).toBe(1)
+      store.commit()
+      const [a, b] = await Promise.all(retried)
+      expect(statuses([a!, b!])).toEqual([200, 201])
+      expect(b!.output).toEqual(a!.output)
+      expect(store.events).toHaveLength(1)
+      expect((await service.start(input)).status).toBe(200)
+    })
+
+    it('answers a duplicate of an acknowledged start with 200 and the original output after a restart', async () => {
+      const input = startInput()
+      const original = await service.start(input)
+      await service.close()
+      const restarted = await boot()
+      const [again, andAgain] = await Promise.all([restarted.start(input), restarted.start(input)])
+      expect([original.status, again.status, andAgain.status]).toEqual([201, 200, 200])
+      expect(again.output).toEqual(original.output)
+      expect(andAgain.output).toEqual(original.output)
+      expect(store.events).toHaveLength(1)
+    })
+  })
+
   it('refuses to be used before recovery', async () => {
     const fresh = await createMemorySessions(store, { policy, clock })
     await expect(fresh.start(startInput())).rejects.toThrow(/before recover/)

@@ -4,13 +4,48 @@ import { EmbeddedSessionRepository } from '../../store/embedded-session-reposito
 import { type EventStore, type StoredEvent, StoreUnavailableError } from '../../store/event-store.js'
 import { type SessionLifecycleOptions, SessionLifecycleService } from '../session-lifecycle.js'
 
-/** An EventStore in memory, for domain tests: refs are indexes; `failAppends` simulates a full disk. */
+/**
+ * An EventStore in memory, for domain tests: refs are indexes; `failAppends` simulates a full disk;
+ * `holdCommits()` keeps appends waiting, like a group commit in progress, until the test calls
+ * `commit()` (they are stored, in order) or `failCommit()` (none is stored, each rejects).
+ */
 export class MemoryEventStore implements EventStore<number> {
   readonly events: StoredEvent[] = []
   failAppends = false
+  private held: { commit(): void; fail(error: unknown): void }[] | undefined
+
+  /** From now on appends wait for `commit()` or `failCommit()`. */
+  holdCommits(): void {
+    this.held ??= []
+  }
+
+  /** How many appends are waiting for the held commit. */
+  get waiting(): number {
+    return this.held?.length ?? 0
+  }
+
+  /** Stores every waiting append (in arrival order) and stops holding. */
+  commit(): void {
+    const held = this.held ?? []
+    this.held = undefined
+    for (const append of held) append.commit()
+  }
+
+  /** Fails every waiting append (nothing is stored) and stops holding. */
+  failCommit(error: unknown = new StoreUnavailableError('group commit failed (simulated)', 'EIO')): void {
+    const held = this.held ?? []
+    this.held = undefined
+    for (const append of held) append.fail(error)
+  }
 
   async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: number }> {
     if (this.failAppends) throw new StoreUnavailableError('disk full (simulated)', 'ENOSPC')
+    const held = this.held
+    if (held) {
+      await new Promise<void>((commit, fail) => {
+        held.push({ commit, fail })
+      })
+    }
     const seq = this.events.length + 1
     const stored = { ...event, seq, prev_hash: String(seq - 1), hash: String(seq) } as StoredEvent
     this.events.push(stored)
