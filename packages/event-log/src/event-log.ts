@@ -519,19 +519,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
       // cutLog reopened and truncated the file; this handle's view of the size is the same (offset).
       return true
     } catch (cause) {
-      const code = errnoOf(cause) ?? 'WRITE_FAILED'
-      const error = new StorageError(code, `event log write failed (${code}); the event was not stored`, {
-        cause,
-      })
-      const rejected = [...entries, ...this.#queue.splice(0)]
-      this.#head = this.#durableHead
-      this.#tailFile = this.#segment.index
-      this.#tailSize = this.#durableSize
-      for (const p of rejected) p.reject(error)
-      this.#logger.warn(
-        { code, rejected: rejected.length, file: this.#segment.path },
-        'event log: torn tail still not saved',
-      )
+      this.#rejectUnwritten(cause, entries, 'event log: torn tail still not saved')
       return false
     }
   }
@@ -574,16 +562,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
 
   /** A write failed: nothing of this batch (or behind it) is acknowledged; restore the last durable state. */
   async #rollBack(cause: unknown, entries: Pending[]): Promise<void> {
-    const code = errnoOf(cause) ?? 'WRITE_FAILED'
-    const error = new StorageError(code, `event log write failed (${code}); the event was not stored`, {
-      cause,
-    })
-    const rejected = [...entries, ...this.#queue.splice(0)]
-    this.#head = this.#durableHead
-    this.#tailFile = this.#segment.index
-    this.#tailSize = this.#durableSize
-    for (const p of rejected) p.reject(error)
-    this.#logger.warn({ code, rejected: rejected.length, file: this.#segment.path }, 'event log write failed')
+    this.#rejectUnwritten(cause, entries, 'event log write failed')
     try {
       await this.#handle.truncate(this.#durableSize)
       await this.#handle.datasync()
@@ -595,6 +574,23 @@ export class EventLog<R extends object = Record<string, unknown>> {
         [],
       )
     }
+  }
+
+  /**
+   * Rejects `entries` and everything queued behind them with the write's errno, and moves the in-memory
+   * head back to the last durable record: none of them was acknowledged, and the next append starts there.
+   */
+  #rejectUnwritten(cause: unknown, entries: Pending[], message: string): void {
+    const code = errnoOf(cause) ?? 'WRITE_FAILED'
+    const error = new StorageError(code, `event log write failed (${code}); the event was not stored`, {
+      cause,
+    })
+    const rejected = [...entries, ...this.#queue.splice(0)]
+    this.#head = this.#durableHead
+    this.#tailFile = this.#segment.index
+    this.#tailSize = this.#durableSize
+    for (const p of rejected) p.reject(error)
+    this.#logger.warn({ code, rejected: rejected.length, file: this.#segment.path }, message)
   }
 
   #fail(error: StorageError, entries: Pending[]): void {
