@@ -3,7 +3,7 @@ import { ulid } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdFactory } from '../ids/id-factory.js'
 import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
-import { endInputAt, startInputAt } from '../sessions/test-support/inputs.js'
+import { endInputAt, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
 import { chainEvent, eventOfBody } from './event-chain.js'
 import { PostgresSessionRepository } from './postgres-session-repository.js'
 import { schemaNames } from './schema-names.js'
@@ -16,12 +16,7 @@ import { verifyPostgres } from './verify.js'
 
 // What only PostgreSQL can get wrong: several instances writing one session at once, and the
 // verifier's per-session rules. The shared lifecycle behaviour is in session-lifecycle.contract.test.ts.
-const MINUTE = 60_000
-const policy = {
-  idleTimeoutMs: 30 * MINUTE,
-  maxDurationMs: 24 * 60 * MINUTE,
-  retryWindowMs: 24 * 60 * MINUTE,
-}
+const policy = TEST_POLICY
 let server: TestPostgres
 let url: string
 let admin: pg.Pool

@@ -7,6 +7,7 @@ import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main as careSessions } from '../cli/cli.js'
 import { createIdFactory } from '../ids/id-factory.js'
+import { TEST_POLICY } from '../sessions/test-support/inputs.js'
 import { writeCheckpoint } from './checkpoints.js'
 import { runPostgresCli } from './cli.js'
 import { UnsafeDatabaseError } from './database.js'
@@ -22,12 +23,7 @@ import {
 } from './test-support/postgres-server.js'
 import { verifyPostgres } from './verify.js'
 
-const MINUTE = 60_000
-const policy = {
-  idleTimeoutMs: 30 * MINUTE,
-  maxDurationMs: 24 * 60 * MINUTE,
-  retryWindowMs: 24 * 60 * MINUTE,
-}
+const policy = TEST_POLICY
 const recordId = monotonicFactory()
 let server: TestPostgres
 let url: string

@@ -9,8 +9,8 @@ import { ulid } from 'ulid'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { startTestPostgres, type TestPostgres } from '../postgres/test-support/postgres-server.js'
 import { SessionError } from './session-errors.js'
-import type { SessionLifecycleService, SessionPolicy } from './session-lifecycle.js'
-import { endInputAt, startInputAt } from './test-support/inputs.js'
+import type { SessionLifecycleService } from './session-lifecycle.js'
+import { endInputAt, MINUTE, startInputAt, TEST_POLICY } from './test-support/inputs.js'
 import {
   fileImplementation,
   type LifecycleStore,
@@ -21,12 +21,7 @@ import { ManualClock } from './test-support/memory-event-store.js'
 
 // The behaviour of the one lifecycle core, run once per repository: in memory, the real JSONL log
 // on disk, and PostgreSQL (on a real server started here).
-const MINUTE = 60_000
-const policy: SessionPolicy = {
-  idleTimeoutMs: 30 * MINUTE,
-  maxDurationMs: 24 * 60 * MINUTE,
-  retryWindowMs: 24 * 60 * MINUTE,
-}
+const policy = TEST_POLICY
 
 // The mutation run (stryker.config.json, `pnpm test:mutation`) sets CARE_LIFECYCLE_EMBEDDED_ONLY=1 to
 // keep each mutant's run short: the contract then runs on memory and the JSONL log only.

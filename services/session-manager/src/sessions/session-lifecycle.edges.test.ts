@@ -11,20 +11,14 @@ import {
   type Clock,
   type SessionLifecycleOptions,
   SessionLifecycleService,
-  type SessionPolicy,
   TIMEOUT_RETRY_MS,
 } from './session-lifecycle.js'
-import { endInputAt, startInputAt } from './test-support/inputs.js'
+import { endInputAt, MINUTE, startInputAt, TEST_POLICY } from './test-support/inputs.js'
 import { ManualClock, MemoryEventStore } from './test-support/memory-event-store.js'
 
 // The lifecycle core's edges that the store contract does not reach: its own timers, batching of
 // the sweep, record_id limits to the millisecond, id collisions, shutdown. All on the memory store.
-const MINUTE = 60_000
-const policy: SessionPolicy = {
-  idleTimeoutMs: 30 * MINUTE,
-  maxDurationMs: 24 * 60 * MINUTE,
-  retryWindowMs: 24 * 60 * MINUTE,
-}
+const policy = TEST_POLICY
 const T0 = Date.parse('2026-03-01T12:00:00.000Z')
 
 let store: MemoryEventStore

@@ -3,10 +3,9 @@ import { StoreUnavailableError } from '../store/event-store.js'
 import {
   type LifecycleObserver,
   type SessionLifecycleService,
-  type SessionPolicy,
   TIMEOUT_RETRY_MS,
 } from './session-lifecycle.js'
-import { startInputAt } from './test-support/inputs.js'
+import { MINUTE, startInputAt, TEST_POLICY } from './test-support/inputs.js'
 import {
   bootMemorySessions,
   createMemorySessions,
@@ -14,12 +13,7 @@ import {
   MemoryEventStore,
 } from './test-support/memory-event-store.js'
 
-const MINUTE = 60_000
-const policy: SessionPolicy = {
-  idleTimeoutMs: 30 * MINUTE,
-  maxDurationMs: 24 * 60 * MINUTE,
-  retryWindowMs: 24 * 60 * MINUTE,
-}
+const policy = TEST_POLICY
 
 let clock: ManualClock
 let store: MemoryEventStore

@@ -1,5 +1,15 @@
 import type { SessionManagerEndInput, SessionManagerStartInput } from '@care/schemas'
 import { ulid } from 'ulid'
+import type { SessionPolicy } from '../session-lifecycle.js'
+
+export const MINUTE = 60_000
+
+/** The policy the lifecycle tests run under: 30 min idle, 24 h maximum and retry window. */
+export const TEST_POLICY: SessionPolicy = {
+  idleTimeoutMs: 30 * MINUTE,
+  maxDurationMs: 24 * 60 * MINUTE,
+  retryWindowMs: 24 * 60 * MINUTE,
+}
 
 /** A valid human-originated start request stamped at `now` (a test clock's time), with overrides. */
 export function startInputAt(
