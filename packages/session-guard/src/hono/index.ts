@@ -219,7 +219,35 @@ async function readJsonBody(c: Context, limit: number): Promise<unknown> {
     throw new SessionGuardException(tooLarge(limit))
   const parsed = parseGuardedBody(text)
   if (!parsed.ok) throw new SessionGuardException(parsed.rejection)
+  if (parsed.value !== undefined) {
+    // Parsed once: the handler gets this value from c.req.json() or guardedJsonBody(c).
+    const value = parsed.value
+    guardedBodies.set(c.req, value)
+    // Hono 4.6–4.8 serve c.req.json() from the body cache's `json` entry; later 4.x re-parse the
+    // cached text on every call, so this request's json() is answered with the value directly.
+    if (cache) cache.json = Promise.resolve(value)
+    Object.defineProperty(c.req, 'json', { value: () => Promise.resolve(value), configurable: true })
+  }
   return parsed.value
+}
+
+/** Bodies the guard parsed itself, by request (gone with the request). */
+const guardedBodies = new WeakMap<object, unknown>()
+
+/**
+ * The JSON body the guard read and parsed for this request, with the checks of every CARE service
+ * (`parseJsonBody`: no `__proto__`-style keys, bounded depth), so a route behind the guard never
+ * parses its body twice; undefined when the guard did not parse one (no JSON body, a GET, or a
+ * body an earlier middleware had already parsed). `c.req.json()` returns the same value.
+ *
+ * @example
+ * app.post('/notes', sessionGuard(), async (c) => {
+ *   const body = guardedJsonBody(c) ?? (await c.req.json())
+ *   return c.json({ session_id: c.get('sessionId'), body })
+ * })
+ */
+export function guardedJsonBody(c: Context): unknown {
+  return guardedBodies.get(c.req)
 }
 
 type BodyCache = { text?: Promise<string>; json?: Promise<unknown> }

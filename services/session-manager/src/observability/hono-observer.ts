@@ -2,6 +2,7 @@ import { ServerResponse } from 'node:http'
 import { type HttpObserver, REQUEST_ID_HEADER, withTraceContext } from '@care/observability'
 import type { Context, MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
+import { nodeRequestOf } from '../http/node-request.js'
 
 /**
  * Hono middleware that gives every request a request id (`x-request-id`, the caller's or a new
@@ -14,11 +15,19 @@ import { routePath } from 'hono/route'
  */
 export function observeRequests(observer: HttpObserver): MiddlewareHandler {
   return async function observeRequest(c, next) {
-    const request = observer.begin(c.req.method, c.req.raw.headers)
+    const incoming = nodeRequestOf(c)
+    // Node's own header object when served by @hono/node-server: `c.req.raw.headers` would build a
+    // Fetch `Headers` copy of every header on each request.
+    const request = observer.begin(c.req.method, incoming ? incoming.headers : c.req.raw.headers)
+    // Set before the handler runs, so c.json()/c.body() write it with the response they build.
+    c.header(REQUEST_ID_HEADER, request.requestId)
     try {
       await withTraceContext(request.traceContext, next)
     } finally {
-      c.header(REQUEST_ID_HEADER, request.requestId)
+      // Responses built without the context (an HTTPException's own Response) lack it: only then
+      // is the finished response re-made with it (Hono copies it, so it is not the common path).
+      if (c.res.headers.get(REQUEST_ID_HEADER) !== request.requestId)
+        c.header(REQUEST_ID_HEADER, request.requestId)
       const status = c.res.status
       const outcome = {
         route: routeTemplateOf(c, status),
