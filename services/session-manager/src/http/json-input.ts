@@ -1,6 +1,6 @@
-import type { IncomingMessage } from 'node:http'
 import { parseJsonBody, type RecordValidator } from '@care/schemas'
 import { guardedJsonBody } from '@care/session-guard/hono'
+import { readUnreadBody, unreadNodeRequest } from '@care/session-guard/node'
 import type { Context, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import { sendError } from './errors.js'
@@ -33,26 +33,18 @@ export function limitBody(maxBytes: number): MiddlewareHandler<SessionManagerEnv
     sendError(c, 'payload_too_large', { message: `The request body exceeds ${maxBytes} bytes.` })
   const onFetchRequest = bodyLimit({ maxSize: maxBytes, onError: tooLarge })
   return async function limitAndReadBody(c, next) {
-    const incoming = unreadNodeBody(c)
+    const incoming = unreadNodeRequest(nodeRequestOf(c))
     const cache = bodyCacheOf(c)
     if (!incoming || !cache) return onFetchRequest(c, next)
     const declared = incoming.headers['content-length']
     if (declared !== undefined && incoming.headers['transfer-encoding'] === undefined) {
       if (Number(declared) > maxBytes) return tooLarge(c)
     }
-    const text = await readCapped(incoming, maxBytes)
+    const text = await readUnreadBody(incoming, maxBytes)
     if (text === undefined) return tooLarge(c)
     cache.text = Promise.resolve(text)
     await next()
   }
-}
-
-/** The Node request of @hono/node-server when nothing has read its body yet. */
-function unreadNodeBody(c: Context<SessionManagerEnv>): IncomingMessage | undefined {
-  const incoming = nodeRequestOf(c)
-  if (!incoming) return undefined
-  if (incoming.readableDidRead || incoming.readableEnded || 'rawBody' in incoming) return undefined
-  return incoming
 }
 
 type BodyCache = { text?: Promise<string> }
@@ -62,46 +54,6 @@ function bodyCacheOf(c: Context<SessionManagerEnv>): BodyCache | undefined {
   const cache: unknown = (c.req as { bodyCache?: unknown }).bodyCache
   if (typeof cache !== 'object' || cache === null || Object.keys(cache).length > 0) return undefined
   return cache as BodyCache
-}
-
-/**
- * The body as UTF-8 text (a leading byte-order mark dropped, as Fetch's `text()` does), or
- * undefined as soon as it passes `limit` bytes. Rejects when the stream fails (client gone).
- */
-function readCapped(incoming: IncomingMessage, limit: number): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    const done = () => {
-      incoming.off('data', onData)
-      incoming.off('end', onEnd)
-      incoming.off('error', onError)
-      incoming.off('aborted', onAborted)
-    }
-    const onData = (chunk: Buffer) => {
-      size += chunk.length
-      if (size > limit) {
-        done() // the rest flows on unread; @hono/node-server drains it after the 413
-        resolve(undefined)
-        return
-      }
-      chunks.push(chunk)
-    }
-    const onEnd = () => {
-      done()
-      const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8')
-      resolve(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
-    }
-    const onError = (err: Error) => {
-      done()
-      reject(err)
-    }
-    const onAborted = () => onError(new Error('The client aborted the request body.'))
-    incoming.on('data', onData)
-    incoming.once('end', onEnd)
-    incoming.once('error', onError)
-    incoming.once('aborted', onAborted)
-  })
 }
 
 /**
