@@ -16,18 +16,17 @@ import { nodeRequestOf } from '../http/node-request.js'
 export function observeRequests(observer: HttpObserver): MiddlewareHandler {
   return async function observeRequest(c, next) {
     const incoming = nodeRequestOf(c)
+    const outgoing = nodeResponseOf(c)
     // Node's own header object when served by @hono/node-server: `c.req.raw.headers` would build a
     // Fetch `Headers` copy of every header on each request.
     const request = observer.begin(c.req.method, incoming ? incoming.headers : c.req.raw.headers)
-    // Set before the handler runs, so c.json()/c.body() write it with the response they build.
-    c.header(REQUEST_ID_HEADER, request.requestId)
+    // On Node the id goes on the Node response itself, which every answer is written through (its
+    // headers merge with the Fetch response's): no Fetch `Headers` is built or copied for it.
+    if (outgoing) outgoing.setHeader(REQUEST_ID_HEADER, request.requestId)
     try {
       await withTraceContext(request.traceContext, next)
     } finally {
-      // Responses built without the context (an HTTPException's own Response) lack it: only then
-      // is the finished response re-made with it (Hono copies it, so it is not the common path).
-      if (c.res.headers.get(REQUEST_ID_HEADER) !== request.requestId)
-        c.header(REQUEST_ID_HEADER, request.requestId)
+      if (!outgoing) c.header(REQUEST_ID_HEADER, request.requestId)
       const status = c.res.status
       const outcome = {
         route: routeTemplateOf(c, status),
@@ -35,7 +34,6 @@ export function observeRequests(observer: HttpObserver): MiddlewareHandler {
         sessionId: sessionIdOf(c),
         cause: status === 503 ? await errorCodeOf(c.res) : undefined,
       }
-      const outgoing = nodeResponseOf(c)
       if (outgoing) {
         // Served by @hono/node-server: record once the response is written, with its real size.
         // A response never finished (client gone, or cut off by a shutdown) is recorded as 499.
