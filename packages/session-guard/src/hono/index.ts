@@ -187,12 +187,23 @@ function nodeIncomingOf(
   return incoming as { headers: Record<string, string | string[] | undefined>; url: string }
 }
 
+/**
+ * One request header, from Node's header object under @hono/node-server (the first `c.req.header()`
+ * copies every header into a Fetch `Headers`); a repeated one joined with `, ` as Fetch does.
+ */
+function requestHeader(c: Context, name: string): string | undefined {
+  const incoming = nodeIncomingOf(c)
+  if (!incoming) return c.req.header(name)
+  const value = incoming.headers[name]
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
 /** Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler. */
 async function readJsonBody(c: Context, limit: number): Promise<unknown> {
-  const kind = classifyContentType(c.req.header('content-type'))
+  const kind = classifyContentType(requestHeader(c, 'content-type'))
   if (kind === 'not-json') return undefined
   if (kind === 'json-unsupported-charset') throw new SessionGuardException(unsupportedCharset())
-  const encoded = unsupportedEncoding(c.req.header('content-encoding'))
+  const encoded = unsupportedEncoding(requestHeader(c, 'content-encoding'))
   if (encoded) throw new SessionGuardException(encoded)
   // Hono keeps body promises in `c.req.bodyCache` (typed as resolved values); every c.req.text() /
   // json() goes through it, which lets the handler read the body again after us. It is a public
