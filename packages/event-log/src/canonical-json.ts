@@ -23,7 +23,10 @@ export interface CanonicalJsonOptions {
  * canonicalJson({ b: 1, a: [true, { d: null, c: 'x' }] }) // '{"a":[true,{"c":"x","d":null}],"b":1}'
  */
 export function canonicalJson(value: unknown, options: CanonicalJsonOptions = {}): string {
-  const text = write(value, [])
+  // Plain data (what records are) is copied with its keys inserted in sorted order and written by
+  // JSON.stringify's native fast path: about 2x faster than `write`, which handles everything else.
+  const sorted = sortedCopyOfPlainData(value, 0)
+  const text = sorted === NOT_PLAIN ? write(value, []) : JSON.stringify(sorted)
   if (text === undefined) throw new TypeError('canonicalJson: value is not representable as JSON')
   // JSON.stringify leaves these raw, and they can only come from string contents, so a plain replace is exact.
   return options.escapeLineSeparators ? escapeLineSeparators(text) : text
@@ -33,6 +36,43 @@ const LINE_SEPARATORS = /[\u0085\u2028\u2029]/g
 
 function escapeLineSeparators(text: string): string {
   return text.replace(LINE_SEPARATORS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+}
+
+const NOT_PLAIN: unique symbol = Symbol('not plain data')
+
+/** Deeper than any record; deeper values take the general path (which also reports cycles). */
+const FAST_PATH_DEPTH = 32
+
+/**
+ * A copy of `value` whose objects have their keys inserted in sorted order, when insertion order is
+ * what JSON.stringify will write: objects whose prototype is `Object.prototype` or null, without a
+ * `toJSON` method, with no key that starts with a digit (V8 writes array-index keys first, in numeric
+ * order) and no `__proto__` key; arrays; primitives. NOT_PLAIN for anything else.
+ */
+function sortedCopyOfPlainData(value: unknown, depth: number): unknown {
+  if (value === null || typeof value !== 'object') return value
+  if (depth >= FAST_PATH_DEPTH) return NOT_PLAIN
+  if (Array.isArray(value)) {
+    const copy = new Array<unknown>(value.length)
+    for (let i = 0; i < value.length; i++) {
+      const item = sortedCopyOfPlainData(value[i], depth + 1)
+      if (item === NOT_PLAIN) return NOT_PLAIN
+      copy[i] = item
+    }
+    return copy
+  }
+  const proto: unknown = Object.getPrototypeOf(value)
+  if (proto !== Object.prototype && proto !== null) return NOT_PLAIN
+  if (typeof (value as { toJSON?: unknown }).toJSON === 'function') return NOT_PLAIN
+  const copy: Record<string, unknown> = {}
+  for (const key of Object.keys(value).sort()) {
+    const first = key.charCodeAt(0)
+    if ((first >= 0x30 && first <= 0x39) || key === '__proto__') return NOT_PLAIN
+    const member = sortedCopyOfPlainData((value as Record<string, unknown>)[key], depth + 1)
+    if (member === NOT_PLAIN) return NOT_PLAIN
+    copy[key] = member
+  }
+  return copy
 }
 
 function write(input: unknown, ancestors: object[]): string | undefined {

@@ -27,6 +27,19 @@ const GOAL = 0.97
 // the access-log decision, tracing off) in front of every variant, so the guard's overhead is
 // measured with metrics on, as the services run.
 const METRICS = process.env.BENCH_METRICS === '1'
+// BENCH_REQUEST picks where the id travels (issue 18 asks for header and body):
+//   header       GET with x-session-id, no body (the default)
+//   body         POST with the id in the JSON body; every variant's handler reads the parsed body
+//   header-body  POST with x-session-id and a JSON body without it (the guard reads it for conflicts)
+const REQUEST = process.env.BENCH_REQUEST ?? 'header'
+if (!['header', 'body', 'header-body'].includes(REQUEST)) throw new Error(`BENCH_REQUEST=${REQUEST}?`)
+const WITH_BODY = REQUEST !== 'header'
+const REQUEST_BODY = JSON.stringify({
+  ...(REQUEST === 'body' ? { session_id: SESSION_ID } : {}),
+  schema_version: '1.1',
+  record_id: '01JNC3G8Z9X7W6V5T4S3R2Q1P1',
+  text: 'a note of ordinary length for a care record',
+})
 
 if (process.argv[2] === '--serve') await serve(process.argv[3])
 else await main()
@@ -55,11 +68,18 @@ async function serve(framework) {
           )
           next()
         })
-      const handler = (_req, res) => {
-        res.type('json').send(handlerBody)
-      }
-      if (middleware[variant]) app.get('/work', middleware[variant], handler)
-      else app.get('/work', handler)
+      const handler = WITH_BODY
+        ? (req, res) => {
+            res.type('json').send(`{"ok":${typeof req.body.record_id === 'string'}}`)
+          }
+        : (_req, res) => {
+            res.type('json').send(handlerBody)
+          }
+      const method = WITH_BODY ? 'post' : 'get'
+      // With a body, every variant parses it with express.json(); behind the guard it runs after
+      // the guard, which has already read and parsed the body (body-parser then skips the request).
+      const chain = [middleware[variant], ...(WITH_BODY ? [express.json()] : [])].filter(Boolean)
+      app[method]('/work', ...chain, handler)
       app.use(sessionErrorHandler())
       ports[variant] = await new Promise((resolve) => {
         const server = app.listen(0, '127.0.0.1', () => resolve(server.address().port))
@@ -83,9 +103,15 @@ async function serve(framework) {
           await next()
           request.end({ route: c.req.routePath, status: c.res.status })
         })
-      const handler = (c) => c.body(handlerBody, 200, { 'content-type': 'application/json' })
-      if (middleware[variant]) app.get('/work', middleware[variant], handler)
-      else app.get('/work', handler)
+      const handler = WITH_BODY
+        ? async (c) =>
+            c.body(`{"ok":${typeof (await c.req.json()).record_id === 'string'}}`, 200, {
+              'content-type': 'application/json',
+            })
+        : (c) => c.body(handlerBody, 200, { 'content-type': 'application/json' })
+      const method = WITH_BODY ? 'post' : 'get'
+      if (middleware[variant]) app[method]('/work', middleware[variant], handler)
+      else app[method]('/work', handler)
       ports[variant] = await new Promise((resolve) => {
         listen({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }, (info) => resolve(info.port))
       })
@@ -116,12 +142,19 @@ function serverCpu(child) {
 }
 
 function run(url, seconds) {
-  return autocannon({
-    url,
-    connections: CONNECTIONS,
-    duration: seconds,
-    headers: { 'x-session-id': SESSION_ID },
-  })
+  return autocannon({ url, connections: CONNECTIONS, duration: seconds, ...requestShape() })
+}
+
+function requestShape() {
+  if (!WITH_BODY) return { headers: { 'x-session-id': SESSION_ID } }
+  return {
+    method: 'POST',
+    body: REQUEST_BODY,
+    headers: {
+      'content-type': 'application/json',
+      ...(REQUEST === 'header-body' ? { 'x-session-id': SESSION_ID } : {}),
+    },
+  }
 }
 
 function median(values) {
@@ -131,8 +164,13 @@ function median(values) {
 }
 
 async function measure(framework, child, urls) {
-  const probe = await fetch(urls.guarded, { headers: { 'x-session-id': SESSION_ID } })
-  const rejected = await fetch(urls.guarded)
+  const { headers, method, body } = requestShape()
+  const probe = await fetch(urls.guarded, { method, headers, body })
+  const rejected = await fetch(urls.guarded, {
+    method,
+    headers: { 'content-type': 'application/json' },
+    ...(WITH_BODY ? { body: '{}' } : {}),
+  })
   if (probe.status !== 200 || rejected.status !== 400) throw new Error(`${framework}: guard is not wired`)
   for (const variant of VARIANTS) await run(urls[variant], WARMUP_SECONDS)
 
@@ -177,7 +215,7 @@ async function main() {
   }
   console.log(
     `session-guard overhead: ${ROUNDS} rotating rounds x ${SECONDS}s per variant, ${CONNECTIONS} connections, ` +
-      `GET /work with x-session-id, metrics ${METRICS ? 'on' : 'off'}, node ${process.version}\n`,
+      `${WITH_BODY ? 'POST' : 'GET'} /work, id in ${REQUEST}, metrics ${METRICS ? 'on' : 'off'}, node ${process.version}\n`,
   )
   const summary = []
   for (const framework of FRAMEWORKS) {

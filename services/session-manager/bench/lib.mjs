@@ -111,8 +111,8 @@ function segment(index) {
 }
 
 /** Starts `node <script>` with env; resolves when a stdout line matches `ready` (returns the match). */
-export function spawnNode(script, env, ready, args = []) {
-  const child = spawn(process.execPath, [script, ...args], {
+export function spawnNode(script, env, ready, args = [], nodeArgs = []) {
+  const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
     env: { PATH: process.env.PATH, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })

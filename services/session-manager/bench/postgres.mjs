@@ -5,7 +5,8 @@
 //   node services/session-manager/bench/postgres.mjs            # starts a throwaway PostgreSQL server
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench node services/session-manager/bench/postgres.mjs
 //
-// Env: BENCH_SECONDS (default 8 per run), BENCH_CONNECTIONS (HTTP connections, default 64).
+// Env: BENCH_SECONDS (default 8 per run), BENCH_CONNECTIONS (HTTP connections, default 64),
+// BENCH_PROFILE_DIR (CPU profiles of the service instances).
 import { execFileSync, spawn } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -170,8 +171,14 @@ async function inProcessStarts(url, seconds, callers) {
   return { rate: count / elapsed }
 }
 
+// BENCH_PROFILE_DIR: run each service instance under `node --cpu-prof` writing there (issue 18);
+// summarise with `node bench/profile-summary.mjs <file>`.
+const PROFILE_ARGS = process.env.BENCH_PROFILE_DIR
+  ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
+  : []
+
 function startInstance(env) {
-  const child = spawn(process.execPath, [MAIN_JS], {
+  const child = spawn(process.execPath, [...PROFILE_ARGS, MAIN_JS], {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })

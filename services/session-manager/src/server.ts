@@ -12,7 +12,7 @@ import {
 } from '@care/observability'
 import { answerClientErrorsAsJson } from '@care/session-guard/node'
 import { type ServerType, serve } from '@hono/node-server'
-import { type Logger, pino } from 'pino'
+import { destination, type Logger, pino } from 'pino'
 import { createSessionManagerApp } from './app.js'
 import { type Backend, openBackend } from './backend.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
@@ -61,7 +61,15 @@ export async function startSessionManager(
   config: SessionManagerConfig,
   options: StartOptions = {},
 ): Promise<RunningSessionManager> {
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'session-manager' } })
+  // Asynchronous stdout: a line is handed to the kernel without blocking the event loop (a sync
+  // write per access-log line stalled every request whenever the reading end of a pipe lagged);
+  // lines written while one write is in flight go out together; pino flushes what is left on exit.
+  const logger =
+    options.logger ??
+    pino(
+      { level: config.logLevel, base: { service: 'session-manager' } },
+      destination({ dest: 1, sync: false }),
+    )
   if (config.tokens.size === 0) {
     logger.warn(
       { host: config.host },

@@ -1,8 +1,9 @@
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
-import { describe, expect, expectTypeOf, it } from 'vitest'
+import { describe, expect, expectTypeOf, it, vi } from 'vitest'
 import { ACTIVE } from '../test-support/contract.js'
 import {
+  guardedJsonBody,
   requireJsonBody,
   SessionGuardException,
   type SessionGuardVariables,
@@ -109,6 +110,36 @@ describe('Hono session guard', () => {
     })
     expect(await res.json()).toEqual({ id: ACTIVE, body: { session_id: ACTIVE, text: 'hi' } })
     expect(seen).toEqual([`POST /x ${ACTIVE}`])
+  })
+
+  it('parses a guarded body once and hands that value to the handler', async () => {
+    const app = new Hono<{ Variables: SessionGuardVariables }>()
+    const seen: unknown[] = []
+    app.post('/x', sessionGuard(), async (c) => {
+      seen.push(guardedJsonBody(c), await c.req.json())
+      return c.json({ id: c.get('sessionId') })
+    })
+    const parse = vi.spyOn(JSON, 'parse')
+    try {
+      const res = await app.request('/x', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-session-id': ACTIVE },
+        body: JSON.stringify({ session_id: ACTIVE, text: 'hi' }),
+      })
+      expect(res.status).toBe(200)
+      expect(parse).toHaveBeenCalledTimes(1)
+    } finally {
+      parse.mockRestore()
+    }
+    expect(seen[0]).toEqual({ session_id: ACTIVE, text: 'hi' })
+    expect(seen[1]).toBe(seen[0])
+  })
+
+  it('has no guarded body for a request without a JSON body', async () => {
+    const app = new Hono<{ Variables: SessionGuardVariables }>()
+    app.post('/x', sessionGuard(), (c) => c.json({ body: guardedJsonBody(c) ?? null }))
+    const res = await app.request('/x', { method: 'POST', headers: { 'x-session-id': ACTIVE } })
+    expect(await res.json()).toEqual({ body: null })
   })
 
   it('reuses a body an earlier middleware already parsed', async () => {

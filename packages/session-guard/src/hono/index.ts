@@ -10,6 +10,7 @@ import {
   unsupportedCharset,
   unsupportedEncoding,
 } from '../json-body.js'
+import { readUnreadBody, unreadNodeRequest } from '../node/request-body.js'
 import {
   ALL_SESSION_ID_SOURCES,
   DEFAULT_MAX_BODY_BYTES,
@@ -186,12 +187,23 @@ function nodeIncomingOf(
   return incoming as { headers: Record<string, string | string[] | undefined>; url: string }
 }
 
+/**
+ * One request header, from Node's header object under @hono/node-server (the first `c.req.header()`
+ * copies every header into a Fetch `Headers`); a repeated one joined with `, ` as Fetch does.
+ */
+function requestHeader(c: Context, name: string): string | undefined {
+  const incoming = nodeIncomingOf(c)
+  if (!incoming) return c.req.header(name)
+  const value = incoming.headers[name]
+  return Array.isArray(value) ? value.join(', ') : value
+}
+
 /** Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler. */
 async function readJsonBody(c: Context, limit: number): Promise<unknown> {
-  const kind = classifyContentType(c.req.header('content-type'))
+  const kind = classifyContentType(requestHeader(c, 'content-type'))
   if (kind === 'not-json') return undefined
   if (kind === 'json-unsupported-charset') throw new SessionGuardException(unsupportedCharset())
-  const encoded = unsupportedEncoding(c.req.header('content-encoding'))
+  const encoded = unsupportedEncoding(requestHeader(c, 'content-encoding'))
   if (encoded) throw new SessionGuardException(encoded)
   // Hono keeps body promises in `c.req.bodyCache` (typed as resolved values); every c.req.text() /
   // json() goes through it, which lets the handler read the body again after us. It is a public
@@ -200,7 +212,17 @@ async function readJsonBody(c: Context, limit: number): Promise<unknown> {
   const cache = bodyCacheOf(c)
   if (cache?.json !== undefined) return parsedOrReject(cache.json)
   const { raw } = c.req
-  if (cache?.text === undefined) {
+  const incoming = cache?.text === undefined ? unreadNodeRequest(c.env?.incoming) : undefined
+  if (cache && incoming) {
+    // Under @hono/node-server: read Node's stream directly. Touching `raw.body` would build a Fetch
+    // Request and web stream for it, which made a guarded POST several times slower than its route.
+    const declared = Number(incoming.headers['content-length'] ?? Number.NaN)
+    if (declared > limit) throw new SessionGuardException(tooLarge(limit))
+    cache.text = readUnreadBody(incoming, limit).then((text) => {
+      if (text === undefined) throw new SessionGuardException(tooLarge(limit))
+      return text
+    })
+  } else if (cache?.text === undefined) {
     if (raw.body === null || raw.bodyUsed) return undefined
     const declared = Number(raw.headers.get('content-length') ?? Number.NaN)
     if (declared > limit) throw new SessionGuardException(tooLarge(limit))
@@ -219,7 +241,35 @@ async function readJsonBody(c: Context, limit: number): Promise<unknown> {
     throw new SessionGuardException(tooLarge(limit))
   const parsed = parseGuardedBody(text)
   if (!parsed.ok) throw new SessionGuardException(parsed.rejection)
+  if (parsed.value !== undefined) {
+    // Parsed once: the handler gets this value from c.req.json() or guardedJsonBody(c).
+    const value = parsed.value
+    guardedBodies.set(c.req, value)
+    // Hono 4.6–4.8 serve c.req.json() from the body cache's `json` entry; later 4.x re-parse the
+    // cached text on every call, so this request's json() is answered with the value directly.
+    if (cache) cache.json = Promise.resolve(value)
+    Object.defineProperty(c.req, 'json', { value: () => Promise.resolve(value), configurable: true })
+  }
   return parsed.value
+}
+
+/** Bodies the guard parsed itself, by request (gone with the request). */
+const guardedBodies = new WeakMap<object, unknown>()
+
+/**
+ * The JSON body the guard read and parsed for this request, with the checks of every CARE service
+ * (`parseJsonBody`: no `__proto__`-style keys, bounded depth), so a route behind the guard never
+ * parses its body twice; undefined when the guard did not parse one (no JSON body, a GET, or a
+ * body an earlier middleware had already parsed). `c.req.json()` returns the same value.
+ *
+ * @example
+ * app.post('/notes', sessionGuard(), async (c) => {
+ *   const body = guardedJsonBody(c) ?? (await c.req.json())
+ *   return c.json({ session_id: c.get('sessionId'), body })
+ * })
+ */
+export function guardedJsonBody(c: Context): unknown {
+  return guardedBodies.get(c.req)
 }
 
 type BodyCache = { text?: Promise<string>; json?: Promise<unknown> }

@@ -41,3 +41,5 @@ export function answerClientErrorsAsJson(server: ClientErrorSource): void {
     )
   })
 }
+
+export { type NodeRequestBody, readUnreadBody, unreadNodeRequest } from './request-body.js'

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono'
 import { type Role, tokenDigest } from '../config.js'
 import { sendError } from './errors.js'
 import type { SessionManagerEnv } from './http-env.js'
+import { requestHeader } from './node-request.js'
 
 /**
  * Requires a bearer token that carries `role`: 401 without a valid token, 403 with a token of
@@ -17,7 +18,7 @@ export function requireRole(
 ): MiddlewareHandler<SessionManagerEnv> {
   return async function roleGuard(c, next) {
     if (tokens.size > 0) {
-      const match = /^Bearer ([\x21-\x7E]{1,512})$/.exec(c.req.header('authorization') ?? '')
+      const match = /^Bearer ([\x21-\x7E]{1,512})$/.exec(requestHeader(c, 'authorization') ?? '')
       const roles = match ? tokens.get(tokenDigest(match[1]!)) : undefined
       if (!roles) {
         c.header('WWW-Authenticate', 'Bearer realm="care-session-manager"')

@@ -1,5 +1,7 @@
+import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { createHttpObserver, createServiceMetrics, startTracing } from '@care/observability'
+import { serve } from '@hono/node-server'
 import { pino } from 'pino'
 import { describe, expect, it } from 'vitest'
 import { createSessionManagerApp, type SessionManagerAppOptions } from '../app.js'
@@ -97,5 +99,38 @@ describe('request observation', () => {
     const res = await app.request('/readyz')
     expect(res.status).toBe(503)
     expect(await res.json()).toMatchObject({ error: 'not_ready', message: 'Shutting down.' })
+  })
+
+  it('over a real socket, returns the request id and logs the body-read answers (201, 400, 413)', async () => {
+    const { app, lines } = appWithLog()
+    const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 })
+    await new Promise<void>((resolve) => server.once('listening', resolve))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const post = (body: string, id: string) =>
+      fetch(`${url}/sessions.start`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'x-request-id': id },
+        body,
+      })
+    try {
+      const created = await post(`\ufeff${JSON.stringify(requestBody())}`, 'ok-1')
+      expect([created.status, created.headers.get('x-request-id')]).toEqual([201, 'ok-1'])
+      const malformed = await post('{"schema_version":', 'bad-1')
+      expect([malformed.status, malformed.headers.get('x-request-id')]).toEqual([400, 'bad-1'])
+      expect(await malformed.json()).toMatchObject({ error: 'malformed_json' })
+      const large = await post(JSON.stringify({ pad: 'x'.repeat(17 * 1024) }), 'big-1')
+      expect([large.status, large.headers.get('x-request-id')]).toEqual([413, 'big-1'])
+      const missing = await fetch(`${url}/nowhere`, { headers: { 'x-request-id': 'nf-1' } })
+      expect([missing.status, missing.headers.get('x-request-id')]).toEqual([404, 'nf-1'])
+    } finally {
+      server.close()
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(lines.filter((l) => l.msg === 'request')).toMatchObject([
+      { status: 201, request_id: 'ok-1' },
+      { status: 400, request_id: 'bad-1' },
+      { status: 413, request_id: 'big-1' },
+      { status: 404, request_id: 'nf-1', route: 'unmatched' },
+    ])
   })
 })

@@ -2,6 +2,7 @@ import { ServerResponse } from 'node:http'
 import { type HttpObserver, REQUEST_ID_HEADER, withTraceContext } from '@care/observability'
 import type { Context, MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
+import { nodeRequestOf } from '../http/node-request.js'
 
 /**
  * Hono middleware that gives every request a request id (`x-request-id`, the caller's or a new
@@ -14,11 +15,18 @@ import { routePath } from 'hono/route'
  */
 export function observeRequests(observer: HttpObserver): MiddlewareHandler {
   return async function observeRequest(c, next) {
-    const request = observer.begin(c.req.method, c.req.raw.headers)
+    const incoming = nodeRequestOf(c)
+    const outgoing = nodeResponseOf(c)
+    // Node's own header object when served by @hono/node-server: `c.req.raw.headers` would build a
+    // Fetch `Headers` copy of every header on each request.
+    const request = observer.begin(c.req.method, incoming ? incoming.headers : c.req.raw.headers)
+    // On Node the id goes on the Node response itself, which every answer is written through (its
+    // headers merge with the Fetch response's): no Fetch `Headers` is built or copied for it.
+    if (outgoing) outgoing.setHeader(REQUEST_ID_HEADER, request.requestId)
     try {
       await withTraceContext(request.traceContext, next)
     } finally {
-      c.header(REQUEST_ID_HEADER, request.requestId)
+      if (!outgoing) c.header(REQUEST_ID_HEADER, request.requestId)
       const status = c.res.status
       const outcome = {
         route: routeTemplateOf(c, status),
@@ -26,7 +34,6 @@ export function observeRequests(observer: HttpObserver): MiddlewareHandler {
         sessionId: sessionIdOf(c),
         cause: status === 503 ? await errorCodeOf(c.res) : undefined,
       }
-      const outgoing = nodeResponseOf(c)
       if (outgoing) {
         // Served by @hono/node-server: record once the response is written, with its real size.
         // A response never finished (client gone, or cut off by a shutdown) is recorded as 499.

@@ -1,0 +1,98 @@
+import { createServer, type IncomingMessage, request, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { readUnreadBody, unreadNodeRequest } from './request-body.js'
+
+const servers: Server[] = []
+afterEach(() => {
+  for (const server of servers.splice(0)) {
+    server.closeAllConnections()
+    server.close()
+  }
+})
+
+/** A server whose handler hands each request to `onRequest`; resolves with its port. */
+async function serveWith(onRequest: (req: IncomingMessage) => Promise<string>): Promise<number> {
+  const server = createServer((req, res) => {
+    onRequest(req).then(
+      (answer) => res.end(answer),
+      (err: NodeJS.ErrnoException) => res.end(`error ${err.code} ${err.message}`),
+    )
+  })
+  servers.push(server)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return (server.address() as AddressInfo).port
+}
+
+function post(
+  port: number,
+  chunks: (string | Buffer)[],
+  headers: Record<string, string> = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', headers }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => {
+        text += c
+      })
+      res.on('end', () => resolve(text))
+    })
+    req.on('error', reject)
+    for (const chunk of chunks) req.write(chunk)
+    req.end()
+  })
+}
+
+describe('reading a Node request body directly', () => {
+  it('returns the body as text, split over chunks, without a leading byte-order mark', async () => {
+    const port = await serveWith(async (req) => {
+      const incoming = unreadNodeRequest(req)
+      if (!incoming) return 'not unread'
+      return JSON.stringify(await readUnreadBody(incoming, 1024))
+    })
+    const bom = Buffer.from([0xef, 0xbb, 0xbf])
+    expect(await post(port, [bom, '{"a":', '"é"}'])).toBe(JSON.stringify('{"a":"é"}'))
+  })
+
+  it('gives undefined as soon as a chunked body passes the limit', async () => {
+    const port = await serveWith(async (req) => String(await readUnreadBody(unreadNodeRequest(req)!, 10)))
+    expect(await post(port, ['0123456789', 'abc'])).toBe('undefined')
+    expect(await post(port, ['0123456789'])).toBe('0123456789')
+  })
+
+  it('is not offered a request whose body something already read', async () => {
+    const port = await serveWith(async (req) => {
+      for await (const _ of req);
+      return String(unreadNodeRequest(req))
+    })
+    expect(await post(port, ['{}'])).toBe('undefined')
+    expect(unreadNodeRequest({ headers: {} })).toBeUndefined()
+    expect(unreadNodeRequest(undefined)).toBeUndefined()
+  })
+
+  it('rejects with ECONNRESET when the client goes away mid-body', async () => {
+    let settled: Promise<unknown> | undefined
+    const arrived = new Promise<void>((resolve) => {
+      void serveWith((req) => {
+        settled = readUnreadBody(unreadNodeRequest(req)!, 1024).then(
+          (text) => ({ text }),
+          (err: NodeJS.ErrnoException) => ({ code: err.code }),
+        )
+        resolve()
+        return settled.then(() => '')
+      }).then((port) => {
+        const req = request({
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          headers: { 'content-length': '100' },
+        })
+        req.on('error', () => {})
+        req.write('{"partial":', () => setTimeout(() => req.destroy(), 50))
+      })
+    })
+    await arrived
+    expect(await settled).toEqual({ code: 'ECONNRESET' })
+  })
+})

@@ -1,0 +1,78 @@
+/**
+ * What {@link readUnreadBody} needs of a Node request (`http.IncomingMessage`), typed structurally
+ * so the Hono adapter, which also runs outside Node, does not import `node:http`.
+ */
+export interface NodeRequestBody {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+  readonly readableDidRead: boolean
+  readonly readableEnded: boolean
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown
+  once(event: 'end' | 'aborted', listener: () => void): unknown
+  once(event: 'error', listener: (err: Error) => void): unknown
+  off(event: string, listener: (...args: never[]) => void): unknown
+}
+
+/**
+ * The Node request behind a framework request when its body has not been touched yet: an
+ * `IncomingMessage` nothing has read from (and not a serverless request with a `rawBody`).
+ *
+ * @example
+ * const incoming = unreadNodeRequest(c.env?.incoming)
+ * if (incoming) text = await readUnreadBody(incoming, 64 * 1024)
+ */
+export function unreadNodeRequest(candidate: unknown): NodeRequestBody | undefined {
+  if (typeof candidate !== 'object' || candidate === null) return undefined
+  const incoming = candidate as Partial<NodeRequestBody>
+  if (typeof incoming.on !== 'function' || typeof incoming.headers !== 'object') return undefined
+  if (incoming.readableDidRead !== false || incoming.readableEnded !== false) return undefined
+  if ('rawBody' in incoming) return undefined
+  return incoming as NodeRequestBody
+}
+
+/**
+ * Reads a Node request's body straight from its stream as UTF-8 text (a leading byte-order mark
+ * dropped, as Fetch's `text()` does), or undefined as soon as it passes `limit` bytes (the rest is
+ * left to flow unread). Rejects when the stream fails (the client went away: `ECONNRESET`). Under
+ * `@hono/node-server` this is several times cheaper than `c.req.text()`, which first builds a
+ * Fetch `Request`, a web stream and an abort signal for the body.
+ *
+ * @example
+ * const text = await readUnreadBody(req, 64 * 1024)
+ * if (text === undefined) return answer413()
+ */
+export function readUnreadBody(incoming: NodeRequestBody, limit: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const done = () => {
+      incoming.off('data', onData)
+      incoming.off('end', onEnd)
+      incoming.off('error', onError)
+      incoming.off('aborted', onAborted)
+    }
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > limit) {
+        done()
+        resolve(undefined)
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => {
+      done()
+      const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8')
+      resolve(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
+    }
+    const onError = (err: Error) => {
+      done()
+      reject(err)
+    }
+    // The error Node itself gives a read of an aborted request (a reset connection).
+    const onAborted = () => onError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+    incoming.on('data', onData)
+    incoming.once('end', onEnd)
+    incoming.once('error', onError)
+    incoming.once('aborted', onAborted)
+  })
+}
