@@ -62,4 +62,31 @@ describe('polling for expired sessions when the claim itself fails', () => {
     })
     await service.close()
   })
+
+  it('survives a failed poll without a logger (no unhandled rejection) and still ends the session', async () => {
+    const embedded = await EmbeddedSessionRepository.open(new MemoryEventStore().opener())
+    let claimFails = true
+    const repository = new Proxy(embedded, {
+      get(target, key) {
+        if (key === 'tracksExpiry') return false
+        if (key === 'claimExpired')
+          return (now: number, limit: number) =>
+            claimFails
+              ? Promise.reject(new StoreUnavailableError('database down', 'UNAVAILABLE'))
+              : target.claimExpired(now, limit)
+        return Reflect.get(target, key, target)
+      },
+    })
+    const policy = { ...TEST_POLICY, idleTimeoutMs: 1000 }
+    const service = new SessionLifecycleService(repository, { policy, newId: createIdFactory() })
+    claimFails = false
+    await service.recover()
+    const { output } = await service.start(startInputAt(Date.now()))
+    claimFails = true
+    await vi.advanceTimersByTimeAsync(1500)
+    claimFails = false
+    await vi.advanceTimersByTimeAsync(250)
+    expect((await service.describe(output.session_id))?.status).toBe('ended')
+    await service.close()
+  })
 })
