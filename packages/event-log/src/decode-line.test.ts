@@ -1,7 +1,11 @@
 import { createHash } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { canonicalJson } from './canonical-json.js'
 import { decodeLine, encodeRecord, GENESIS_HASH } from './chain.js'
+import { verifyLog } from './verify.js'
 
 const HASH = 'a'.repeat(64)
 
@@ -83,5 +87,32 @@ describe('decodeLine', () => {
     const unhashed = { prev_hash: GENESIS_HASH, seq: 1 }
     const line = JSON.stringify({ ...unhashed, hash: sha256(canonicalJson(unhashed)) })
     expect(decode(line)).toMatchObject({ seq: 1 })
+  })
+})
+
+describe('decodeLine on the writer suffix (`,"hash":"<64 hex>"}`)', () => {
+  it('accepts a line whose hash covers exactly its bytes before the suffix, as verifyLog does', async () => {
+    // Not canonical (a space, keys unsorted), but the hash is over these very bytes plus `}`.
+    const prefix = `{"seq":1, "prev_hash":"${GENESIS_HASH}","kind":"created"`
+    const line = `${prefix},"hash":"${sha256(`${prefix}}`)}"}`
+    expect(decode(line)).toMatchObject({ seq: 1, kind: 'created' })
+    const dir = await mkdtemp(join(tmpdir(), 'care-suffix-'))
+    try {
+      await mkdir(join(dir, 'events'))
+      await writeFile(join(dir, 'events', 'events-000001.jsonl'), `${line}\n`)
+      expect(await verifyLog(dir)).toMatchObject({ ok: true, records: 1 })
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('needs the whole suffix: a different key, a missing closing quote or brace falls back to the content hash', () => {
+    const prefix = `{"seq":1, "prev_hash":"${GENESIS_HASH}","kind":"created"`
+    const digest = sha256(`${prefix}}`)
+    expect(decode(`${prefix},"hask":"${digest}","hash":"${digest}"}`)).toBe(
+      'hash does not match the line content',
+    )
+    expect(decode(`${prefix},"hash":"${digest}" }`)).toBe('hash does not match the line content')
+    expect(decode(`${prefix},"hash" :"${digest}"}`)).toBe('hash does not match the line content')
   })
 })

@@ -116,6 +116,39 @@ describe.each(readers)('%s', (_name, readAllOf) => {
   })
 })
 
+describe('a segment missing before another', () => {
+  it('is named as missing by readLog, not reported as a broken chain', async () => {
+    const dir = await writeLog(6, 1300)
+    const files = await segmentFiles(dir)
+    await rm(join(dir, 'events', files[1]!))
+    const { error } = await readAll(dir)
+    expect(error).toMatchObject({ file: files[2], line: 1, reason: 'a segment before this one is missing' })
+    expect((error as Error).message).toContain(join(dir, 'events', files[2]!))
+  })
+
+  it('is named by scanLogLines, which checks no line itself, before it visits that segment', async () => {
+    const dir = await writeLog(6, 1300)
+    const files = await segmentFiles(dir)
+    await rm(join(dir, 'events', files[1]!))
+    const visited: string[] = []
+    const error = await scanLogLines(dir, (_buf, _start, _end, at) => {
+      visited.push(at.file)
+      return true
+    }).catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(LogCorruptError)
+    expect(error).toMatchObject({ file: files[2], line: 1, reason: `segment ${files[1]} is missing` })
+    expect((error as Error).message).toContain(join(dir, 'events', files[2]!))
+    expect(new Set(visited)).toEqual(new Set([files[0]]))
+  })
+
+  it('gives scanLog the path of the bad file in its message', async () => {
+    const dir = await writeLog(3)
+    await replaceLine(dir, 1, (r) => JSON.stringify({ ...r, user_id: 'someone-else' }))
+    const { error } = await scanAll(dir)
+    expect((error as Error).message).toContain(`${join(dir, 'events', SEGMENT)} line 2`)
+  })
+})
+
 describe('scanLog', () => {
   it('hands over each record with a position that reads it back, and resolves with the head', async () => {
     const dir = await writeLog(5, 1300)
