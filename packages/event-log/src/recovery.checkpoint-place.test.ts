@@ -69,8 +69,8 @@ describe('recovery with checkpoint.json naming the right record at the wrong pla
     const { dir } = await sealedLog()
     const [file] = await segmentFiles(dir)
     const lines = await linesOf(dir, file)
-    const record = JSON.parse(lines[1]!) as Record<string, unknown>
-    const { hash: _, ...rest } = { ...record, seq: 7 }
+    const record: Record<string, unknown> = { ...(JSON.parse(lines[1]!) as Record<string, unknown>), seq: 7 }
+    const { hash: _, ...rest } = record
     lines[1] = JSON.stringify({
       ...rest,
       hash: createHash('sha256').update(canonicalJson(rest)).digest('hex'),
