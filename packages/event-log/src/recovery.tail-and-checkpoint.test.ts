@@ -112,3 +112,29 @@ describe('recovery and checkpoint.json', () => {
     expect(await openError(dir)).toBeUndefined()
   })
 })
+
+describe('recovery right after a rotation', () => {
+  it('opens a log that ends exactly at the checkpointed record, with an empty new segment, and appends there', async () => {
+    const dir = await rotatedLog()
+    const files = await segmentFiles(dir)
+    const last = files.at(-1)!
+    const lines = await linesOf(dir, last)
+    const head = JSON.parse(lines.at(-1)!) as { seq: number; hash: string }
+    const size = (await stat(join(dir, 'events', last))).size
+    // A crash after the rotation wrote checkpoint.json for the sealed segment and created the next,
+    // before the first append to it.
+    const index = files.length
+    await writeFile(
+      checkpointPath(dir),
+      JSON.stringify({ seq: head.seq, hash: head.hash, file: index, offset: size }),
+    )
+    const next = `events-${String(index + 1).padStart(6, '0')}.jsonl`
+    await writeFile(join(dir, 'events', next), '')
+    const { log, report } = await EventLog.open({ dir, maxFileBytes: MAX })
+    expect(report.head).toEqual({ seq: head.seq, hash: head.hash })
+    const appended = await log.append(sampleEvent(head.seq + 1))
+    await log.close()
+    expect(appended.record).toMatchObject({ seq: head.seq + 1, prev_hash: head.hash })
+    expect(await linesOf(dir, next)).toHaveLength(1)
+  })
+})
