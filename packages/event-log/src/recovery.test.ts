@@ -47,6 +47,14 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   return files
 }
 
+// Every byte offset in [from, to); a mutation run (CARE_MUTATION_RUN=1, vitest.mutation.config.ts) runs
+// this test once per mutant, so there it takes the first and last eight offsets and every 23rd between.
+function cutPoints(from: number, to: number): number[] {
+  const all = Array.from({ length: to - from }, (_, i) => from + i)
+  if (process.env.CARE_MUTATION_RUN !== '1') return all
+  return all.filter((cut, i) => i < 8 || to - cut <= 8 || i % 23 === 0)
+}
+
 describe('recovery on open', () => {
   it('cuts a torn last record at every byte offset, saves it to .broken and continues the chain', {
     timeout: 60_000,
@@ -65,7 +73,7 @@ describe('recovery on open', () => {
     await mkdir(join(dir, 'events'))
     // ~400 recoveries: syncs are skipped here (durability ordering is what the crash tests check).
     const fs = withoutSync()
-    for (let cut = lastStart + 1; cut < bytes.length; cut++) {
+    for (const cut of cutPoints(lastStart + 1, bytes.length)) {
       await rm(join(dir, 'events', `${SEGMENT}.broken`), { force: true })
       await writeFile(join(dir, 'events', SEGMENT), bytes.subarray(0, cut))
       const { log, report } = await EventLog.open({ dir, fs })

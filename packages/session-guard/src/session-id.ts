@@ -59,7 +59,8 @@ export function extractSessionIdFromQuery(url: string): string | undefined {
   if (start === -1) return undefined
   const end = url.indexOf('#', start)
   const search = end === -1 ? url.slice(start + 1) : url.slice(start + 1, end)
-  if (!search.includes(SESSION_ID_FIELD)) return undefined
+  // Fast path; a name may also be percent-encoded (`session%5Fid`), as query parsers decode it.
+  if (!search.includes(SESSION_ID_FIELD) && !search.includes('%')) return undefined
   const values = new URLSearchParams(search).getAll(SESSION_ID_FIELD)
   if (values.length === 0) return undefined
   return values.length === 1 ? values[0] : values.join(', ')
