@@ -5,6 +5,9 @@ import { createIdFactory } from './ids/id-factory.js'
 import type { PoolCounts } from './observability/session-telemetry.js'
 import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
+import { schemaNames } from './postgres/schema-names.js'
+import { memoryTreeStorage, PostgresTreeFeed } from './postgres/tree-feed.js'
+import { postgresTreeAuditSource } from './postgres/tree-lines.js'
 import {
   type Clock,
   type LifecycleLogger,
@@ -36,7 +39,7 @@ export interface Backend {
   storageNote(): string | undefined
   /** PostgreSQL pool counters, for metrics; undefined on the embedded store. */
   pool?: PoolCounts
-  /** The embedded log's Merkle tree and signed checkpoints; undefined on PostgreSQL or when turned off. */
+  /** The store's Merkle tree and signed checkpoints (either store); undefined when turned off. */
   transparency?: TransparencyLog
   /** What recovery found, for the "ready" log line. */
   facts: Record<string, unknown>
@@ -61,7 +64,7 @@ export interface OpenBackendOptions {
   onCommit?: OpenLogOptions['onCommit']
   /** Told about every lifecycle event written, on either store (timeout counters, spans). */
   lifecycleObserver?: LifecycleObserver
-  /** Checkpoint key and cadence of the embedded log's Merkle tree; `enabled: false` turns it off. */
+  /** Checkpoint key and cadence of the store's Merkle tree; `enabled: false` turns it off. */
   transparency?: TransparencySettings
 }
 
@@ -99,12 +102,17 @@ export async function openBackend(
         ownerRole: store.ownerRole,
         logger,
       })
+      const tree = await openPostgresTree(repository, store.schema, config.dataDir, options)
       return recovered(repository, lifecycleOptions, {
-        audit: storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
+        // With a tree, exports carry the tree's lines (the embedded log's form) so they can be proven.
+        audit: tree
+          ? postgresTreeAuditSource(repository.pool, schemaNames(store.schema))
+          : storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
         healthy: () => true,
         storageNote: () => undefined,
         pool: repository.pool,
-        facts: { store: 'postgres', schema: store.schema },
+        ...(tree ? { transparency: tree.tlog, stopFeed: () => tree.feed.close() } : {}),
+        facts: { store: 'postgres', schema: store.schema, ...(tree ? { tree_size: tree.tlog.size } : {}) },
       })
     }, options)
   }
@@ -146,22 +154,65 @@ export async function openBackend(
 async function recovered(
   repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
   options: SessionLifecycleOptions,
-  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'>,
+  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'> & {
+    stopFeed?: () => Promise<void>
+  },
 ): Promise<Backend> {
+  const { stopFeed, ...opened } = rest
   const sessions = new SessionLifecycleService<SessionState>(repository, options)
   try {
     await sessions.recover()
   } catch (error) {
     await sessions.close().catch(() => {})
+    await stopFeed?.().catch(() => {})
+    await rest.transparency?.close().catch(() => {})
     throw error
   }
   return {
     sessions,
-    ...rest,
+    ...opened,
     close: async () => {
       await sessions.close()
+      await stopFeed?.()
       await rest.transparency?.close()
     },
+  }
+}
+
+/**
+ * The PostgreSQL store's Merkle tree (when a checkpoint key is configured and the tree is not turned off): a `TransparencyLog` whose hashes live in memory
+ * and whose signed checkpoints go to `<dataDir>/checkpoints/` (outside the database, so a database
+ * restored from an older dump is caught at the next start), fed from the committed rows.
+ */
+async function openPostgresTree(
+  repository: PostgresSessionRepository,
+  schema: string,
+  dataDir: string,
+  options: OpenBackendOptions,
+): Promise<{ tlog: TransparencyLog; feed: PostgresTreeFeed } | undefined> {
+  const settings = options.transparency
+  // Without a checkpoint key nothing could be proven against a signed root: keep no tree (and touch no
+  // data directory, which a PostgreSQL deployment may not have).
+  if (!settings || settings.enabled === false || settings.signer === undefined) return undefined
+  const { logger } = options
+  const tlog = TransparencyLog.open({
+    dataDir,
+    ...settings,
+    treeStorage: memoryTreeStorage,
+    ...(logger ? { logger } : {}),
+  })
+  try {
+    const feed = await PostgresTreeFeed.start({
+      pool: repository.pool,
+      names: schemaNames(schema),
+      tlog,
+      ...(logger ? { logger } : {}),
+    })
+    return { tlog, feed }
+  } catch (error) {
+    await tlog.close().catch(() => {})
+    await repository.close().catch(() => {})
+    throw error
   }
 }
 

@@ -1,0 +1,398 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CompactRange, generateNoteKey, parseSignerKey, parseVerifierKey } from '@care/tlog'
+import pg from 'pg'
+import { pino } from 'pino'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  independentLeafHash,
+  independentOpenCheckpoint,
+  independentVerifyInclusion,
+} from '../../../../packages/tlog/src/test-support/independent-verifier.js'
+import { captureIo } from '../audit/test-support/audit-fixtures.js'
+import { main } from '../cli/cli.js'
+import { loadConfig } from '../config.js'
+import { type RunningSessionManager, startSessionManager } from '../server.js'
+import { postJson, requestBody } from '../test-support/records.js'
+import { logLines } from '../transparency/log-lines.js'
+import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
+import { schemaNames } from './schema-names.js'
+import { assertBuilt, type Instance, postgresInstanceEnv, startInstance } from './test-support/instances.js'
+import {
+  createServiceDatabase,
+  execFileAsync,
+  postgresBinDir,
+  startTestPostgres,
+  type TestPostgres,
+} from './test-support/postgres-server.js'
+import { postgresTreeLines } from './tree-lines.js'
+
+const ORIGIN = 'care.example/pg-sessions'
+const t = schemaNames()
+let server: TestPostgres
+const dirs: string[] = []
+
+beforeAll(async () => {
+  server = await startTestPostgres()
+}, 60_000)
+
+afterAll(async () => {
+  await server?.destroy()
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
+}, 30_000)
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'care-pgtree-'))
+  dirs.push(dir)
+  return dir
+}
+
+function keys(name = ORIGIN) {
+  const { signerKey, verifierKey } = generateNoteKey(name)
+  return {
+    signerKey,
+    verifierKey,
+    signer: parseSignerKey(signerKey),
+    verifier: parseVerifierKey(verifierKey),
+  }
+}
+
+type Keys = ReturnType<typeof keys>
+
+function superuserUrl(serviceUrl: string): string {
+  return serviceUrl.replace('care_service@', 'postgres@')
+}
+
+async function startService(
+  env: Record<string, string>,
+  key?: Keys,
+  everyRecords = 4,
+): Promise<{ url: string; sm: RunningSessionManager }> {
+  const config = loadConfig({ PORT: '0', ...env }, [])
+  const sm = await startSessionManager(config, {
+    logger: pino({ level: 'silent' }),
+    transparency: key
+      ? { signer: key.signer, verifier: key.verifier, everyRecords, intervalMs: 60_000 }
+      : { everyRecords, intervalMs: 60_000 },
+  })
+  await sm.ready
+  return { url: `http://127.0.0.1:${sm.port}`, sm }
+}
+
+/** Starts `n` sessions, touches each once and ends every other one (3n/2 events, several sessions interleaved). */
+async function workload(url: string, n: number, user = 'user'): Promise<string[]> {
+  const ids: string[] = []
+  for (let i = 0; i < n; i++) {
+    const res = await postJson(`${url}/sessions.start`, requestBody({ user_id: `${user}-${i}` }))
+    expect(res?.status).toBe(201)
+    ids.push(String(res!.body.session_id))
+  }
+  for (const [i, id] of ids.entries()) {
+    const touch = await postJson(
+      `${url}/sessions.touch`,
+      requestBody({ user_id: `${user}-${i}`, session_id: id }),
+    )
+    expect(touch?.status).toBe(200)
+  }
+  for (const [i, id] of ids.entries()) {
+    if (i % 2 === 1) continue
+    const end = await postJson(
+      `${url}/sessions.end`,
+      requestBody({ user_id: `${user}-${i}`, session_id: id }),
+    )
+    expect(end?.status).toBe(200)
+  }
+  return ids
+}
+
+async function collect(lines: AsyncIterable<Buffer>): Promise<Buffer[]> {
+  const out: Buffer[] = []
+  for await (const line of lines) out.push(Buffer.from(line))
+  return out
+}
+
+function rootsAtEverySize(lines: readonly Buffer[]): string[] {
+  const range = new CompactRange()
+  return lines.map((line) => {
+    range.appendEntry(line)
+    return range.root().toString('base64')
+  })
+}
+
+async function cli(...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = captureIo()
+  const code = await main(argv, out.io)
+  return { code, stdout: out.stdout, stderr: out.stderr }
+}
+
+async function waitForCheckpoint(url: string, size: number): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    const res = await fetch(`${url}/checkpoint`)
+    if (res.status === 200) {
+      const note = await res.text()
+      if (Number(note.split('\n')[1]) >= size) return note
+    } else await res.body?.cancel()
+    await new Promise((r) => setTimeout(r, 50))
+  }
+  throw new Error(`no checkpoint of size ${size}`)
+}
+
+describe('the PostgreSQL store keeps the same Merkle tree as the embedded log', () => {
+  it('gives the same leaves and the same root at every size as the embedded log, both ways of the JSONL transfer', async () => {
+    const source = tempDir()
+    const { url, sm } = await startService({ CARE_DATA_DIR: source })
+    await workload(url, 6)
+    await sm.stop()
+    const embedded = await collect(logLines(source))
+    expect(embedded).toHaveLength(15)
+
+    const databaseUrl = await createServiceDatabase(server)
+    const imported = await importJsonlLog(source, { url: databaseUrl, ownerRole: 'care_owner' })
+    expect(imported.ok).toBe(true)
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+    try {
+      const database = await collect(postgresTreeLines(pool, t))
+      expect(database.map(String)).toEqual(embedded.map(String))
+      expect(rootsAtEverySize(database)).toEqual(rootsAtEverySize(embedded))
+
+      const back = tempDir()
+      const exported = await exportToJsonlLog({ url: databaseUrl }, back)
+      expect(exported.ok).toBe(true)
+      expect(rootsAtEverySize(await collect(logLines(back)))).toEqual(rootsAtEverySize(database))
+    } finally {
+      await pool.end()
+    }
+  }, 120_000)
+})
+
+describe('signed checkpoints, proofs and proven exports on the PostgreSQL store', () => {
+  let databaseUrl: string
+  let dataDir: string
+  let key: Keys
+  let exportBody: string
+  let leaves: Buffer[]
+
+  beforeAll(async () => {
+    databaseUrl = await createServiceDatabase(server)
+    dataDir = tempDir()
+    key = keys()
+  })
+
+  const serviceEnv = () => ({
+    CARE_STORE: 'postgres',
+    DATABASE_URL: databaseUrl,
+    CARE_DB_OWNER_ROLE: 'care_owner',
+    CARE_DATA_DIR: dataDir,
+  })
+  const checkpointsDir = () => join(dataDir, 'checkpoints')
+  const verifyDatabase = (url = databaseUrl, vkey = key.verifierKey) =>
+    cli('verify', '--database-url', url, '--public-key', vkey, '--checkpoints', checkpointsDir())
+
+  it('signs checkpoints over committed rows, serves them with inclusion proofs, and proves exports', async () => {
+    const { url, sm } = await startService(serviceEnv(), key, 4)
+    try {
+      await workload(url, 4)
+      const note = await waitForCheckpoint(url, 4)
+      const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+      leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
+      expect(leaves).toHaveLength(10)
+      const checkpoint = independentOpenCheckpoint(note, key.verifierKey)!
+      expect(checkpoint.origin).toBe(ORIGIN)
+
+      const res = await fetch(`${url}/proofs/inclusion?seq=3&size=${checkpoint.size}`)
+      expect(res.status).toBe(200)
+      const proof = (await res.json()) as { leaf_hash: string; inclusion_proof: string[] }
+      expect(proof.leaf_hash).toBe(independentLeafHash(leaves[2]!).toString('base64'))
+      const path = proof.inclusion_proof.map((h) => Buffer.from(h, 'base64'))
+      expect(
+        independentVerifyInclusion(
+          2,
+          checkpoint.size,
+          independentLeafHash(leaves[2]!),
+          path,
+          checkpoint.root,
+        ),
+      ).toBe(true)
+      const bad = await fetch(`${url}/proofs/inclusion?seq=0`)
+      expect(bad.status).toBe(400)
+      await bad.body?.cancel()
+
+      const exported = await fetch(`${url}/export`)
+      expect(exported.status).toBe(200)
+      exportBody = await exported.text()
+    } finally {
+      await sm.stop()
+    }
+    const bodyLines = exportBody.split('\n').slice(0, -1)
+    const { manifest } = JSON.parse(bodyLines.at(-1)!) as {
+      manifest: { transparency: { checkpoint: string; tree_size: number; proofs: number; unproven: number } }
+    }
+    expect(manifest.transparency).toMatchObject({ tree_size: 10, proofs: 10, unproven: 0 })
+    // The exported records are the tree's lines byte for byte (in the export's session order).
+    const records = bodyLines.slice(0, 10)
+    expect([...records].sort()).toEqual(leaves.map(String).sort())
+    const signed = independentOpenCheckpoint(manifest.transparency.checkpoint, key.verifierKey)!
+    for (const line of bodyLines.slice(10, 20)) {
+      const { inclusion_proof: p } = JSON.parse(line) as {
+        inclusion_proof: { seq: number; hashes: string[] }
+      }
+      const leaf = independentLeafHash(leaves[p.seq - 1]!)
+      const path = p.hashes.map((h) => Buffer.from(h, 'base64'))
+      expect(independentVerifyInclusion(p.seq - 1, 10, leaf, path, signed.root)).toBe(true)
+    }
+    const file = join(dataDir, 'export.jsonl')
+    writeFileSync(file, exportBody)
+    const ok = await cli('verify-export', '--public-key', key.verifierKey, file)
+    expect(ok.stderr).toBe('')
+    expect(ok.code).toBe(0)
+
+    const verified = await verifyDatabase()
+    expect(verified.stderr).toBe('')
+    expect(verified.stdout).toMatch(/^OK: 10 record\(s\)/)
+    expect(verified.code).toBe(0)
+  }, 120_000)
+
+  it('detects a forged proof and a checkpoint signed by an unknown key', async () => {
+    const bodyLines = exportBody.split('\n').slice(0, -1)
+    const forged = [...bodyLines]
+    const value = JSON.parse(forged[12]!) as { inclusion_proof: { hashes: string[] } }
+    const hash = Buffer.from(value.inclusion_proof.hashes[0]!, 'base64')
+    hash[0]! ^= 1
+    value.inclusion_proof.hashes[0] = hash.toString('base64')
+    forged[12] = JSON.stringify(value)
+    const file = join(dataDir, 'forged.jsonl')
+    writeFileSync(file, `${forged.join('\n')}\n`)
+    const result = await cli('verify-export', '--public-key', key.verifierKey, file)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/FAILED/)
+
+    const stranger = await verifyDatabase(databaseUrl, keys().verifierKey)
+    expect(stranger.code).toBe(1)
+    expect(stranger.stderr).toMatch(/no verifiable signatures/)
+  })
+
+  it('detects an edited row with a recomputed hash, a deleted tail and a database restored from an older dump', async () => {
+    const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
+    const bin = postgresBinDir()
+    const dump = join(dataDir, 'before.dump')
+    try {
+      // A dump taken now (10 records), before more records are signed.
+      await execFileAsync(join(bin, 'pg_dump'), ['-Fc', '-f', dump, superuserUrl(databaseUrl)])
+      const { url, sm } = await startService(serviceEnv(), key, 4)
+      try {
+        await workload(url, 2, 'later')
+      } finally {
+        await sm.stop()
+      }
+      expect((await verifyDatabase()).code).toBe(0)
+
+      await admin.query(`ALTER TABLE ${t.events} DISABLE TRIGGER USER`)
+      const { rows } = await admin.query<{ seq: string; body: string; hash: string }>(
+        `SELECT seq, body, hash FROM ${t.events} ORDER BY seq LIMIT 1 OFFSET 1`,
+      )
+      const original = rows[0]!
+      const { createHash } = await import('node:crypto')
+      const body = original.body.replace(/"user_id":"[^"]*"/, '"user_id":"mallory"')
+      const recomputed = createHash('sha256').update(body).digest('hex')
+      await admin.query(`UPDATE ${t.events} SET body = $1, hash = $2 WHERE seq = $3`, [
+        body,
+        recomputed,
+        original.seq,
+      ])
+      const edited = await verifyDatabase()
+      expect(edited.code).toBe(1)
+      expect(edited.stderr).toMatch(/Merkle root at size \d+ differs from the signed root/)
+      await admin.query(`UPDATE ${t.events} SET body = $1, hash = $2 WHERE seq = $3`, [
+        original.body,
+        original.hash,
+        original.seq,
+      ])
+      expect((await verifyDatabase()).code).toBe(0)
+
+      const restored = `${databaseUrl.split('/').at(-1)}_restored`
+      await server.sql(`CREATE DATABASE ${restored}`)
+      const restoredUrl = `${databaseUrl.split('/').slice(0, -1).join('/')}/${restored}`
+      await execFileAsync(join(bin, 'pg_restore'), ['-d', superuserUrl(restoredUrl), dump])
+      const rolledBack = await verifyDatabase(restoredUrl)
+      expect(rolledBack.code).toBe(1)
+      expect(rolledBack.stderr).toMatch(
+        /signed 15 records but the log has 10 \(tail cut or log rolled back\)/,
+      )
+
+      await admin.query(`DELETE FROM ${t.events} WHERE seq > (SELECT max(seq) - 2 FROM ${t.events})`)
+      const cut = await verifyDatabase()
+      expect(cut.code).toBe(1)
+      expect(cut.stderr).toMatch(/signed 15 records but the log has 13/)
+    } finally {
+      await admin.end()
+    }
+  }, 180_000)
+})
+
+describe('a PostgreSQL service killed while appending and signing', () => {
+  let instance: Instance | undefined
+
+  afterAll(async () => {
+    await instance?.stop()
+  })
+
+  it('leaves a database whose signed checkpoints all verify, and the tree is rebuilt at the next start', async () => {
+    assertBuilt()
+    const databaseUrl = await createServiceDatabase(server)
+    const dataDir = tempDir()
+    const key = keys()
+    const keyFile = join(dataDir, 'log.skey')
+    writeFileSync(keyFile, `${key.signerKey}\n`)
+    const env = {
+      ...postgresInstanceEnv(databaseUrl),
+      CARE_DATA_DIR: dataDir,
+      CARE_CHECKPOINT_KEY_FILE: keyFile,
+      CARE_CHECKPOINT_EVERY: '3',
+      CARE_CHECKPOINT_INTERVAL_MS: '50',
+    }
+    const verify = () =>
+      cli(
+        'verify',
+        '--database-url',
+        databaseUrl,
+        '--public-key',
+        key.verifierKey,
+        '--checkpoints',
+        join(dataDir, 'checkpoints'),
+      )
+    instance = await startInstance(env)
+    expect(
+      (await postJson(`${instance.url}/sessions.start`, requestBody({ user_id: 'first' })))?.status,
+    ).toBe(201)
+    await waitForCheckpoint(instance.url, 1)
+    await instance.stop()
+    for (let round = 0; round < 3; round++) {
+      instance = await startInstance(env)
+      const starts = Array.from({ length: 40 }, (_, i) =>
+        postJson(`${instance!.url}/sessions.start`, requestBody({ user_id: `crash-${round}-${i}` })),
+      )
+      // Killed while requests are in flight and checkpoints are being signed.
+      await starts[0]
+      await new Promise((r) => setTimeout(r, 20 + 40 * round))
+      await instance.kill()
+      instance = undefined
+      await Promise.allSettled(starts)
+      const result = await verify()
+      expect(result.stderr, `round ${round}: ${result.stdout}`).toBe('')
+      expect(result.code).toBe(0)
+    }
+    instance = await startInstance(env)
+    const res = await postJson(`${instance.url}/sessions.start`, requestBody({ user_id: 'after-crash' }))
+    expect(res?.status).toBe(201)
+    await instance.stop()
+    instance = undefined
+    const final = await verify()
+    expect(final.code).toBe(0)
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+    const rows = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
+    expect(final.stdout).toMatch(
+      new RegExp(`^OK: ${rows.length} record\\(s\\).*newest verified checkpoint: size ${rows.length} `),
+    )
+  }, 180_000)
+})
