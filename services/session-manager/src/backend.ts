@@ -3,6 +3,7 @@ import { type AuditSource, logAuditSource, storeAuditSource } from './audit/audi
 import type { SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
 import type { PoolCounts } from './observability/session-telemetry.js'
+import { createToolPool } from './postgres/database.js'
 import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
 import { schemaNames } from './postgres/schema-names.js'
@@ -102,7 +103,7 @@ export async function openBackend(
         ownerRole: store.ownerRole,
         logger,
       })
-      const tree = await openPostgresTree(repository, store.schema, config.dataDir, options)
+      const tree = await openPostgresTree(repository, store, config.dataDir, options)
       return recovered(repository, lifecycleOptions, {
         // With a tree, exports carry the tree's lines (the embedded log's form) so they can be proven.
         audit: tree
@@ -111,7 +112,7 @@ export async function openBackend(
         healthy: () => true,
         storageNote: () => undefined,
         pool: repository.pool,
-        ...(tree ? { transparency: tree.tlog, stopFeed: () => tree.feed.close() } : {}),
+        ...(tree ? { transparency: tree.tlog, stopFeed: tree.stop } : {}),
         facts: { store: 'postgres', schema: store.schema, ...(tree ? { tree_size: tree.tlog.size } : {}) },
       })
     }, options)
@@ -186,10 +187,10 @@ async function recovered(
  */
 async function openPostgresTree(
   repository: PostgresSessionRepository,
-  schema: string,
+  store: { url?: string; schema: string },
   dataDir: string,
   options: OpenBackendOptions,
-): Promise<{ tlog: TransparencyLog; feed: PostgresTreeFeed } | undefined> {
+): Promise<{ tlog: TransparencyLog; stop: () => Promise<void> } | undefined> {
   const settings = options.transparency
   // Without a checkpoint key nothing could be proven against a signed root: keep no tree (and touch no
   // data directory, which a PostgreSQL deployment may not have).
@@ -201,16 +202,25 @@ async function openPostgresTree(
     treeStorage: memoryTreeStorage,
     ...(logger ? { logger } : {}),
   })
+  // Its own connections: the feed reads the last committed rows after the lifecycle closed its pool.
+  const pool = createToolPool(store.url, 2)
   try {
     const feed = await PostgresTreeFeed.start({
-      pool: repository.pool,
-      names: schemaNames(schema),
+      pool,
+      names: schemaNames(store.schema),
       tlog,
       ...(logger ? { logger } : {}),
     })
-    return { tlog, feed }
+    return {
+      tlog,
+      stop: async () => {
+        await feed.close()
+        await pool.end()
+      },
+    }
   } catch (error) {
     await tlog.close().catch(() => {})
+    await pool.end().catch(() => {})
     await repository.close().catch(() => {})
     throw error
   }

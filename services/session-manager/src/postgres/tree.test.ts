@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CompactRange, generateNoteKey, parseSignerKey, parseVerifierKey } from '@care/tlog'
@@ -274,11 +274,19 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
 
   it('detects an edited row with a recomputed hash, a deleted tail and a database restored from an older dump', async () => {
     const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
-    const bin = postgresBinDir()
+    const tool = (name: string) =>
+      [
+        postgresBinDir(),
+        ...(existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql') : []).map(
+          (v) => `/usr/lib/postgresql/${v}/bin`,
+        ),
+      ]
+        .map((dir) => join(dir, name))
+        .find((path) => existsSync(path)) ?? name
     const dump = join(dataDir, 'before.dump')
     try {
       // A dump taken now (10 records), before more records are signed.
-      await execFileAsync(join(bin, 'pg_dump'), ['-Fc', '-f', dump, superuserUrl(databaseUrl)])
+      await execFileAsync(tool('pg_dump'), ['-Fc', '-f', dump, superuserUrl(databaseUrl)])
       const { url, sm } = await startService(serviceEnv(), key, 4)
       try {
         await workload(url, 2, 'later')
@@ -313,7 +321,7 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
       const restored = `${databaseUrl.split('/').at(-1)}_restored`
       await server.sql(`CREATE DATABASE ${restored}`)
       const restoredUrl = `${databaseUrl.split('/').slice(0, -1).join('/')}/${restored}`
-      await execFileAsync(join(bin, 'pg_restore'), ['-d', superuserUrl(restoredUrl), dump])
+      await execFileAsync(tool('pg_restore'), ['-d', superuserUrl(restoredUrl), dump])
       const rolledBack = await verifyDatabase(restoredUrl)
       expect(rolledBack.code).toBe(1)
       expect(rolledBack.stderr).toMatch(
