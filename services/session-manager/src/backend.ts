@@ -8,7 +8,7 @@ import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
 import { schemaNames } from './postgres/schema-names.js'
 import { memoryTreeStorage, PostgresTreeFeed } from './postgres/tree-feed.js'
-import { postgresTreeAuditSource } from './postgres/tree-lines.js'
+import { postgresTreeAuditSource, postgresTreeLines } from './postgres/tree-lines.js'
 import {
   type Clock,
   type LifecycleLogger,
@@ -196,18 +196,20 @@ async function openPostgresTree(
   // data directory, which a PostgreSQL deployment may not have).
   if (!settings || settings.enabled === false || settings.signer === undefined) return undefined
   const { logger } = options
+  // Its own connections: the feed reads the last committed rows after the lifecycle closed its pool.
+  const pool = createToolPool(store.url, 2)
+  const names = schemaNames(store.schema)
   const tlog = TransparencyLog.open({
     dataDir,
     ...settings,
     treeStorage: memoryTreeStorage,
+    leaves: () => postgresTreeLines(pool, names),
     ...(logger ? { logger } : {}),
   })
-  // Its own connections: the feed reads the last committed rows after the lifecycle closed its pool.
-  const pool = createToolPool(store.url, 2)
   try {
     const feed = await PostgresTreeFeed.start({
       pool,
-      names: schemaNames(store.schema),
+      names,
       tlog,
       ...(logger ? { logger } : {}),
     })

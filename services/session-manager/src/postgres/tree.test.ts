@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CompactRange, generateNoteKey, parseSignerKey, parseVerifierKey } from '@care/tlog'
@@ -16,6 +16,8 @@ import { loadConfig } from '../config.js'
 import { type RunningSessionManager, startSessionManager } from '../server.js'
 import { postJson, requestBody } from '../test-support/records.js'
 import { logLines } from '../transparency/log-lines.js'
+import { type ProvenExport, verifyProvenExport } from '../transparency/proven-export.js'
+import { listCheckpointFiles } from '../transparency/transparency-log.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
 import { schemaNames } from './schema-names.js'
 import { assertBuilt, type Instance, postgresInstanceEnv, startInstance } from './test-support/instances.js'
@@ -192,7 +194,7 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
   it('signs checkpoints over committed rows, serves them with inclusion proofs, and proves exports', async () => {
     const { url, sm } = await startService(serviceEnv(), key, 4)
     try {
-      await workload(url, 4)
+      const sessions = await workload(url, 4)
       const note = await waitForCheckpoint(url, 4)
       const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
       leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
@@ -221,6 +223,14 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
       const exported = await fetch(`${url}/export`)
       expect(exported.status).toBe(200)
       exportBody = await exported.text()
+      // The export signed a checkpoint over all 10 records.
+      const proven = await fetch(`${url}/proofs/export?session_id=${sessions[1]}`)
+      expect(proven.status).toBe(200)
+      const doc = (await proven.json()) as ProvenExport
+      expect(doc.records.map((r) => r.line)).toEqual(
+        leaves.map(String).filter((line) => line.includes(`"session_id":"${sessions[1]}"`)),
+      )
+      expect(verifyProvenExport(doc, [key.verifier])).toMatchObject({ size: 10, records: 2 })
     } finally {
       await sm.stop()
     }
@@ -336,6 +346,45 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
       await admin.end()
     }
   }, 180_000)
+})
+
+describe('several instances on one database', () => {
+  it('build the same tree: their checkpoints, each in its own directory, verify against the one database', async () => {
+    const databaseUrl = await createServiceDatabase(server)
+    const key = keys()
+    const dirs = [tempDir(), tempDir()]
+    const env = (dataDir: string) => ({
+      CARE_STORE: 'postgres',
+      DATABASE_URL: databaseUrl,
+      CARE_DB_OWNER_ROLE: 'care_owner',
+      CARE_DATA_DIR: dataDir,
+    })
+    const a = await startService(env(dirs[0]!), key, 3)
+    const b = await startService(env(dirs[1]!), key, 3)
+    try {
+      // Both write at once, so their rows interleave in seq order.
+      await Promise.all([workload(a.url, 4, 'on-a'), workload(b.url, 4, 'on-b')])
+    } finally {
+      await a.sm.stop()
+      await b.sm.stop()
+    }
+    const notes = dirs.map((dir) => listCheckpointFiles(join(dir, 'checkpoints')).at(-1)!)
+    expect(notes.map((n) => n.size)).toEqual([20, 20])
+    expect(readFileSync(notes[0]!.path, 'utf8')).toBe(readFileSync(notes[1]!.path, 'utf8'))
+    for (const dir of dirs) {
+      const result = await cli(
+        'verify',
+        '--database-url',
+        databaseUrl,
+        '--public-key',
+        key.verifierKey,
+        '--checkpoints',
+        join(dir, 'checkpoints'),
+      )
+      expect(result.stderr).toBe('')
+      expect(result.code).toBe(0)
+    }
+  }, 120_000)
 })
 
 describe('a PostgreSQL service killed while appending and signing', () => {

@@ -91,6 +91,11 @@ export interface TransparencyLogOptions {
   fs?: LogFileSystem
   /** Where the tree's hashes live (default: files in `<dataDir>/tree/`). */
   treeStorage?: TreeStorage
+  /**
+   * The store's leaves from the first, for a rebuild and for proven exports (default: the log lines
+   * under `dataDir`, `logLines`). The PostgreSQL store passes its rows' tree lines.
+   */
+  leaves?: () => AsyncIterable<Buffer>
   logger?: {
     info(o: object, m: string): void
     warn(o: object, m: string): void
@@ -122,6 +127,7 @@ export class TransparencyLog {
   readonly #logger: NonNullable<TransparencyLogOptions['logger']>
   readonly #fs: LogFileSystem
   readonly #storage: TreeStorage
+  readonly #leaves: () => AsyncIterable<Buffer>
   #opened: { store: ReturnType<TreeStorage['open']>; tree: MerkleTree } | undefined
   #replay = new CompactRange()
   #prefixMatches: boolean
@@ -144,6 +150,7 @@ export class TransparencyLog {
     this.#logger = options.logger ?? silent
     this.#fs = options.fs ?? nodeFileSystem
     this.#storage = options.treeStorage ?? fileTreeStorage
+    this.#leaves = options.leaves ?? (() => logLines(this.#dataDir, this.#fs))
     if (options.publishUrl) this.#publisher = new CheckpointPublisher(options.publishUrl, this.#logger)
     this.#prefixMatches = false
   }
@@ -188,6 +195,11 @@ export class TransparencyLog {
   /** Number of leaves (records) in the tree. */
   get size(): number {
     return this.#tree.size
+  }
+
+  /** The store's leaves (the exact bytes each leaf hashes), from the first, read afresh. */
+  leaves(): AsyncIterable<Buffer> {
+    return this.#leaves()
   }
 
   /** The tree, for proofs (sizes up to `size`). */
@@ -267,7 +279,7 @@ export class TransparencyLog {
     this.#storage.remove(join(this.#dataDir, TREE_DIR))
     const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
     this.#opened = { store, tree: new MerkleTree(store) }
-    for await (const line of logLines(this.#dataDir, this.#fs)) {
+    for await (const line of this.#leaves()) {
       if (this.#tree.size === records) break
       this.#tree.append(line)
     }
