@@ -11,6 +11,7 @@ import {
   independentVerifyInclusion,
 } from '../../../../packages/tlog/src/test-support/independent-verifier.js'
 import { captureIo } from '../audit/test-support/audit-fixtures.js'
+import { openBackend } from '../backend.js'
 import { main } from '../cli/cli.js'
 import { loadConfig } from '../config.js'
 import { type RunningSessionManager, startSessionManager } from '../server.js'
@@ -337,6 +338,16 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
       expect(rolledBack.stderr).toMatch(
         /signed 15 records but the log has 10 \(tail cut or log rolled back\)/,
       )
+      // A service started on the restored copy sees it too, and signs nothing over it.
+      await server.sql(`GRANT CREATE ON DATABASE ${restored} TO care_owner`)
+      const backend = await openBackend(loadConfig({ ...serviceEnv(), DATABASE_URL: restoredUrl }, []), {
+        transparency: { signer: key.signer, verifier: key.verifier, everyRecords: 4, intervalMs: 60_000 },
+      })
+      expect(backend.transparency?.signingDisabled).toMatch(
+        /the log has 10 records but checkpoint .* signed 15/,
+      )
+      await backend.close()
+      expect(listCheckpointFiles(checkpointsDir()).at(-1)?.size).toBe(15)
 
       await admin.query(`DELETE FROM ${t.events} WHERE seq > (SELECT max(seq) - 2 FROM ${t.events})`)
       const cut = await verifyDatabase()
