@@ -1,6 +1,6 @@
-import { MemoryNodeStore } from '@care/tlog'
 import type pg from 'pg'
 import type { TransparencyLog, TreeStorage } from '../transparency/transparency-log.js'
+import { PackedNodeStore } from './packed-node-store.js'
 import { unavailable } from './pg-errors.js'
 import type { SchemaNames } from './schema-names.js'
 import { committedHigh, TreeLineCursor } from './tree-lines.js'
@@ -14,7 +14,7 @@ import { committedHigh, TreeLineCursor } from './tree-lines.js'
  * const tlog = TransparencyLog.open({ dataDir, signer, treeStorage: memoryTreeStorage })
  */
 export const memoryTreeStorage: TreeStorage = {
-  open: () => new MemoryNodeStore(),
+  open: () => new PackedNodeStore(),
   remove: () => {},
 }
 
