@@ -14,11 +14,13 @@ import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { generateNoteKey, MemoryNodeStore, MerkleTree } from '@care/tlog'
+import { encodeRecord } from '@care/event-log'
+import { generateNoteKey, MerkleTree } from '@care/tlog'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
+import { PackedNodeStore } from '../dist/postgres/packed-node-store.js'
 import { openPostgresSessions } from '../dist/postgres/postgres-session-repository.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
@@ -273,12 +275,25 @@ async function treeOverhead(url) {
     }
     const mean = (xs) => xs.reduce((a, x) => a + x.rate, 0) / xs.length
     const leaves = Number(process.env.BENCH_TREE_LEAVES ?? 1_000_000)
-    const tree = new MerkleTree(new MemoryNodeStore())
+    const tree = new MerkleTree(new PackedNodeStore())
     const leaf = Buffer.alloc(200, 0x61)
     for (let i = 0; i < leaves; i++) {
       leaf.writeUInt32BE(i, 0)
       tree.append(leaf)
     }
+    // CPU per record on the feed's path: the row's tree line (canonical JSON + SHA-256), leaf hash, append.
+    const lineTree = new MerkleTree(new PackedNodeStore())
+    const event = JSON.parse(startBody())
+    const perRecord = 100_000
+    let prev = '0'.repeat(64)
+    const t1 = performance.now()
+    for (let i = 0; i < perRecord; i++) {
+      const { record, line } = encodeRecord(event, i + 1, prev)
+      prev = record.hash
+      lineTree.append(line.subarray(0, line.length - 1))
+    }
+    const perRecordUs = ((performance.now() - t1) * 1000) / perRecord
+    console.log(`tree CPU per record (line + hashes + append): ${perRecordUs.toFixed(1)} µs`)
     const samples = 2000
     const t0 = performance.now()
     for (let i = 0; i < samples; i++) tree.inclusionProof(Math.floor(Math.random() * leaves), leaves)
