@@ -92,6 +92,11 @@ export class PostgresTreeFeed {
     // The cursor moves past each line it yields, so every yielded line must reach the tree, error or not.
     let lines: Buffer[] = []
     try {
+      // Without a new row there is nothing to wait for: skip the watermark's SHARE lock.
+      const { rows } = await this.pool.query<{ top: string | null }>(
+        `SELECT max(seq) AS top FROM ${this.names.events}`,
+      )
+      if (Number(rows[0]?.top ?? 0) <= this.#cursor.eventSeq) return
       const high = await committedHigh(this.pool, this.names)
       for await (const line of this.#cursor.read(this.pool, this.names, high)) {
         lines.push(line)
