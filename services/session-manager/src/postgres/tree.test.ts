@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { CompactRange, generateNoteKey, parseSignerKey, parseVerifierKey } from '@care/tlog'
 import pg from 'pg'
 import { pino } from 'pino'
+import { ulid } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   independentLeafHash,
@@ -15,10 +16,12 @@ import { openBackend } from '../backend.js'
 import { main } from '../cli/cli.js'
 import { loadConfig } from '../config.js'
 import { type RunningSessionManager, startSessionManager } from '../server.js'
+import { startInputAt } from '../sessions/test-support/inputs.js'
 import { postJson, requestBody } from '../test-support/records.js'
 import { logLines } from '../transparency/log-lines.js'
 import { type ProvenExport, verifyProvenExport } from '../transparency/proven-export.js'
 import { listCheckpointFiles } from '../transparency/transparency-log.js'
+import { chainEvent, eventOfBody, GENESIS_HASH } from './event-chain.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
 import { schemaNames } from './schema-names.js'
 import { assertBuilt, type Instance, postgresInstanceEnv, startInstance } from './test-support/instances.js'
@@ -113,6 +116,12 @@ async function collect(lines: AsyncIterable<Buffer>): Promise<Buffer[]> {
   const out: Buffer[] = []
   for await (const line of lines) out.push(Buffer.from(line))
   return out
+}
+
+function rootOf(lines: readonly Buffer[]): Buffer {
+  const range = new CompactRange()
+  for (const line of lines) range.appendEntry(line)
+  return range.root()
 }
 
 function rootsAtEverySize(lines: readonly Buffer[]): string[] {
@@ -396,6 +405,66 @@ describe('several instances on one database', () => {
       expect(result.code).toBe(0)
     }
   }, 120_000)
+})
+
+describe('leaf order is the commit order of seq', () => {
+  it('does not put a committed row into the tree while a lower seq is still being inserted', async () => {
+    const databaseUrl = await createServiceDatabase(server)
+    const key = keys()
+    const config = loadConfig(
+      {
+        CARE_STORE: 'postgres',
+        DATABASE_URL: databaseUrl,
+        CARE_DB_OWNER_ROLE: 'care_owner',
+        CARE_DATA_DIR: tempDir(),
+      },
+      [],
+    )
+    const backend = await openBackend(config, {
+      transparency: { signer: key.signer, verifier: key.verifier, everyRecords: 1000, intervalMs: 60_000 },
+    })
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+    const held = await pool.connect()
+    const tlog = backend.transparency!
+    const waitForSize = async (size: number) => {
+      for (let i = 0; i < 200 && tlog.size < size; i++) await new Promise((r) => setTimeout(r, 25))
+      return tlog.size
+    }
+    try {
+      const first = await backend.sessions.start(startInputAt(Date.now(), { user_id: 'first' }))
+      expect(first.status).toBe(201)
+      expect(await waitForSize(1)).toBe(1)
+      // Another writer's insert takes the next seq and stays uncommitted...
+      const { rows } = await pool.query<{ body: string }>(`SELECT body FROM ${t.events} ORDER BY seq LIMIT 1`)
+      const event = {
+        ...eventOfBody(rows[0]!.body),
+        session_id: 'ses_held_open',
+        record_id: ulid(),
+        user_id: 'held',
+      }
+      const { body, hash } = chainEvent(event, GENESIS_HASH)
+      await held.query('BEGIN')
+      await held.query(
+        `INSERT INTO ${t.events} (session_id, session_seq, event, record_id, event_time, body, prev_hash, hash)
+         VALUES ($1, 1, 'session.start', $2, $3, $4, $5, $6)`,
+        [event.session_id, event.record_id, event.timestamp, body, GENESIS_HASH, hash],
+      )
+      // ...while a later seq commits.
+      const later = await backend.sessions.start(startInputAt(Date.now(), { user_id: 'later' }))
+      expect(later.status).toBe(201)
+      await new Promise((r) => setTimeout(r, 600))
+      expect(tlog.size).toBe(1)
+      await held.query('COMMIT')
+      expect(await waitForSize(3)).toBe(3)
+      const leaves = await collect(postgresTreeLines(pool, t))
+      expect(leaves.map((l) => JSON.parse(String(l)).user_id)).toEqual(['first', 'held', 'later'])
+      expect(tlog.tree.root(3)).toEqual(rootOf(leaves))
+    } finally {
+      held.release()
+      await pool.end()
+      await backend.close()
+    }
+  }, 60_000)
 })
 
 describe('a PostgreSQL service killed while appending and signing', () => {
