@@ -18,7 +18,7 @@ export const memoryTreeStorage: TreeStorage = {
   remove: () => {},
 }
 
-/** How often the feed looks for newly committed rows (ms). */
+/** How often the feed looks for newly committed rows (ms); an idle poll is one `max(seq)` lookup. */
 export const TREE_POLL_MS = 200
 
 /**
