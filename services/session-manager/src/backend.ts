@@ -181,9 +181,10 @@ async function recovered(
 }
 
 /**
- * The PostgreSQL store's Merkle tree (when a checkpoint key is configured and the tree is not turned off): a `TransparencyLog` whose hashes live in memory
- * and whose signed checkpoints go to `<dataDir>/checkpoints/` (outside the database, so a database
- * restored from an older dump is caught at the next start), fed from the committed rows.
+ * The PostgreSQL store's Merkle tree, when a checkpoint key is configured and the tree is not turned
+ * off: a `TransparencyLog` whose hashes live in memory and whose signed checkpoints go to
+ * `<dataDir>/checkpoints/` (outside the database, so a database restored from an older dump is caught
+ * at the next start), fed from the committed rows.
  */
 async function openPostgresTree(
   repository: PostgresSessionRepository,
