@@ -73,17 +73,26 @@ export async function* postgresTreeLines(db: pg.Pool, t: SchemaNames): AsyncGene
 /**
  * The audit view of the PostgreSQL store when it keeps a Merkle tree: every committed event as its tree
  * line's record (the embedded log's form: `seq` = leaf position, global `prev_hash`/`hash`), in `seq`
- * order, so `GET /export` writes the very bytes the tree's leaves hash and its records can carry proofs.
+ * order, and `lineOf` gives back the tree line itself, so `GET /export` writes the very bytes the tree's
+ * leaves hash (U+2028/U+2029/U+0085 escaped as in the leaf) and its records can carry proofs.
  *
  * @example
  * const manifest = await runExport(postgresTreeAuditSource(pool, t), filters, write, { prover })
  */
-export function postgresTreeAuditSource(db: pg.Pool, t: SchemaNames): { scan(): AsyncIterable<StoredEvent> } {
+export function postgresTreeAuditSource(
+  db: pg.Pool,
+  t: SchemaNames,
+): { scan(): AsyncIterable<StoredEvent>; lineOf(event: StoredEvent): Buffer | undefined } {
+  // Each yielded event remembers the line it was parsed from (dropped with the event).
+  const lines = new WeakMap<StoredEvent, Buffer>()
   return {
     async *scan() {
       for await (const line of postgresTreeLines(db, t)) {
-        yield JSON.parse(line.toString('utf8')) as StoredEvent
+        const event = JSON.parse(line.toString('utf8')) as StoredEvent
+        lines.set(event, line)
+        yield event
       }
     },
+    lineOf: (event) => lines.get(event),
   }
 }

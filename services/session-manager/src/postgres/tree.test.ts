@@ -179,87 +179,96 @@ describe('the PostgreSQL store keeps the same Merkle tree as the embedded log', 
 })
 
 describe('signed checkpoints, proofs and proven exports on the PostgreSQL store', () => {
+  // Shared fixture (read only by the tests): a service ran a workload with one record holding U+2028,
+  // U+2029 and U+0085, then was stopped; what it served is kept here.
+  const LINE_BREAKS = 'a\u2028b\u2029c\u0085d'
   let databaseUrl: string
   let dataDir: string
   let key: Keys
   let exportBody: string
   let leaves: Buffer[]
+  let note: string
+  let inclusion: { status: number; body: { leaf_hash: string; inclusion_proof: string[] } }
+  let badInclusionStatus: number
+  let proven: { status: number; doc: ProvenExport }
+  let sessions: string[]
+
+  const serviceEnv = (url = databaseUrl, dir = dataDir) => ({
+    CARE_STORE: 'postgres',
+    DATABASE_URL: url,
+    CARE_DB_OWNER_ROLE: 'care_owner',
+    CARE_DATA_DIR: dir,
+  })
+  const verifyDatabase = (url = databaseUrl, vkey = key.verifierKey, dir = dataDir) =>
+    cli('verify', '--database-url', url, '--public-key', vkey, '--checkpoints', join(dir, 'checkpoints'))
 
   beforeAll(async () => {
     databaseUrl = await createServiceDatabase(server)
     dataDir = tempDir()
     key = keys()
-  })
-
-  const serviceEnv = () => ({
-    CARE_STORE: 'postgres',
-    DATABASE_URL: databaseUrl,
-    CARE_DB_OWNER_ROLE: 'care_owner',
-    CARE_DATA_DIR: dataDir,
-  })
-  const checkpointsDir = () => join(dataDir, 'checkpoints')
-  const verifyDatabase = (url = databaseUrl, vkey = key.verifierKey) =>
-    cli('verify', '--database-url', url, '--public-key', vkey, '--checkpoints', checkpointsDir())
-
-  it('signs checkpoints over committed rows, serves them with inclusion proofs, and proves exports', async () => {
     const { url, sm } = await startService(serviceEnv(), key, 4)
     try {
-      const sessions = await workload(url, 4)
-      const note = await waitForCheckpoint(url, 4)
+      sessions = await workload(url, 4)
+      // A record whose field holds the Unicode line breaks the leaf escapes (the 11th record).
+      const odd = await postJson(
+        `${url}/sessions.start`,
+        requestBody({ user_id: 'user-odd', metadata: { note: LINE_BREAKS } }),
+      )
+      expect(odd?.status).toBe(201)
+      note = await waitForCheckpoint(url, 4)
       const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
       leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
-      expect(leaves).toHaveLength(10)
       const checkpoint = independentOpenCheckpoint(note, key.verifierKey)!
-      expect(checkpoint.origin).toBe(ORIGIN)
-
       const res = await fetch(`${url}/proofs/inclusion?seq=3&size=${checkpoint.size}`)
-      expect(res.status).toBe(200)
-      const proof = (await res.json()) as { leaf_hash: string; inclusion_proof: string[] }
-      expect(proof.leaf_hash).toBe(independentLeafHash(leaves[2]!).toString('base64'))
-      const path = proof.inclusion_proof.map((h) => Buffer.from(h, 'base64'))
-      expect(
-        independentVerifyInclusion(
-          2,
-          checkpoint.size,
-          independentLeafHash(leaves[2]!),
-          path,
-          checkpoint.root,
-        ),
-      ).toBe(true)
+      inclusion = { status: res.status, body: (await res.json()) as typeof inclusion.body }
       const bad = await fetch(`${url}/proofs/inclusion?seq=0`)
-      expect(bad.status).toBe(400)
+      badInclusionStatus = bad.status
       await bad.body?.cancel()
-
       const exported = await fetch(`${url}/export`)
       expect(exported.status).toBe(200)
       exportBody = await exported.text()
-      // The export signed a checkpoint over all 10 records.
-      const proven = await fetch(`${url}/proofs/export?session_id=${sessions[1]}`)
-      expect(proven.status).toBe(200)
-      const doc = (await proven.json()) as ProvenExport
-      expect(doc.records.map((r) => r.line)).toEqual(
-        leaves.map(String).filter((line) => line.includes(`"session_id":"${sessions[1]}"`)),
-      )
-      expect(verifyProvenExport(doc, [key.verifier])).toMatchObject({ size: 10, records: 2 })
+      // The export signed a checkpoint over all 11 records.
+      const doc = await fetch(`${url}/proofs/export?session_id=${sessions[1]}`)
+      proven = { status: doc.status, doc: (await doc.json()) as ProvenExport }
     } finally {
       await sm.stop()
     }
+  }, 120_000)
+
+  it('signs checkpoints over committed rows, serves them with inclusion proofs, and proves exports', async () => {
+    expect(leaves).toHaveLength(11)
+    const checkpoint = independentOpenCheckpoint(note, key.verifierKey)!
+    expect(checkpoint.origin).toBe(ORIGIN)
+    expect(inclusion.status).toBe(200)
+    const proof = inclusion.body
+    expect(proof.leaf_hash).toBe(independentLeafHash(leaves[2]!).toString('base64'))
+    const path = proof.inclusion_proof.map((h) => Buffer.from(h, 'base64'))
+    expect(
+      independentVerifyInclusion(2, checkpoint.size, independentLeafHash(leaves[2]!), path, checkpoint.root),
+    ).toBe(true)
+    expect(badInclusionStatus).toBe(400)
+    expect(proven.status).toBe(200)
+    expect(proven.doc.records.map((r) => r.line)).toEqual(
+      leaves.map(String).filter((line) => line.includes(`"session_id":"${sessions[1]}"`)),
+    )
+    expect(verifyProvenExport(proven.doc, [key.verifier])).toMatchObject({ size: 11, records: 2 })
+
     const bodyLines = exportBody.split('\n').slice(0, -1)
     const { manifest } = JSON.parse(bodyLines.at(-1)!) as {
       manifest: { transparency: { checkpoint: string; tree_size: number; proofs: number; unproven: number } }
     }
-    expect(manifest.transparency).toMatchObject({ tree_size: 10, proofs: 10, unproven: 0 })
+    expect(manifest.transparency).toMatchObject({ tree_size: 11, proofs: 11, unproven: 0 })
     // The exported records are the tree's lines byte for byte (in the export's session order).
-    const records = bodyLines.slice(0, 10)
+    const records = bodyLines.slice(0, 11)
     expect([...records].sort()).toEqual(leaves.map(String).sort())
     const signed = independentOpenCheckpoint(manifest.transparency.checkpoint, key.verifierKey)!
-    for (const line of bodyLines.slice(10, 20)) {
+    for (const line of bodyLines.slice(11, 22)) {
       const { inclusion_proof: p } = JSON.parse(line) as {
         inclusion_proof: { seq: number; hashes: string[] }
       }
       const leaf = independentLeafHash(leaves[p.seq - 1]!)
       const path = p.hashes.map((h) => Buffer.from(h, 'base64'))
-      expect(independentVerifyInclusion(p.seq - 1, 10, leaf, path, signed.root)).toBe(true)
+      expect(independentVerifyInclusion(p.seq - 1, 11, leaf, path, signed.root)).toBe(true)
     }
     const file = join(dataDir, 'export.jsonl')
     writeFileSync(file, exportBody)
@@ -269,9 +278,38 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
 
     const verified = await verifyDatabase()
     expect(verified.stderr).toBe('')
-    expect(verified.stdout).toMatch(/^OK: 10 record\(s\)/)
+    expect(verified.stdout).toMatch(/^OK: 11 record\(s\)/)
     expect(verified.code).toBe(0)
   }, 120_000)
+
+  it('exports a field holding U+2028, U+2029 and U+0085 as the leaf bytes (escaped), so its proof matches', async () => {
+    const leaf = leaves.find((line) => line.includes('user-odd'))!
+    expect(leaf.toString('utf8')).toContain('a\\u2028b\\u2029c\\u0085d')
+    const bodyLines = exportBody.split('\n').slice(0, -1)
+    const exported = bodyLines.find((line) => line.includes('user-odd'))!
+    expect(exported).not.toMatch(/[\u0085\u2028\u2029]/)
+    expect(Buffer.from(exported, 'utf8').equals(leaf)).toBe(true)
+    expect(JSON.parse(exported).metadata.note).toBe(LINE_BREAKS)
+    const { manifest } = JSON.parse(bodyLines.at(-1)!) as {
+      manifest: { transparency: { checkpoint: string } }
+    }
+    const signed = independentOpenCheckpoint(manifest.transparency.checkpoint, key.verifierKey)!
+    const index = leaves.indexOf(leaf)
+    const proofLine = bodyLines
+      .slice(11, 22)
+      .map((line) => JSON.parse(line) as { inclusion_proof: { seq: number; hashes: string[] } })
+      .find((p) => p.inclusion_proof.seq === index + 1)!
+    const path = proofLine.inclusion_proof.hashes.map((h) => Buffer.from(h, 'base64'))
+    expect(
+      independentVerifyInclusion(
+        index,
+        11,
+        independentLeafHash(Buffer.from(exported, 'utf8')),
+        path,
+        signed.root,
+      ),
+    ).toBe(true)
+  })
 
   it('detects a forged proof and a checkpoint signed by an unknown key', async () => {
     const bodyLines = exportBody.split('\n').slice(0, -1)
@@ -293,6 +331,19 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
   })
 
   it('detects an edited row with a recomputed hash, a deleted tail and a database restored from an older dump', async () => {
+    // A database of its own (this test edits, rolls back and cuts it): 10 records signed to start with.
+    const databaseUrl = await createServiceDatabase(server)
+    const dataDir = tempDir()
+    {
+      const { url, sm } = await startService(serviceEnv(databaseUrl, dataDir), key, 4)
+      try {
+        await workload(url, 4)
+      } finally {
+        await sm.stop()
+      }
+    }
+    const verifyOwn = (url = databaseUrl) => verifyDatabase(url, key.verifierKey, dataDir)
+    const checkpointsDir = () => join(dataDir, 'checkpoints')
     const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
     const tool = (name: string) =>
       [
@@ -307,13 +358,13 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
     try {
       // A dump taken now (10 records), before more records are signed.
       await execFileAsync(tool('pg_dump'), ['-Fc', '-f', dump, superuserUrl(databaseUrl)])
-      const { url, sm } = await startService(serviceEnv(), key, 4)
+      const { url, sm } = await startService(serviceEnv(databaseUrl, dataDir), key, 4)
       try {
         await workload(url, 2, 'later')
       } finally {
         await sm.stop()
       }
-      expect((await verifyDatabase()).code).toBe(0)
+      expect((await verifyOwn()).code).toBe(0)
 
       await admin.query(`ALTER TABLE ${t.events} DISABLE TRIGGER USER`)
       const { rows } = await admin.query<{ seq: string; body: string; hash: string }>(
@@ -328,7 +379,7 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
         recomputed,
         original.seq,
       ])
-      const edited = await verifyDatabase()
+      const edited = await verifyOwn()
       expect(edited.code).toBe(1)
       expect(edited.stderr).toMatch(/Merkle root at size \d+ differs from the signed root/)
       await admin.query(`UPDATE ${t.events} SET body = $1, hash = $2 WHERE seq = $3`, [
@@ -336,20 +387,20 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
         original.hash,
         original.seq,
       ])
-      expect((await verifyDatabase()).code).toBe(0)
+      expect((await verifyOwn()).code).toBe(0)
 
       const restored = `${databaseUrl.split('/').at(-1)}_restored`
       await server.sql(`CREATE DATABASE ${restored}`)
       const restoredUrl = `${databaseUrl.split('/').slice(0, -1).join('/')}/${restored}`
       await execFileAsync(tool('pg_restore'), ['-d', superuserUrl(restoredUrl), dump])
-      const rolledBack = await verifyDatabase(restoredUrl)
+      const rolledBack = await verifyOwn(restoredUrl)
       expect(rolledBack.code).toBe(1)
       expect(rolledBack.stderr).toMatch(
         /signed 15 records but the log has 10 \(tail cut or log rolled back\)/,
       )
       // A service started on the restored copy sees it too, and signs nothing over it.
       await server.sql(`GRANT CREATE ON DATABASE ${restored} TO care_owner`)
-      const backend = await openBackend(loadConfig({ ...serviceEnv(), DATABASE_URL: restoredUrl }, []), {
+      const backend = await openBackend(loadConfig(serviceEnv(restoredUrl, dataDir), []), {
         transparency: { signer: key.signer, verifier: key.verifier, everyRecords: 4, intervalMs: 60_000 },
       })
       expect(backend.transparency?.signingDisabled).toMatch(
@@ -359,13 +410,13 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
       expect(listCheckpointFiles(checkpointsDir()).at(-1)?.size).toBe(15)
 
       await admin.query(`DELETE FROM ${t.events} WHERE seq > (SELECT max(seq) - 2 FROM ${t.events})`)
-      const cut = await verifyDatabase()
+      const cut = await verifyOwn()
       expect(cut.code).toBe(1)
       expect(cut.stderr).toMatch(/signed 15 records but the log has 13/)
     } finally {
       await admin.end()
     }
-  }, 180_000)
+  }, 240_000)
 })
 
 describe('several instances on one database', () => {
