@@ -1,14 +1,17 @@
+import { join } from 'node:path'
 import type { LogPosition, OpenLogOptions } from '@care/event-log'
 import { type AuditSource, logAuditSource, storeAuditSource } from './audit/audit-source.js'
 import type { SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
 import type { PoolCounts } from './observability/session-telemetry.js'
 import { createToolPool } from './postgres/database.js'
+import { unavailable } from './postgres/pg-errors.js'
 import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
 import { schemaNames } from './postgres/schema-names.js'
-import { memoryTreeStorage, PostgresTreeFeed } from './postgres/tree-feed.js'
+import { PostgresTreeFeed, PostgresTreeStorage } from './postgres/tree-feed.js'
 import { postgresTreeAuditSource, postgresTreeLines } from './postgres/tree-lines.js'
+import { loadPersistedTree } from './postgres/tree-table.js'
 import {
   type Clock,
   type LifecycleLogger,
@@ -21,7 +24,8 @@ import { EmbeddedSessionRepository } from './store/embedded-session-repository.j
 import { StoreUnavailableError } from './store/event-store.js'
 import { FileEventStore } from './store/file-event-store.js'
 import type { TransparencySettings } from './transparency/config.js'
-import { TransparencyLog } from './transparency/transparency-log.js'
+import { newestCheckpointMismatch } from './transparency/newest-checkpoint.js'
+import { CHECKPOINTS_DIR, TransparencyLog } from './transparency/transparency-log.js'
 
 /**
  * The configured store, opened: the lifecycle over its repository, where exports read, and health.
@@ -200,10 +204,29 @@ async function openPostgresTree(
   // Its own connections: the feed reads the last committed rows after the lifecycle closed its pool.
   const pool = createToolPool(store.url, 2)
   const names = schemaNames(store.schema)
+  let loaded: Awaited<ReturnType<typeof loadPersistedTree>>
+  try {
+    // The persisted tree is resumed after a cheap check (its last leaf against its row, its root, the
+    // newest checkpoint at or below its size); otherwise it is rebuilt from the rows.
+    loaded = await loadPersistedTree(pool, names, (tree) =>
+      newestCheckpointMismatch(tree, join(dataDir, CHECKPOINTS_DIR), settings.verifier),
+    )
+  } catch (error) {
+    await pool.end().catch(() => {})
+    await repository.close().catch(() => {})
+    throw unavailable(error)
+  }
+  if ('rebuild' in loaded) {
+    logger?.info({ reason: loaded.rebuild }, 'transparency: rebuilding the tree from the rows')
+  } else {
+    logger?.info({ size: loaded.head.size }, 'transparency: resuming the persisted tree')
+  }
+  const storage = new PostgresTreeStorage('store' in loaded ? loaded.store : undefined)
   const tlog = TransparencyLog.open({
     dataDir,
     ...settings,
-    treeStorage: memoryTreeStorage,
+    treeStorage: storage,
+    resumeStored: 'store' in loaded,
     leaves: () => postgresTreeLines(pool, names),
     ...(logger ? { logger } : {}),
   })
@@ -212,6 +235,8 @@ async function openPostgresTree(
       pool,
       names,
       tlog,
+      storage,
+      ...('head' in loaded ? { from: loaded.head } : {}),
       ...(logger ? { logger } : {}),
     })
     return {

@@ -25,8 +25,9 @@ export {
   PostgresSessionRepository,
 } from './postgres-session-repository.js'
 export { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
-export { memoryTreeStorage, PostgresTreeFeed, TREE_POLL_MS } from './tree-feed.js'
+export { PostgresTreeFeed, PostgresTreeStorage, TREE_POLL_MS } from './tree-feed.js'
 export { committedHigh, postgresTreeAuditSource, postgresTreeLines, TreeLineCursor } from './tree-lines.js'
+export { loadPersistedTree, PersistingNodeStore, type StoredHead, type TreeHead } from './tree-table.js'
 export {
   type PostgresVerifyCounts,
   type PostgresVerifyProblem,

@@ -1,21 +1,48 @@
 import type pg from 'pg'
 import type { TransparencyLog, TreeStorage } from '../transparency/transparency-log.js'
-import { PackedNodeStore } from './packed-node-store.js'
 import { unavailable } from './pg-errors.js'
 import type { SchemaNames } from './schema-names.js'
 import { committedHigh, TreeLineCursor } from './tree-lines.js'
+import { PersistingNodeStore, type StoredHead, type TreeHead } from './tree-table.js'
 
 /**
- * Tree storage for the PostgreSQL store: the hashes live in memory, rebuilt from the database at every
- * start (the database is the only durable copy of the records; the tree is derived from it). Nothing
- * of the tree is written anywhere, so no crash can leave tree data behind that disagrees with the rows.
+ * Tree storage for the PostgreSQL store: the hashes in memory (`PersistingNodeStore`), persisted by the
+ * feed to the `tree_nodes` / `tree_heads` tables after commit (derived data). `open` gives the tree a
+ * start resumes from (checked by `loadPersistedTree`) or an empty one; `remove` (a rebuild) starts
+ * empty and clears the tables at the next `persist`.
  *
  * @example
- * const tlog = TransparencyLog.open({ dataDir, signer, treeStorage: memoryTreeStorage })
+ * const storage = new PostgresTreeStorage(loaded.store)
+ * const tlog = TransparencyLog.open({ dataDir, signer, treeStorage: storage, resumeStored: true })
  */
-export const memoryTreeStorage: TreeStorage = {
-  open: () => new PackedNodeStore(),
-  remove: () => {},
+export class PostgresTreeStorage implements TreeStorage {
+  #current: PersistingNodeStore
+  #clear: boolean
+
+  /** `resumed`: the checked persisted tree; without it the tables are cleared at the first persist. */
+  constructor(resumed?: PersistingNodeStore) {
+    this.#current = resumed ?? new PersistingNodeStore()
+    this.#clear = resumed === undefined
+  }
+
+  open(): PersistingNodeStore {
+    return this.#current
+  }
+
+  remove(): void {
+    this.#current = new PersistingNodeStore()
+    this.#clear = true
+  }
+
+  /** Writes the hashes added since the last call and the tree's `head` (clearing stale tables first). */
+  async persist(db: pg.Pool, t: SchemaNames, head: StoredHead): Promise<void> {
+    if (this.#clear) {
+      await db.query(`DELETE FROM ${t.treeHeads}`)
+      await db.query(`DELETE FROM ${t.treeNodes}`)
+      this.#clear = false
+    }
+    await this.#current.persist(db, t, head)
+  }
 }
 
 /** How often the feed looks for newly committed rows (ms); an idle poll is one `max(seq)` lookup. */
@@ -35,7 +62,7 @@ export const TREE_POLL_MS = 200
  * await feed.close(); await tlog.close()
  */
 export class PostgresTreeFeed {
-  readonly #cursor = new TreeLineCursor()
+  readonly #cursor: TreeLineCursor
   #timer: NodeJS.Timeout | undefined
   #polling: Promise<void> = Promise.resolve()
   #closed = false
@@ -44,17 +71,32 @@ export class PostgresTreeFeed {
     private readonly pool: pg.Pool,
     private readonly names: SchemaNames,
     private readonly tlog: TransparencyLog,
+    private readonly storage: PostgresTreeStorage,
     private readonly logger: { warn(o: object, m: string): void } | undefined,
-  ) {}
+    from: TreeHead | undefined,
+  ) {
+    this.#cursor = new TreeLineCursor(from)
+  }
 
   static async start(options: {
     pool: pg.Pool
     names: SchemaNames
     tlog: TransparencyLog
+    /** The tlog's tree storage; the feed persists its hashes after each read. */
+    storage: PostgresTreeStorage
+    /** Where the resumed persisted tree ends (the tlog was opened with `resumeStored`); default the start. */
+    from?: TreeHead
     pollMs?: number
     logger?: { warn(o: object, m: string): void }
   }): Promise<PostgresTreeFeed> {
-    const feed = new PostgresTreeFeed(options.pool, options.names, options.tlog, options.logger)
+    const feed = new PostgresTreeFeed(
+      options.pool,
+      options.names,
+      options.tlog,
+      options.storage,
+      options.logger,
+      options.from,
+    )
     try {
       const high = await committedHigh(options.pool, options.names)
       for await (const line of feed.#cursor.read(options.pool, options.names, high)) {
@@ -65,6 +107,7 @@ export class PostgresTreeFeed {
       throw unavailable(error)
     }
     await options.tlog.finishRecovery(feed.#cursor.leaves)
+    await feed.#persist()
     const pollMs = options.pollMs ?? TREE_POLL_MS
     feed.#timer = setInterval(() => void feed.poll(), pollMs)
     feed.#timer.unref()
@@ -109,6 +152,26 @@ export class PostgresTreeFeed {
       this.logger?.warn({ err }, 'transparency: could not read new rows into the tree; retrying')
     } finally {
       if (lines.length > 0) this.tlog.observer.durable(lines)
+    }
+    await this.#persist()
+  }
+
+  /** Writes the tree's new hashes and its head to the tables (errors logged; retried at the next poll). */
+  async #persist(): Promise<void> {
+    const tree = this.tlog.tree
+    // Only a tree that holds exactly the cursor's lines has the cursor's head.
+    if (tree.size !== this.#cursor.leaves || tree.size === 0) return
+    const head: StoredHead = {
+      size: this.#cursor.leaves,
+      eventSeq: this.#cursor.eventSeq,
+      lineHash: this.#cursor.lastHash,
+      prevLineHash: this.#cursor.prevHash,
+      root: tree.root(),
+    }
+    try {
+      await this.storage.persist(this.pool, this.names, head)
+    } catch (err) {
+      this.logger?.warn({ err }, 'transparency: could not persist the tree hashes; retrying')
     }
   }
 

@@ -38,6 +38,17 @@ export class TreeLineCursor {
   leaves = 0
   /** The `hash` of the last line (`GENESIS_HASH` before the first). */
   lastHash = GENESIS_HASH
+  /** The `hash` of the line before the last (`GENESIS_HASH` before the second). */
+  prevHash = GENESIS_HASH
+
+  /** A cursor that continues after a known position (a persisted tree's head); default the start. */
+  constructor(from?: { size: number; eventSeq: number; lineHash: string; prevLineHash: string }) {
+    if (from === undefined) return
+    this.eventSeq = from.eventSeq
+    this.leaves = from.size
+    this.lastHash = from.lineHash
+    this.prevHash = from.prevLineHash
+  }
 
   /** Lines of the rows after the last one read, up to table seq `high` (pass `committedHigh`). */
   async *read(db: pg.Pool | pg.PoolClient, t: SchemaNames, high: number): AsyncGenerator<Buffer> {
@@ -50,6 +61,7 @@ export class TreeLineCursor {
         const { record, line } = encodeRecord(eventOfBody(row.body), this.leaves + 1, this.lastHash)
         this.eventSeq = Number(row.seq)
         this.leaves++
+        this.prevHash = this.lastHash
         this.lastHash = record.hash
         yield line.subarray(0, line.length - 1)
       }

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CompactRange, generateNoteKey, parseSignerKey, parseVerifierKey } from '@care/tlog'
+import { CompactRange, generateNoteKey, parseSignerKey, parseVerifierKey, signCheckpoint } from '@care/tlog'
 import pg from 'pg'
 import { pino } from 'pino'
 import { ulid } from 'ulid'
@@ -20,7 +20,7 @@ import { startInputAt } from '../sessions/test-support/inputs.js'
 import { postJson, requestBody } from '../test-support/records.js'
 import { logLines } from '../transparency/log-lines.js'
 import { type ProvenExport, verifyProvenExport } from '../transparency/proven-export.js'
-import { listCheckpointFiles } from '../transparency/transparency-log.js'
+import { checkpointFileName, listCheckpointFiles } from '../transparency/transparency-log.js'
 import { chainEvent, eventOfBody, GENESIS_HASH } from './event-chain.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
 import { schemaNames } from './schema-names.js'
@@ -518,6 +518,125 @@ describe('leaf order is the commit order of seq', () => {
   }, 60_000)
 })
 
+describe('the persisted tree (tree_nodes, tree_heads)', () => {
+  it('is resumed at the next start, and rebuilt from the rows when its hashes are damaged or cut; checkpoints still verify', async () => {
+    const databaseUrl = await createServiceDatabase(server)
+    const dataDir = tempDir()
+    const key = keys()
+    const env = {
+      CARE_STORE: 'postgres',
+      DATABASE_URL: databaseUrl,
+      CARE_DB_OWNER_ROLE: 'care_owner',
+      CARE_DATA_DIR: dataDir,
+    }
+    const verify = () =>
+      cli(
+        'verify',
+        '--database-url',
+        databaseUrl,
+        '--public-key',
+        key.verifierKey,
+        '--checkpoints',
+        join(dataDir, 'checkpoints'),
+      )
+    const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
+    /** Opens and closes the backend; what it logged about the tree, its size and root. */
+    const reopen = async () => {
+      const said: string[] = []
+      const logger = {
+        info: (o: object, m: string) => said.push(`${m} ${JSON.stringify(o)}`),
+        warn: (o: object, m: string) => said.push(`${m} ${JSON.stringify(o)}`),
+        error: (o: object, m: string) => said.push(`${m} ${JSON.stringify(o)}`),
+      }
+      const backend = await openBackend(loadConfig(env, []), {
+        logger,
+        transparency: { signer: key.signer, verifier: key.verifier, everyRecords: 4, intervalMs: 60_000 },
+      })
+      const tlog = backend.transparency!
+      const opened = {
+        size: tlog.size,
+        root: tlog.tree.root(),
+        said: said.filter((m) => m.startsWith('transparency')),
+      }
+      await backend.close()
+      return opened
+    }
+    const persisted = async () => {
+      const nodes = await admin.query<{ level: number; idx: string; hash: Buffer }>(
+        `SELECT level, idx, hash FROM ${t.treeNodes} ORDER BY level, idx`,
+      )
+      const heads = await admin.query<{ size: string; root: Buffer }>(`SELECT size, root FROM ${t.treeHeads}`)
+      return { nodes: nodes.rows, heads: heads.rows.map((h) => ({ size: Number(h.size), root: h.root })) }
+    }
+    try {
+      const { url, sm } = await startService(env, key, 4)
+      try {
+        await workload(url, 4)
+      } finally {
+        await sm.stop()
+      }
+      const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+      const leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
+      expect(leaves).toHaveLength(10)
+      const root = rootOf(leaves)
+      // The feed wrote every complete subtree of the 10 leaves (10 + 5 + 2 + 1) and the head.
+      const written = await persisted()
+      expect(written.nodes).toHaveLength(18)
+      expect(written.nodes.filter((n) => n.level === 0).map((n) => n.hash)).toEqual(
+        leaves.map((l) => independentLeafHash(l)),
+      )
+      expect(written.heads).toEqual([{ size: 10, root }])
+
+      const resumed = await reopen()
+      expect(resumed).toMatchObject({ size: 10, root })
+      expect(resumed.said.join('\n')).toMatch(/resuming the persisted tree \{"size":10\}/)
+
+      const damages: [string, string][] = [
+        ['the last leaf hash', `UPDATE ${t.treeNodes} SET hash = sha256('x') WHERE level = 0 AND idx = 9`],
+        [
+          'a subtree on the compact range',
+          `UPDATE ${t.treeNodes} SET hash = sha256('x') WHERE level = 3 AND idx = 0`,
+        ],
+        ['a cut level', `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx >= 4`],
+        ['the persisted root', `UPDATE ${t.treeHeads} SET root = sha256('x')`],
+        ['everything', `DELETE FROM ${t.treeNodes}; DELETE FROM ${t.treeHeads}`],
+      ]
+      for (const [what, sql] of damages) {
+        await admin.query(sql)
+        const rebuilt = await reopen()
+        expect(rebuilt.said.join('\n'), what).toMatch(/rebuilding the tree from the rows/)
+        expect(rebuilt, what).toMatchObject({ size: 10, root })
+        // The rebuild wrote the tables afresh: the next start resumes again.
+        expect(await persisted(), what).toEqual(written)
+      }
+      // A checkpointed prefix that no longer matches its signed root is rebuilt too (the head still fits):
+      // a checkpoint at 4 (the one this key signs for those rows), then a hash only its root uses.
+      writeFileSync(
+        join(dataDir, 'checkpoints', checkpointFileName(4)),
+        signCheckpoint({ origin: ORIGIN, size: 4, rootHash: rootOf(leaves.slice(0, 4)) }, [key.signer]),
+      )
+      await admin.query(`UPDATE ${t.treeNodes} SET hash = sha256('x') WHERE level = 2 AND idx = 0`)
+      await admin.query(`UPDATE ${t.treeHeads} SET root = $1`, [root])
+      const inner = await reopen()
+      expect(inner.said.join('\n')).toMatch(/rebuilding the tree from the rows/)
+      expect(await persisted()).toEqual(written)
+
+      const again = await startService(env, key, 4)
+      try {
+        await workload(again.url, 2, 'later')
+      } finally {
+        await again.sm.stop()
+      }
+      const result = await verify()
+      expect(result.stderr).toBe('')
+      expect(result.stdout).toMatch(/^OK: 15 record\(s\).*newest verified checkpoint: size 15 /)
+      expect((await persisted()).heads.map((h) => h.size)).toEqual([15])
+    } finally {
+      await admin.end()
+    }
+  }, 240_000)
+})
+
 describe('a PostgreSQL service killed while appending and signing', () => {
   let instance: Instance | undefined
 
@@ -582,5 +701,13 @@ describe('a PostgreSQL service killed while appending and signing', () => {
     expect(final.stdout).toMatch(
       new RegExp(`^OK: ${rows.length} record\\(s\\).*newest verified checkpoint: size ${rows.length} `),
     )
+    // The persisted tree (resumed or rebuilt after each kill) ends at the rows' root.
+    const check = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+    const heads = await check
+      .query<{ size: string; root: Buffer }>(`SELECT size, root FROM ${t.treeHeads}`)
+      .finally(() => check.end())
+    expect(heads.rows.map((h) => [Number(h.size), h.root.toString('base64')])).toEqual([
+      [rows.length, rootOf(rows).toString('base64')],
+    ])
   }, 180_000)
 })
