@@ -45,6 +45,9 @@ export class PostgresTreeStorage implements TreeStorage {
   }
 }
 
+/** While reading many rows at once, the hashes are persisted every this many rows (bounds what is pending). */
+const PERSIST_EVERY = 50_000
+
 /** How often the feed looks for newly committed rows (ms); an idle poll is one `max(seq)` lookup. */
 export const TREE_POLL_MS = 200
 
@@ -101,6 +104,8 @@ export class PostgresTreeFeed {
       const high = await committedHigh(options.pool, options.names)
       for await (const line of feed.#cursor.read(options.pool, options.names, high)) {
         options.tlog.observer.recovered(line)
+        // A first start over a large table: write the hashes as they come, not all at the end.
+        if (feed.#cursor.leaves % PERSIST_EVERY === 0) await feed.#persist()
       }
     } catch (error) {
       // An unreachable database is waited for like at any other start.
@@ -134,6 +139,7 @@ export class PostgresTreeFeed {
     if (this.#closed) return
     // The cursor moves past each line it yields, so every yielded line must reach the tree, error or not.
     let lines: Buffer[] = []
+    let batches = 0
     try {
       // Without a new row there is nothing to wait for: skip the watermark's SHARE lock.
       const { rows } = await this.pool.query<{ top: string | null }>(
@@ -146,6 +152,8 @@ export class PostgresTreeFeed {
         if (lines.length >= 5000) {
           this.tlog.observer.durable(lines)
           lines = []
+          batches++
+          if ((batches * 5000) % PERSIST_EVERY === 0) await this.#persist()
         }
       }
     } catch (err) {
