@@ -6,17 +6,22 @@
 //   DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench node services/session-manager/bench/postgres.mjs
 //
 // Env: BENCH_SECONDS (default 8 per run), BENCH_CONNECTIONS (HTTP connections, default 64),
-// BENCH_PROFILE_DIR (CPU profiles of the service instances).
+// BENCH_PROFILE_DIR (CPU profiles of the service instances),
+// BENCH_ONLY=tree (only the Merkle tree A/B: durable starts with the tree and signed checkpoints vs
+// CARE_TRANSPARENCY=off, alternating rounds, plus inclusion-proof time on a large in-memory tree).
 import { execFileSync, spawn } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { encodeRecord } from '@care/event-log'
+import { generateNoteKey, MerkleTree } from '@care/tlog'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
+import { PackedNodeStore } from '../dist/postgres/packed-node-store.js'
 import { openPostgresSessions } from '../dist/postgres/postgres-session-repository.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
@@ -240,9 +245,86 @@ async function serviceRun(instances, seconds) {
   }
 }
 
+/**
+ * Same-run A/B on PostgreSQL: POST /sessions.start with the Merkle tree and signed checkpoints (every
+ * 1000 records) against CARE_TRANSPARENCY=off, alternating rounds on fresh schemas; then the time of an
+ * inclusion proof in a tree of BENCH_TREE_LEAVES leaves (default 1,000,000; memory as the service keeps it).
+ */
+async function treeOverhead(url) {
+  const tmp = mkdtempSync(join(tmpdir(), 'care-pg-tree-bench-'))
+  try {
+    const keyFile = join(tmp, 'bench.skey')
+    writeFileSync(keyFile, generateNoteKey('bench.example/pg').signerKey)
+    const base = (schema) => ({
+      CARE_STORE: 'postgres',
+      DATABASE_URL: url,
+      CARE_DB_SCHEMA: schema,
+      CARE_IDLE_TIMEOUT: '30m',
+    })
+    const variants = {
+      off: (n) => ({ ...base(`care_bench_tree_off_${n}`), CARE_TRANSPARENCY: 'off' }),
+      on: (n) => ({
+        ...base(`care_bench_tree_on_${n}`),
+        CARE_DATA_DIR: join(tmp, `on-${n}`),
+        CARE_CHECKPOINT_KEY_FILE: keyFile,
+        CARE_CHECKPOINT_EVERY: '1000',
+      }),
+    }
+    const runs = { off: [], on: [] }
+    for (let round = 0; round < 2; round++) {
+      for (const name of round === 0 ? ['off', 'on'] : ['on', 'off']) {
+        const [instance] = [await startInstance(variants[name](round))]
+        const r = await serviceRun([instance], SECONDS)
+        await instance.stop()
+        runs[name].push(r)
+        console.log(`tree ${name} round ${round + 1}: ${Math.round(r.rate)}/s p99 ${r.p99} ms, ${r.bad} bad`)
+      }
+    }
+    const mean = (xs) => xs.reduce((a, x) => a + x.rate, 0) / xs.length
+    const leaves = Number(process.env.BENCH_TREE_LEAVES ?? 1_000_000)
+    const tree = new MerkleTree(new PackedNodeStore())
+    const leaf = Buffer.alloc(200, 0x61)
+    for (let i = 0; i < leaves; i++) {
+      leaf.writeUInt32BE(i, 0)
+      tree.append(leaf)
+    }
+    // CPU per record on the feed's path: the row's tree line (canonical JSON + SHA-256), leaf hash, append.
+    const lineTree = new MerkleTree(new PackedNodeStore())
+    const event = JSON.parse(startBody())
+    const perRecord = 100_000
+    let prev = '0'.repeat(64)
+    const t1 = performance.now()
+    for (let i = 0; i < perRecord; i++) {
+      const { record, line } = encodeRecord(event, i + 1, prev)
+      prev = record.hash
+      lineTree.append(line.subarray(0, line.length - 1))
+    }
+    const perRecordUs = ((performance.now() - t1) * 1000) / perRecord
+    console.log(`tree CPU per record (line + hashes + append): ${perRecordUs.toFixed(1)} µs`)
+    const samples = 2000
+    const t0 = performance.now()
+    for (let i = 0; i < samples; i++) tree.inclusionProof(Math.floor(Math.random() * leaves), leaves)
+    const proofUs = ((performance.now() - t0) * 1000) / samples
+    console.log(
+      `tree on / off: ${Math.round(mean(runs.on))} / ${Math.round(mean(runs.off))} = ${(mean(runs.on) / mean(runs.off)).toFixed(3)} (goal >= 0.95); ` +
+        `inclusion proof in a ${leaves.toLocaleString('en-US')}-leaf tree: ${proofUs.toFixed(1)} µs`,
+    )
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
+}
+
 async function main() {
   const own = process.env.DATABASE_URL ? undefined : await startPostgres()
   const url = process.env.DATABASE_URL ?? own.url
+  if (process.env.BENCH_ONLY === 'tree') {
+    try {
+      await treeOverhead(url)
+    } finally {
+      await own?.stop()
+    }
+    return
+  }
   try {
     console.log(
       `PostgreSQL store bench: ${cpus().length} CPUs, ${SECONDS} s per run, ${CONNECTIONS} HTTP connections`,
@@ -300,6 +382,7 @@ async function main() {
       `ratio start(PostgreSQL, 1 instance) / start(JSONL file store): ${(single.rate / file.rate).toFixed(2)}`,
     )
     console.log(`ratio 2 instances / 1 instance: ${(double.rate / single.rate).toFixed(2)}`)
+    await treeOverhead(url)
   } finally {
     await own?.stop()
   }

@@ -1,10 +1,17 @@
+import { join } from 'node:path'
 import type { LogPosition, OpenLogOptions } from '@care/event-log'
 import { type AuditSource, logAuditSource, storeAuditSource } from './audit/audit-source.js'
 import type { SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
 import type { PoolCounts } from './observability/session-telemetry.js'
+import { createToolPool } from './postgres/database.js'
+import { unavailable } from './postgres/pg-errors.js'
 import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
+import { schemaNames } from './postgres/schema-names.js'
+import { PostgresTreeFeed, PostgresTreeStorage } from './postgres/tree-feed.js'
+import { postgresTreeAuditSource, postgresTreeLines } from './postgres/tree-lines.js'
+import { loadPersistedTree } from './postgres/tree-table.js'
 import {
   type Clock,
   type LifecycleLogger,
@@ -17,7 +24,8 @@ import { EmbeddedSessionRepository } from './store/embedded-session-repository.j
 import { StoreUnavailableError } from './store/event-store.js'
 import { FileEventStore } from './store/file-event-store.js'
 import type { TransparencySettings } from './transparency/config.js'
-import { TransparencyLog } from './transparency/transparency-log.js'
+import { newestCheckpointMismatch } from './transparency/newest-checkpoint.js'
+import { CHECKPOINTS_DIR, TransparencyLog } from './transparency/transparency-log.js'
 
 /**
  * The configured store, opened: the lifecycle over its repository, where exports read, and health.
@@ -36,7 +44,7 @@ export interface Backend {
   storageNote(): string | undefined
   /** PostgreSQL pool counters, for metrics; undefined on the embedded store. */
   pool?: PoolCounts
-  /** The embedded log's Merkle tree and signed checkpoints; undefined on PostgreSQL or when turned off. */
+  /** The store's Merkle tree and signed checkpoints (either store); undefined when turned off. */
   transparency?: TransparencyLog
   /** What recovery found, for the "ready" log line. */
   facts: Record<string, unknown>
@@ -61,7 +69,7 @@ export interface OpenBackendOptions {
   onCommit?: OpenLogOptions['onCommit']
   /** Told about every lifecycle event written, on either store (timeout counters, spans). */
   lifecycleObserver?: LifecycleObserver
-  /** Checkpoint key and cadence of the embedded log's Merkle tree; `enabled: false` turns it off. */
+  /** Checkpoint key and cadence of the store's Merkle tree; `enabled: false` turns it off. */
   transparency?: TransparencySettings
 }
 
@@ -99,12 +107,17 @@ export async function openBackend(
         ownerRole: store.ownerRole,
         logger,
       })
+      const tree = await openPostgresTree(repository, store, config.dataDir, options)
       return recovered(repository, lifecycleOptions, {
-        audit: storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
+        // With a tree, exports carry the tree's lines (the embedded log's form) so they can be proven.
+        audit: tree
+          ? postgresTreeAuditSource(repository.pool, schemaNames(store.schema))
+          : storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
         healthy: () => true,
         storageNote: () => undefined,
         pool: repository.pool,
-        facts: { store: 'postgres', schema: store.schema },
+        ...(tree ? { transparency: tree.tlog, stopFeed: tree.stop } : {}),
+        facts: { store: 'postgres', schema: store.schema, ...(tree ? { tree_size: tree.tlog.size } : {}) },
       })
     }, options)
   }
@@ -146,22 +159,98 @@ export async function openBackend(
 async function recovered(
   repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
   options: SessionLifecycleOptions,
-  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'>,
+  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'> & {
+    stopFeed?: () => Promise<void>
+  },
 ): Promise<Backend> {
+  const { stopFeed, ...opened } = rest
   const sessions = new SessionLifecycleService<SessionState>(repository, options)
   try {
     await sessions.recover()
   } catch (error) {
     await sessions.close().catch(() => {})
+    await stopFeed?.().catch(() => {})
+    await rest.transparency?.close().catch(() => {})
     throw error
   }
   return {
     sessions,
-    ...rest,
+    ...opened,
     close: async () => {
       await sessions.close()
+      await stopFeed?.()
       await rest.transparency?.close()
     },
+  }
+}
+
+/**
+ * The PostgreSQL store's Merkle tree, when a checkpoint key is configured and the tree is not turned
+ * off: a `TransparencyLog` whose hashes live in memory and whose signed checkpoints go to
+ * `<dataDir>/checkpoints/` (outside the database, so a database restored from an older dump is caught
+ * at the next start), fed from the committed rows.
+ */
+async function openPostgresTree(
+  repository: PostgresSessionRepository,
+  store: { url?: string; schema: string },
+  dataDir: string,
+  options: OpenBackendOptions,
+): Promise<{ tlog: TransparencyLog; stop: () => Promise<void> } | undefined> {
+  const settings = options.transparency
+  // Without a checkpoint key nothing could be proven against a signed root: keep no tree (and touch no
+  // data directory, which a PostgreSQL deployment may not have).
+  if (!settings || settings.enabled === false || settings.signer === undefined) return undefined
+  const { logger } = options
+  // Its own connections: the feed reads the last committed rows after the lifecycle closed its pool.
+  const pool = createToolPool(store.url, 2)
+  const names = schemaNames(store.schema)
+  let loaded: Awaited<ReturnType<typeof loadPersistedTree>>
+  try {
+    // The persisted tree is resumed after a cheap check (its last leaf against its row, its root, the
+    // newest checkpoint at or below its size); otherwise it is rebuilt from the rows.
+    loaded = await loadPersistedTree(pool, names, (tree) =>
+      newestCheckpointMismatch(tree, join(dataDir, CHECKPOINTS_DIR), settings.verifier),
+    )
+  } catch (error) {
+    await pool.end().catch(() => {})
+    await repository.close().catch(() => {})
+    throw unavailable(error)
+  }
+  if ('rebuild' in loaded) {
+    logger?.info({ reason: loaded.rebuild }, 'transparency: rebuilding the tree from the rows')
+  } else {
+    logger?.info({ size: loaded.head.size }, 'transparency: resuming the persisted tree')
+  }
+  const storage = new PostgresTreeStorage('store' in loaded ? loaded.store : undefined)
+  const tlog = TransparencyLog.open({
+    dataDir,
+    ...settings,
+    treeStorage: storage,
+    resumeStored: 'store' in loaded,
+    leaves: () => postgresTreeLines(pool, names),
+    ...(logger ? { logger } : {}),
+  })
+  try {
+    const feed = await PostgresTreeFeed.start({
+      pool,
+      names,
+      tlog,
+      storage,
+      ...('head' in loaded ? { from: loaded.head } : {}),
+      ...(logger ? { logger } : {}),
+    })
+    return {
+      tlog,
+      stop: async () => {
+        await feed.close()
+        await pool.end()
+      },
+    }
+  } catch (error) {
+    await tlog.close().catch(() => {})
+    await pool.end().catch(() => {})
+    await repository.close().catch(() => {})
+    throw error
   }
 }
 

@@ -15,6 +15,12 @@ import type { EventStore, StoredEvent } from '../store/event-store.js'
  */
 export interface AuditSource {
   scan(): AsyncIterable<StoredEvent>
+  /**
+   * The exact bytes the source stores for an event `scan` yielded (JSON text without the newline), when
+   * they are not simply `JSON.stringify(event)` (for example the PostgreSQL tree's lines, which escape
+   * U+2028/U+2029/U+0085 as the leaf does). Export writes these bytes, so they match the record's proof.
+   */
+  lineOf?(event: StoredEvent): Buffer | undefined
 }
 
 /**

@@ -480,7 +480,7 @@ async function exportByRescan(
     const lines = new Array<Buffer | undefined>(endAt - startAt)
     for await (const event of source.scan()) {
       const slot = slotOfSeq.get(event.seq)
-      if (slot !== undefined) lines[slot] = Buffer.from(JSON.stringify(event))
+      if (slot !== undefined) lines[slot] = source.lineOf?.(event) ?? Buffer.from(JSON.stringify(event))
       if (event.seq >= maxSeq) break
     }
     for (let k = startAt; k < endAt; k++) {

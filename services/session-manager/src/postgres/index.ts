@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL store of the session-manager, for several instances sharing one database
  * (`CARE_STORE=postgres`, `DATABASE_URL`): the session repository (the lifecycle's PostgreSQL adapter), migrations, the tamper-evidence
- * verifier, the `EventStore` view for replay and export, and the one-shot JSONL import/export.
+ * verifier, the `EventStore` view for replay and export, the one-shot JSONL import/export, and the
+ * Merkle tree's leaves and feed (the same tree as the embedded log's; see docs/audit.md).
  * See docs/operations.md.
  */
 export { type Checkpoint, lastCheckpoint, writeCheckpoint } from './checkpoints.js'
@@ -15,6 +16,7 @@ export {
   type TransferReport,
 } from './jsonl-transfer.js'
 export { MIGRATIONS, type Migration, type MigrationReport, migrate } from './migrations.js'
+export { PackedNodeStore } from './packed-node-store.js'
 export { PostgresEventStore } from './postgres-event-store.js'
 export {
   openPostgresSessions,
@@ -23,6 +25,9 @@ export {
   PostgresSessionRepository,
 } from './postgres-session-repository.js'
 export { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
+export { PostgresTreeFeed, PostgresTreeStorage, TREE_POLL_MS } from './tree-feed.js'
+export { committedHigh, postgresTreeAuditSource, postgresTreeLines, TreeLineCursor } from './tree-lines.js'
+export { loadPersistedTree, PersistingNodeStore, type StoredHead, type TreeHead } from './tree-table.js'
 export {
   type PostgresVerifyCounts,
   type PostgresVerifyProblem,

@@ -13,7 +13,7 @@ export interface Migration {
 /**
  * The versioned migrations, in order. Version 1 creates the append-only event table (guarded by
  * privileges and triggers), the sessions projection, the checkpoint chain and the watermark
- * function the checkpointer uses.
+ * function the checkpointer uses. Version 2 adds the Merkle tree's persisted hashes (derived data).
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -107,6 +107,30 @@ GRANT USAGE ON SCHEMA ${t.schema} TO ${service};
 GRANT SELECT, INSERT ON ${t.events}, ${t.checkpoints} TO ${service};
 GRANT SELECT, INSERT, UPDATE ON ${t.sessions} TO ${service};
 GRANT EXECUTE ON FUNCTION ${t.watermark} TO ${service};
+`,
+  },
+  {
+    version: 2,
+    name: 'merkle tree hashes (derived, rebuildable)',
+    sql: (t, service) => `
+-- The Merkle tree over the events' tree lines: the hash of every complete subtree (level 0 = leaf
+-- hashes), and where the persisted tree ends. Derived data, written after commit by every instance
+-- (identical values), rebuilt from the events when it disagrees with them; not append-only.
+CREATE TABLE ${t.treeNodes} (
+  level smallint NOT NULL CHECK (level BETWEEN 0 AND 63),
+  idx bigint NOT NULL CHECK (idx >= 0),
+  hash bytea NOT NULL CHECK (octet_length(hash) = 32),
+  PRIMARY KEY (level, idx)
+);
+CREATE TABLE ${t.treeHeads} (
+  size bigint PRIMARY KEY CHECK (size >= 1),
+  event_seq bigint NOT NULL,
+  line_hash text NOT NULL,
+  prev_line_hash text NOT NULL,
+  root bytea NOT NULL CHECK (octet_length(root) = 32)
+);
+REVOKE ALL ON ${t.treeNodes}, ${t.treeHeads} FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON ${t.treeNodes}, ${t.treeHeads} TO ${service};
 `,
   },
 ]

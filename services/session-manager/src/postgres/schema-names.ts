@@ -16,6 +16,10 @@ export interface SchemaNames {
   migrations: string
   /** `events_watermark()`: the highest seq below which no insert is in flight (see checkpoints). */
   watermark: string
+  /** The Merkle tree's complete-subtree hashes (derived data, migration 2). */
+  treeNodes: string
+  /** Where the persisted tree ends: size, last row's seq and line hashes (derived data, migration 2). */
+  treeHeads: string
 }
 
 export const DEFAULT_SCHEMA = 'care_sessions'
@@ -47,5 +51,7 @@ export function schemaNames(schema: string = DEFAULT_SCHEMA): SchemaNames {
     checkpoints: `${s}.checkpoints`,
     migrations: `${s}.schema_migrations`,
     watermark: `${s}.events_watermark()`,
+    treeNodes: `${s}.tree_nodes`,
+    treeHeads: `${s}.tree_heads`,
   }
 }

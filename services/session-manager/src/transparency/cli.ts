@@ -5,7 +5,7 @@ import { generateNoteKey, NoteError } from '@care/tlog'
 import { ExportProofError, verifyExportFiles } from './export-proofs.js'
 import { loadVerifierKeys, ProvenExportError, verifyProvenExport } from './proven-export.js'
 import { CHECKPOINTS_DIR } from './transparency-log.js'
-import { verifyAgainstCheckpoints } from './verify-checkpoints.js'
+import { type CheckpointVerifyReport, verifyAgainstCheckpoints } from './verify-checkpoints.js'
 
 /** Where a transparency command writes; the shape of `care-sessions`' own `CliIo`. */
 export interface TransparencyCliIo {
@@ -16,6 +16,7 @@ export interface TransparencyCliIo {
 
 export const TRANSPARENCY_USAGE = `  care-sessions keygen --name <origin> --out <path-prefix>
   care-sessions verify <data-dir> --public-key <vkey|file>... [--checkpoints <dir>] [--json]
+  care-sessions verify --database-url <url> [--schema <name>] --public-key <vkey|file>... [--checkpoints <dir>] [--json]
   care-sessions verify-export --public-key <vkey|file>... <proven-export.json>
   care-sessions verify-export --public-key <vkey|file>... <export.jsonl> [--manifest <file>] [--proofs <file>]
 `
@@ -50,6 +51,8 @@ export async function runTransparencyCommand(
         'public-key': { type: 'string', multiple: true },
         checkpoints: { type: 'string' },
         'data-dir': { type: 'string' },
+        'database-url': { type: 'string' },
+        schema: { type: 'string' },
         manifest: { type: 'string' },
         proofs: { type: 'string' },
         json: { type: 'boolean' },
@@ -93,16 +96,20 @@ export async function runTransparencyCommand(
     const checkpointsDir = resolve(
       (values.checkpoints as string | undefined) ?? join(dataDir, CHECKPOINTS_DIR),
     )
-    const { verifyDataDir } = await import('../audit/verify.js')
-    const chain = await verifyDataDir(dataDir)
-    const report = await verifyAgainstCheckpoints({ dataDir, checkpointsDir, verifiers })
-    const problems = [
-      ...(chain.ok ? [] : [`${chain.problem.file}:${chain.problem.line}: ${chain.problem.reason}`]),
-      ...report.problems,
-    ]
+    const databaseUrl = values['database-url'] as string | undefined
+    const { chain, report, subject } =
+      databaseUrl === undefined
+        ? await verifyDataDirAgainst(dataDir, checkpointsDir, verifiers)
+        : await verifyDatabaseAgainst(
+            databaseUrl,
+            values.schema as string | undefined,
+            checkpointsDir,
+            verifiers,
+          )
+    const problems = [...(chain.problem === undefined ? [] : [chain.problem]), ...report.problems]
     if (report.checkpoints.length === 0) problems.push(`no checkpoints in ${checkpointsDir}`)
     if (values.json) {
-      io.stdout.write(`${JSON.stringify({ data_dir: dataDir, chain_ok: chain.ok, ...report, problems })}\n`)
+      io.stdout.write(`${JSON.stringify({ ...subject, chain_ok: chain.ok, ...report, problems })}\n`)
     } else {
       const newest = report.newestVerified
       io.stdout.write(
@@ -125,6 +132,51 @@ export async function runTransparencyCommand(
       return 1
     }
     throw err
+  }
+}
+
+type ChainVerdict = { ok: boolean; problem?: string }
+
+async function verifyDataDirAgainst(
+  dataDir: string,
+  checkpointsDir: string,
+  verifiers: ReturnType<typeof loadVerifierKeys>,
+): Promise<{ chain: ChainVerdict; report: CheckpointVerifyReport; subject: Record<string, string> }> {
+  const { verifyDataDir } = await import('../audit/verify.js')
+  const verified = await verifyDataDir(dataDir)
+  const chain: ChainVerdict = verified.ok
+    ? { ok: true }
+    : { ok: false, problem: `${verified.problem.file}:${verified.problem.line}: ${verified.problem.reason}` }
+  const report = await verifyAgainstCheckpoints({ dataDir, checkpointsDir, verifiers })
+  return { chain, report, subject: { data_dir: dataDir } }
+}
+
+/** The PostgreSQL store: its own chains and checkpoint rows (`verifyPostgres`), then its tree's lines. */
+async function verifyDatabaseAgainst(
+  url: string,
+  schema: string | undefined,
+  checkpointsDir: string,
+  verifiers: ReturnType<typeof loadVerifierKeys>,
+): Promise<{ chain: ChainVerdict; report: CheckpointVerifyReport; subject: Record<string, string> }> {
+  const { createToolPool } = await import('../postgres/database.js')
+  const { verifyPostgres } = await import('../postgres/verify.js')
+  const { postgresTreeLines } = await import('../postgres/tree-lines.js')
+  const { DEFAULT_SCHEMA, schemaNames } = await import('../postgres/schema-names.js')
+  const pool = createToolPool(url, 2)
+  try {
+    const names = schemaNames(schema ?? DEFAULT_SCHEMA)
+    const verified = await verifyPostgres({ pool, schema: names.raw })
+    const chain: ChainVerdict = verified.ok
+      ? { ok: true }
+      : { ok: false, problem: `database: ${JSON.stringify(verified.problem)}` }
+    const report = await verifyAgainstCheckpoints({
+      lines: postgresTreeLines(pool, names),
+      checkpointsDir,
+      verifiers,
+    })
+    return { chain, report, subject: { schema: names.raw } }
+  } finally {
+    await pool.end()
   }
 }
 

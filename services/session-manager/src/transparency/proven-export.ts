@@ -7,7 +7,6 @@ import {
   parseVerifierKey,
   verifyInclusion,
 } from '@care/tlog'
-import { logLines } from './log-lines.js'
 import type { TransparencyLog } from './transparency-log.js'
 
 /**
@@ -39,21 +38,20 @@ export class ProvenExportError extends Error {
 
 /**
  * Builds a `ProvenExport` of the records `select` picks (parsed JSON of each line), against the newest
- * signed checkpoint; undefined when there is no checkpoint yet. Scans the log files once.
+ * signed checkpoint; undefined when there is no checkpoint yet. Reads the store's leaves once.
  *
  * @example
- * const doc = await buildProvenExport(tlog, dataDir, (record) => record.session_id === id)
+ * const doc = await buildProvenExport(tlog, (record) => record.session_id === id)
  */
 export async function buildProvenExport(
   tlog: TransparencyLog,
-  dataDir: string,
   select: (record: Record<string, unknown>) => boolean,
 ): Promise<ProvenExport | undefined> {
   const latest = tlog.latestCheckpoint
   if (!latest) return undefined
   const records: ProvenExport['records'] = []
   let index = 0
-  for await (const line of logLines(dataDir)) {
+  for await (const line of tlog.leaves()) {
     if (index >= latest.size) break
     const text = line.toString('utf8')
     const record = JSON.parse(text) as Record<string, unknown>

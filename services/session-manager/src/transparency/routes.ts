@@ -11,8 +11,8 @@ const SESSION_ID = new RegExp(SESSION_ID_PATTERN)
  * Adds the transparency endpoints (all behind `auditor`): `GET /checkpoint` (the newest signed
  * checkpoint, `text/plain`), `GET /proofs/inclusion?seq=&size=`, `GET /proofs/consistency?from=&to=`
  * (`size`/`to` default to the newest checkpoint's size) and `GET /proofs/export?session_id=` (a
- * `ProvenExport` of one session against the newest checkpoint). Without a transparency log (the
- * PostgreSQL store) they answer 404.
+ * `ProvenExport` of one session against the newest checkpoint), for either store. Without a
+ * transparency log (turned off, or the PostgreSQL store without a checkpoint key) they answer 404.
  *
  * @example
  * registerTransparencyRoutes(app, { transparency: () => tlog, dataDir, auditor })
@@ -85,7 +85,7 @@ export function registerTransparencyRoutes(
   app.get('/proofs/export', auditor, withLog, async (c) => {
     const sessionId = c.req.query('session_id')
     if (sessionId === undefined || !SESSION_ID.test(sessionId)) return sendError(c, 'session_id_invalid')
-    const doc = await buildProvenExport(tlog(), options.dataDir, (record) => record.session_id === sessionId)
+    const doc = await buildProvenExport(tlog(), (record) => record.session_id === sessionId)
     if (!doc) return sendError(c, 'not_found', { message: 'No checkpoint has been signed yet.' })
     if (doc.records.length === 0) return sendError(c, 'session_not_found')
     return c.json(doc)

@@ -91,6 +91,16 @@ export interface TransparencyLogOptions {
   fs?: LogFileSystem
   /** Where the tree's hashes live (default: files in `<dataDir>/tree/`). */
   treeStorage?: TreeStorage
+  /**
+   * The store's leaves from the first, for a rebuild and for proven exports (default: the log lines
+   * under `dataDir`, `logLines`). The PostgreSQL store passes its rows' tree lines.
+   */
+  leaves?: () => AsyncIterable<Buffer>
+  /**
+   * The tree storage already holds a tree the caller checked against the store (the PostgreSQL feed's
+   * persisted tree): recovered lines continue it from its size instead of being replayed from the first.
+   */
+  resumeStored?: boolean
   logger?: {
     info(o: object, m: string): void
     warn(o: object, m: string): void
@@ -122,6 +132,8 @@ export class TransparencyLog {
   readonly #logger: NonNullable<TransparencyLogOptions['logger']>
   readonly #fs: LogFileSystem
   readonly #storage: TreeStorage
+  readonly #leaves: () => AsyncIterable<Buffer>
+  readonly #resumeStored: boolean
   #opened: { store: ReturnType<TreeStorage['open']>; tree: MerkleTree } | undefined
   #replay = new CompactRange()
   #prefixMatches: boolean
@@ -144,6 +156,8 @@ export class TransparencyLog {
     this.#logger = options.logger ?? silent
     this.#fs = options.fs ?? nodeFileSystem
     this.#storage = options.treeStorage ?? fileTreeStorage
+    this.#leaves = options.leaves ?? (() => logLines(this.#dataDir, this.#fs))
+    this.#resumeStored = options.resumeStored ?? false
     if (options.publishUrl) this.#publisher = new CheckpointPublisher(options.publishUrl, this.#logger)
     this.#prefixMatches = false
   }
@@ -154,7 +168,7 @@ export class TransparencyLog {
     const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
     this.#opened = { store, tree: new MerkleTree(store) }
     this.#storedAtOpen = this.#opened.tree.size
-    this.#prefixMatches = this.#storedAtOpen === 0
+    this.#prefixMatches = this.#storedAtOpen === 0 || this.#resumeStored
     return this.#opened
   }
 
@@ -190,6 +204,11 @@ export class TransparencyLog {
     return this.#tree.size
   }
 
+  /** The store's leaves (the exact bytes each leaf hashes), from the first, read afresh. */
+  leaves(): AsyncIterable<Buffer> {
+    return this.#leaves()
+  }
+
   /** The tree, for proofs (sizes up to `size`). */
   get tree(): MerkleTree {
     return this.#tree
@@ -213,6 +232,10 @@ export class TransparencyLog {
   #recovered(line: Buffer): void {
     this.#open()
     const hash = leafHash(line)
+    if (this.#resumeStored) {
+      this.#tree.appendLeafHash(hash)
+      return
+    }
     this.#replay.appendLeafHash(hash)
     const n = this.#replay.size
     // The stored tree is trusted only if its root at its own size is the replayed log's root there.
@@ -231,7 +254,7 @@ export class TransparencyLog {
    */
   async finishRecovery(records: number): Promise<void> {
     this.#open()
-    const replayed = this.#replay.size
+    const replayed = this.#resumeStored ? this.#tree.size : this.#replay.size
     let consistent = replayed === records && this.#prefixMatches
     if (replayed === records && this.#storedAtOpen > replayed) {
       // The tree files are ahead of the log (its tail was cut): keep them if they agree up to there.
@@ -267,7 +290,7 @@ export class TransparencyLog {
     this.#storage.remove(join(this.#dataDir, TREE_DIR))
     const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
     this.#opened = { store, tree: new MerkleTree(store) }
-    for await (const line of logLines(this.#dataDir, this.#fs)) {
+    for await (const line of this.#leaves()) {
       if (this.#tree.size === records) break
       this.#tree.append(line)
     }

@@ -19,7 +19,7 @@ export interface CheckpointVerifyReport {
 }
 
 /**
- * Checks the log in `dataDir` against the signed checkpoints in `checkpointsDir`: each checkpoint must
+ * Checks the log in `dataDir` (or any store's tree lines, `lines`, e.g. `postgresTreeLines`) against the signed checkpoints in `checkpointsDir`: each checkpoint must
  * carry a valid signature by one of `verifiers` (a checkpoint signed only by an unknown key is a
  * problem), and the Merkle tree over the log's lines must have each checkpoint's root at its size. Two
  * checkpoints that both match one append-only log are consistent with each other, so checkpoints only
@@ -30,11 +30,12 @@ export interface CheckpointVerifyReport {
  * @example
  * const report = await verifyAgainstCheckpoints({ dataDir: '/var/lib/care', checkpointsDir: '/mnt/archive/checkpoints', verifiers })
  */
-export async function verifyAgainstCheckpoints(options: {
-  dataDir: string
-  checkpointsDir: string
-  verifiers: readonly NoteVerifier[]
-}): Promise<CheckpointVerifyReport> {
+export async function verifyAgainstCheckpoints(
+  options: ({ dataDir: string } | { lines: AsyncIterable<Buffer> }) & {
+    checkpointsDir: string
+    verifiers: readonly NoteVerifier[]
+  },
+): Promise<CheckpointVerifyReport> {
   const problems: string[] = []
   const checkpoints: CheckpointVerifyReport['checkpoints'] = []
   const valid: { file: string; checkpoint: Checkpoint; index: number }[] = []
@@ -70,7 +71,8 @@ export async function verifyAgainstCheckpoints(options: {
     }
   }
   check()
-  for await (const line of logLines(options.dataDir)) {
+  const lines = 'lines' in options ? options.lines : logLines(options.dataDir)
+  for await (const line of lines) {
     range.appendEntry(line)
     check()
   }
