@@ -5,6 +5,9 @@ import { createIdFactory } from './ids/id-factory.js'
 import type { PoolCounts } from './observability/session-telemetry.js'
 import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
+import { schemaNames } from './postgres/schema-names.js'
+import { LookupReviewCatalog, type ReviewCatalog } from './review/catalog.js'
+import { PostgresReviewCatalog } from './review/postgres-catalog.js'
 import {
   type Clock,
   type LifecycleLogger,
@@ -30,6 +33,8 @@ export interface Backend {
   sessions: SessionLifecycleService<SessionState>
   /** Where `GET /export` reads events. */
   audit: AuditSource
+  /** What the review page (`/review`) reads: sessions by user, id, date and end reason, and their events. */
+  review: ReviewCatalog
   /** False once storage failed in a way that needs a restart (a failed fsync). */
   healthy(): boolean
   /** Why writes fail for now while the service stays ready (e.g. a disk-full torn-tail cut pending). */
@@ -101,6 +106,7 @@ export async function openBackend(
       })
       return recovered(repository, lifecycleOptions, {
         audit: storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
+        review: new PostgresReviewCatalog(repository.pool, schemaNames(store.schema)),
         healthy: () => true,
         storageNote: () => undefined,
         pool: repository.pool,
@@ -136,6 +142,7 @@ export async function openBackend(
   return recovered(repository, lifecycleOptions, {
     // The log read directly (lock-free, chain-checked), so exports read lines back by position.
     audit: logAuditSource(config.dataDir),
+    review: new LookupReviewCatalog(opened),
     healthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
     ...(transparency ? { transparency } : {}),
@@ -146,7 +153,7 @@ export async function openBackend(
 async function recovered(
   repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
   options: SessionLifecycleOptions,
-  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'>,
+  rest: Pick<Backend, 'audit' | 'review' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'>,
 ): Promise<Backend> {
   const sessions = new SessionLifecycleService<SessionState>(repository, options)
   try {

@@ -109,6 +109,15 @@ GRANT SELECT, INSERT, UPDATE ON ${t.sessions} TO ${service};
 GRANT EXECUTE ON FUNCTION ${t.watermark} TO ${service};
 `,
   },
+  {
+    version: 2,
+    name: 'review page indexes',
+    // The review search (issue #16): a user's sessions and a date range of starts, newest first.
+    sql: (t) => `
+CREATE INDEX sessions_by_user_start ON ${t.sessions} (user_id, started_at DESC, session_id DESC);
+CREATE INDEX sessions_by_start ON ${t.sessions} (started_at DESC, session_id DESC);
+`,
+  },
 ]
 
 /** What `migrate` did. */
