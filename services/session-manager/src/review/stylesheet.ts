@@ -19,6 +19,8 @@ a:hover { text-decoration-thickness: 2px; }
 .banner { display: flex; flex-wrap: wrap; gap: 0.5rem 1.5rem; align-items: center; justify-content: space-between;
   padding: 0.5rem 1rem; background: var(--band); border-bottom: 1px solid var(--line); }
 .brand { font-weight: 700; margin: 0; }
+nav { min-width: 0; max-width: 100%; }
+nav li, form.inline > * { min-width: 0; max-width: 100%; }
 nav ul { list-style: none; margin: 0; padding: 0; display: flex; flex-wrap: wrap; gap: 0.5rem 1rem; align-items: center; }
 form.inline { display: flex; flex-wrap: wrap; gap: 0.25rem 0.5rem; align-items: center; margin: 0; }
 main { padding: 1rem; max-width: 90rem; }
@@ -59,5 +61,7 @@ figure.lanes svg { width: 100%; height: auto; max-height: 24rem; border: 1px sol
 @media (max-width: 40rem) {
   dl.summary { grid-template-columns: 1fr; }
   .field { min-width: 100%; }
+  nav ul { flex-direction: column; align-items: flex-start; }
+  #zone { width: 100%; }
 }
 `
