@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest'
-import { tokenDigest } from '../config.js'
+import { type Role, tokenDigest } from '../config.js'
 import { checkReviewToken, FailedSignIns, ReviewSignIns } from './sign-in.js'
 
 describe('checkReviewToken', () => {
-  const tokens = new Map([
-    [tokenDigest('caller-token-0000001'), new Set(['caller' as const])],
-    [tokenDigest('auditor-token-000001'), new Set(['auditor' as const])],
+  const tokens = new Map<string, Set<Role>>([
+    [tokenDigest('caller-token-0000001'), new Set<Role>(['caller'])],
+    [tokenDigest('auditor-token-000001'), new Set<Role>(['auditor'])],
   ])
   const reviewers = new Set([tokenDigest('reviewer-token-00001')])
 

@@ -11,7 +11,7 @@ import {
 } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
 import { type EventStore, type StoredEvent, StoreUnavailableError } from './event-store.js'
-import { indexKeysOf } from './index-keys.js'
+import { indexKeysOf, START_KEY } from './index-keys.js'
 
 /**
  * Options of {@link FileEventStore.lookup}, as the contract of issue #12 names them.
@@ -124,15 +124,18 @@ export class FileEventStore implements EventStore<LogPosition> {
       .filter((match) => match !== null)
       .map((match) => Number(match[1]))
       .sort((a, b) => (options.newestFirst ? b - a : a - b))
+    const needle = Buffer.from(key === START_KEY ? '"session.start"' : JSON.stringify(key.slice(2)))
     const notBefore = options.notBefore ?? Number.NEGATIVE_INFINITY
     const notAfter = options.notAfter ?? Number.POSITIVE_INFINITY
     for (const file of segments) {
       const bytes = await readFile(join(dir, `events-${String(file).padStart(6, '0')}.jsonl`))
       const found: LogPosition[] = []
-      let start = 0
-      for (;;) {
-        const newline = bytes.indexOf(0x0a, start)
-        if (newline < 0) break
+      // Only lines that contain the key's value can match: find those with a byte search, then parse.
+      let at = bytes.indexOf(needle)
+      while (at >= 0) {
+        const start = bytes.lastIndexOf(0x0a, at) + 1
+        const newline = bytes.indexOf(0x0a, at)
+        if (newline < 0) break // a line still being written
         try {
           const record = JSON.parse(bytes.toString('utf8', start, newline)) as SessionLifecycleEvent
           const time = Date.parse(record.timestamp)
@@ -141,7 +144,7 @@ export class FileEventStore implements EventStore<LogPosition> {
         } catch {
           // A damaged line is reported by `read` (which re-hashes) or by verify, not by a lookup.
         }
-        start = newline + 1
+        at = bytes.indexOf(needle, newline + 1)
       }
       if (options.newestFirst) found.reverse()
       yield* found
