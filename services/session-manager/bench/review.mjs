@@ -121,7 +121,35 @@ console.log(`log written: ${SESSIONS * 4 + 500} events in ${((performance.now() 
 t0 = performance.now()
 const store = await FileEventStore.open({ dir }, () => {})
 console.log(`recovered in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
-const catalog = new LookupReviewCatalog(store)
+// BENCH_LOOKUP=scan (default) measures the store's lookup as it is on this branch (a temporary scan of the
+// segment files, until the sidecar index of issue #12 is merged); BENCH_LOOKUP=index answers lookups from
+// an in-memory key -> positions map built here once, standing in for that index, so the figure is the
+// page's own cost (catalog, reads with re-hash, merge, rendering) over an indexed store.
+const { indexKeysOf } = await load('store/index-keys.js')
+const { readLog } = await import('@care/event-log')
+async function indexedLookup() {
+  const index = new Map()
+  for await (const { record, position } of readLog(dir)) {
+    for (const key of indexKeysOf(record)) {
+      if (!index.has(key)) index.set(key, [])
+      index.get(key).push({ position, time: Date.parse(record.timestamp) })
+    }
+  }
+  return {
+    async *lookup(key, options = {}) {
+      const found = index.get(key) ?? []
+      const ordered = options.newestFirst ? [...found].reverse() : found
+      for (const { position, time } of ordered) {
+        if (time < (options.notBefore ?? -Infinity) || time > (options.notAfter ?? Infinity)) continue
+        yield position
+      }
+    },
+    read: (refs) => store.read(refs),
+  }
+}
+const lookupKind = process.env.BENCH_LOOKUP ?? 'scan'
+const catalog = new LookupReviewCatalog(lookupKind === 'index' ? await indexedLookup() : store)
+console.log(`lookups: ${lookupKind}`)
 const REVIEWER = 'bench-reviewer-token-000'
 const app = createSessionManagerApp({
   sessions: () => undefined,
