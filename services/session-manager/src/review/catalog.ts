@@ -80,7 +80,12 @@ export interface SessionLookup<Ref> {
   read(refs: readonly Ref[]): Promise<StoredEvent[]>
 }
 
-/** Summarises a session from its lifecycle events (log order); undefined without its start. */
+/**
+ * Summarises a session from its lifecycle events (log order) as a search row; undefined without its start.
+ *
+ * @example
+ * const row = rowOfEvents(await catalog.sessionEvents(id)) // { session_id, user_id, start, open, ... }
+ */
 export function rowOfEvents(events: readonly StoredEvent[]): SessionRow | undefined {
   const start = events.find((e) => e.event === 'session.start') as
     | (StoredEvent & { user_id: string; origin?: string; performer_id?: string })
@@ -166,7 +171,12 @@ function timeBounds(query: SessionQuery): { notBefore?: number; notAfter?: numbe
   }
 }
 
-/** Whether a row passes every filter of the query (the lookup key already applied one of them). */
+/**
+ * Whether a row passes every filter of the query (the lookup key already applied one of them).
+ *
+ * @example
+ * matches(row, { userId: 'user-42', limit: 25 }) // false for another user's session
+ */
 export function matches(row: SessionRow, query: SessionQuery): boolean {
   if (query.userId !== undefined && row.user_id !== query.userId) return false
   if (query.sessionId !== undefined && row.session_id !== query.sessionId) return false
