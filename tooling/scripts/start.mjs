@@ -36,13 +36,27 @@ function portSetting(name, fallback) {
   return port
 }
 
+/**
+ * The development reviewer token `pnpm start` gives the session-manager (docs/review.md): loopback only, for
+ * trying the review page. CARE_REVIEWER_TOKENS in the environment replaces it (and is then not printed).
+ */
+const DEV_REVIEWER_TOKEN = 'care-dev-reviewer-token'
+const workerDataDir = env.CARE_WORKER_DATA_DIR?.trim()
+  ? resolve(root, env.CARE_WORKER_DATA_DIR)
+  : resolve(dataRoot, 'worker')
+
 const services = [
   {
     name: 'session-manager',
     entry: 'services/session-manager/dist/main.js',
     setting: 'SESSION_MANAGER_PORT',
     port: portSetting('SESSION_MANAGER_PORT', '7400'),
-    env: { CARE_DATA_DIR: resolve(dataRoot, 'session-manager') },
+    env: {
+      CARE_DATA_DIR: resolve(dataRoot, 'session-manager'),
+      CARE_REVIEWER_TOKENS: DEV_REVIEWER_TOKEN,
+      // The review page merges the sample worker's records into each session's timeline.
+      CARE_REVIEW_WORKER_LOGS: workerDataDir,
+    },
     ready: '/readyz',
   },
   {
@@ -185,12 +199,14 @@ if (!stopping) {
       port: worker.port,
       pid: children[1].pid,
       instance_id: worker.instanceId,
-      data_dir: env.CARE_WORKER_DATA_DIR?.trim()
-        ? resolve(root, env.CARE_WORKER_DATA_DIR)
-        : worker.env.CARE_WORKER_DATA_DIR,
+      data_dir: workerDataDir,
     },
   }
   writeFileSync(runningFile, `${JSON.stringify(running, null, 2)}\n`)
   console.log(`[start] data in ${dataRoot}; settings recorded in ${runningFile}`)
+  const reviewToken = env.CARE_REVIEWER_TOKENS?.trim()
+    ? '(a token of CARE_REVIEWER_TOKENS)'
+    : `the development reviewer token ${DEV_REVIEWER_TOKEN}`
+  console.log(`[start] Review sessions: ${manager.origin}/review  (sign in with ${reviewToken})`)
   console.log('[start] Try: pnpm demo   (Ctrl-C stops both services)')
 }

@@ -174,6 +174,16 @@ describe('pnpm start, pnpm demo and Ctrl-C', () => {
       expect(health).toEqual({ status: 'ok', instance_id: service.instance_id })
     }
 
+    // The review page is up at the printed URL and takes the printed development token.
+    expect(start.output()).toContain(`Review sessions: ${running.session_manager.url}/review`)
+    const signIn = await fetch(`${running.session_manager.url}/review/sign-in`, {
+      method: 'POST',
+      headers: { origin: running.session_manager.url, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: /reviewer token (\S+)\)/.exec(start.output())![1]! }),
+      redirect: 'manual',
+    })
+    expect(signIn.headers.get('location')).toBe('/review/sessions')
+
     // The demo is given nothing but where the running file is: ports and data come from it.
     const demo = run(DEMO, { CARE_RUNNING_FILE: runningFile })
     expect(await demo.exited).toBe(0)

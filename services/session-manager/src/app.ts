@@ -20,6 +20,7 @@ import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
 import { allowedMethods, buildOpenApiDocument } from './http/openapi.js'
 import { observeRequests } from './observability/hono-observer.js'
+import { type ReviewRouteOptions, registerReviewRoutes } from './review/routes.js'
 import { MAX_TIMELINE_PAGE, type SessionLifecycle } from './sessions/session-lifecycle.js'
 import { serviceExportProver } from './transparency/export-proofs.js'
 import { registerTransparencyRoutes } from './transparency/routes.js'
@@ -49,6 +50,8 @@ export interface SessionManagerAppOptions {
   notReadyReason?: () => string | undefined
   /** The embedded log's Merkle tree and checkpoints: serves /checkpoint and /proofs/*. */
   transparency?: { log: () => TransparencyLog | undefined; dataDir: string }
+  /** The caregiver review page under `/review` (issue #16); none without it. `tokens` and `logger` come from here. */
+  review?: Omit<ReviewRouteOptions, 'tokens' | 'logger'>
 }
 
 const SESSION_ID = new RegExp(ULID_PATTERN)
@@ -185,6 +188,10 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
   if (options.transparency) {
     const { log, dataDir } = options.transparency
     registerTransparencyRoutes(app, { transparency: log, dataDir, auditor })
+  }
+
+  if (options.review) {
+    registerReviewRoutes(app, { ...options.review, tokens: config.tokens, logger: options.logger })
   }
 
   app.notFound((c) => {

@@ -12,6 +12,8 @@ import { schemaNames } from './postgres/schema-names.js'
 import { PostgresTreeFeed, PostgresTreeStorage } from './postgres/tree-feed.js'
 import { postgresTreeAuditSource, postgresTreeLines } from './postgres/tree-lines.js'
 import { loadPersistedTree } from './postgres/tree-table.js'
+import { LookupReviewCatalog, type ReviewCatalog } from './review/catalog.js'
+import { PostgresReviewCatalog } from './review/postgres-catalog.js'
 import {
   type Clock,
   type LifecycleLogger,
@@ -38,6 +40,8 @@ export interface Backend {
   sessions: SessionLifecycleService<SessionState>
   /** Where `GET /export` reads events. */
   audit: AuditSource
+  /** What the review page (`/review`) reads: sessions by user, id, date and end reason, and their events. */
+  review: ReviewCatalog
   /** False once storage failed in a way that needs a restart (a failed fsync). */
   healthy(): boolean
   /** Why writes fail for now while the service stays ready (e.g. a disk-full torn-tail cut pending). */
@@ -113,6 +117,7 @@ export async function openBackend(
         audit: tree
           ? postgresTreeAuditSource(repository.pool, schemaNames(store.schema))
           : storeAuditSource(PostgresEventStore.over(repository.pool, store.schema)),
+        review: new PostgresReviewCatalog(repository.pool, schemaNames(store.schema)),
         healthy: () => true,
         storageNote: () => undefined,
         pool: repository.pool,
@@ -149,6 +154,7 @@ export async function openBackend(
   return recovered(repository, lifecycleOptions, {
     // The log read directly (lock-free, chain-checked), so exports read lines back by position.
     audit: logAuditSource(config.dataDir),
+    review: new LookupReviewCatalog(opened),
     healthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
     ...(transparency ? { transparency } : {}),
@@ -159,7 +165,7 @@ export async function openBackend(
 async function recovered(
   repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
   options: SessionLifecycleOptions,
-  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'> & {
+  rest: Pick<Backend, 'audit' | 'review' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'> & {
     stopFeed?: () => Promise<void>
   },
 ): Promise<Backend> {

@@ -32,6 +32,15 @@ export interface SessionManagerConfig {
   store: StoreConfig
   /** Names this process in `GET /healthz` (`CARE_INSTANCE_ID`, else a random id), so a caller can tell it from another process on the same port. */
   instanceId: string
+  /**
+   * SHA-256 (hex) of each `CARE_REVIEWER_TOKENS` token: may sign in to the review page (`/review`) only. Kept
+   * apart from `tokens`, so configuring reviewers alone does not turn on bearer authentication of the API.
+   */
+  reviewerTokens: ReadonlySet<string>
+  /** Worker logs (event-log directories or JSONL files) merged into a session's page (`CARE_REVIEW_WORKER_LOGS`). */
+  reviewWorkerLogs: readonly string[]
+  /** Key of the pseudonymised export of the review page (`CARE_PSEUDONYM_KEY_FILE`); none: a random key per process. */
+  pseudonymKeyFile?: string
 }
 
 /** The pino levels `LOG_LEVEL` accepts. */
@@ -92,6 +101,21 @@ export const SESSION_MANAGER_SETTINGS: readonly SettingDoc[] = [
   { name: 'CARE_DB_SCHEMA', default: 'care_sessions', meaning: 'PostgreSQL schema.' },
   { name: 'CARE_DB_OWNER_ROLE', default: '(none)', meaning: 'Role that owns the schema objects.' },
   { name: 'CARE_DB_POOL_SIZE', default: '10', meaning: 'Connections per instance.' },
+  {
+    name: 'CARE_REVIEWER_TOKENS',
+    default: '(none)',
+    meaning: 'Tokens that may sign in to the review page /review (auditor tokens may too).',
+  },
+  {
+    name: 'CARE_REVIEW_WORKER_LOGS',
+    default: '(none)',
+    meaning: 'Comma-separated worker logs (event-log dirs or JSONL files) merged into session pages.',
+  },
+  {
+    name: 'CARE_PSEUDONYM_KEY_FILE',
+    default: '(random per process)',
+    meaning: 'HMAC key file of the review page pseudonymised export.',
+  },
 ]
 
 /** The configuration is unusable; the message says which variable and why. The service refuses to start. */
@@ -145,7 +169,22 @@ export function loadConfig(
     logLevel: logLevel(env.LOG_LEVEL, 'LOG_LEVEL'),
     store: storeConfig(env),
     instanceId: env.CARE_INSTANCE_ID?.trim() || randomUUID(),
+    reviewerTokens: reviewerTokens(env.CARE_REVIEWER_TOKENS),
+    reviewWorkerLogs: (env.CARE_REVIEW_WORKER_LOGS ?? '')
+      .split(',')
+      .map((path) => path.trim())
+      .filter((path) => path !== '')
+      .map((path) => resolve(path)),
+    ...(env.CARE_PSEUDONYM_KEY_FILE?.trim()
+      ? { pseudonymKeyFile: resolve(env.CARE_PSEUDONYM_KEY_FILE.trim()) }
+      : {}),
   }
+}
+
+function reviewerTokens(list: string | undefined): Set<string> {
+  const byDigest = new Map<string, Set<Role>>()
+  addTokens(byDigest, list, 'auditor', 'CARE_REVIEWER_TOKENS')
+  return new Set(byDigest.keys())
 }
 
 /**

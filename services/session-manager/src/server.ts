@@ -124,6 +124,13 @@ export async function startSessionManager(
     storageNote: () => backend?.storageNote(),
     audit: () => backend?.audit,
     transparency: { log: () => backend?.transparency, dataDir: config.dataDir },
+    review: {
+      catalog: () => backend?.review,
+      audit: () => backend?.audit,
+      reviewerTokens: config.reviewerTokens,
+      workerLogs: config.reviewWorkerLogs,
+      ...(config.pseudonymKeyFile ? { pseudonymKeyFile: config.pseudonymKeyFile } : {}),
+    },
     config,
     logger,
     version: options.version,

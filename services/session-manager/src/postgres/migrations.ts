@@ -133,6 +133,15 @@ REVOKE ALL ON ${t.treeNodes}, ${t.treeHeads} FROM PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ${t.treeNodes}, ${t.treeHeads} TO ${service};
 `,
   },
+  {
+    version: 3,
+    name: 'review page indexes',
+    // The review search (issue #16): a user's sessions and a date range of starts, newest first.
+    sql: (t) => `
+CREATE INDEX sessions_by_user_start ON ${t.sessions} (user_id, started_at DESC, session_id DESC);
+CREATE INDEX sessions_by_start ON ${t.sessions} (started_at DESC, session_id DESC);
+`,
+  },
 ]
 
 /** What `migrate` did. */
