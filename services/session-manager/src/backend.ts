@@ -13,9 +13,10 @@ import {
   SessionLifecycleService,
 } from './sessions/session-lifecycle.js'
 import type { SessionState } from './sessions/session-repository.js'
-import { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
+import type { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
+import { openEmbeddedStore } from './store/embedded-store.js'
 import { StoreUnavailableError } from './store/event-store.js'
-import { FileEventStore } from './store/file-event-store.js'
+import type { ScrubStatus } from './store/file-event-store.js'
 import type { TransparencySettings } from './transparency/config.js'
 import { TransparencyLog } from './transparency/transparency-log.js'
 
@@ -34,6 +35,10 @@ export interface Backend {
   healthy(): boolean
   /** Why writes fail for now while the service stays ready (e.g. a disk-full torn-tail cut pending). */
   storageNote(): string | undefined
+  /** A damaged sealed segment the background scrub found (file:line), for `/readyz`; embedded store only. */
+  integrityProblem?(): string | undefined
+  /** The embedded store's hot-state sizes, snapshot age and scrub status, for `/readyz` detail and metrics. */
+  storeStatus?(): EmbeddedStoreStatus
   /** PostgreSQL pool counters, for metrics; undefined on the embedded store. */
   pool?: PoolCounts
   /** The embedded log's Merkle tree and signed checkpoints; undefined on PostgreSQL or when turned off. */
@@ -42,6 +47,20 @@ export interface Backend {
   facts: Record<string, unknown>
   /** Stops the lifecycle and releases the store (flush, sync, lock). Idempotent. */
   close(): Promise<void>
+}
+
+/**
+ * What the embedded store reports about itself: sessions and answers held in memory, the age of the
+ * newest snapshot, and the background scrub (progress, last result, mismatch).
+ *
+ * @example
+ * const { snapshot_age_seconds, scrub } = backend.storeStatus?.() ?? {}
+ */
+export interface EmbeddedStoreStatus {
+  hot_sessions: number
+  hot_answers: number
+  snapshot_age_seconds?: number
+  scrub?: ScrubStatus
 }
 
 /**
@@ -108,45 +127,73 @@ export async function openBackend(
       })
     }, options)
   }
-  let events = 0
-  let file: FileEventStore | undefined
-  const transparency =
-    options.transparency && options.transparency.enabled !== false
-      ? TransparencyLog.open({ dataDir: config.dataDir, ...options.transparency, logger })
-      : undefined
-  const repository = await EmbeddedSessionRepository.open<LogPosition>(async (apply) => {
-    file = await FileEventStore.open(
-      {
-        dir: config.dataDir,
-        repair: config.repair,
-        maxFileBytes: config.maxLogFileBytes,
-        logger,
-        ...(options.onCommit ? { onCommit: options.onCommit } : {}),
-        ...(transparency ? { observer: transparency.observer } : {}),
-      },
-      (event, ref) => {
-        apply(event, ref)
-        events++
-      },
-    )
-    await transparency?.finishRecovery(file.head().seq)
-    return file
+  const transparencySettings =
+    options.transparency && options.transparency.enabled !== false ? options.transparency : undefined
+  const embedded = await openEmbeddedStore({
+    dataDir: config.dataDir,
+    log: {
+      repair: config.repair,
+      maxFileBytes: config.maxLogFileBytes,
+      ...(logger ? { logger } : {}),
+      ...(options.onCommit ? { onCommit: options.onCommit } : {}),
+    },
+    snapshots: config.snapshots,
+    retryWindowMs: config.policy.retryWindowMs,
+    ...(transparencySettings
+      ? {
+          openTree: (replayStartsAfter) =>
+            TransparencyLog.open({
+              dataDir: config.dataDir,
+              ...transparencySettings,
+              logger,
+              ...(replayStartsAfter ? { replayStartsAfter } : {}),
+            }),
+        }
+      : {}),
+    ...(logger ? { logger } : {}),
   })
-  const opened = file!
+  const { repository, store: opened, snapshots } = embedded
+  const transparency = embedded.tree as TransparencyLog | undefined
   return recovered(repository, lifecycleOptions, {
     // The log read directly (lock-free, chain-checked), so exports read lines back by position.
     audit: logAuditSource(config.dataDir),
     healthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
+    integrityProblem: () => integrityProblemOf(opened.scrubStatus),
+    storeStatus: () => ({
+      hot_sessions: repository.hotSessions,
+      hot_answers: repository.hotAnswers,
+      ...(snapshots.ageSeconds !== undefined
+        ? { snapshot_age_seconds: Math.round(snapshots.ageSeconds) }
+        : {}),
+      ...(opened.scrubStatus ? { scrub: opened.scrubStatus } : {}),
+    }),
     ...(transparency ? { transparency } : {}),
-    facts: { store: 'file', events, open_sessions: repository.openSessions },
+    facts: { store: 'file', ...embedded.facts },
   })
+}
+
+/** The scrub's mismatch as a readiness message naming file:line, or undefined when it found none. */
+function integrityProblemOf(scrub: ScrubStatus | undefined): string | undefined {
+  const mismatch = scrub?.mismatch
+  if (!mismatch) return undefined
+  return `event log segment ${mismatch.file}:${mismatch.line} no longer matches its digest${mismatch.reason ? ` (${mismatch.reason})` : ''}; run care-sessions verify`
 }
 
 async function recovered(
   repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
   options: SessionLifecycleOptions,
-  rest: Pick<Backend, 'audit' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'>,
+  rest: Pick<
+    Backend,
+    | 'audit'
+    | 'healthy'
+    | 'storageNote'
+    | 'facts'
+    | 'pool'
+    | 'transparency'
+    | 'integrityProblem'
+    | 'storeStatus'
+  >,
 ): Promise<Backend> {
   const sessions = new SessionLifecycleService<SessionState>(repository, options)
   try {

@@ -2,12 +2,19 @@ import {
   EventLog,
   LogCorruptError,
   type LogPosition,
+  type LogResumePoint,
   type OpenLogOptions,
   readLog,
   StorageError,
 } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
-import { type EventStore, type StoredEvent, StoreUnavailableError } from './event-store.js'
+import {
+  type IndexedEventStore,
+  type LookupOptions,
+  type StoredEvent,
+  StoreUnavailableError,
+} from './event-store.js'
+import { indexKeysOf, recordTimeOf } from './index-keys.js'
 
 /**
  * `StoreUnavailableError.code` of a read that hit a damaged log line (`cause` is the `LogCorruptError`
@@ -19,13 +26,29 @@ import { type EventStore, type StoredEvent, StoreUnavailableError } from './even
 export const LOG_INTEGRITY = 'LOG_INTEGRITY'
 
 /**
+ * What the background scrub of sealed segments reports (progress, last result, the damaged line if any),
+ * as the event log exposes it; undefined when the log does not scrub.
+ *
+ * @example
+ * if (store.scrubStatus?.mismatch) console.error(`${store.scrubStatus.mismatch.file}:${store.scrubStatus.mismatch.line}`)
+ */
+export interface ScrubStatus {
+  segmentsChecked?: number
+  segmentsTotal?: number
+  lastResult?: string
+  lastFinishedAt?: number
+  mismatch?: { file: string; line: number; reason?: string }
+}
+
+/**
  * The embedded default store: lifecycle events in the hash-chained JSONL log under the data
- * directory. Opening it recovers the log and replays every stored event through `onEvent`.
+ * directory, indexed per segment under the keys of `index-keys.ts`. Opening it recovers the log and
+ * replays every stored event (after `resumeAfter`, when a snapshot gives one) through `onEvent`.
  *
  * @example
  * const store = await FileEventStore.open({ dir: config.dataDir }, (event, ref) => service.applyRecovered(event, ref))
  */
-export class FileEventStore implements EventStore<LogPosition> {
+export class FileEventStore implements IndexedEventStore<LogPosition, LogResumePoint> {
   private constructor(
     private readonly log: EventLog<SessionLifecycleEvent>,
     private readonly dir: string,
@@ -36,8 +59,31 @@ export class FileEventStore implements EventStore<LogPosition> {
     options: Omit<OpenLogOptions<SessionLifecycleEvent>, 'onRecord'>,
     onEvent: (event: StoredEvent, ref: LogPosition) => void,
   ): Promise<FileEventStore> {
-    const { log } = await EventLog.open<SessionLifecycleEvent>({ ...options, onRecord: onEvent })
+    const { log } = await EventLog.open<SessionLifecycleEvent>({
+      indexKeys: indexKeysOf,
+      recordTime: recordTimeOf,
+      ...options,
+      onRecord: onEvent,
+    })
     return new FileEventStore(log, options.dir, options.fs)
+  }
+
+  /** Positions of the events indexed under `key` (see `index-keys.ts`), read from the segments' indexes. */
+  lookup(key: string, options?: LookupOptions): AsyncIterable<LogPosition> {
+    return this.log.lookup(key, options)
+  }
+
+  resumePoint(): LogResumePoint {
+    return this.log.resumePoint
+  }
+
+  archivedBefore(): number | undefined {
+    return (this.log as unknown as { archivedBefore?: number }).archivedBefore
+  }
+
+  /** The background scrub's progress and last result (undefined if the log does not scrub). */
+  get scrubStatus(): ScrubStatus | undefined {
+    return (this.log as unknown as { scrubStatus?: ScrubStatus }).scrubStatus
   }
 
   /**
