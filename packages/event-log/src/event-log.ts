@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { CHAIN_FIELDS, type ChainedRecord, decodeLine, encodeRecord } from './chain.js'
+import { CHAIN_FIELDS, type ChainedRecord, type ChainFields, decodeLine, encodeRecord } from './chain.js'
 import { writeCheckpoint } from './checkpoint.js'
 import { LogCorruptError, StorageError } from './errors.js'
 import {
@@ -10,17 +10,30 @@ import {
   readFully,
   writeFully,
 } from './file-system.js'
+import { lineChunks } from './line-scanner.js'
 import { acquireLock, type HeldLock } from './lock.js'
 import {
   type LogHead,
   type LogPosition,
+  type LogResumePoint,
   type PendingCut,
   type RecoverOptions,
   type RecoveryCut,
   type RecoveryReport,
   recoverLog,
 } from './recovery.js'
-import { eventsDirOf, type Segment, segmentOf } from './segments.js'
+import { passSegment, readDigest, type SegmentDigest, withCheck, writeDigest } from './segment-digest.js'
+import {
+  IndexInvalidError,
+  indexPathOf,
+  type LinePlace,
+  MemoryIndex,
+  SidecarIndex,
+  segmentTail,
+  type TimeRange,
+  writeFileAtomically,
+} from './segment-index.js'
+import { eventsDirOf, listSegments, type Segment, segmentOf } from './segments.js'
 
 /**
  * The logger shape the log reports to (pino's `logger.info(obj, msg)` order fits as is).
@@ -59,6 +72,36 @@ export interface OpenLogOptions<R extends object = Record<string, unknown>> {
   onCommit?: (commit: { records: number; bytes: number; syncSeconds: number }) => void
   /** Sees the exact line bytes of every record (recovered, then durably appended); e.g. a Merkle tree. */
   observer?: LogObserver
+  /**
+   * Keys under which a record can be found again with `lookup` (e.g. `s:<session_id>`, `r:<record_id>`).
+   * Without it `lookup` finds nothing and no index files are written.
+   */
+  indexKeys?: (record: ChainedRecord<R>) => readonly string[]
+  /** Epoch ms of a record, kept per segment as its time range so lookups can skip segments. */
+  recordTime?: (record: ChainedRecord<R>) => number
+  /**
+   * Replay (`onRecord`, `observer.recovered`) only the records AFTER this point, e.g. the point stored in
+   * a snapshot. Open first checks (one line read and re-hashed) that the point names a record of this log
+   * and rejects with `ResumeMismatchError` if not; the caller then opens again with an older point or none
+   * (a full replay). Segments before the point's segment are not read at all, so open time does not
+   * depend on the history before the point; the active segment's tail is recovered exactly as without it.
+   */
+  resumeAfter?: LogResumePoint
+}
+
+/**
+ * Options of `EventLog.lookup`.
+ *
+ * @example
+ * const options: LookupOptions = { newestFirst: true, notBefore: Date.parse('2026-01-01') }
+ */
+export interface LookupOptions {
+  /** Newest record first (default: log order, oldest first). */
+  newestFirst?: boolean
+  /** Epoch ms: skip segments whose records (by `recordTime`) all lie before it. */
+  notBefore?: number
+  /** Epoch ms: skip segments whose records (by `recordTime`) all lie after it. */
+  notAfter?: number
 }
 
 /**
@@ -137,6 +180,24 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** A torn-tail cut recovery could not finish (disk full): retried before the next write. */
   #pendingCut: PendingCut | undefined
   readonly #observer: LogObserver | undefined
+  /** Where the newest durable record's line ends: the resume point's file and offset. */
+  #durableEnd: { file: number; offset: number }
+  readonly #indexKeys: ((record: ChainedRecord<R>) => readonly string[]) | undefined
+  readonly #recordTime: ((record: ChainedRecord<R>) => number) | undefined
+  /** The active segment's index, in memory (undefined without `indexKeys`). */
+  #activeIndex: MemoryIndex | undefined
+  /** With `resumeAfter` inside the active segment: indexing the lines before the point, in the background. */
+  #activePrefix: Promise<void> | undefined
+  /** Sealed segments whose sidecar index is not written yet: answered from memory meanwhile. */
+  readonly #sealedIndexes = new Map<number, MemoryIndex>()
+  /** Sidecar indexes loaded (or being rebuilt), by segment number. */
+  readonly #sidecars = new Map<number, Promise<SegmentKeyIndex>>()
+  /** Digests known to this process, by segment number (written at seal or read by the scrub). */
+  readonly #digests = new Map<number, SegmentDigest>()
+  /** The oldest segment still in the events directory (later than 1 once older ones were archived). */
+  #firstFile: number
+  /** Background work (sidecar writing, prefix indexing) that close() waits for. */
+  readonly #background = new Set<Promise<unknown>>()
 
   private constructor(init: {
     fs: LogFileSystem
@@ -151,7 +212,17 @@ export class EventLog<R extends object = Record<string, unknown>> {
     pendingCut: PendingCut | undefined
     onCommit: OpenLogOptions<R>['onCommit']
     observer?: LogObserver | undefined
+    durableEnd: { file: number; offset: number }
+    indexKeys: OpenLogOptions<R>['indexKeys']
+    recordTime: OpenLogOptions<R>['recordTime']
+    activeIndex: MemoryIndex | undefined
+    firstFile: number
   }) {
+    this.#durableEnd = init.durableEnd
+    this.#indexKeys = init.indexKeys
+    this.#recordTime = init.recordTime
+    this.#activeIndex = init.activeIndex
+    this.#firstFile = init.firstFile
     this.#pendingCut = init.pendingCut
     this.#onCommit = init.onCommit
     this.#observer = init.observer
@@ -194,11 +265,32 @@ export class EventLog<R extends object = Record<string, unknown>> {
     await fs.syncDir(options.dir)
     const lock = await acquireLock(fs, options.dir, logger)
     try {
+      const indexKeys = options.indexKeys
+      const recordTime = options.recordTime
+      // Index the replayed records of one segment at a time; the last one indexed is the active one.
+      const building = { file: 0, index: new MemoryIndex() }
+      const userOnRecord = options.onRecord as RecoverOptions['onRecord']
+      const onRecord: RecoverOptions['onRecord'] =
+        indexKeys === undefined
+          ? userOnRecord
+          : (record, position) => {
+              if (position.file !== building.file) {
+                building.file = position.file
+                building.index = new MemoryIndex()
+              }
+              const chained = record as ChainedRecord<R>
+              addToIndex(building.index, indexKeys(chained), position, recordTime?.(chained), chained)
+              userOnRecord?.(record, position)
+            }
       const state = await recoverLog(fs, eventsDir, {
         repair: options.repair ?? false,
-        onRecord: options.onRecord as RecoverOptions['onRecord'],
+        onRecord,
         onLine: options.observer?.recovered?.bind(options.observer),
+        resumeAfter: options.resumeAfter,
       })
+      const firstFile = (await listSegments(fs, eventsDir))[0]?.index ?? 1
+      let activeIndex: MemoryIndex | undefined
+      if (indexKeys) activeIndex = building.file === state.segment.index ? building.index : new MemoryIndex()
       const handle = await fs.open(state.segment.path, 'write')
       const log = new EventLog<R>({
         fs,
@@ -213,7 +305,16 @@ export class EventLog<R extends object = Record<string, unknown>> {
         pendingCut: state.pending,
         onCommit: options.onCommit,
         observer: options.observer,
+        durableEnd: state.headEnd,
+        indexKeys,
+        recordTime,
+        activeIndex,
+        firstFile: Math.min(firstFile, state.segment.index),
       })
+      const resumed = state.resumedFrom
+      if (activeIndex && resumed && resumed.file === state.segment.index && resumed.offset > 0) {
+        log.#activePrefix = log.#track(log.#indexActivePrefix(resumed.file, resumed.offset))
+      }
       const report: RecoveryReport = {
         files: state.files,
         records: state.records,
@@ -221,6 +322,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
         head: state.head,
         cuts: state.cuts,
         durationMs: Math.round(performance.now() - started),
+        ...(resumed ? { resumedFrom: resumed } : {}),
       }
       if (state.pending) {
         report.pendingCut = state.pending.cut
@@ -251,6 +353,198 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** The newest durable record (seq 0 and GENESIS_HASH for an empty log). */
   get head(): LogHead {
     return { ...this.#durableHead }
+  }
+
+  /**
+   * The point after the newest durable record: what a snapshot taken now stores, to be passed back as
+   * `resumeAfter` (for an empty log `{ seq: 0, hash: GENESIS_HASH, file: 1, offset: 0 }`, a full replay).
+   *
+   * @example
+   * await writeSnapshot({ state: hotState(), point: log.resumePoint })
+   */
+  get resumePoint(): LogResumePoint {
+    return { ...this.#durableHead, ...this.#durableEnd }
+  }
+
+  /**
+   * Positions of the records indexed under `key` (by `indexKeys`), oldest first or with `newestFirst`
+   * newest first; pass them to `read`. Sealed segments answer from their sidecar index files (loaded and
+   * checked against their segment on first use, rebuilt from the segment when missing or invalid), the
+   * active segment from memory. `notBefore`/`notAfter` skip whole segments whose time range (by
+   * `recordTime`) lies outside; positions inside a kept segment are not filtered by time.
+   *
+   * @example
+   * const positions = []
+   * for await (const position of log.lookup(`s:${sessionId}`)) positions.push(position)
+   * const timeline = await log.read(positions)
+   */
+  async *lookup(key: string, options: LookupOptions = {}): AsyncGenerator<LogPosition> {
+    if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
+    if (!this.#indexKeys) return
+    const last = this.#segment.index
+    const files: number[] = []
+    for (let file = this.#firstFile; file <= last; file++) files.push(file)
+    if (options.newestFirst) files.reverse()
+    for (const file of files) {
+      const index = await this.#indexOf(file)
+      const time = index.time
+      if (time && options.notBefore !== undefined && time.max < options.notBefore) continue
+      if (time && options.notAfter !== undefined && time.min > options.notAfter) continue
+      const places = await index.find(this.#fs, key)
+      if (options.newestFirst) places.reverse()
+      for (const place of places) yield { file, offset: place.offset, length: place.length }
+    }
+  }
+
+  /** The key index of segment `file`: memory for the active (and just-sealed) ones, else the sidecar. */
+  async #indexOf(file: number): Promise<SegmentKeyIndex> {
+    if (file === this.#segment.index && this.#activeIndex) {
+      if (this.#activePrefix) await this.#activePrefix
+      return memoryKeyIndex(this.#activeIndex)
+    }
+    const sealed = this.#sealedIndexes.get(file)
+    if (sealed) return memoryKeyIndex(sealed)
+    let loading = this.#sidecars.get(file)
+    if (!loading) {
+      loading = this.#loadSidecar(file)
+      this.#sidecars.set(file, loading)
+      // A failure (e.g. EIO) is not cached: the next lookup tries again.
+      loading.catch(() => {
+        if (this.#sidecars.get(file) === loading) this.#sidecars.delete(file)
+      })
+    }
+    return loading
+  }
+
+  /** Loads segment `file`'s sidecar index, checked against the segment; rebuilds it when it is unusable. */
+  async #loadSidecar(file: number): Promise<SegmentKeyIndex> {
+    const segment = segmentOf(this.#eventsDir, file)
+    const path = indexPathOf(this.#eventsDir, segment)
+    const tail = await segmentTail(this.#fs, segment)
+    if (tail) {
+      try {
+        return sidecarKeyIndex(await SidecarIndex.load(this.#fs, path, segment, tail))
+      } catch (err) {
+        if (!(err instanceof IndexInvalidError)) throw err
+        this.#logger.warn(
+          { file: segment.name, reason: err.message },
+          'event log: rebuilding a segment index',
+        )
+      }
+    }
+    const index = new MemoryIndex()
+    const indexKeys = this.#indexKeys!
+    const recordTime = this.#recordTime
+    const pass = await passSegment(this.#fs, segment, {
+      verify: true,
+      recordTime: recordTime as ((record: ChainedRecord) => number) | undefined,
+      onRecord: (record, place) => {
+        const chained = record as ChainedRecord<R>
+        addToIndex(index, indexKeys(chained), place, recordTime?.(chained), chained)
+      },
+    })
+    if (pass.problem) {
+      throw new LogCorruptError(segment.name, pass.problem.line, pass.problem.reason, segment.path)
+    }
+    const state = {
+      bytes: pass.digest.bytes,
+      lines: pass.digest.lines,
+      lastSeq: pass.digest.last.seq,
+      lastHash: pass.digest.last.hash,
+    }
+    try {
+      await writeFileAtomically(this.#fs, this.#eventsDir, path, index.encode(segment, state))
+      return sidecarKeyIndex(await SidecarIndex.load(this.#fs, path, segment, state))
+    } catch (err) {
+      // Derived data only: answer from memory this time; the next process rebuilds it again.
+      this.#logger.warn({ err, file: segment.name }, 'event log: could not write a rebuilt segment index')
+      return memoryKeyIndex(index)
+    }
+  }
+
+  /** Indexes the active segment's lines before the resume point (they were not replayed). */
+  async #indexActivePrefix(file: number, upTo: number): Promise<void> {
+    const segment = segmentOf(this.#eventsDir, file)
+    const earlier = new MemoryIndex()
+    const indexKeys = this.#indexKeys!
+    const recordTime = this.#recordTime
+    const handle = await this.#fs.open(segment.path, 'read')
+    try {
+      for await (const { buf, base, end } of lineChunks(handle)) {
+        let start = 0
+        while (start < end && base + start < upTo) {
+          const newline = buf.indexOf(NEWLINE, start)
+          // Parsed, not re-hashed: these lines were checked when written or recovered, and read() re-hashes.
+          const record = decodeLine(buf, start, newline, false)
+          if (typeof record !== 'string') {
+            const chained = record as ChainedRecord<R>
+            addToIndex(
+              earlier,
+              indexKeys(chained),
+              { offset: base + start, length: newline - start },
+              recordTime?.(chained),
+              chained,
+            )
+          }
+          start = newline + 1
+        }
+        if (base + end >= upTo) break
+      }
+    } finally {
+      await handle.close()
+    }
+    const target = file === this.#segment.index ? this.#activeIndex : this.#sealedIndexes.get(file)
+    target?.prepend(earlier)
+    this.#activePrefix = undefined
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#background.add(work)
+    const forget = () => this.#background.delete(work)
+    work.then(forget, forget)
+    return work
+  }
+
+  /**
+   * After a rotation: computes the sealed segment's digest from its bytes and writes it, then its index
+   * (from memory), each atomically. Failures are logged: both are derived data, rebuilt when missing.
+   */
+  async #writeSealSidecars(segment: Segment, index: MemoryIndex | undefined): Promise<void> {
+    try {
+      if (this.#activePrefix) await this.#activePrefix.catch(() => {})
+      const pass = await passSegment(this.#fs, segment, { verify: false })
+      if (pass.problem) {
+        this.#logger.error(
+          { file: segment.name, ...pass.problem },
+          'event log: sealed segment does not read back',
+        )
+        return
+      }
+      const digest = withCheck({ ...pass.digest, time: index?.time ?? pass.digest.time })
+      await writeDigest(this.#fs, this.#eventsDir, segment, digest)
+      this.#digests.set(segment.index, digest)
+      if (index) {
+        const state = {
+          bytes: digest.bytes,
+          lines: digest.lines,
+          lastSeq: digest.last.seq,
+          lastHash: digest.last.hash,
+        }
+        await writeFileAtomically(
+          this.#fs,
+          this.#eventsDir,
+          indexPathOf(this.#eventsDir, segment),
+          index.encode(segment, state),
+        )
+      }
+    } catch (err) {
+      this.#logger.warn(
+        { err, file: segment.name },
+        "event log: could not write the sealed segment's sidecars",
+      )
+    } finally {
+      this.#sealedIndexes.delete(segment.index)
+    }
   }
 
   /**
@@ -403,6 +697,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   async #close(): Promise<void> {
     this.#closed = true
     while (this.#flushing) await this.#flushing
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background])
     const readers = [...this.#readers.values()]
     this.#readers.clear()
     await Promise.all(readers.map((reader) => closeQuietly(reader.handle)))
@@ -480,6 +775,26 @@ export class EventLog<R extends object = Record<string, unknown>> {
     const last = group.at(-1)!
     this.#durableSize = last.position.offset + last.line.length
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
+    this.#durableEnd = { file: last.position.file, offset: this.#durableSize }
+    if (this.#activeIndex && this.#indexKeys) {
+      for (const p of group) {
+        const record = p.record as ChainedRecord<R>
+        try {
+          addToIndex(
+            this.#activeIndex,
+            this.#indexKeys(record),
+            p.position,
+            this.#recordTime?.(record),
+            record,
+          )
+        } catch (err) {
+          this.#logger.error(
+            { err, seq: record.seq },
+            'event log: indexKeys/recordTime failed; record not indexed',
+          )
+        }
+      }
+    }
     if (this.#observer?.durable) {
       try {
         this.#observer.durable(group.map((p) => p.line.subarray(0, -1)))
@@ -541,9 +856,18 @@ export class EventLog<R extends object = Record<string, unknown>> {
     }
     const previous = this.#handle
     const sealed = { file: this.#segment.index, offset: this.#durableSize, ...this.#durableHead }
+    const sealedSegment = this.#segment
+    const sealedIndex = this.#activeIndex
+    if (sealedIndex) {
+      this.#sealedIndexes.set(sealedSegment.index, sealedIndex)
+      this.#activeIndex = new MemoryIndex()
+    }
     this.#handle = handle
     this.#segment = next
     this.#durableSize = 0
+    if (sealed.seq > 0 && sealed.offset > 0)
+      void this.#track(this.#writeSealSidecars(sealedSegment, sealedIndex))
+    else this.#sealedIndexes.delete(sealedSegment.index)
     if (sealed.seq > 0) {
       // Only speeds up recovery, so a failure here must not fail the append.
       await writeCheckpoint(this.#fs, this.#eventsDir, sealed).catch((err: unknown) => {
@@ -608,6 +932,33 @@ function checkEvent(event: object): void {
   for (const field of CHAIN_FIELDS) {
     if (field in event) throw new TypeError(`event must not carry the log's own field "${field}"`)
   }
+}
+
+/** A segment's key index, wherever it lives (memory or sidecar file). */
+interface SegmentKeyIndex {
+  readonly time: TimeRange
+  find(fs: LogFileSystem, key: string): Promise<LinePlace[]>
+}
+
+function memoryKeyIndex(index: MemoryIndex): SegmentKeyIndex {
+  return { time: index.time, find: async (_fs, key) => index.find(key) }
+}
+
+function sidecarKeyIndex(index: SidecarIndex): SegmentKeyIndex {
+  return { time: index.time, find: (fs, key) => index.find(fs, key) }
+}
+
+function addToIndex(
+  index: MemoryIndex,
+  keys: readonly string[],
+  place: LinePlace,
+  time: number | undefined,
+  record: ChainFields,
+): void {
+  index.add(keys, place, time)
+  index.lines++
+  index.lastSeq = record.seq
+  index.lastHash = record.hash
 }
 
 interface Reader {
