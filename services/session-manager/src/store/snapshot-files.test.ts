@@ -71,7 +71,8 @@ describe('snapshot files', () => {
     const bytes = encodeSnapshot(snapshotAt(7))
     expect(decodeSnapshot(bytes)).toEqual(snapshotAt(7))
     const flipped = Buffer.from(bytes)
-    flipped[flipped.length - 10] ^= 0x01
+    const at = flipped.length - 10
+    flipped.writeUInt8(flipped.readUInt8(at) ^ 0x01, at)
     expect(decodeSnapshot(flipped)).toBe('body checksum mismatch')
     expect(decodeSnapshot(bytes.subarray(0, bytes.length - 5))).toMatch(/^truncated/)
     expect(decodeSnapshot(Buffer.concat([bytes, Buffer.from('x')]))).toMatch(/^truncated or padded/)
