@@ -22,7 +22,8 @@ import {
   type RecoveryReport,
   recoverLog,
 } from './recovery.js'
-import { passSegment, readDigest, type SegmentDigest, withCheck, writeDigest } from './segment-digest.js'
+import { LogScrubber, type ScrubOptions, type ScrubStatus } from './scrub.js'
+import { passSegment, type SegmentDigest, withCheck, writeDigest } from './segment-digest.js'
 import {
   IndexInvalidError,
   indexPathOf,
@@ -87,6 +88,11 @@ export interface OpenLogOptions<R extends object = Record<string, unknown>> {
    * depend on the history before the point; the active segment's tail is recovered exactly as without it.
    */
   resumeAfter?: LogResumePoint
+  /**
+   * Run the background scrub: sealed segments are re-read at `bytesPerSecond` and checked line by line
+   * and against their digests; see `scrubStatus`. Without it `scrub()` still runs a pass on demand.
+   */
+  scrub?: ScrubOptions
 }
 
 /**
@@ -198,6 +204,9 @@ export class EventLog<R extends object = Record<string, unknown>> {
   #firstFile: number
   /** Background work (sidecar writing, prefix indexing) that close() waits for. */
   readonly #background = new Set<Promise<unknown>>()
+  readonly #scrubber: LogScrubber
+  /** The record before the first kept segment when older ones were archived (from the manifest). */
+  #archivedThrough: { seq: number; hash: string } | undefined
 
   private constructor(init: {
     fs: LogFileSystem
@@ -217,12 +226,26 @@ export class EventLog<R extends object = Record<string, unknown>> {
     recordTime: OpenLogOptions<R>['recordTime']
     activeIndex: MemoryIndex | undefined
     firstFile: number
+    scrub: ScrubOptions | undefined
   }) {
     this.#durableEnd = init.durableEnd
     this.#indexKeys = init.indexKeys
     this.#recordTime = init.recordTime
     this.#activeIndex = init.activeIndex
     this.#firstFile = init.firstFile
+    this.#scrubber = new LogScrubber(
+      {
+        fs: init.fs,
+        eventsDir: init.eventsDir,
+        sealed: () => ({ first: this.#firstFile, last: this.#segment.index - 1 }),
+        before: (first) => (first === this.#firstFile ? this.#archivedThrough : undefined),
+        recordTime: init.recordTime as ((record: ChainedRecord) => number) | undefined,
+        remember: (file, digest) => this.#digests.set(file, digest),
+        warn: (o, m) => init.logger.warn(o, m),
+        error: (o, m) => init.logger.error(o, m),
+      },
+      init.scrub ?? {},
+    )
     this.#pendingCut = init.pendingCut
     this.#onCommit = init.onCommit
     this.#observer = init.observer
@@ -310,7 +333,9 @@ export class EventLog<R extends object = Record<string, unknown>> {
         recordTime,
         activeIndex,
         firstFile: Math.min(firstFile, state.segment.index),
+        scrub: options.scrub,
       })
+      if (options.scrub) log.#scrubber.start()
       const resumed = state.resumedFrom
       if (activeIndex && resumed && resumed.file === state.segment.index && resumed.offset > 0) {
         log.#activePrefix = log.#track(log.#indexActivePrefix(resumed.file, resumed.offset))
@@ -364,6 +389,30 @@ export class EventLog<R extends object = Record<string, unknown>> {
    */
   get resumePoint(): LogResumePoint {
     return { ...this.#durableHead, ...this.#durableEnd }
+  }
+
+  /**
+   * The background scrub's progress and findings (see `OpenLogOptions.scrub`): a `mismatch` names the
+   * segment file and line that no longer matches what was sealed.
+   *
+   * @example
+   * if (log.scrubStatus.mismatch) res.status(503).json({ code: 'LOG_INTEGRITY', ...log.scrubStatus.mismatch })
+   */
+  get scrubStatus(): ScrubStatus {
+    return this.#scrubber.status
+  }
+
+  /**
+   * Runs one scrub pass over the sealed segments now (or joins the running one), at the configured rate,
+   * and resolves with the status after it.
+   *
+   * @example
+   * const status = await log.scrub()
+   * if (status.lastResult === 'mismatch') console.error(status.mismatch)
+   */
+  scrub(): Promise<ScrubStatus> {
+    if (this.#closed) return Promise.reject(new StorageError('LOG_CLOSED', 'event log is closed'))
+    return this.#scrubber.pass()
   }
 
   /**
@@ -600,7 +649,12 @@ export class EventLog<R extends object = Record<string, unknown>> {
   }
 
   /**
-   * Reads records back by position (e.g. a session's timeline), checking each line's hash.
+   * Reads records back by position (e.g. a session's timeline). Before a record is returned its line is
+   * re-hashed, and it is checked against its chain neighbours where that costs no extra read: the line
+   * right after it (read in the same pread, up to 4 KiB further) must link to it (seq + 1, prev_hash),
+   * records read together that are neighbours must link, and in a sealed segment whose digest this
+   * process knows (written at seal or checked by the scrub) its seq must lie in the digest's range.
+   * Any failure throws `LogCorruptError(file, line)` and nothing is returned.
    *
    * @example
    * const timeline = await log.read(positionsOf(sessionId))
@@ -623,7 +677,16 @@ export class EventLog<R extends object = Record<string, unknown>> {
           for (const run of nearbyRuns(indexes, positions)) {
             const first = positions[run[0]!]!
             const last = positions[run.at(-1)!]!
-            const span = await readFully(handle, last.offset + last.length + 1 - first.offset, first.offset)
+            const wanted = last.offset + last.length + 1 - first.offset
+            // Also read the line after the last one (up to NEXT_LINE_BYTES, only durable bytes) to link to it.
+            const durableRest =
+              file === this.#segment.index ? this.#durableSize - first.offset : Number.POSITIVE_INFINITY
+            const span = await readFully(
+              handle,
+              Math.max(wanted, Math.min(wanted + NEXT_LINE_BYTES, durableRest)),
+              first.offset,
+            )
+            const digest = this.#digests.get(file)
             for (const i of run) {
               const { offset, length } = positions[i]!
               const at = offset - first.offset
@@ -631,9 +694,23 @@ export class EventLog<R extends object = Record<string, unknown>> {
                 span.length >= at + length + 1 && span[at + length] === NEWLINE
                   ? decodeLine(span, at, at + length)
                   : undefined
+              let reason: string | undefined
+              let badOffset = offset
               if (record === undefined || typeof record === 'string') {
-                const reason = record ?? `position does not hold a whole line (byte offset ${offset})`
-                const line = await lineNumberAt(handle, offset)
+                reason = record ?? `position does not hold a whole line (byte offset ${offset})`
+              } else if (digest && (record.seq < digest.first.seq || record.seq > digest.last.seq)) {
+                reason = `seq ${record.seq} lies outside its segment's digest (${digest.first.seq}..${digest.last.seq})`
+              } else if (digest && record.seq === digest.last.seq && record.hash !== digest.last.hash) {
+                reason = "the segment's last record does not match its digest"
+              } else {
+                const next = nextLineProblem(span, at + length + 1, record)
+                if (next) {
+                  reason = next
+                  badOffset = offset + length + 1
+                }
+              }
+              if (reason !== undefined) {
+                const line = await lineNumberAt(handle, badOffset)
                 throw new LogCorruptError(segment.name, line, reason, segment.path)
               }
               // A line this log wrote (hash-checked above) holds a record of the type it was given.
@@ -643,6 +720,23 @@ export class EventLog<R extends object = Record<string, unknown>> {
         }),
       ),
     )
+    // Records read together that are chain neighbours (seq n and n + 1) must link.
+    const bySeq = new Map<number, number>()
+    for (const [i, record] of records.entries()) bySeq.set(record.seq, i)
+    for (const [i, record] of records.entries()) {
+      const j = bySeq.get(record.seq - 1)
+      if (j === undefined || records[j]!.hash === record.prev_hash) continue
+      const segment = segmentOf(this.#eventsDir, positions[i]!.file)
+      const line = await this.#withReader(segment.index, (handle) =>
+        lineNumberAt(handle, positions[i]!.offset),
+      )
+      throw new LogCorruptError(
+        segment.name,
+        line,
+        "prev_hash does not match the previous record's hash",
+        segment.path,
+      )
+    }
     return records
   }
 
@@ -696,6 +790,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
 
   async #close(): Promise<void> {
     this.#closed = true
+    await this.#scrubber.stop()
     while (this.#flushing) await this.#flushing
     while (this.#background.size > 0) await Promise.allSettled([...this.#background])
     const readers = [...this.#readers.values()]
@@ -972,6 +1067,24 @@ const MAX_READERS = 16
 /** Lines at most this far apart are read with one pread, up to MAX_RUN_BYTES in all. */
 const MAX_GAP_BYTES = 64 * 1024
 const MAX_RUN_BYTES = 1024 * 1024
+
+/** How far past a run `read` looks for the next line, to check that it links to the last one served. */
+const NEXT_LINE_BYTES = 4096
+
+/**
+ * The line starting at `span[from]` (when wholly inside `span`) must be a valid line linking to `record`
+ * (seq + 1, prev_hash = its hash); returns the reason when not. A line cut off by the span is not checked.
+ */
+function nextLineProblem(span: Buffer, from: number, record: ChainedRecord): string | undefined {
+  const end = span.indexOf(NEWLINE, from)
+  if (end === -1) return undefined
+  const next = decodeLine(span, from, end)
+  if (typeof next === 'string') return `the line after a served record: ${next}`
+  if (next.seq !== record.seq + 1 || next.prev_hash !== record.hash) {
+    return "the next line's seq/prev_hash do not link to this record"
+  }
+  return undefined
+}
 
 /** Splits offset-sorted position indexes into runs of nearby lines. */
 function nearbyRuns(sorted: readonly number[], positions: readonly LogPosition[]): number[][] {

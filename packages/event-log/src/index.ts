@@ -36,6 +36,7 @@ export { type LogFileHandle, type LogFileSystem, nodeFileSystem, type OpenMode }
 export { readLog } from './read-log.js'
 export type { LogHead, LogPosition, LogResumePoint, RecoveryCut, RecoveryReport } from './recovery.js'
 export { type LineLocation, type ScanLogOptions, scanLog, scanLogLines } from './scan-log.js'
+export type { ScrubOptions, ScrubStatus } from './scrub.js'
 export { eventsDirOf, segmentName } from './segments.js'
 export {
   type VerifyCounts,
