@@ -261,7 +261,8 @@ export class Snapshotter {
       const resumePoint = point as LogResumePoint
       this.lastEvents = events
       this.lastAt = Date.now()
-      if (resumePoint.seq === this.lastSeq) return
+      // Nothing new since the last one (or an empty log: nothing to resume from).
+      if (resumePoint.seq === this.lastSeq || resumePoint.seq === 0) return
       const path = await this.files.write({
         point: resumePoint,
         createdAt: new Date().toISOString(),
