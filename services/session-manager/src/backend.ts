@@ -1,4 +1,4 @@
-import type { LogPosition, OpenLogOptions } from '@care/event-log'
+import type { LogPosition, OpenLogOptions, ScrubStatus } from '@care/event-log'
 import { type AuditSource, logAuditSource, storeAuditSource } from './audit/audit-source.js'
 import type { SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
@@ -16,7 +16,6 @@ import type { SessionState } from './sessions/session-repository.js'
 import type { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
 import { openEmbeddedStore } from './store/embedded-store.js'
 import { StoreUnavailableError } from './store/event-store.js'
-import type { ScrubStatus } from './store/file-event-store.js'
 import type { TransparencySettings } from './transparency/config.js'
 import { TransparencyLog } from './transparency/transparency-log.js'
 
@@ -134,6 +133,7 @@ export async function openBackend(
     log: {
       repair: config.repair,
       maxFileBytes: config.maxLogFileBytes,
+      ...(config.scrubBytesPerSecond > 0 ? { scrub: { bytesPerSecond: config.scrubBytesPerSecond } } : {}),
       ...(logger ? { logger } : {}),
       ...(options.onCommit ? { onCommit: options.onCommit } : {}),
     },
@@ -159,25 +159,18 @@ export async function openBackend(
     audit: logAuditSource(config.dataDir),
     healthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
-    integrityProblem: () => integrityProblemOf(opened.scrubStatus),
+    integrityProblem: () => opened.integrityProblem,
     storeStatus: () => ({
       hot_sessions: repository.hotSessions,
       hot_answers: repository.hotAnswers,
       ...(snapshots.ageSeconds !== undefined
         ? { snapshot_age_seconds: Math.round(snapshots.ageSeconds) }
         : {}),
-      ...(opened.scrubStatus ? { scrub: opened.scrubStatus } : {}),
+      scrub: opened.scrubStatus,
     }),
     ...(transparency ? { transparency } : {}),
     facts: { store: 'file', ...embedded.facts },
   })
-}
-
-/** The scrub's mismatch as a readiness message naming file:line, or undefined when it found none. */
-function integrityProblemOf(scrub: ScrubStatus | undefined): string | undefined {
-  const mismatch = scrub?.mismatch
-  if (!mismatch) return undefined
-  return `event log segment ${mismatch.file}:${mismatch.line} no longer matches its digest${mismatch.reason ? ` (${mismatch.reason})` : ''}; run care-sessions verify`
 }
 
 async function recovered(

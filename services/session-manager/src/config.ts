@@ -31,6 +31,8 @@ export interface SessionManagerConfig {
   repair: boolean
   /** When the embedded store snapshots its hot state (`CARE_SNAPSHOT_EVERY_EVENTS`, `CARE_SNAPSHOT_INTERVAL`). */
   snapshots: SnapshotCadence
+  /** Read rate of the background scrub of sealed log segments, bytes per second; 0 turns it off. */
+  scrubBytesPerSecond: number
   logLevel: LogLevel
   store: StoreConfig
   /** Names this process in `GET /healthz` (`CARE_INSTANCE_ID`, else a random id), so a caller can tell it from another process on the same port. */
@@ -88,6 +90,11 @@ export const SESSION_MANAGER_SETTINGS: readonly SettingDoc[] = [
   },
   { name: 'CARE_LOG_MAX_FILE_BYTES', default: '67108864', meaning: 'Segment size before rotation.' },
   { name: 'CARE_LOG_REPAIR', default: '0', meaning: '1 cuts a corrupt log at the first bad line.' },
+  {
+    name: 'CARE_SCRUB_BYTES_PER_SECOND',
+    default: '8388608',
+    meaning: 'Embedded store: read rate of the background scrub of sealed segments (0: off).',
+  },
   {
     name: 'CARE_SNAPSHOT_EVERY_EVENTS',
     default: '100000',
@@ -158,6 +165,12 @@ export function loadConfig(
     ),
     repair: flag(env.CARE_LOG_REPAIR, 'CARE_LOG_REPAIR') || argv.includes('--repair'),
     snapshots: snapshotCadence(env),
+    scrubBytesPerSecond: integer(
+      env.CARE_SCRUB_BYTES_PER_SECOND,
+      8 * 1024 * 1024,
+      'CARE_SCRUB_BYTES_PER_SECOND',
+      0,
+    ),
     logLevel: logLevel(env.LOG_LEVEL, 'LOG_LEVEL'),
     store: storeConfig(env),
     instanceId: env.CARE_INSTANCE_ID?.trim() || randomUUID(),

@@ -5,6 +5,7 @@ import {
   type LogResumePoint,
   type OpenLogOptions,
   readLog,
+  type ScrubStatus,
   StorageError,
 } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
@@ -24,21 +25,6 @@ import { indexKeysOf, recordTimeOf } from './index-keys.js'
  * if (err instanceof StoreUnavailableError && err.code === LOG_INTEGRITY) alertOperator(err.message)
  */
 export const LOG_INTEGRITY = 'LOG_INTEGRITY'
-
-/**
- * What the background scrub of sealed segments reports (progress, last result, the damaged line if any),
- * as the event log exposes it; undefined when the log does not scrub.
- *
- * @example
- * if (store.scrubStatus?.mismatch) console.error(`${store.scrubStatus.mismatch.file}:${store.scrubStatus.mismatch.line}`)
- */
-export interface ScrubStatus {
-  segmentsChecked?: number
-  segmentsTotal?: number
-  lastResult?: string
-  lastFinishedAt?: number
-  mismatch?: { file: string; line: number; reason?: string }
-}
 
 /**
  * The embedded default store: lifecycle events in the hash-chained JSONL log under the data
@@ -81,9 +67,27 @@ export class FileEventStore implements IndexedEventStore<LogPosition, LogResumeP
     return (this.log as unknown as { archivedBefore?: number }).archivedBefore
   }
 
-  /** The background scrub's progress and last result (undefined if the log does not scrub). */
-  get scrubStatus(): ScrubStatus | undefined {
-    return (this.log as unknown as { scrubStatus?: ScrubStatus }).scrubStatus
+  /** The background scrub's progress, last result and the damaged line it found, if any. */
+  get scrubStatus(): ScrubStatus {
+    return this.log.scrubStatus
+  }
+
+  /** Runs one scrub pass over the sealed segments now (or joins the running one). */
+  scrub(): Promise<ScrubStatus> {
+    return this.log.scrub()
+  }
+
+  /**
+   * What `/readyz` says when the scrub found a sealed segment that no longer matches its digest: the
+   * file:line and the reason; undefined while nothing was found.
+   */
+  get integrityProblem(): string | undefined {
+    const mismatch = this.log.scrubStatus.mismatch
+    if (!mismatch) return undefined
+    return (
+      `event log segment ${mismatch.file}:${mismatch.line} no longer matches what was written ` +
+      `(${mismatch.reason}); run care-sessions verify`
+    )
   }
 
   /**

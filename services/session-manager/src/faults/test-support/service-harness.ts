@@ -88,6 +88,8 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
     sessions: () => service,
     storageHealthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
+    integrityProblem: () => opened.integrityProblem,
+    storeStatus: () => ({ hot_sessions: repository.hotSessions, scrub: opened.scrubStatus }),
     config,
     logger,
   })
