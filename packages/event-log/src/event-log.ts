@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { chainStartOf, manifestIn } from './archive.js'
 import { CHAIN_FIELDS, type ChainedRecord, type ChainFields, decodeLine, encodeRecord } from './chain.js'
 import { writeCheckpoint } from './checkpoint.js'
 import { LogCorruptError, StorageError } from './errors.js'
@@ -207,6 +208,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   readonly #scrubber: LogScrubber
   /** The record before the first kept segment when older ones were archived (from the manifest). */
   #archivedThrough: { seq: number; hash: string } | undefined
+  #archivedBefore: number | undefined
 
   private constructor(init: {
     fs: LogFileSystem
@@ -312,6 +314,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
         resumeAfter: options.resumeAfter,
       })
       const firstFile = (await listSegments(fs, eventsDir))[0]?.index ?? 1
+      const manifest = await manifestIn(fs, eventsDir)
       let activeIndex: MemoryIndex | undefined
       if (indexKeys) activeIndex = building.file === state.segment.index ? building.index : new MemoryIndex()
       const handle = await fs.open(state.segment.path, 'write')
@@ -335,6 +338,10 @@ export class EventLog<R extends object = Record<string, unknown>> {
         firstFile: Math.min(firstFile, state.segment.index),
         scrub: options.scrub,
       })
+      if (manifest) {
+        log.#archivedThrough = chainStartOf(log.#firstFile, manifest)
+        log.#archivedBefore = manifest.through.time_max
+      }
       if (options.scrub) log.#scrubber.start()
       const resumed = state.resumedFrom
       if (activeIndex && resumed && resumed.file === state.segment.index && resumed.offset > 0) {
@@ -389,6 +396,18 @@ export class EventLog<R extends object = Record<string, unknown>> {
    */
   get resumePoint(): LogResumePoint {
     return { ...this.#durableHead, ...this.#durableEnd }
+  }
+
+  /**
+   * Epoch ms of the newest record archived by `archiveSegments` (everything up to it is in the archive,
+   * not in this log); undefined when nothing was archived. `lookup` finds nothing for archived records,
+   * so a caller tells "archived" from "not found" by the key's time (e.g. a ULID's) against this.
+   *
+   * @example
+   * if (positions.length === 0 && log.archivedBefore !== undefined && ulidTime(id) <= log.archivedBefore) return gone()
+   */
+  get archivedBefore(): number | undefined {
+    return this.#archivedBefore
   }
 
   /**

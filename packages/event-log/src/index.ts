@@ -13,6 +13,14 @@
  * await log.close()
  * const report = await verifyLog('/var/lib/app')
  */
+export {
+  type ArchivedSegment,
+  type ArchiveManifest,
+  type ArchiveOptions,
+  type ArchiveReport,
+  archiveSegments,
+  readArchiveManifest,
+} from './archive.js'
 export { type CanonicalJsonOptions, canonicalJson } from './canonical-json.js'
 export {
   type ChainedRecord,

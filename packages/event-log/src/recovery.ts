@@ -1,3 +1,4 @@
+import { chainStartOf, manifestIn } from './archive.js'
 import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
 import { CHECKPOINT_FILE, readCheckpoint, removeCheckpoint } from './checkpoint.js'
 import { LogCorruptError, ResumeMismatchError } from './errors.js'
@@ -151,14 +152,18 @@ export async function recoverLog(
   const stored = await readCheckpoint(fs, eventsDir)
   const checkpoint = stored && last && stored.file < last.index && stored.seq > 0 ? stored : undefined
   const cuts: RecoveryCut[] = []
-  let seq = resume?.seq ?? 0
-  let hash = resume?.hash ?? GENESIS_HASH
+  // After archiving, the kept segments start later; the manifest names the record before them.
+  const firstPresent = segments[0]?.index ?? 1
+  const archived =
+    !resume && firstPresent > 1 ? chainStartOf(firstPresent, await manifestIn(fs, eventsDir)) : undefined
+  let seq = resume?.seq ?? archived?.seq ?? 0
+  let hash = resume?.hash ?? archived?.hash ?? GENESIS_HASH
   let bytes = 0
   let problem: Problem | undefined
   let lastSize = 0
   let headEnd = resume ? { file: resume.file, offset: resume.offset } : { file: 1, offset: 0 }
   // With a resume point, the segments before its one are not even opened: open time is history-free.
-  const firstIndex = resume?.file ?? 1
+  const firstIndex = resume?.file ?? (archived ? firstPresent : 1)
   const scanned = segments.filter((s) => s.index >= firstIndex)
   let expected = firstIndex
 
