@@ -83,6 +83,12 @@ export interface OpenBackendOptions {
   transparency?: TransparencySettings
 }
 
+/**
+ * Answers to record_ids of the last 10 minutes stay in memory (most retries come within seconds); older
+ * ones inside the retry window are read back through the log's `r:<record_id>` index.
+ */
+export const HOT_ANSWERS_MS = 10 * 60_000
+
 /** How long to wait before trying an unreachable database again. */
 export const DATABASE_RETRY_MS = 1000
 
@@ -139,6 +145,7 @@ export async function openBackend(
     },
     snapshots: config.snapshots,
     retryWindowMs: config.policy.retryWindowMs,
+    hotAnswersMs: Math.min(config.policy.retryWindowMs, HOT_ANSWERS_MS),
     ...(transparencySettings
       ? {
           openTree: (replayStartsAfter) =>

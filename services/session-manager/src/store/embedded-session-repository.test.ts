@@ -10,11 +10,11 @@ const policy = TEST_POLICY
 let clock: ManualClock
 let store: MemoryEventStore
 
-async function boot(restore?: { hot: HotState<number>; point: { seq: number } }) {
-  const repository = await EmbeddedSessionRepository.open(
-    store.opener(restore?.point),
-    restore ? { restore: restore.hot } : {},
-  )
+async function boot(restore?: { hot: HotState<number>; point: { seq: number } }, hotAnswersMs?: number) {
+  const repository = await EmbeddedSessionRepository.open(store.opener(restore?.point), {
+    ...(restore ? { restore: restore.hot } : {}),
+    ...(hotAnswersMs ? { hotAnswersMs } : {}),
+  })
   const service = new SessionLifecycleService(repository, {
     newId: createIdFactory(),
     timers: false,
@@ -146,6 +146,23 @@ describe('snapshots of the hot state', () => {
     expect(captured?.point.seq).toBe(2)
     expect(captured?.hot.sessions).toHaveLength(2)
     expect(captured?.hot.answers).toHaveLength(2)
+  })
+
+  it('keeps only the newest answers in memory; older retries inside the window are answered from the index', async () => {
+    const { repository, service } = await boot(undefined, 10 * MINUTE)
+    const early = startInputAt(clock.now())
+    const first = await service.start(early)
+    clock.advance(30 * MINUTE)
+    const late = await service.start(startInputAt(clock.now()))
+    const snapshot = await capture(repository) // captures prune to the hot horizon
+    expect(snapshot.hot.answers.map((a) => a.recordId)).toEqual([late.output.input_record_id])
+    expect(repository.hotAnswers).toBe(1)
+    const lookups = store.lookups
+    expect(await service.start(early)).toEqual({ status: 200, output: first.output })
+    expect(store.lookups).toBeGreaterThan(lookups)
+    await expect(service.start({ ...early, user_id: 'other' })).rejects.toMatchObject({
+      code: 'idempotency_conflict',
+    })
   })
 
   it('answers a record_id no longer in memory from the store index', async () => {

@@ -26,8 +26,10 @@ export const SESSION_TIME_SKEW_MS = 5 * 60_000
 /** Closed sessions kept in memory after a cold read (state and event handles), least recently used out. */
 export const CLOSED_CACHE_SIZE = 1024
 
-/** During a replay, answers older than the retry window are let go every this many events. */
+/** During a replay, answers older than the hot horizon are let go every this many events. */
 const REPLAY_PRUNE_EVERY = 65_536
+/** While running, the same every this many writes (the lifecycle also prunes on its sweeps). */
+const WRITE_PRUNE_EVERY = 4096
 
 /**
  * Opens a store, handing every stored event to `apply` in log order before resolving (after a snapshot:
@@ -67,6 +69,12 @@ export interface EmbeddedRepositoryOptions<Ref> {
   restore?: HotState<Ref>
   /** Lets a long replay forget answers older than this before the lifecycle asks (bounded memory). */
   retryWindowMs?: number
+  /**
+   * Keep in memory only the answers to record_ids of the last `hotAnswersMs` (by the newest event's
+   * time); older ones inside the retry window are found through the store's index (`r:<record_id>`,
+   * only segments from the record_id's time on are searched). Default: the whole retry window.
+   */
+  hotAnswersMs?: number
 }
 
 interface IndexedSession<Ref> {
@@ -112,6 +120,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   private replaying = false
   private replayed = 0
   private retryWindowMs: number | undefined
+  private hotAnswersMs: number | undefined
   /** Appends started and not yet indexed (or failed). */
   private inFlight = 0
   private drained: (() => void) | undefined
@@ -130,6 +139,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   ): Promise<EmbeddedSessionRepository<Ref>> {
     const repository = new EmbeddedSessionRepository<Ref>()
     repository.retryWindowMs = options.retryWindowMs
+    repository.hotAnswersMs = options.hotAnswersMs
     if (options.restore) repository.restore(options.restore)
     repository.replaying = true
     const store = await open((event, ref) => repository.applyStored(event, ref))
@@ -251,6 +261,11 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   }
 
   forgetAnswersBefore(recordTime: number): void {
+    const hotFrom = this.hotAnswersMs === undefined ? recordTime : this.newest - this.hotAnswersMs
+    this.forgetAnswersBeforeTime(Math.max(recordTime, hotFrom))
+  }
+
+  private forgetAnswersBeforeTime(recordTime: number): void {
     for (const [recordId, entry] of this.answers) {
       entry.recordTime ??= timeOf(recordId)
       if (entry.recordTime < recordTime && !entry.pending) this.answers.delete(recordId)
@@ -281,6 +296,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
           this.drained = resolve
         })
       }
+      this.pruneAnswers()
       const point = this.store.resumePoint()
       const hot: HotState<Ref> = {
         sessions: [...this.sessions.values()]
@@ -327,10 +343,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     if (event.input_record_id && event.input_digest) {
       this.answers.set(event.input_record_id, { digest: event.input_digest, ref })
     }
-    if (++this.replayed % REPLAY_PRUNE_EVERY === 0 && this.retryWindowMs !== undefined) {
-      // The lifecycle refuses record_ids older than the window; answers for them need not pile up.
-      this.forgetAnswersBefore(this.newest - this.retryWindowMs)
-    }
+    if (++this.replayed % REPLAY_PRUNE_EVERY === 0) this.pruneAnswers()
   }
 
   /** Advances the index by one stored event; a session that ended leaves memory (when it can be looked up). */
@@ -351,6 +364,12 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     }
     if (state.lastEventAt > this.newest) this.newest = state.lastEventAt
     return indexed
+  }
+
+  /** Lets go of answers older than the hot horizon (or the retry window), by the newest event's time. */
+  private pruneAnswers(): void {
+    const horizon = this.hotAnswersMs ?? this.retryWindowMs
+    if (horizon !== undefined) this.forgetAnswersBeforeTime(this.newest - horizon)
   }
 
   private dropClosed(sessionId: string): void {
@@ -427,7 +446,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     try {
       const ref = await this.appendAnswering(event, recordId, digest)
       const indexed = this.index(event, ref)
-      this.written++
+      if (++this.written % WRITE_PRUNE_EVERY === 0) this.pruneAnswers()
       const { state } = indexed
       if (!state.end) this.schedule.push(deadlineOf(state).at, state.sessionId)
     } finally {

@@ -54,6 +54,8 @@ export interface EmbeddedStoreOptions {
   log?: Omit<OpenLogOptions<SessionLifecycleEvent>, 'dir' | 'fs' | 'onRecord' | 'resumeAfter' | 'observer'>
   snapshots: SnapshotCadence
   retryWindowMs?: number
+  /** Answers kept in memory (the rest of the retry window is looked up on disk); see EmbeddedRepositoryOptions. */
+  hotAnswersMs?: number
   /** Opens the transparency tree for one attempt (told where the replay starts and the trusted root). */
   openTree?: (replayStartsAfter: { size: number; root?: string } | undefined) => SnapshotTree
   logger?: {
@@ -152,6 +154,7 @@ async function attempt(
       {
         ...(snapshot ? { restore: snapshot.hot } : {}),
         ...(options.retryWindowMs !== undefined ? { retryWindowMs: options.retryWindowMs } : {}),
+        ...(options.hotAnswersMs !== undefined ? { hotAnswersMs: options.hotAnswersMs } : {}),
       },
     )
     const snapshots = new Snapshotter(repository, files, options.snapshots, tree, options.logger)
