@@ -197,8 +197,10 @@ export class EventLog<R extends object = Record<string, unknown>> {
   #activePrefix: Promise<void> | undefined
   /** Sealed segments whose sidecar index is not written yet: answered from memory meanwhile. */
   readonly #sealedIndexes = new Map<number, MemoryIndex>()
-  /** Sidecar indexes loaded (or being rebuilt), by segment number. */
+  /** Sidecar indexes loaded (or being rebuilt), by segment number, least recently used first. */
   readonly #sidecars = new Map<number, Promise<SegmentKeyIndex>>()
+  /** Time range of each segment whose index was loaded once: lets lookups skip it without loading it. */
+  readonly #segmentTimes = new Map<number, TimeRange>()
   /** Digests known to this process, by segment number (written at seal or read by the scrub). */
   readonly #digests = new Map<number, SegmentDigest>()
   /** The oldest segment still in the events directory (later than 1 once older ones were archived). */
@@ -454,6 +456,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
     for (let file = this.#firstFile; file <= last; file++) files.push(file)
     if (options.newestFirst) files.reverse()
     for (const file of files) {
+      if (this.#skipsByKnownTime(file, options)) continue
       const index = await this.#indexOf(file)
       const time = index.time
       if (time && options.notBefore !== undefined && time.max < options.notBefore) continue
@@ -473,15 +476,37 @@ export class EventLog<R extends object = Record<string, unknown>> {
     const sealed = this.#sealedIndexes.get(file)
     if (sealed) return memoryKeyIndex(sealed)
     let loading = this.#sidecars.get(file)
-    if (!loading) {
-      loading = this.#loadSidecar(file)
-      this.#sidecars.set(file, loading)
+    if (loading)
+      this.#sidecars.delete(file) // re-inserted below: most recently used last
+    else {
+      loading = this.#loadSidecar(file).then((index) => {
+        this.#segmentTimes.set(file, index.time)
+        return index
+      })
       // A failure (e.g. EIO) is not cached: the next lookup tries again.
+      const mine = loading
       loading.catch(() => {
-        if (this.#sidecars.get(file) === loading) this.#sidecars.delete(file)
+        if (this.#sidecars.get(file) === mine) this.#sidecars.delete(file)
       })
     }
+    this.#sidecars.set(file, loading)
+    // Bounded memory however long the history: the least recently used indexes are dropped.
+    for (const [old, index] of this.#sidecars) {
+      if (this.#sidecars.size <= MAX_LOADED_INDEXES) break
+      this.#sidecars.delete(old)
+      void index.then((i) => i.close()).catch(() => {})
+    }
     return loading
+  }
+
+  /** Whether `options` excludes segment `file` by a time range already known (without loading its index). */
+  #skipsByKnownTime(file: number, options: LookupOptions): boolean {
+    const time = this.#segmentTimes.get(file)
+    if (!time) return false
+    return (
+      (options.notBefore !== undefined && time.max < options.notBefore) ||
+      (options.notAfter !== undefined && time.min > options.notAfter)
+    )
   }
 
   /** Loads segment `file`'s sidecar index, checked against the segment; rebuilds it when it is unusable. */
@@ -580,6 +605,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   async #writeSealSidecars(segment: Segment, index: MemoryIndex | undefined): Promise<void> {
     try {
       if (this.#activePrefix) await this.#activePrefix.catch(() => {})
+      if (index) this.#segmentTimes.set(segment.index, index.time)
       const pass = await passSegment(this.#fs, segment, { verify: false })
       if (pass.problem) {
         this.#logger.error(
@@ -812,6 +838,9 @@ export class EventLog<R extends object = Record<string, unknown>> {
     await this.#scrubber.stop()
     while (this.#flushing) await this.#flushing
     while (this.#background.size > 0) await Promise.allSettled([...this.#background])
+    const loaded = [...this.#sidecars.values()]
+    this.#sidecars.clear()
+    await Promise.allSettled(loaded.map((index) => index.then((i) => i.close())))
     const readers = [...this.#readers.values()]
     this.#readers.clear()
     await Promise.all(readers.map((reader) => closeQuietly(reader.handle)))
@@ -1052,15 +1081,19 @@ function checkEvent(event: object): void {
 interface SegmentKeyIndex {
   readonly time: TimeRange
   find(fs: LogFileSystem, key: string): Promise<LinePlace[]>
+  close(): Promise<void>
 }
 
 function memoryKeyIndex(index: MemoryIndex): SegmentKeyIndex {
-  return { time: index.time, find: async (_fs, key) => index.find(key) }
+  return { time: index.time, find: async (_fs, key) => index.find(key), close: async () => {} }
 }
 
 function sidecarKeyIndex(index: SidecarIndex): SegmentKeyIndex {
-  return { time: index.time, find: (fs, key) => index.find(fs, key) }
+  return { time: index.time, find: (fs, key) => index.find(fs, key), close: () => index.close() }
 }
+
+/** Sidecar indexes kept loaded at once (each holds every 128th key and one file handle). */
+const MAX_LOADED_INDEXES = 32
 
 function addToIndex(
   index: MemoryIndex,

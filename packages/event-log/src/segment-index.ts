@@ -162,6 +162,10 @@ export class SidecarIndex {
   readonly #fences: { key: Buffer; at: number }[]
   readonly #bodyStart: number
   readonly #path: string
+  /** One read handle, kept while the index is loaded; closed by `close()` once no find uses it. */
+  #handle: Promise<LogFileHandle> | undefined
+  #finds = 0
+  #closing = false
 
   private constructor(
     path: string,
@@ -251,6 +255,15 @@ export class SidecarIndex {
     return new SidecarIndex(path, header, newline + 1, fences)
   }
 
+  /** Closes the read handle (at once, or after the finds in progress). */
+  async close(): Promise<void> {
+    this.#closing = true
+    if (this.#finds > 0) return
+    const handle = this.#handle
+    this.#handle = undefined
+    await handle?.then((h) => h.close()).catch(() => {})
+  }
+
   /** The positions indexed under `key`, oldest first (reads one block of postings). */
   async find(fs: LogFileSystem, key: string): Promise<LinePlace[]> {
     const wanted = Buffer.from(key, 'utf8')
@@ -269,12 +282,20 @@ export class SidecarIndex {
     if (found === -1) return []
     const from = fences[found]!.at
     const to = found + 1 < fences.length ? fences[found + 1]!.at : this.header.fence_offset
-    const handle = await fs.open(this.#path, 'read')
     let block: Buffer
+    this.#finds++
     try {
-      block = await readFully(handle, to - from, this.#bodyStart + from)
+      this.#handle ??= fs.open(this.#path, 'read')
+      block = await readFully(await this.#handle, to - from, this.#bodyStart + from)
+    } catch (err) {
+      // Drop a failed handle: the next find opens the file again.
+      const failed = this.#handle
+      this.#handle = undefined
+      void failed?.then((h) => h.close()).catch(() => {})
+      throw err
     } finally {
-      await handle.close()
+      this.#finds--
+      if (this.#closing && this.#finds === 0) void this.close()
     }
     if (block.length !== to - from) throw new IndexInvalidError(`${this.#path}: shorter than when loaded`)
     for (let p = 0; p < block.length; ) {
