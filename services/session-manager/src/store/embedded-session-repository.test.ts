@@ -1,4 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest'
+import { createSessionManagerApp } from '../app.js'
 import { createIdFactory } from '../ids/id-factory.js'
 import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
 import { endInputAt, MINUTE, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
@@ -88,6 +89,19 @@ describe('the embedded repository keeps only hot state', () => {
     store.archived = clock.now() + 1
     const { service: again } = await boot()
     await expect(again.describe(output.session_id)).rejects.toBeInstanceOf(SessionArchivedError)
+    const app = createSessionManagerApp({
+      sessions: () => again,
+      config: { tokens: new Map(), bodyLimitBytes: 16 * 1024 },
+      logger: { error() {} },
+    })
+    for (const path of [`/sessions/${output.session_id}`, `/sessions/${output.session_id}/timeline`]) {
+      const res = await app.request(path)
+      expect(res.status).toBe(410)
+      expect(await res.json()).toMatchObject({
+        error: 'session_archived',
+        details: { session_id: output.session_id },
+      })
+    }
     store.archived = undefined
     expect(await again.describe('01ARZ3NDEKTSV4RRFFQ69G5FAV')).toBeUndefined()
   })
