@@ -193,7 +193,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
       const cold = await this.coldAnswer(event.input_record_id)
       if (cold) return { kind: 'existing', answer: cold }
     }
-    if (this.gate) await this.gate
+    while (this.gate) await this.gate
     const earlier = this.answers.get(event.input_record_id)
     if (earlier) return { kind: 'existing', answer: this.answerOf(earlier) }
     // A session_id is a fresh monotonic ULID: it can only collide with one in memory.
@@ -203,7 +203,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   }
 
   async appendIfUnchanged(event: SessionLifecycleEvent, expected: SessionState): Promise<boolean> {
-    if (this.gate) await this.gate
+    while (this.gate) await this.gate
     const indexed = this.sessions.get(expected.sessionId)
     if (!indexed || indexed.busy || indexed.state.eventCount !== expected.eventCount) return false
     const recordId = event.event === 'session.start' ? undefined : event.input_record_id

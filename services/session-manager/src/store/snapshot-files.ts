@@ -76,17 +76,23 @@ export class SnapshotFiles<Ref = unknown, Point extends { seq: number } = { seq:
     const bytes = encodeSnapshot(snapshot)
     const file = await this.fs.open(temp, 'createExclusive')
     try {
-      let done = 0
-      while (done < bytes.length) {
-        const written = await file.write(bytes, done, bytes.length - done, done)
-        if (written <= 0) throw Object.assign(new Error('snapshot write made no progress'), { code: 'EIO' })
-        done += written
+      try {
+        let done = 0
+        while (done < bytes.length) {
+          const written = await file.write(bytes, done, bytes.length - done, done)
+          if (written <= 0) throw Object.assign(new Error('snapshot write made no progress'), { code: 'EIO' })
+          done += written
+        }
+        await file.datasync()
+      } finally {
+        await file.close()
       }
-      await file.datasync()
-    } finally {
-      await file.close()
+      await this.fs.rename(temp, path)
+    } catch (error) {
+      // Give the space back (a full disk is the usual cause); a leftover is removed by the next write.
+      await this.fs.unlink(temp).catch(() => {})
+      throw error
     }
-    await this.fs.rename(temp, path)
     await this.fs.syncDir(this.dir)
     await this.prune()
     return path
