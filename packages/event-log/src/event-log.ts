@@ -195,12 +195,15 @@ export class EventLog<R extends object = Record<string, unknown>> {
   #activeIndex: MemoryIndex | undefined
   /** With `resumeAfter` inside the active segment: indexing the lines before the point, in the background. */
   #activePrefix: Promise<void> | undefined
+  #activePrefixRange: { file: number; upTo: number } | undefined
   /** Sealed segments whose sidecar index is not written yet: answered from memory meanwhile. */
   readonly #sealedIndexes = new Map<number, MemoryIndex>()
   /** Sidecar indexes loaded (or being rebuilt), by segment number, least recently used first. */
   readonly #sidecars = new Map<number, Promise<SegmentKeyIndex>>()
   /** Time range of each segment whose index was loaded once: lets lookups skip it without loading it. */
   readonly #segmentTimes = new Map<number, TimeRange>()
+  /** Segments whose seal-time sidecars are being written (the scrub leaves them to that writer). */
+  readonly #sealing = new Set<number>()
   /** Digests known to this process, by segment number (written at seal or read by the scrub). */
   readonly #digests = new Map<number, SegmentDigest>()
   /** The oldest segment still in the events directory (later than 1 once older ones were archived). */
@@ -245,6 +248,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
         before: (first) => (first === this.#firstFile ? this.#archivedThrough : undefined),
         recordTime: init.recordTime as ((record: ChainedRecord) => number) | undefined,
         remember: (file, digest) => this.#digests.set(file, digest),
+        sealing: (file) => this.#sealing.has(file),
         warn: (o, m) => init.logger.warn(o, m),
         error: (o, m) => init.logger.error(o, m),
       },
@@ -347,7 +351,9 @@ export class EventLog<R extends object = Record<string, unknown>> {
       if (options.scrub) log.#scrubber.start()
       const resumed = state.resumedFrom
       if (activeIndex && resumed && resumed.file === state.segment.index && resumed.offset > 0) {
+        log.#activePrefixRange = { file: resumed.file, upTo: resumed.offset }
         log.#activePrefix = log.#track(log.#indexActivePrefix(resumed.file, resumed.offset))
+        log.#activePrefix.catch(() => {})
       }
       const report: RecoveryReport = {
         files: state.files,
@@ -470,7 +476,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** The key index of segment `file`: memory for the active (and just-sealed) ones, else the sidecar. */
   async #indexOf(file: number): Promise<SegmentKeyIndex> {
     if (file === this.#segment.index && this.#activeIndex) {
-      if (this.#activePrefix) await this.#activePrefix
+      if (this.#activePrefix) await this.#activePrefixDone()
       return memoryKeyIndex(this.#activeIndex)
     }
     const sealed = this.#sealedIndexes.get(file)
@@ -552,6 +558,21 @@ export class EventLog<R extends object = Record<string, unknown>> {
       // Derived data only: answer from memory this time; the next process rebuilds it again.
       this.#logger.warn({ err, file: segment.name }, 'event log: could not write a rebuilt segment index')
       return memoryKeyIndex(index)
+    }
+  }
+
+  /** Waits for the active segment's prefix indexing; after a failure (e.g. EIO) starts it again and throws. */
+  async #activePrefixDone(): Promise<void> {
+    const running = this.#activePrefix
+    try {
+      await running
+    } catch (err) {
+      if (this.#activePrefix === running && this.#activePrefixRange) {
+        const { file, upTo } = this.#activePrefixRange
+        this.#activePrefix = this.#track(this.#indexActivePrefix(file, upTo))
+        this.#activePrefix.catch(() => {})
+      }
+      throw err
     }
   }
 
@@ -638,6 +659,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
       )
     } finally {
       this.#sealedIndexes.delete(segment.index)
+      this.#sealing.delete(segment.index)
     }
   }
 
@@ -1008,9 +1030,10 @@ export class EventLog<R extends object = Record<string, unknown>> {
     this.#handle = handle
     this.#segment = next
     this.#durableSize = 0
-    if (sealed.seq > 0 && sealed.offset > 0)
+    if (sealed.seq > 0 && sealed.offset > 0) {
+      this.#sealing.add(sealedSegment.index)
       void this.#track(this.#writeSealSidecars(sealedSegment, sealedIndex))
-    else this.#sealedIndexes.delete(sealedSegment.index)
+    } else this.#sealedIndexes.delete(sealedSegment.index)
     if (sealed.seq > 0) {
       // Only speeds up recovery, so a failure here must not fail the append.
       await writeCheckpoint(this.#fs, this.#eventsDir, sealed).catch((err: unknown) => {

@@ -164,4 +164,27 @@ describe('EventLog scrub', () => {
     })
     expect(await done).toMatchObject({ passes: 1, lastResult: 'ok' })
   })
+
+  it('runs next to appends that seal segments without reporting the segments being sealed', async () => {
+    const dir = await dirs.make()
+    const seen: ScrubStatus[] = []
+    const { log } = await EventLog.open({
+      dir,
+      maxFileBytes: 2000,
+      scrub: { startDelayMs: 60_000, onStatus: (s) => seen.push(s) },
+    })
+    const appends = (async () => {
+      for (let i = 1; i <= 40; i++) await log.append(sampleEvent(i))
+    })()
+    let passes = 0
+    while (passes < 30) {
+      await log.scrub()
+      passes++
+      if (passes > 3 && (await Promise.race([appends.then(() => true), Promise.resolve(false)]))) break
+    }
+    await appends
+    expect((await log.scrub()).lastResult).toBe('ok')
+    expect(seen.filter((s) => s.mismatch !== undefined)).toEqual([])
+    await log.close()
+  })
 })

@@ -57,6 +57,8 @@ export interface ScrubContext {
   /** seq and hash of the record before `first` (archived), when the first kept segment is not 1. */
   before(first: number): { seq: number; hash: string } | undefined
   recordTime: ((record: ChainedRecord) => number) | undefined
+  /** True while the log itself is still writing this segment's sidecars (just sealed): skipped this pass. */
+  sealing(file: number): boolean
   /** A verified digest, for `read()`'s cheap checks. */
   remember(file: number, digest: SegmentDigest): void
   warn(o: object, m: string): void
@@ -147,6 +149,11 @@ export class LogScrubber {
     let bytesBefore = 0
     try {
       for (let file = first; file <= last; file++) {
+        if (this.#context.sealing(file)) {
+          this.#status.segmentsTotal--
+          before = undefined
+          continue
+        }
         const segment = segmentOf(eventsDir, file)
         const stored = await readDigest(fs, eventsDir, segment)
         const pass = await passSegment(fs, segment, {
