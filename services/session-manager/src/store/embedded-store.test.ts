@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest'
 import { captureLogger } from '../faults/test-support/service-harness.js'
 import { createIdFactory } from '../ids/id-factory.js'
 import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
-import { startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
+import { endInputAt, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import { openEmbeddedStore } from './embedded-store.js'
-import { SNAPSHOTS_DIR } from './snapshot-files.js'
+import { decodeSnapshot, encodeSnapshot, SNAPSHOTS_DIR } from './snapshot-files.js'
 
 const DATA = '/data'
 const clock = new ManualClock()
@@ -58,7 +58,7 @@ describe('starting the embedded store from snapshots', () => {
     expect(disk.fileNames(`${DATA}/${SNAPSHOTS_DIR}`)).toHaveLength(2)
 
     const again = await open(disk)
-    expect(again.lines.some((l) => /does not match the log/.test(l.msg))).toBe(true)
+    expect(again.lines.some((l) => /does not fit the log/.test(l.msg))).toBe(true)
     expect(again.embedded.facts).toMatchObject({ skipped_snapshots: 1, events_replayed: 0 })
     expect(again.embedded.facts.snapshot).toContain('00000000000000000005')
     expect(await again.service.openSessions()).toBe(5)
@@ -88,6 +88,29 @@ describe('starting the embedded store from snapshots', () => {
     expect(again.embedded.facts.events_replayed).toBe(3)
     expect(await again.service.openSessions()).toBe(6)
     expect(disk.fileNames(`${DATA}/${SNAPSHOTS_DIR}`).filter((n) => n.includes('.tmp-'))).toHaveLength(0)
+    await again.service.close()
+  })
+
+  it('replays the whole log when the log after a snapshot does not continue its state', async () => {
+    const disk = await freshDisk()
+    const first = await open(disk)
+    const ids = await startSome(first.service, 3)
+    await first.embedded.snapshots.snapshotNow('test')
+    await first.service.touch(endInputAt(clock.now(), ids[0]!))
+    first.embedded.repository.beforeClose = undefined // no shutdown snapshot
+    await first.service.close()
+    // A well-formed snapshot whose state lacks a session the later log touches (a bug, or an edit).
+    const [name] = disk.fileNames(`${DATA}/${SNAPSHOTS_DIR}`)
+    const path = `${DATA}/${SNAPSHOTS_DIR}/${name}`
+    const snapshot = decodeSnapshot(disk.contents(path)!)
+    if (typeof snapshot === 'string') throw new Error(snapshot)
+    snapshot.hot.sessions = snapshot.hot.sessions.filter((s) => s.state.sessionId !== ids[0])
+    disk.put(path, encodeSnapshot(snapshot))
+
+    const again = await open(disk)
+    expect(again.lines.some((l) => l.level === 'warn' && /snapshot/.test(l.msg))).toBe(true)
+    expect(again.embedded.facts).toMatchObject({ skipped_snapshots: 1, events_replayed: 4 })
+    expect(await again.service.describe(ids[0]!)).toMatchObject({ status: 'open', event_count: 2 })
     await again.service.close()
   })
 })

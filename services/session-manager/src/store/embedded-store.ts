@@ -105,17 +105,25 @@ export async function openEmbeddedStore(options: EmbeddedStoreOptions): Promise<
       try {
         return await attempt(options, files, found.snapshot, found.path, skipped)
       } catch (error) {
-        if (!(error instanceof ResumeMismatchError)) throw error
+        if (!(error instanceof ResumeMismatchError) && !(error instanceof SnapshotReplayError)) throw error
         skipped++
         logger?.warn(
           { file: found.path, err: error },
-          'snapshot does not match the log (stale, or from another log); trying an older one',
+          'snapshot does not fit the log (stale, from another log, or its state does not continue); trying an older one',
         )
       }
     }
     if (skipped > 0) logger?.warn({ skipped }, 'no usable snapshot: replaying the whole log')
   }
   return attempt(options, files, undefined, undefined, skipped)
+}
+
+/** The log after a snapshot's point does not fit the snapshot's state (the snapshot is skipped). */
+class SnapshotReplayError extends Error {
+  override readonly name = 'SnapshotReplayError'
+  constructor(cause: unknown) {
+    super(`the log after the snapshot does not continue its state: ${String(cause)}`, { cause })
+  }
 }
 
 async function attempt(
@@ -144,7 +152,13 @@ async function attempt(
             ...(tree ? { observer: tree.observer } : {}),
           },
           (event, ref) => {
-            apply(event, ref)
+            try {
+              apply(event, ref)
+            } catch (error) {
+              // The log after the point does not continue the snapshot's state: do not trust the snapshot.
+              if (snapshot) throw new SnapshotReplayError(error)
+              throw error
+            }
             events++
           },
         )
