@@ -9,6 +9,7 @@ import { readLog } from './read-log.js'
 import { scanLog } from './scan-log.js'
 import { FaultyFileSystem } from './testing/faulty-file-system.js'
 import { sampleEvent, sampleRules, tempDirs } from './testing/log-fixtures.js'
+import { type CrashKind, PowerLossFileSystem } from './testing/power-loss-file-system.js'
 import { verifyLog } from './verify.js'
 
 const dirs = tempDirs()
@@ -173,4 +174,51 @@ describe('archiveSegments', () => {
     expect(all.archived.length).toBeGreaterThan(0)
     expect(all.stoppedAt?.reason).toMatch(/active segment/)
   })
+
+  it.each<CrashKind>(['power-loss', 'torn'])(
+    'a crash at any mutating call of archiving (%s) leaves a log that opens and verifies, and a rerun finishes',
+    async (kind) => {
+      let crashed = true
+      let points = 0
+      for (let k = 1; crashed; k++) {
+        const fs = new PowerLossFileSystem({ random: lcg(k) })
+        await fs.mkdir('/data')
+        await fs.syncDir('/')
+        const { log } = await EventLog.open<Sample>({ dir: '/data', fs, ...options })
+        const records: ChainedRecord<Sample>[] = []
+        for (let s = 1; s <= 10; s++) {
+          records.push((await log.append(sampleEvent(2 * s - 1, 'session.start', s))).record)
+          records.push((await log.append(sampleEvent(2 * s, 'session.end', s))).record)
+        }
+        await log.close()
+        const before = timeOf(records[15]!)
+        fs.crashAt(k)
+        await archiveSegments('/data', { before, to: '/cold', fs }).catch((err: unknown) => {
+          if (!fs.crashed) throw err
+        })
+        crashed = fs.crashed
+        fs.reboot(kind)
+        points++
+        const { log: again, report } = await EventLog.open<Sample>({ dir: '/data', fs, ...options })
+        expect(report.head.seq).toBe(20)
+        await again.close()
+        expect(await verifyLog('/data', { fs, rules: sampleRules })).toMatchObject({ ok: true })
+        await fs.mkdir('/cold')
+        const rerun = await archiveSegments('/data', { before, to: '/cold', fs })
+        expect(rerun.manifest).toBeDefined()
+        const across = await verifyLog('/data', { fs, rules: sampleRules, archiveDir: '/cold' })
+        expect({ k, ...across }).toMatchObject({ k, ok: true, records: 20 })
+      }
+      expect(points).toBeGreaterThan(10)
+    },
+    120_000,
+  )
 })
+
+function lcg(seed: number): () => number {
+  let state = seed >>> 0
+  return () => {
+    state = (state * 1664525 + 1013904223) >>> 0
+    return state / 2 ** 32
+  }
+}

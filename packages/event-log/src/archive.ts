@@ -1,7 +1,7 @@
 // Retention: moving sealed segments older than a date out of the events directory, with a manifest that
 // keeps the chain verifiable across the boundary (format in docs/log-format.md).
 import { createHash } from 'node:crypto'
-import { join, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { type ChainedRecord, GENESIS_HASH } from './chain.js'
 import { LogCorruptError } from './errors.js'
 import { errnoOf, type LogFileSystem, nodeFileSystem, readFully, writeFully } from './file-system.js'
@@ -99,6 +99,8 @@ export async function archiveSegments(dataDir: string, options: ArchiveOptions):
   const eventsDir = eventsDirOf(dataDir)
   const to = resolve(options.to)
   await fs.mkdir(to)
+  // The archive directory's own entry must survive a power loss before anything is moved into it.
+  await fs.syncDir(dirname(to))
   const lock = await acquireLock(fs, dataDir, options.logger)
   try {
     const existing = await readArchiveManifest(dataDir, { fs })

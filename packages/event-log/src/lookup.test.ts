@@ -3,7 +3,9 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ChainedRecord } from './chain.js'
 import { EventLog, type LookupOptions, type OpenLogOptions } from './event-log.js'
+import { nodeFileSystem } from './file-system.js'
 import type { LogPosition } from './recovery.js'
+import { MemoryIndex, segmentTail } from './segment-index.js'
 import { sampleEvent, tempDirs } from './testing/log-fixtures.js'
 
 const dirs = tempDirs()
@@ -136,5 +138,31 @@ describe('EventLog lookup', () => {
     await log.close()
     expect(await sidecars(dir, '.idx')).toEqual([])
     expect((await sidecars(dir, '.digest.json')).length).toBeGreaterThan(0)
+  })
+
+  it('rebuilds an index whose checksum is right but whose positions point past its segment', async () => {
+    const dir = await dirs.make()
+    const { log } = await writeSessions(dir)
+    const want = await collect(log, `s:${sessionId(1)}`)
+    await log.close()
+    const segment = {
+      index: 1,
+      name: 'events-000001.jsonl',
+      path: join(dir, 'events', 'events-000001.jsonl'),
+    }
+    const tail = (await segmentTail(nodeFileSystem, segment))!
+    const forged = new MemoryIndex()
+    forged.add([`s:${sessionId(1)}`], { offset: tail.bytes - 10, length: 500 }, undefined)
+    await writeFile(join(dir, 'events', 'events-000001.idx'), forged.encode(segment, tail))
+    const warnings: string[] = []
+    const logger = {
+      info() {},
+      error() {},
+      warn: (o: object, m: string) => warnings.push(`${m} ${JSON.stringify(o)}`),
+    }
+    const { log: again } = await EventLog.open<Sample>({ dir, ...keyed, logger })
+    expect(await collect(again, `s:${sessionId(1)}`)).toEqual(want)
+    expect(warnings.join('\n')).toMatch(/points past its segment/)
+    await again.close()
   })
 })
