@@ -82,6 +82,11 @@ export interface OpenLogOptions<R extends object = Record<string, unknown>> {
   /** Epoch ms of a record, kept per segment as its time range so lookups can skip segments. */
   recordTime?: (record: ChainedRecord<R>) => number
   /**
+   * With `indexKeys`: after open, build the missing sidecar indexes of sealed segments in the background
+   * (newest first, at most 16 MiB/s). Default true; false leaves every rebuild to the lookup needing it.
+   */
+  indexMissing?: boolean
+  /**
    * Replay (`onRecord`, `observer.recovered`) only the records AFTER this point, e.g. the point stored in
    * a snapshot. Open first checks (one line read and re-hashed) that the point names a record of this log
    * and rejects with `ResumeMismatchError` if not; the caller then opens again with an older point or none
@@ -214,6 +219,8 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** The record before the first kept segment when older ones were archived (from the manifest). */
   #archivedThrough: { seq: number; hash: string } | undefined
   #archivedBefore: number | undefined
+  /** Aborted when the log closes: stops background index building. */
+  readonly #closeSignal = new AbortController()
 
   private constructor(init: {
     fs: LogFileSystem
@@ -349,6 +356,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
         log.#archivedBefore = manifest.through.time_max
       }
       if (options.scrub) log.#scrubber.start()
+      if (indexKeys && options.indexMissing !== false) void log.#track(log.#indexMissingSegments())
       const resumed = state.resumedFrom
       if (activeIndex && resumed && resumed.file === state.segment.index && resumed.offset > 0) {
         log.#activePrefixRange = { file: resumed.file, upTo: resumed.offset }
@@ -496,13 +504,17 @@ export class EventLog<R extends object = Record<string, unknown>> {
       })
     }
     this.#sidecars.set(file, loading)
-    // Bounded memory however long the history: the least recently used indexes are dropped.
+    this.#evictIndexes()
+    return loading
+  }
+
+  /** Bounded memory however long the history: the least recently used loaded indexes are dropped. */
+  #evictIndexes(): void {
     for (const [old, index] of this.#sidecars) {
       if (this.#sidecars.size <= MAX_LOADED_INDEXES) break
       this.#sidecars.delete(old)
       void index.then((i) => i.close()).catch(() => {})
     }
-    return loading
   }
 
   /** Whether `options` excludes segment `file` by a time range already known (without loading its index). */
@@ -516,7 +528,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   }
 
   /** Loads segment `file`'s sidecar index, checked against the segment; rebuilds it when it is unusable. */
-  async #loadSidecar(file: number): Promise<SegmentKeyIndex> {
+  async #loadSidecar(file: number, bytesPerSecond?: number, signal?: AbortSignal): Promise<SegmentKeyIndex> {
     const segment = segmentOf(this.#eventsDir, file)
     const path = indexPathOf(this.#eventsDir, segment)
     const tail = await segmentTail(this.#fs, segment)
@@ -536,6 +548,8 @@ export class EventLog<R extends object = Record<string, unknown>> {
     const recordTime = this.#recordTime
     const pass = await passSegment(this.#fs, segment, {
       verify: true,
+      bytesPerSecond,
+      signal,
       recordTime: recordTime as ((record: ChainedRecord) => number) | undefined,
       onRecord: (record, place) => {
         const chained = record as ChainedRecord<R>
@@ -558,6 +572,39 @@ export class EventLog<R extends object = Record<string, unknown>> {
       // Derived data only: answer from memory this time; the next process rebuilds it again.
       this.#logger.warn({ err, file: segment.name }, 'event log: could not write a rebuilt segment index')
       return memoryKeyIndex(index)
+    }
+  }
+
+  /**
+   * After open, in the background: builds the sidecar index of every sealed segment that has none (e.g.
+   * a log written before indexes existed, or a crash before one was written), newest first, reading at
+   * most INDEX_BUILD_BYTES_PER_SECOND. A lookup that needs one of them meanwhile waits for it.
+   */
+  async #indexMissingSegments(): Promise<void> {
+    for (let file = this.#segment.index - 1; file >= this.#firstFile && !this.#closed; file--) {
+      if (this.#sidecars.has(file) || this.#sealedIndexes.has(file)) continue
+      const segment = segmentOf(this.#eventsDir, file)
+      try {
+        await this.#fs.stat(indexPathOf(this.#eventsDir, segment))
+        continue
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') return
+      }
+      const loading = this.#loadSidecar(file, INDEX_BUILD_BYTES_PER_SECOND, this.#closeSignal.signal)
+      this.#sidecars.set(file, loading)
+      this.#evictIndexes()
+      try {
+        this.#segmentTimes.set(file, (await loading).time)
+      } catch (err) {
+        if (this.#sidecars.get(file) === loading) this.#sidecars.delete(file)
+        if (!this.#closed) {
+          this.#logger.warn(
+            { err, file: segment.name },
+            'event log: could not index a segment in the background',
+          )
+        }
+        return
+      }
     }
   }
 
@@ -857,6 +904,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
 
   async #close(): Promise<void> {
     this.#closed = true
+    this.#closeSignal.abort()
     await this.#scrubber.stop()
     while (this.#flushing) await this.#flushing
     while (this.#background.size > 0) await Promise.allSettled([...this.#background])
@@ -1114,6 +1162,9 @@ function memoryKeyIndex(index: MemoryIndex): SegmentKeyIndex {
 function sidecarKeyIndex(index: SidecarIndex): SegmentKeyIndex {
   return { time: index.time, find: (fs, key) => index.find(fs, key), close: () => index.close() }
 }
+
+/** Read rate of the background building of missing sidecar indexes after open. */
+const INDEX_BUILD_BYTES_PER_SECOND = 16 * 1024 * 1024
 
 /** Sidecar indexes kept loaded at once (each holds every 128th key and one file handle). */
 const MAX_LOADED_INDEXES = 32

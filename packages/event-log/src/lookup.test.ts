@@ -1,4 +1,4 @@
-import { readdir, readFile, truncate, writeFile } from 'node:fs/promises'
+import { readdir, readFile, truncate, unlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ChainedRecord } from './chain.js'
@@ -163,6 +163,26 @@ describe('EventLog lookup', () => {
     const { log: again } = await EventLog.open<Sample>({ dir, ...keyed, logger })
     expect(await collect(again, `s:${sessionId(1)}`)).toEqual(want)
     expect(warnings.join('\n')).toMatch(/points past its segment/)
+    await again.close()
+  })
+
+  it('builds missing indexes of sealed segments in the background after open, without a lookup', async () => {
+    const dir = await dirs.make()
+    const { log } = await writeSessions(dir)
+    const want = await collect(log, 'e:session.end')
+    await log.close()
+    const built = await sidecars(dir, '.idx')
+    for (const name of built) await unlink(join(dir, 'events', name))
+    const { log: again } = await EventLog.open<Sample>({
+      dir,
+      ...keyed,
+      logger: { info() {}, warn() {}, error() {} },
+    })
+    for (let i = 0; i < 100 && (await sidecars(dir, '.idx')).length < built.length; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    expect(await sidecars(dir, '.idx')).toEqual(built)
+    expect(await collect(again, 'e:session.end')).toEqual(want)
     await again.close()
   })
 })
