@@ -16,7 +16,12 @@ export interface PoolCounts {
   readonly waitingCount: number
 }
 
-/** What {@link SessionTelemetry.watchStore} reads (the embedded store's status). */
+/**
+ * What {@link SessionTelemetry.watchStore} reads (the embedded store's status).
+ *
+ * @example
+ * telemetry.watchStore(() => ({ hot_sessions: 10, hot_answers: 200, snapshot_age_seconds: 42 }))
+ */
 export interface StoreGaugeStatus {
   hot_sessions: number
   hot_answers: number
