@@ -403,7 +403,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
     if (refs.length === 0) {
       const archivedBefore = store.archivedBefore?.()
-      if (archivedBefore !== undefined && time < archivedBefore) throw new SessionArchivedError(sessionId)
+      if (archivedBefore !== undefined && time <= archivedBefore) throw new SessionArchivedError(sessionId)
       return undefined
     }
     // The session may be hot again by now (it cannot: ids are never reused), or changed: memory wins.

@@ -1,9 +1,10 @@
-import { FaultyFileSystem, PowerLossFileSystem } from '@care/event-log/testing'
+import { archiveSegments } from '@care/event-log'
+import { FaultyFileSystem, PowerLossFileSystem, tempDirs } from '@care/event-log/testing'
 import { describe, expect, it } from 'vitest'
 import { captureLogger } from '../faults/test-support/service-harness.js'
 import { createIdFactory } from '../ids/id-factory.js'
 import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
-import { endInputAt, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
+import { endInputAt, MINUTE, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
 import { ManualClock } from '../sessions/test-support/memory-event-store.js'
 import { openEmbeddedStore } from './embedded-store.js'
 import { decodeSnapshot, encodeSnapshot, SNAPSHOTS_DIR } from './snapshot-files.js'
@@ -18,11 +19,11 @@ async function freshDisk(): Promise<PowerLossFileSystem> {
   return fs
 }
 
-async function open(fs: PowerLossFileSystem | FaultyFileSystem) {
+async function open(fs?: PowerLossFileSystem | FaultyFileSystem, dataDir = DATA) {
   const { lines, logger } = captureLogger()
   const embedded = await openEmbeddedStore({
-    dataDir: DATA,
-    fs,
+    dataDir,
+    ...(fs ? { fs } : {}),
     log: { maxFileBytes: 4096 },
     snapshots: { enabled: true, everyEvents: 1_000_000, intervalMs: 3_600_000 },
     logger,
@@ -112,5 +113,31 @@ describe('starting the embedded store from snapshots', () => {
     expect(again.embedded.facts).toMatchObject({ skipped_snapshots: 1, events_replayed: 4 })
     expect(await again.service.describe(ids[0]!)).toMatchObject({ status: 'open', event_count: 2 })
     await again.service.close()
+  })
+
+  it('answers a session whose segments retention archived with session_archived, the rest as before', async () => {
+    const dirs = tempDirs()
+    try {
+      const dataDir = await dirs.make()
+      const first = await open(undefined, dataDir)
+      const ids: string[] = []
+      for (let i = 0; i < 40; i++) {
+        clock.advance(MINUTE)
+        const [id] = await startSome(first.service, 1)
+        await first.service.end(endInputAt(clock.now(), id!))
+        ids.push(id!)
+      }
+      const cut = clock.now() - 10 * MINUTE
+      await first.service.close()
+      const report = await archiveSegments(dataDir, { before: cut, to: await dirs.make() })
+      expect(report.archived.length).toBeGreaterThan(0)
+
+      const again = await open(undefined, dataDir)
+      await expect(again.service.describe(ids[0]!)).rejects.toMatchObject({ name: 'SessionArchivedError' })
+      expect(await again.service.describe(ids[39]!)).toMatchObject({ status: 'ended' })
+      await again.service.close()
+    } finally {
+      await dirs.cleanup()
+    }
   })
 })

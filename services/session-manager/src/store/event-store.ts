@@ -48,8 +48,8 @@ export interface IndexedEventStore<Ref = unknown, Point = unknown> extends Event
   /** Where a replay would resume after the newest durable event (what a snapshot taken now stores). */
   resumePoint(): Point
   /**
-   * Epoch ms before which events may have been archived (retention moved their segments away), or
-   * undefined if nothing was archived. A session older than this that is not found was archived.
+   * Epoch ms of the newest archived event (retention moved segments up to it away), or undefined if
+   * nothing was archived. A session whose id time is at or before this and that is not found was archived.
    */
   archivedBefore?(): number | undefined
 }

@@ -64,7 +64,7 @@ export class FileEventStore implements IndexedEventStore<LogPosition, LogResumeP
   }
 
   archivedBefore(): number | undefined {
-    return (this.log as unknown as { archivedBefore?: number }).archivedBefore
+    return this.log.archivedBefore
   }
 
   /** The background scrub's progress, last result and the damaged line it found, if any. */
