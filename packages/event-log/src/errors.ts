@@ -72,3 +72,29 @@ export class LogLockedError extends Error {
     this.hostname = hostname
   }
 }
+
+/**
+ * `OpenLogOptions.resumeAfter` does not name a record of this log: its segment is missing, no whole line
+ * ends at its offset, or that line's re-computed hash, `seq` or `hash` differ from the point (e.g. a
+ * snapshot taken from another data directory, or a log cut by `repair` below the point). Nothing was
+ * replayed; open again with an older point or without one (a full replay).
+ *
+ * @example
+ * try {
+ *   await EventLog.open({ dir, resumeAfter: snapshot.point })
+ * } catch (err) {
+ *   if (err instanceof ResumeMismatchError) return EventLog.open({ dir }) // full replay
+ *   throw err
+ * }
+ */
+export class ResumeMismatchError extends Error {
+  override readonly name = 'ResumeMismatchError'
+  readonly reason: string
+
+  constructor(point: { seq: number; file: number; offset: number }, reason: string) {
+    super(
+      `resume point seq ${point.seq} (segment ${point.file} offset ${point.offset}) is not a record of this log: ${reason}`,
+    )
+    this.reason = reason
+  }
+}

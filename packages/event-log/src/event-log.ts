@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks'
-import { CHAIN_FIELDS, type ChainedRecord, decodeLine, encodeRecord } from './chain.js'
+import { chainStartOf, manifestIn } from './archive.js'
+import { CHAIN_FIELDS, type ChainedRecord, type ChainFields, decodeLine, encodeRecord } from './chain.js'
 import { writeCheckpoint } from './checkpoint.js'
 import { LogCorruptError, StorageError } from './errors.js'
 import {
@@ -10,17 +11,31 @@ import {
   readFully,
   writeFully,
 } from './file-system.js'
+import { lineChunks } from './line-scanner.js'
 import { acquireLock, type HeldLock } from './lock.js'
 import {
   type LogHead,
   type LogPosition,
+  type LogResumePoint,
   type PendingCut,
   type RecoverOptions,
   type RecoveryCut,
   type RecoveryReport,
   recoverLog,
 } from './recovery.js'
-import { eventsDirOf, type Segment, segmentOf } from './segments.js'
+import { LogScrubber, type ScrubOptions, type ScrubStatus } from './scrub.js'
+import { passSegment, type SegmentDigest, withCheck, writeDigest } from './segment-digest.js'
+import {
+  IndexInvalidError,
+  indexPathOf,
+  type LinePlace,
+  MemoryIndex,
+  SidecarIndex,
+  segmentTail,
+  type TimeRange,
+  writeFileAtomically,
+} from './segment-index.js'
+import { eventsDirOf, listSegments, type Segment, segmentOf } from './segments.js'
 
 /**
  * The logger shape the log reports to (pino's `logger.info(obj, msg)` order fits as is).
@@ -59,6 +74,46 @@ export interface OpenLogOptions<R extends object = Record<string, unknown>> {
   onCommit?: (commit: { records: number; bytes: number; syncSeconds: number }) => void
   /** Sees the exact line bytes of every record (recovered, then durably appended); e.g. a Merkle tree. */
   observer?: LogObserver
+  /**
+   * Keys under which a record can be found again with `lookup` (e.g. `s:<session_id>`, `r:<record_id>`).
+   * Without it `lookup` finds nothing and no index files are written.
+   */
+  indexKeys?: (record: ChainedRecord<R>) => readonly string[]
+  /** Epoch ms of a record, kept per segment as its time range so lookups can skip segments. */
+  recordTime?: (record: ChainedRecord<R>) => number
+  /**
+   * With `indexKeys`: after open, build the missing sidecar indexes of sealed segments in the background
+   * (newest first, at most 16 MiB/s). Default true; false leaves every rebuild to the lookup needing it.
+   */
+  indexMissing?: boolean
+  /**
+   * Replay (`onRecord`, `observer.recovered`) only the records AFTER this point, e.g. the point stored in
+   * a snapshot. Open first checks (one line read and re-hashed) that the point names a record of this log
+   * and rejects with `ResumeMismatchError` if not; the caller then opens again with an older point or none
+   * (a full replay). Segments before the point's segment are not read at all, so open time does not
+   * depend on the history before the point; the active segment's tail is recovered exactly as without it.
+   */
+  resumeAfter?: LogResumePoint
+  /**
+   * Run the background scrub: sealed segments are re-read at `bytesPerSecond` and checked line by line
+   * and against their digests; see `scrubStatus`. Without it `scrub()` still runs a pass on demand.
+   */
+  scrub?: ScrubOptions
+}
+
+/**
+ * Options of `EventLog.lookup`.
+ *
+ * @example
+ * const options: LookupOptions = { newestFirst: true, notBefore: Date.parse('2026-01-01') }
+ */
+export interface LookupOptions {
+  /** Newest record first (default: log order, oldest first). */
+  newestFirst?: boolean
+  /** Epoch ms: skip segments whose records (by `recordTime`) all lie before it. */
+  notBefore?: number
+  /** Epoch ms: skip segments whose records (by `recordTime`) all lie after it. */
+  notAfter?: number
 }
 
 /**
@@ -137,6 +192,35 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** A torn-tail cut recovery could not finish (disk full): retried before the next write. */
   #pendingCut: PendingCut | undefined
   readonly #observer: LogObserver | undefined
+  /** Where the newest durable record's line ends: the resume point's file and offset. */
+  #durableEnd: { file: number; offset: number }
+  readonly #indexKeys: ((record: ChainedRecord<R>) => readonly string[]) | undefined
+  readonly #recordTime: ((record: ChainedRecord<R>) => number) | undefined
+  /** The active segment's index, in memory (undefined without `indexKeys`). */
+  #activeIndex: MemoryIndex | undefined
+  /** With `resumeAfter` inside the active segment: indexing the lines before the point, in the background. */
+  #activePrefix: Promise<void> | undefined
+  #activePrefixRange: { file: number; upTo: number } | undefined
+  /** Sealed segments whose sidecar index is not written yet: answered from memory meanwhile. */
+  readonly #sealedIndexes = new Map<number, MemoryIndex>()
+  /** Sidecar indexes loaded (or being rebuilt), by segment number, least recently used first. */
+  readonly #sidecars = new Map<number, Promise<SegmentKeyIndex>>()
+  /** Time range of each segment whose index was loaded once: lets lookups skip it without loading it. */
+  readonly #segmentTimes = new Map<number, TimeRange>()
+  /** Segments whose seal-time sidecars are being written (the scrub leaves them to that writer). */
+  readonly #sealing = new Set<number>()
+  /** Digests known to this process, by segment number (written at seal or read by the scrub). */
+  readonly #digests = new Map<number, SegmentDigest>()
+  /** The oldest segment still in the events directory (later than 1 once older ones were archived). */
+  #firstFile: number
+  /** Background work (sidecar writing, prefix indexing) that close() waits for. */
+  readonly #background = new Set<Promise<unknown>>()
+  readonly #scrubber: LogScrubber
+  /** The record before the first kept segment when older ones were archived (from the manifest). */
+  #archivedThrough: { seq: number; hash: string } | undefined
+  #archivedBefore: number | undefined
+  /** Aborted when the log closes: stops background index building. */
+  readonly #closeSignal = new AbortController()
 
   private constructor(init: {
     fs: LogFileSystem
@@ -151,7 +235,32 @@ export class EventLog<R extends object = Record<string, unknown>> {
     pendingCut: PendingCut | undefined
     onCommit: OpenLogOptions<R>['onCommit']
     observer?: LogObserver | undefined
+    durableEnd: { file: number; offset: number }
+    indexKeys: OpenLogOptions<R>['indexKeys']
+    recordTime: OpenLogOptions<R>['recordTime']
+    activeIndex: MemoryIndex | undefined
+    firstFile: number
+    scrub: ScrubOptions | undefined
   }) {
+    this.#durableEnd = init.durableEnd
+    this.#indexKeys = init.indexKeys
+    this.#recordTime = init.recordTime
+    this.#activeIndex = init.activeIndex
+    this.#firstFile = init.firstFile
+    this.#scrubber = new LogScrubber(
+      {
+        fs: init.fs,
+        eventsDir: init.eventsDir,
+        sealed: () => ({ first: this.#firstFile, last: this.#segment.index - 1 }),
+        before: (first) => (first === this.#firstFile ? this.#archivedThrough : undefined),
+        recordTime: init.recordTime as ((record: ChainedRecord) => number) | undefined,
+        remember: (file, digest) => this.#digests.set(file, digest),
+        sealing: (file) => this.#sealing.has(file),
+        warn: (o, m) => init.logger.warn(o, m),
+        error: (o, m) => init.logger.error(o, m),
+      },
+      init.scrub ?? {},
+    )
     this.#pendingCut = init.pendingCut
     this.#onCommit = init.onCommit
     this.#observer = init.observer
@@ -194,11 +303,33 @@ export class EventLog<R extends object = Record<string, unknown>> {
     await fs.syncDir(options.dir)
     const lock = await acquireLock(fs, options.dir, logger)
     try {
+      const indexKeys = options.indexKeys
+      const recordTime = options.recordTime
+      // Index the replayed records of one segment at a time; the last one indexed is the active one.
+      const building = { file: 0, index: new MemoryIndex() }
+      const userOnRecord = options.onRecord as RecoverOptions['onRecord']
+      const onRecord: RecoverOptions['onRecord'] =
+        indexKeys === undefined
+          ? userOnRecord
+          : (record, position) => {
+              if (position.file !== building.file) {
+                building.file = position.file
+                building.index = new MemoryIndex()
+              }
+              const chained = record as ChainedRecord<R>
+              addToIndex(building.index, indexKeys(chained), position, recordTime?.(chained), chained)
+              userOnRecord?.(record, position)
+            }
       const state = await recoverLog(fs, eventsDir, {
         repair: options.repair ?? false,
-        onRecord: options.onRecord as RecoverOptions['onRecord'],
+        onRecord,
         onLine: options.observer?.recovered?.bind(options.observer),
+        resumeAfter: options.resumeAfter,
       })
+      const firstFile = (await listSegments(fs, eventsDir))[0]?.index ?? 1
+      const manifest = await manifestIn(fs, eventsDir)
+      let activeIndex: MemoryIndex | undefined
+      if (indexKeys) activeIndex = building.file === state.segment.index ? building.index : new MemoryIndex()
       const handle = await fs.open(state.segment.path, 'write')
       const log = new EventLog<R>({
         fs,
@@ -213,7 +344,25 @@ export class EventLog<R extends object = Record<string, unknown>> {
         pendingCut: state.pending,
         onCommit: options.onCommit,
         observer: options.observer,
+        durableEnd: state.headEnd,
+        indexKeys,
+        recordTime,
+        activeIndex,
+        firstFile: Math.min(firstFile, state.segment.index),
+        scrub: options.scrub,
       })
+      if (manifest) {
+        log.#archivedThrough = chainStartOf(log.#firstFile, manifest)
+        log.#archivedBefore = manifest.through.time_max
+      }
+      if (options.scrub) log.#scrubber.start()
+      if (indexKeys && options.indexMissing !== false) void log.#track(log.#indexMissingSegments())
+      const resumed = state.resumedFrom
+      if (activeIndex && resumed && resumed.file === state.segment.index && resumed.offset > 0) {
+        log.#activePrefixRange = { file: resumed.file, upTo: resumed.offset }
+        log.#activePrefix = log.#track(log.#indexActivePrefix(resumed.file, resumed.offset))
+        log.#activePrefix.catch(() => {})
+      }
       const report: RecoveryReport = {
         files: state.files,
         records: state.records,
@@ -221,6 +370,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
         head: state.head,
         cuts: state.cuts,
         durationMs: Math.round(performance.now() - started),
+        ...(resumed ? { resumedFrom: resumed } : {}),
       }
       if (state.pending) {
         report.pendingCut = state.pending.cut
@@ -251,6 +401,313 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /** The newest durable record (seq 0 and GENESIS_HASH for an empty log). */
   get head(): LogHead {
     return { ...this.#durableHead }
+  }
+
+  /**
+   * The point after the newest durable record: what a snapshot taken now stores, to be passed back as
+   * `resumeAfter` (for an empty log `{ seq: 0, hash: GENESIS_HASH, file: 1, offset: 0 }`, a full replay).
+   *
+   * @example
+   * await writeSnapshot({ state: hotState(), point: log.resumePoint })
+   */
+  get resumePoint(): LogResumePoint {
+    return { ...this.#durableHead, ...this.#durableEnd }
+  }
+
+  /**
+   * Epoch ms of the newest record archived by `archiveSegments` (everything up to it is in the archive,
+   * not in this log); undefined when nothing was archived. `lookup` finds nothing for archived records,
+   * so a caller tells "archived" from "not found" by the key's time (e.g. a ULID's) against this.
+   *
+   * @example
+   * if (positions.length === 0 && log.archivedBefore !== undefined && ulidTime(id) <= log.archivedBefore) return gone()
+   */
+  get archivedBefore(): number | undefined {
+    return this.#archivedBefore
+  }
+
+  /**
+   * The background scrub's progress and findings (see `OpenLogOptions.scrub`): a `mismatch` names the
+   * segment file and line that no longer matches what was sealed.
+   *
+   * @example
+   * if (log.scrubStatus.mismatch) res.status(503).json({ code: 'LOG_INTEGRITY', ...log.scrubStatus.mismatch })
+   */
+  get scrubStatus(): ScrubStatus {
+    return this.#scrubber.status
+  }
+
+  /**
+   * Runs one scrub pass over the sealed segments now (or joins the running one), at the configured rate,
+   * and resolves with the status after it.
+   *
+   * @example
+   * const status = await log.scrub()
+   * if (status.lastResult === 'mismatch') console.error(status.mismatch)
+   */
+  scrub(): Promise<ScrubStatus> {
+    if (this.#closed) return Promise.reject(new StorageError('LOG_CLOSED', 'event log is closed'))
+    return this.#scrubber.pass()
+  }
+
+  /**
+   * Positions of the records indexed under `key` (by `indexKeys`), oldest first or with `newestFirst`
+   * newest first; pass them to `read`. Sealed segments answer from their sidecar index files (loaded and
+   * checked against their segment on first use, rebuilt from the segment when missing or invalid), the
+   * active segment from memory. `notBefore`/`notAfter` skip whole segments whose time range (by
+   * `recordTime`) lies outside; positions inside a kept segment are not filtered by time.
+   *
+   * @example
+   * const positions = []
+   * for await (const position of log.lookup(`s:${sessionId}`)) positions.push(position)
+   * const timeline = await log.read(positions)
+   */
+  async *lookup(key: string, options: LookupOptions = {}): AsyncGenerator<LogPosition> {
+    if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
+    if (!this.#indexKeys) return
+    const last = this.#segment.index
+    const files: number[] = []
+    for (let file = this.#firstFile; file <= last; file++) files.push(file)
+    if (options.newestFirst) files.reverse()
+    for (const file of files) {
+      if (this.#skipsByKnownTime(file, options)) continue
+      const index = await this.#indexOf(file)
+      const time = index.time
+      if (time && options.notBefore !== undefined && time.max < options.notBefore) continue
+      if (time && options.notAfter !== undefined && time.min > options.notAfter) continue
+      const places = await index.find(this.#fs, key)
+      if (options.newestFirst) places.reverse()
+      for (const place of places) yield { file, offset: place.offset, length: place.length }
+    }
+  }
+
+  /** The key index of segment `file`: memory for the active (and just-sealed) ones, else the sidecar. */
+  async #indexOf(file: number): Promise<SegmentKeyIndex> {
+    if (file === this.#segment.index && this.#activeIndex) {
+      if (this.#activePrefix) await this.#activePrefixDone()
+      return memoryKeyIndex(this.#activeIndex)
+    }
+    const sealed = this.#sealedIndexes.get(file)
+    if (sealed) return memoryKeyIndex(sealed)
+    let loading = this.#sidecars.get(file)
+    if (loading)
+      this.#sidecars.delete(file) // re-inserted below: most recently used last
+    else {
+      loading = this.#loadSidecar(file).then((index) => {
+        this.#segmentTimes.set(file, index.time)
+        return index
+      })
+      // A failure (e.g. EIO) is not cached: the next lookup tries again.
+      const mine = loading
+      loading.catch(() => {
+        if (this.#sidecars.get(file) === mine) this.#sidecars.delete(file)
+      })
+    }
+    this.#sidecars.set(file, loading)
+    this.#evictIndexes()
+    return loading
+  }
+
+  /** Bounded memory however long the history: the least recently used loaded indexes are dropped. */
+  #evictIndexes(): void {
+    for (const [old, index] of this.#sidecars) {
+      if (this.#sidecars.size <= MAX_LOADED_INDEXES) break
+      this.#sidecars.delete(old)
+      void index.then((i) => i.close()).catch(() => {})
+    }
+  }
+
+  /** Whether `options` excludes segment `file` by a time range already known (without loading its index). */
+  #skipsByKnownTime(file: number, options: LookupOptions): boolean {
+    const time = this.#segmentTimes.get(file)
+    if (!time) return false
+    return (
+      (options.notBefore !== undefined && time.max < options.notBefore) ||
+      (options.notAfter !== undefined && time.min > options.notAfter)
+    )
+  }
+
+  /** Loads segment `file`'s sidecar index, checked against the segment; rebuilds it when it is unusable. */
+  async #loadSidecar(file: number, bytesPerSecond?: number, signal?: AbortSignal): Promise<SegmentKeyIndex> {
+    const segment = segmentOf(this.#eventsDir, file)
+    const path = indexPathOf(this.#eventsDir, segment)
+    const tail = await segmentTail(this.#fs, segment)
+    if (tail) {
+      try {
+        return sidecarKeyIndex(await SidecarIndex.load(this.#fs, path, segment, tail))
+      } catch (err) {
+        if (!(err instanceof IndexInvalidError)) throw err
+        this.#logger.warn(
+          { file: segment.name, reason: err.message },
+          'event log: rebuilding a segment index',
+        )
+      }
+    }
+    const index = new MemoryIndex()
+    const indexKeys = this.#indexKeys!
+    const recordTime = this.#recordTime
+    const pass = await passSegment(this.#fs, segment, {
+      verify: true,
+      bytesPerSecond,
+      signal,
+      recordTime: recordTime as ((record: ChainedRecord) => number) | undefined,
+      onRecord: (record, place) => {
+        const chained = record as ChainedRecord<R>
+        addToIndex(index, indexKeys(chained), place, recordTime?.(chained), chained)
+      },
+    })
+    if (pass.problem) {
+      throw new LogCorruptError(segment.name, pass.problem.line, pass.problem.reason, segment.path)
+    }
+    const state = {
+      bytes: pass.digest.bytes,
+      lines: pass.digest.lines,
+      lastSeq: pass.digest.last.seq,
+      lastHash: pass.digest.last.hash,
+    }
+    try {
+      await writeFileAtomically(this.#fs, this.#eventsDir, path, index.encode(segment, state))
+      return sidecarKeyIndex(await SidecarIndex.load(this.#fs, path, segment, state))
+    } catch (err) {
+      // Derived data only: answer from memory this time; the next process rebuilds it again.
+      this.#logger.warn({ err, file: segment.name }, 'event log: could not write a rebuilt segment index')
+      return memoryKeyIndex(index)
+    }
+  }
+
+  /**
+   * After open, in the background: builds the sidecar index of every sealed segment that has none (e.g.
+   * a log written before indexes existed, or a crash before one was written), newest first, reading at
+   * most INDEX_BUILD_BYTES_PER_SECOND. A lookup that needs one of them meanwhile waits for it.
+   */
+  async #indexMissingSegments(): Promise<void> {
+    for (let file = this.#segment.index - 1; file >= this.#firstFile && !this.#closed; file--) {
+      if (this.#sidecars.has(file) || this.#sealedIndexes.has(file)) continue
+      const segment = segmentOf(this.#eventsDir, file)
+      try {
+        await this.#fs.stat(indexPathOf(this.#eventsDir, segment))
+        continue
+      } catch (err) {
+        if (errnoOf(err) !== 'ENOENT') return
+      }
+      const loading = this.#loadSidecar(file, INDEX_BUILD_BYTES_PER_SECOND, this.#closeSignal.signal)
+      this.#sidecars.set(file, loading)
+      this.#evictIndexes()
+      try {
+        this.#segmentTimes.set(file, (await loading).time)
+      } catch (err) {
+        if (this.#sidecars.get(file) === loading) this.#sidecars.delete(file)
+        if (!this.#closed) {
+          this.#logger.warn(
+            { err, file: segment.name },
+            'event log: could not index a segment in the background',
+          )
+        }
+        return
+      }
+    }
+  }
+
+  /** Waits for the active segment's prefix indexing; after a failure (e.g. EIO) starts it again and throws. */
+  async #activePrefixDone(): Promise<void> {
+    const running = this.#activePrefix
+    try {
+      await running
+    } catch (err) {
+      if (this.#activePrefix === running && this.#activePrefixRange) {
+        const { file, upTo } = this.#activePrefixRange
+        this.#activePrefix = this.#track(this.#indexActivePrefix(file, upTo))
+        this.#activePrefix.catch(() => {})
+      }
+      throw err
+    }
+  }
+
+  /** Indexes the active segment's lines before the resume point (they were not replayed). */
+  async #indexActivePrefix(file: number, upTo: number): Promise<void> {
+    const segment = segmentOf(this.#eventsDir, file)
+    const earlier = new MemoryIndex()
+    const indexKeys = this.#indexKeys!
+    const recordTime = this.#recordTime
+    const handle = await this.#fs.open(segment.path, 'read')
+    try {
+      for await (const { buf, base, end } of lineChunks(handle)) {
+        let start = 0
+        while (start < end && base + start < upTo) {
+          const newline = buf.indexOf(NEWLINE, start)
+          // Parsed, not re-hashed: these lines were checked when written or recovered, and read() re-hashes.
+          const record = decodeLine(buf, start, newline, false)
+          if (typeof record !== 'string') {
+            const chained = record as ChainedRecord<R>
+            addToIndex(
+              earlier,
+              indexKeys(chained),
+              { offset: base + start, length: newline - start },
+              recordTime?.(chained),
+              chained,
+            )
+          }
+          start = newline + 1
+        }
+        if (base + end >= upTo) break
+      }
+    } finally {
+      await handle.close()
+    }
+    const target = file === this.#segment.index ? this.#activeIndex : this.#sealedIndexes.get(file)
+    target?.prepend(earlier)
+    this.#activePrefix = undefined
+  }
+
+  #track<T>(work: Promise<T>): Promise<T> {
+    this.#background.add(work)
+    const forget = () => this.#background.delete(work)
+    work.then(forget, forget)
+    return work
+  }
+
+  /**
+   * After a rotation: computes the sealed segment's digest from its bytes and writes it, then its index
+   * (from memory), each atomically. Failures are logged: both are derived data, rebuilt when missing.
+   */
+  async #writeSealSidecars(segment: Segment, index: MemoryIndex | undefined): Promise<void> {
+    try {
+      if (this.#activePrefix) await this.#activePrefix.catch(() => {})
+      if (index) this.#segmentTimes.set(segment.index, index.time)
+      const pass = await passSegment(this.#fs, segment, { verify: false })
+      if (pass.problem) {
+        this.#logger.error(
+          { file: segment.name, ...pass.problem },
+          'event log: sealed segment does not read back',
+        )
+        return
+      }
+      const digest = withCheck({ ...pass.digest, time: index?.time ?? pass.digest.time })
+      await writeDigest(this.#fs, this.#eventsDir, segment, digest)
+      this.#digests.set(segment.index, digest)
+      if (index) {
+        const state = {
+          bytes: digest.bytes,
+          lines: digest.lines,
+          lastSeq: digest.last.seq,
+          lastHash: digest.last.hash,
+        }
+        await writeFileAtomically(
+          this.#fs,
+          this.#eventsDir,
+          indexPathOf(this.#eventsDir, segment),
+          index.encode(segment, state),
+        )
+      }
+    } catch (err) {
+      this.#logger.warn(
+        { err, file: segment.name },
+        "event log: could not write the sealed segment's sidecars",
+      )
+    } finally {
+      this.#sealedIndexes.delete(segment.index)
+      this.#sealing.delete(segment.index)
+    }
   }
 
   /**
@@ -306,7 +763,12 @@ export class EventLog<R extends object = Record<string, unknown>> {
   }
 
   /**
-   * Reads records back by position (e.g. a session's timeline), checking each line's hash.
+   * Reads records back by position (e.g. a session's timeline). Before a record is returned its line is
+   * re-hashed, and it is checked against its chain neighbours where that costs no extra read: the line
+   * right after it (read in the same pread, up to 4 KiB further) must link to it (seq + 1, prev_hash),
+   * records read together that are neighbours must link, and in a sealed segment whose digest this
+   * process knows (written at seal or checked by the scrub) its seq must lie in the digest's range.
+   * Any failure throws `LogCorruptError(file, line)` and nothing is returned.
    *
    * @example
    * const timeline = await log.read(positionsOf(sessionId))
@@ -329,7 +791,16 @@ export class EventLog<R extends object = Record<string, unknown>> {
           for (const run of nearbyRuns(indexes, positions)) {
             const first = positions[run[0]!]!
             const last = positions[run.at(-1)!]!
-            const span = await readFully(handle, last.offset + last.length + 1 - first.offset, first.offset)
+            const wanted = last.offset + last.length + 1 - first.offset
+            // Also read the line after the last one (up to NEXT_LINE_BYTES, only durable bytes) to link to it.
+            const durableRest =
+              file === this.#segment.index ? this.#durableSize - first.offset : Number.POSITIVE_INFINITY
+            const span = await readFully(
+              handle,
+              Math.max(wanted, Math.min(wanted + NEXT_LINE_BYTES, durableRest)),
+              first.offset,
+            )
+            const digest = this.#digests.get(file)
             for (const i of run) {
               const { offset, length } = positions[i]!
               const at = offset - first.offset
@@ -337,9 +808,23 @@ export class EventLog<R extends object = Record<string, unknown>> {
                 span.length >= at + length + 1 && span[at + length] === NEWLINE
                   ? decodeLine(span, at, at + length)
                   : undefined
+              let reason: string | undefined
+              let badOffset = offset
               if (record === undefined || typeof record === 'string') {
-                const reason = record ?? `position does not hold a whole line (byte offset ${offset})`
-                const line = await lineNumberAt(handle, offset)
+                reason = record ?? `position does not hold a whole line (byte offset ${offset})`
+              } else if (digest && (record.seq < digest.first.seq || record.seq > digest.last.seq)) {
+                reason = `seq ${record.seq} lies outside its segment's digest (${digest.first.seq}..${digest.last.seq})`
+              } else if (digest && record.seq === digest.last.seq && record.hash !== digest.last.hash) {
+                reason = "the segment's last record does not match its digest"
+              } else {
+                const next = nextLineProblem(span, at + length + 1, record)
+                if (next) {
+                  reason = next
+                  badOffset = offset + length + 1
+                }
+              }
+              if (reason !== undefined) {
+                const line = await lineNumberAt(handle, badOffset)
                 throw new LogCorruptError(segment.name, line, reason, segment.path)
               }
               // A line this log wrote (hash-checked above) holds a record of the type it was given.
@@ -349,6 +834,23 @@ export class EventLog<R extends object = Record<string, unknown>> {
         }),
       ),
     )
+    // Records read together that are chain neighbours (seq n and n + 1) must link.
+    const bySeq = new Map<number, number>()
+    for (const [i, record] of records.entries()) bySeq.set(record.seq, i)
+    for (const [i, record] of records.entries()) {
+      const j = bySeq.get(record.seq - 1)
+      if (j === undefined || records[j]!.hash === record.prev_hash) continue
+      const segment = segmentOf(this.#eventsDir, positions[i]!.file)
+      const line = await this.#withReader(segment.index, (handle) =>
+        lineNumberAt(handle, positions[i]!.offset),
+      )
+      throw new LogCorruptError(
+        segment.name,
+        line,
+        "prev_hash does not match the previous record's hash",
+        segment.path,
+      )
+    }
     return records
   }
 
@@ -402,7 +904,13 @@ export class EventLog<R extends object = Record<string, unknown>> {
 
   async #close(): Promise<void> {
     this.#closed = true
+    this.#closeSignal.abort()
+    await this.#scrubber.stop()
     while (this.#flushing) await this.#flushing
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background])
+    const loaded = [...this.#sidecars.values()]
+    this.#sidecars.clear()
+    await Promise.allSettled(loaded.map((index) => index.then((i) => i.close())))
     const readers = [...this.#readers.values()]
     this.#readers.clear()
     await Promise.all(readers.map((reader) => closeQuietly(reader.handle)))
@@ -480,6 +988,26 @@ export class EventLog<R extends object = Record<string, unknown>> {
     const last = group.at(-1)!
     this.#durableSize = last.position.offset + last.line.length
     this.#durableHead = { seq: last.record.seq, hash: last.record.hash }
+    this.#durableEnd = { file: last.position.file, offset: this.#durableSize }
+    if (this.#activeIndex && this.#indexKeys) {
+      for (const p of group) {
+        const record = p.record as ChainedRecord<R>
+        try {
+          addToIndex(
+            this.#activeIndex,
+            this.#indexKeys(record),
+            p.position,
+            this.#recordTime?.(record),
+            record,
+          )
+        } catch (err) {
+          this.#logger.error(
+            { err, seq: record.seq },
+            'event log: indexKeys/recordTime failed; record not indexed',
+          )
+        }
+      }
+    }
     if (this.#observer?.durable) {
       try {
         this.#observer.durable(group.map((p) => p.line.subarray(0, -1)))
@@ -541,9 +1069,19 @@ export class EventLog<R extends object = Record<string, unknown>> {
     }
     const previous = this.#handle
     const sealed = { file: this.#segment.index, offset: this.#durableSize, ...this.#durableHead }
+    const sealedSegment = this.#segment
+    const sealedIndex = this.#activeIndex
+    if (sealedIndex) {
+      this.#sealedIndexes.set(sealedSegment.index, sealedIndex)
+      this.#activeIndex = new MemoryIndex()
+    }
     this.#handle = handle
     this.#segment = next
     this.#durableSize = 0
+    if (sealed.seq > 0 && sealed.offset > 0) {
+      this.#sealing.add(sealedSegment.index)
+      void this.#track(this.#writeSealSidecars(sealedSegment, sealedIndex))
+    } else this.#sealedIndexes.delete(sealedSegment.index)
     if (sealed.seq > 0) {
       // Only speeds up recovery, so a failure here must not fail the append.
       await writeCheckpoint(this.#fs, this.#eventsDir, sealed).catch((err: unknown) => {
@@ -610,6 +1148,40 @@ function checkEvent(event: object): void {
   }
 }
 
+/** A segment's key index, wherever it lives (memory or sidecar file). */
+interface SegmentKeyIndex {
+  readonly time: TimeRange
+  find(fs: LogFileSystem, key: string): Promise<LinePlace[]>
+  close(): Promise<void>
+}
+
+function memoryKeyIndex(index: MemoryIndex): SegmentKeyIndex {
+  return { time: index.time, find: async (_fs, key) => index.find(key), close: async () => {} }
+}
+
+function sidecarKeyIndex(index: SidecarIndex): SegmentKeyIndex {
+  return { time: index.time, find: (fs, key) => index.find(fs, key), close: () => index.close() }
+}
+
+/** Read rate of the background building of missing sidecar indexes after open. */
+const INDEX_BUILD_BYTES_PER_SECOND = 16 * 1024 * 1024
+
+/** Sidecar indexes kept loaded at once (each holds every 128th key and one file handle). */
+const MAX_LOADED_INDEXES = 32
+
+function addToIndex(
+  index: MemoryIndex,
+  keys: readonly string[],
+  place: LinePlace,
+  time: number | undefined,
+  record: ChainFields,
+): void {
+  index.add(keys, place, time)
+  index.lines++
+  index.lastSeq = record.seq
+  index.lastHash = record.hash
+}
+
 interface Reader {
   handle: Promise<LogFileHandle>
   users: number
@@ -621,6 +1193,24 @@ const MAX_READERS = 16
 /** Lines at most this far apart are read with one pread, up to MAX_RUN_BYTES in all. */
 const MAX_GAP_BYTES = 64 * 1024
 const MAX_RUN_BYTES = 1024 * 1024
+
+/** How far past a run `read` looks for the next line, to check that it links to the last one served. */
+const NEXT_LINE_BYTES = 4096
+
+/**
+ * The line starting at `span[from]` (when wholly inside `span`) must be a valid line linking to `record`
+ * (seq + 1, prev_hash = its hash); returns the reason when not. A line cut off by the span is not checked.
+ */
+function nextLineProblem(span: Buffer, from: number, record: ChainedRecord): string | undefined {
+  const end = span.indexOf(NEWLINE, from)
+  if (end === -1) return undefined
+  const next = decodeLine(span, from, end)
+  if (typeof next === 'string') return `the line after a served record: ${next}`
+  if (next.seq !== record.seq + 1 || next.prev_hash !== record.hash) {
+    return "the next line's seq/prev_hash do not link to this record"
+  }
+  return undefined
+}
 
 /** Splits offset-sorted position indexes into runs of nearby lines. */
 function nearbyRuns(sorted: readonly number[], positions: readonly LogPosition[]): number[][] {

@@ -13,6 +13,14 @@
  * await log.close()
  * const report = await verifyLog('/var/lib/app')
  */
+export {
+  type ArchivedSegment,
+  type ArchiveManifest,
+  type ArchiveOptions,
+  type ArchiveReport,
+  archiveSegments,
+  readArchiveManifest,
+} from './archive.js'
 export { type CanonicalJsonOptions, canonicalJson } from './canonical-json.js'
 export {
   type ChainedRecord,
@@ -22,19 +30,21 @@ export {
   GENESIS_HASH,
   withoutChainFields,
 } from './chain.js'
-export { LogCorruptError, LogLockedError, StorageError } from './errors.js'
+export { LogCorruptError, LogLockedError, ResumeMismatchError, StorageError } from './errors.js'
 export {
   type AppendResult,
   DEFAULT_MAX_FILE_BYTES,
   EventLog,
   type LogLogger,
   type LogObserver,
+  type LookupOptions,
   type OpenLogOptions,
 } from './event-log.js'
 export { type LogFileHandle, type LogFileSystem, nodeFileSystem, type OpenMode } from './file-system.js'
 export { readLog } from './read-log.js'
-export type { LogHead, LogPosition, RecoveryCut, RecoveryReport } from './recovery.js'
+export type { LogHead, LogPosition, LogResumePoint, RecoveryCut, RecoveryReport } from './recovery.js'
 export { type LineLocation, type ScanLogOptions, scanLog, scanLogLines } from './scan-log.js'
+export type { ScrubOptions, ScrubStatus } from './scrub.js'
 export { eventsDirOf, segmentName } from './segments.js'
 export {
   type VerifyCounts,

@@ -37,11 +37,12 @@ export async function* lineChunks(
   handle: LogFileHandle,
   onRead?: (bytes: number) => void,
   chunkSize = DEFAULT_CHUNK,
+  from = 0,
 ): AsyncGenerator<LineChunk> {
   let buf = Buffer.allocUnsafe(chunkSize)
   let carry = 0
-  let base = 0
-  let position = 0
+  let base = from
+  let position = from
   for (;;) {
     if (carry === buf.length) {
       const bigger = Buffer.allocUnsafe(buf.length * 2)
@@ -66,15 +67,16 @@ export async function* lineChunks(
   if (carry > 0) yield { buf, base, end: 0, trailing: carry }
 }
 
-/** Calls `visit` for every complete line of the file, in order. */
+/** Calls `visit` for every complete line of the file from byte `from` (a line start), in order. */
 export async function scanLines(
   handle: LogFileHandle,
   visit: LineVisitor,
   onRead?: (bytes: number) => void,
   chunkSize = DEFAULT_CHUNK,
+  from = 0,
 ): Promise<ScanResult> {
-  let position = 0
-  for await (const chunk of lineChunks(handle, onRead, chunkSize)) {
+  let position = from
+  for await (const chunk of lineChunks(handle, onRead, chunkSize, from)) {
     if (chunk.trailing > 0) return { end: chunk.base, trailing: chunk.trailing, stopped: false }
     const { buf, base, end } = chunk
     let start = 0

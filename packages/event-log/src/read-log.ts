@@ -1,9 +1,10 @@
-import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
+import { keptSegments } from './archive.js'
+import { type ChainedRecord, decodeLine } from './chain.js'
 import { LogCorruptError } from './errors.js'
 import { type LogFileSystem, nodeFileSystem } from './file-system.js'
 import { lineChunks } from './line-scanner.js'
 import type { LogPosition } from './recovery.js'
-import { eventsDirOf, listSegments } from './segments.js'
+import { eventsDirOf } from './segments.js'
 
 const NEWLINE = 0x0a
 
@@ -21,10 +22,10 @@ export async function* readLog<R extends object = Record<string, unknown>>(
   options: { fs?: LogFileSystem } = {},
 ): AsyncGenerator<{ record: ChainedRecord<R>; position: LogPosition }> {
   const fs = options.fs ?? nodeFileSystem
-  let seq = 0
-  let hash = GENESIS_HASH
-  for (const [i, segment] of (await listSegments(fs, eventsDirOf(dir))).entries()) {
-    if (segment.index !== i + 1)
+  const kept = await keptSegments(fs, eventsDirOf(dir))
+  let { seq, hash } = kept.start
+  for (const [i, segment] of kept.segments.entries()) {
+    if (segment.index !== i + kept.first)
       throw new LogCorruptError(segment.name, 1, 'a segment before this one is missing', segment.path)
     const handle = await fs.open(segment.path, 'read')
     let line = 0

@@ -1,6 +1,7 @@
+import { chainStartOf, manifestIn } from './archive.js'
 import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
 import { CHECKPOINT_FILE, readCheckpoint, removeCheckpoint } from './checkpoint.js'
-import { LogCorruptError } from './errors.js'
+import { LogCorruptError, ResumeMismatchError } from './errors.js'
 import { errnoOf, type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
 import { scanLines } from './line-scanner.js'
 import { listSegments, type Segment, segmentOf } from './segments.js'
@@ -16,6 +17,23 @@ export interface LogPosition {
   file: number
   offset: number
   length: number
+}
+
+/**
+ * Where a replay may resume: the newest record covered by a snapshot (its `seq` and `hash`, the segment
+ * `file` holding it and `offset`, the byte just past that record's newline). `EventLog.resumePoint`
+ * gives the point after the newest durable record; `{ seq: 0, hash: GENESIS_HASH, file: 1, offset: 0 }`
+ * names the empty log (resuming after it is a full replay).
+ *
+ * @example
+ * const snapshot = { state: hotState(), point: log.resumePoint }
+ * const { log: again } = await EventLog.open({ dir, resumeAfter: snapshot.point })
+ */
+export interface LogResumePoint {
+  seq: number
+  hash: string
+  file: number
+  offset: number
 }
 
 /**
@@ -70,6 +88,8 @@ export interface RecoveryReport {
   /** The stale lock (dead pid) that was taken over, if any. */
   staleLock?: { pid: number; hostname: string; started_at: string }
   durationMs: number
+  /** With `resumeAfter`: the point replay started after (records up to it were neither read nor replayed). */
+  resumedFrom?: LogResumePoint
 }
 
 export interface RecoverOptions {
@@ -77,6 +97,8 @@ export interface RecoverOptions {
   onRecord: ((record: ChainedRecord, position: LogPosition) => void) | undefined
   /** The exact bytes of each kept record line (no newline); the buffer is reused after the call. */
   onLine?: ((line: Buffer) => void) | undefined
+  /** Replay only the records after this point (checked first; ResumeMismatchError if it is not ours). */
+  resumeAfter?: LogResumePoint | undefined
 }
 
 export interface RecoveredState {
@@ -89,6 +111,10 @@ export interface RecoveredState {
   cuts: RecoveryCut[]
   /** A torn-tail cut that could not be saved for lack of space, and how to finish it later. */
   pending?: PendingCut
+  /** Where the newest kept record ends (file and offset past its newline); the resume point's place. */
+  headEnd: { file: number; offset: number }
+  /** With `resumeAfter`: the point replay started after (records before it were not read). */
+  resumedFrom?: LogResumePoint
 }
 
 /** A torn-tail cut recovery could not finish (disk full), and the idempotent step that finishes it. */
@@ -120,58 +146,79 @@ export async function recoverLog(
 ): Promise<RecoveredState> {
   const segments = await listSegments(fs, eventsDir)
   const last = segments.at(-1)
+  const resume = options.resumeAfter && options.resumeAfter.seq > 0 ? options.resumeAfter : undefined
+  if (resume) await checkResumePoint(fs, segments, resume)
   // Only a checkpoint in a sealed segment (not the one being appended to) is trusted.
   const stored = await readCheckpoint(fs, eventsDir)
   const checkpoint = stored && last && stored.file < last.index && stored.seq > 0 ? stored : undefined
   const cuts: RecoveryCut[] = []
-  let seq = 0
-  let hash = GENESIS_HASH
+  // After archiving, the kept segments start later; the manifest names the record before them.
+  const firstPresent = segments[0]?.index ?? 1
+  const archived =
+    !resume && firstPresent > 1 ? chainStartOf(firstPresent, await manifestIn(fs, eventsDir)) : undefined
+  let seq = resume?.seq ?? archived?.seq ?? 0
+  let hash = resume?.hash ?? archived?.hash ?? GENESIS_HASH
   let bytes = 0
   let problem: Problem | undefined
   let lastSize = 0
+  let headEnd = resume ? { file: resume.file, offset: resume.offset } : { file: 1, offset: 0 }
+  // With a resume point, the segments before its one are not even opened: open time is history-free.
+  const firstIndex = resume?.file ?? (archived ? firstPresent : 1)
+  const scanned = segments.filter((s) => s.index >= firstIndex)
+  let expected = firstIndex
 
-  for (const [i, segment] of segments.entries()) {
-    if (segment.index !== i + 1) {
+  for (const segment of scanned) {
+    if (segment.index !== expected) {
       problem = {
         segment,
         line: 1,
         offset: 0,
-        reason: `segment ${segmentOf(eventsDir, i + 1).name} is missing`,
+        reason: `segment ${segmentOf(eventsDir, expected).name} is missing`,
         wholeFile: true,
       }
       break
     }
+    expected++
     const handle = await fs.open(segment.path, 'read')
     let size: number
     let line = 0
+    const from = resume && segment.index === resume.file ? resume.offset : 0
     try {
       size = await handle.size()
       const onRecord = options.onRecord
       const onLine = options.onLine
-      const result = await scanLines(handle, (buf, start, end, offset) => {
-        line++
-        // Up to the checkpoint, lines were hash-verified when written: parse and link only (fast path).
-        const trusted = checkpoint !== undefined && seq < checkpoint.seq
-        const record = decodeLine(buf, start, end, !trusted)
-        let reason: string | undefined
-        if (typeof record === 'string') reason = record
-        else if (record.seq !== seq + 1) reason = `seq is ${record.seq}, expected ${seq + 1}`
-        else if (record.prev_hash !== hash) reason = "prev_hash does not match the previous line's hash"
-        else if (checkpoint !== undefined && record.seq === checkpoint.seq) {
-          const where = segment.index === checkpoint.file && offset + (end - start) + 1 === checkpoint.offset
-          if (!where || record.hash !== checkpoint.hash) reason = `record does not match ${CHECKPOINT_FILE}`
-        }
-        if (reason !== undefined) {
-          problem = { segment, line, offset, reason }
-          return false
-        }
-        const ok = record as ChainedRecord
-        seq = ok.seq
-        hash = ok.hash
-        onRecord?.(ok, { file: segment.index, offset, length: end - start })
-        onLine?.(buf.subarray(start, end))
-        return true
-      })
+      const result = await scanLines(
+        handle,
+        (buf, start, end, offset) => {
+          line++
+          // Up to the checkpoint, lines were hash-verified when written: parse and link only (fast path).
+          const trusted = checkpoint !== undefined && seq < checkpoint.seq
+          const record = decodeLine(buf, start, end, !trusted)
+          let reason: string | undefined
+          if (typeof record === 'string') reason = record
+          else if (record.seq !== seq + 1) reason = `seq is ${record.seq}, expected ${seq + 1}`
+          else if (record.prev_hash !== hash) reason = "prev_hash does not match the previous line's hash"
+          else if (checkpoint !== undefined && record.seq === checkpoint.seq) {
+            const where =
+              segment.index === checkpoint.file && offset + (end - start) + 1 === checkpoint.offset
+            if (!where || record.hash !== checkpoint.hash) reason = `record does not match ${CHECKPOINT_FILE}`
+          }
+          if (reason !== undefined) {
+            problem = { segment, line, offset, reason }
+            return false
+          }
+          const ok = record as ChainedRecord
+          seq = ok.seq
+          hash = ok.hash
+          headEnd = { file: segment.index, offset: offset + (end - start) + 1 }
+          onRecord?.(ok, { file: segment.index, offset, length: end - start })
+          onLine?.(buf.subarray(start, end))
+          return true
+        },
+        undefined,
+        undefined,
+        from,
+      )
       if (!result.stopped && result.trailing > 0) {
         problem = {
           segment,
@@ -181,7 +228,9 @@ export async function recoverLog(
           incomplete: true,
         }
       }
-      bytes += problem ? problem.offset : size
+      // Line numbers count from the resume offset so far; only an error needs the real ones.
+      if (problem && from > 0) problem.line += await countNewlines(handle, from)
+      bytes += (problem ? problem.offset : size) - from
     } finally {
       await handle.close()
     }
@@ -235,7 +284,7 @@ export async function recoverLog(
     }
     if (p.wholeFile) {
       // Continue in the file before the gap (lastSize is its size), or a fresh first file.
-      segment = segmentOf(eventsDir, Math.max(1, segments.indexOf(p.segment)))
+      segment = segmentOf(eventsDir, Math.max(firstIndex, expected - 1))
     } else {
       segment = p.segment
       lastSize = p.offset
@@ -260,8 +309,63 @@ export async function recoverLog(
     records: seq,
     bytes,
     cuts,
+    headEnd,
     ...(pending ? { pending } : {}),
+    ...(resume ? { resumedFrom: { ...resume } } : {}),
   }
+}
+
+/**
+ * Checks that `point` names a record of this log by reading and re-hashing the one line ending at
+ * `point.offset` in segment `point.file`; throws ResumeMismatchError otherwise.
+ */
+async function checkResumePoint(
+  fs: LogFileSystem,
+  segments: Segment[],
+  point: LogResumePoint,
+): Promise<void> {
+  const ints = [point.seq, point.file, point.offset].every((n) => Number.isSafeInteger(n) && n >= 1)
+  if (!ints || typeof point.hash !== 'string' || point.hash.length !== 64) {
+    throw new ResumeMismatchError(
+      point,
+      'seq, file and offset must be positive integers and hash 64 hex digits',
+    )
+  }
+  const segment = segments.find((s) => s.index === point.file)
+  if (!segment) throw new ResumeMismatchError(point, `segment ${point.file} does not exist`)
+  const handle = await fs.open(segment.path, 'read')
+  try {
+    const size = await handle.size()
+    if (point.offset > size) throw new ResumeMismatchError(point, `segment holds only ${size} bytes`)
+    for (let window = Math.min(point.offset, 64 * 1024); ; window = Math.min(point.offset, window * 4)) {
+      const buf = await readFully(handle, window, point.offset - window)
+      if (buf.length !== window || buf[window - 1] !== NEWLINE) {
+        throw new ResumeMismatchError(point, 'no line ends at the offset')
+      }
+      const previous = buf.lastIndexOf(NEWLINE, window - 2)
+      if (previous === -1 && window < point.offset) continue
+      const record = decodeLine(buf, previous + 1, window - 1)
+      if (typeof record === 'string') throw new ResumeMismatchError(point, `the line there: ${record}`)
+      if (record.seq !== point.seq || record.hash !== point.hash) {
+        throw new ResumeMismatchError(point, `the line there is seq ${record.seq} with another hash`)
+      }
+      return
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+const NEWLINE = 0x0a
+
+/** Newlines in `[0, upTo)` of a file: the 1-based line number at `upTo` minus one (error paths only). */
+async function countNewlines(handle: LogFileHandle, upTo: number): Promise<number> {
+  let count = 0
+  for (let at = 0; at < upTo; at += COPY_CHUNK) {
+    const chunk = await readFully(handle, Math.min(COPY_CHUNK, upTo - at), at)
+    for (let i = chunk.indexOf(NEWLINE); i !== -1; i = chunk.indexOf(NEWLINE, i + 1)) count++
+  }
+  return count
 }
 
 function isOutOfSpace(err: unknown): boolean {

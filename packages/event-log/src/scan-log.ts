@@ -2,12 +2,13 @@
 // Same checks as `readLog`, but without an async step or an object per record: `readLog` yields every
 // record through an async generator and decodes a whole 4 MiB chunk ahead, which costs ~2x the time and
 // ~120 MB of peak RSS on a 1M-event log.
-import { type ChainedRecord, decodeLine, GENESIS_HASH } from './chain.js'
+import { keptSegments } from './archive.js'
+import { type ChainedRecord, decodeLine } from './chain.js'
 import { LogCorruptError } from './errors.js'
 import { type LogFileSystem, nodeFileSystem } from './file-system.js'
 import { scanLines } from './line-scanner.js'
 import type { LogHead, LogPosition } from './recovery.js'
-import { eventsDirOf, listSegments, segmentName } from './segments.js'
+import { eventsDirOf, segmentName } from './segments.js'
 
 /** Chunk for whole-log scans: big enough for few reads, small enough to keep RSS flat. */
 const SCAN_CHUNK_BYTES = 512 * 1024
@@ -55,9 +56,15 @@ export async function scanLogLines(
   options: ScanLogOptions = {},
 ): Promise<void> {
   const fs = options.fs ?? nodeFileSystem
-  for (const [i, segment] of (await listSegments(fs, eventsDirOf(dir))).entries()) {
-    if (segment.index !== i + 1) {
-      throw new LogCorruptError(segment.name, 1, `segment ${segmentName(i + 1)} is missing`, segment.path)
+  const kept = await keptSegments(fs, eventsDirOf(dir))
+  for (const [i, segment] of kept.segments.entries()) {
+    if (segment.index !== i + kept.first) {
+      throw new LogCorruptError(
+        segment.name,
+        1,
+        `segment ${segmentName(i + kept.first)} is missing`,
+        segment.path,
+      )
     }
     const handle = await fs.open(segment.path, 'read')
     let line = 0
@@ -91,8 +98,7 @@ export async function scanLog<R extends object = Record<string, unknown>>(
   visit: (record: ChainedRecord<R>, position: LogPosition) => void,
   options: ScanLogOptions = {},
 ): Promise<LogHead> {
-  let seq = 0
-  let hash = GENESIS_HASH
+  let { seq, hash } = (await keptSegments(options.fs ?? nodeFileSystem, eventsDirOf(dir))).start
   await scanLogLines(
     dir,
     (buf, start, end, at) => {

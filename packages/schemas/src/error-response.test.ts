@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest'
 import { ERROR_CODES, type ErrorCode, ErrorResponse, errorResponse } from './error-response.js'
 import { compileValidator } from './validation.js'
 
-const HTTP_STATUSES = [400, 401, 403, 404, 405, 409, 413, 415, 422, 500, 503]
+const HTTP_STATUSES = [400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 500, 503]
 const CODES = Object.keys(ERROR_CODES) as ErrorCode[]
 const validateErrorResponse = compileValidator(ErrorResponse)
 const ajvValidate = new Ajv2020({ strict: true }).compile(

@@ -33,6 +33,11 @@ export const ERROR_CODES = {
       'No session with this session_id exists for this user; check the session_id, or start a new session.',
   },
   session_ended: { status: 409, message: 'The session has already ended.' },
+  session_archived: {
+    status: 410,
+    message:
+      'The events of this session were moved out of the live log by retention (care-sessions archive); read them from the archive directory.',
+  },
   payload_too_large: { status: 413, message: 'The request body is too large.' },
   unsupported_media_type: { status: 415, message: 'The request body must be application/json.' },
   idempotency_conflict: {

@@ -13,15 +13,24 @@ const DAY = 86_400_000
 export const MAIN_JS = new URL('../dist/main.js', import.meta.url).pathname
 
 /**
- * Writes a realistic `events` lifecycle log in the exact on-disk format: ~50 concurrently open
- * sessions, each a start, a few touches and an explicit end. Sessions carry a 365-day idle and
+ * Writes a realistic `events` lifecycle log in the exact on-disk format: ~50 (or `open`) concurrently
+ * open sessions, each a start, a few touches and an explicit end. Sessions carry a 365-day idle and
  * max duration so restarting on the log does not append timeout ends (the log stays reusable).
+ * `startTime` (default 30 days ago) is the first event's time; events are 200-600 ms apart. Returns the
+ * number of segment files and three session ids: the first one that ended, the last one that ended
+ * and one still open at the end.
  */
-export function generateLog(dataDir, events, { fileBytes = 64 * 1024 * 1024 } = {}) {
+export function generateLog(
+  dataDir,
+  events,
+  { fileBytes = 64 * 1024 * 1024, open: openCap = 50, startTime = Date.now() - 30 * DAY } = {},
+) {
   const eventsDir = join(dataDir, 'events')
   mkdirSync(eventsDir, { recursive: true })
   const id = monotonicFactory()
-  let time = Date.now() - 30 * DAY
+  let time = startTime
+  let firstEnded
+  let lastEnded
   let prev = GENESIS_HASH
   let fileIndex = 1
   let fd = openSync(join(eventsDir, segment(fileIndex)), 'w')
@@ -39,7 +48,7 @@ export function generateLog(dataDir, events, { fileBytes = 64 * 1024 * 1024 } = 
     const ts = new Date(time).toISOString()
     let event
     const r = Math.random()
-    if (open.length < 50 && (open.length < 5 || r < 0.3)) {
+    if (open.length < openCap && (open.length < Math.min(5, openCap) || r < 0.3 || seq <= openCap)) {
       const session = { id: id(time), user: `user-${Math.floor(Math.random() * 5000)}`, started: ts }
       open.push(session)
       event = {
@@ -62,7 +71,12 @@ export function generateLog(dataDir, events, { fileBytes = 64 * 1024 * 1024 } = 
         input_digest: `sha256:${'b'.repeat(64)}`,
       }
     } else {
-      const session = open.splice(Math.floor(Math.random() * open.length), 1)[0]
+      const at = Math.floor(Math.random() * open.length)
+      const session = open[at]
+      open[at] = open[open.length - 1]
+      open.pop()
+      firstEnded ??= session.id
+      lastEnded = session.id
       event = {
         ...common(id(time), session, ts, 'human'),
         event: 'session.end',
@@ -90,7 +104,14 @@ export function generateLog(dataDir, events, { fileBytes = 64 * 1024 * 1024 } = 
   }
   flush()
   closeSync(fd)
-  return { files: fileIndex }
+  return {
+    files: fileIndex,
+    firstEnded,
+    lastEnded,
+    open: open.at(-1)?.id,
+    openSessions: open.length,
+    endTime: time,
+  }
 }
 
 function common(recordId, session, ts, origin) {

@@ -33,6 +33,10 @@ export interface SessionManagerAppOptions {
   storageHealthy?: () => boolean
   /** Why writes fail for now while the service stays ready (e.g. disk full); shown by /readyz. */
   storageNote?: () => string | undefined
+  /** A damaged log segment found by the background scrub (file:line): `/readyz` answers 503 `log_integrity`. */
+  integrityProblem?: () => string | undefined
+  /** Detail of the store for `/readyz` (hot-state sizes, snapshot age, scrub progress and last result). */
+  storeStatus?: () => object | undefined
   config: Pick<SessionManagerConfig, 'tokens' | 'bodyLimitBytes'>
   logger: { error(o: object, m: string): void; info?(o: object, m: string): void }
   /** Request ids, metrics, access log and trace span per request; none of these without it. */
@@ -91,11 +95,15 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
       return sendError(c, 'not_ready', { message: options.notReadyReason?.() ?? 'Recovering the event log.' })
     if (!storageHealthy())
       return sendError(c, 'storage_unavailable', { message: 'Storage failed; restart needed.' })
+    const integrity = options.integrityProblem?.()
+    if (integrity) return sendError(c, 'log_integrity', { message: integrity })
     const storage = options.storageNote?.()
+    const store = options.storeStatus?.()
     return c.json({
       status: 'ready',
       open_sessions: await service().openSessions(),
       ...(storage ? { storage } : {}),
+      ...(store ? { store } : {}),
     })
   })
   app.get('/openapi.json', (c) => c.json(openapi))

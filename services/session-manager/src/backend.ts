@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import type { LogPosition, OpenLogOptions } from '@care/event-log'
+import type { LogPosition, OpenLogOptions, ScrubStatus } from '@care/event-log'
 import { type AuditSource, logAuditSource, storeAuditSource } from './audit/audit-source.js'
 import type { SessionManagerConfig } from './config.js'
 import { createIdFactory } from './ids/id-factory.js'
@@ -22,9 +22,9 @@ import {
   SessionLifecycleService,
 } from './sessions/session-lifecycle.js'
 import type { SessionState } from './sessions/session-repository.js'
-import { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
+import type { EmbeddedSessionRepository } from './store/embedded-session-repository.js'
+import { openEmbeddedStore } from './store/embedded-store.js'
 import { StoreUnavailableError } from './store/event-store.js'
-import { FileEventStore } from './store/file-event-store.js'
 import type { TransparencySettings } from './transparency/config.js'
 import { newestCheckpointMismatch } from './transparency/newest-checkpoint.js'
 import { CHECKPOINTS_DIR, TransparencyLog } from './transparency/transparency-log.js'
@@ -46,6 +46,10 @@ export interface Backend {
   healthy(): boolean
   /** Why writes fail for now while the service stays ready (e.g. a disk-full torn-tail cut pending). */
   storageNote(): string | undefined
+  /** A damaged sealed segment the background scrub found (file:line), for `/readyz`; embedded store only. */
+  integrityProblem?(): string | undefined
+  /** The embedded store's hot-state sizes, snapshot age and scrub status, for `/readyz` detail and metrics. */
+  storeStatus?(): EmbeddedStoreStatus
   /** PostgreSQL pool counters, for metrics; undefined on the embedded store. */
   pool?: PoolCounts
   /** The store's Merkle tree and signed checkpoints (either store); undefined when turned off. */
@@ -54,6 +58,20 @@ export interface Backend {
   facts: Record<string, unknown>
   /** Stops the lifecycle and releases the store (flush, sync, lock). Idempotent. */
   close(): Promise<void>
+}
+
+/**
+ * What the embedded store reports about itself: sessions and answers held in memory, the age of the
+ * newest snapshot, and the background scrub (progress, last result, mismatch).
+ *
+ * @example
+ * const { snapshot_age_seconds, scrub } = backend.storeStatus?.() ?? {}
+ */
+export interface EmbeddedStoreStatus {
+  hot_sessions: number
+  hot_answers: number
+  snapshot_age_seconds?: number
+  scrub?: ScrubStatus
 }
 
 /**
@@ -76,6 +94,12 @@ export interface OpenBackendOptions {
   /** Checkpoint key and cadence of the store's Merkle tree; `enabled: false` turns it off. */
   transparency?: TransparencySettings
 }
+
+/**
+ * Answers to record_ids of the last 10 minutes stay in memory (most retries come within seconds); older
+ * ones inside the retry window are read back through the log's `r:<record_id>` index.
+ */
+export const HOT_ANSWERS_MS = 10 * 60_000
 
 /** How long to wait before trying an unreachable database again. */
 export const DATABASE_RETRY_MS = 1000
@@ -126,46 +150,70 @@ export async function openBackend(
       })
     }, options)
   }
-  let events = 0
-  let file: FileEventStore | undefined
-  const transparency =
-    options.transparency && options.transparency.enabled !== false
-      ? TransparencyLog.open({ dataDir: config.dataDir, ...options.transparency, logger })
-      : undefined
-  const repository = await EmbeddedSessionRepository.open<LogPosition>(async (apply) => {
-    file = await FileEventStore.open(
-      {
-        dir: config.dataDir,
-        repair: config.repair,
-        maxFileBytes: config.maxLogFileBytes,
-        logger,
-        ...(options.onCommit ? { onCommit: options.onCommit } : {}),
-        ...(transparency ? { observer: transparency.observer } : {}),
-      },
-      (event, ref) => {
-        apply(event, ref)
-        events++
-      },
-    )
-    await transparency?.finishRecovery(file.head().seq)
-    return file
+  const transparencySettings =
+    options.transparency && options.transparency.enabled !== false ? options.transparency : undefined
+  const embedded = await openEmbeddedStore({
+    dataDir: config.dataDir,
+    log: {
+      repair: config.repair,
+      maxFileBytes: config.maxLogFileBytes,
+      ...(config.scrubBytesPerSecond > 0 ? { scrub: { bytesPerSecond: config.scrubBytesPerSecond } } : {}),
+      ...(logger ? { logger } : {}),
+      ...(options.onCommit ? { onCommit: options.onCommit } : {}),
+    },
+    snapshots: config.snapshots,
+    retryWindowMs: config.policy.retryWindowMs,
+    hotAnswersMs: Math.min(config.policy.retryWindowMs, HOT_ANSWERS_MS),
+    ...(transparencySettings
+      ? {
+          openTree: (replayStartsAfter) =>
+            TransparencyLog.open({
+              dataDir: config.dataDir,
+              ...transparencySettings,
+              logger,
+              ...(replayStartsAfter ? { replayStartsAfter } : {}),
+            }),
+        }
+      : {}),
+    ...(logger ? { logger } : {}),
   })
-  const opened = file!
+  const { repository, store: opened, snapshots } = embedded
+  const transparency = embedded.tree as TransparencyLog | undefined
   return recovered(repository, lifecycleOptions, {
     // The log read directly (lock-free, chain-checked), so exports read lines back by position.
     audit: logAuditSource(config.dataDir),
     review: new LookupReviewCatalog(opened),
     healthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
+    integrityProblem: () => opened.integrityProblem,
+    storeStatus: () => ({
+      hot_sessions: repository.hotSessions,
+      hot_answers: repository.hotAnswers,
+      ...(snapshots.ageSeconds !== undefined
+        ? { snapshot_age_seconds: Math.round(snapshots.ageSeconds) }
+        : {}),
+      scrub: opened.scrubStatus,
+    }),
     ...(transparency ? { transparency } : {}),
-    facts: { store: 'file', events, open_sessions: repository.openSessions },
+    facts: { store: 'file', ...embedded.facts },
   })
 }
 
 async function recovered(
   repository: EmbeddedSessionRepository<LogPosition> | PostgresSessionRepository,
   options: SessionLifecycleOptions,
-  rest: Pick<Backend, 'audit' | 'review' | 'healthy' | 'storageNote' | 'facts' | 'pool' | 'transparency'> & {
+  rest: Pick<
+    Backend,
+    | 'audit'
+    | 'review'
+    | 'healthy'
+    | 'storageNote'
+    | 'facts'
+    | 'pool'
+    | 'transparency'
+    | 'integrityProblem'
+    | 'storeStatus'
+  > & {
     stopFeed?: () => Promise<void>
   },
 ): Promise<Backend> {
@@ -232,7 +280,10 @@ async function openPostgresTree(
     dataDir,
     ...settings,
     treeStorage: storage,
-    resumeStored: 'store' in loaded,
+    // A persisted tree that passed the checks is continued from its head: only rows after it are hashed.
+    ...('store' in loaded
+      ? { replayStartsAfter: { size: loaded.head.size, root: loaded.root.toString('hex') } }
+      : {}),
     leaves: () => postgresTreeLines(pool, names),
     ...(logger ? { logger } : {}),
   })

@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { DEFAULT_MAX_FILE_BYTES } from '@care/event-log'
 import { DEFAULT_SCHEMA } from './postgres/schema-names.js'
 import type { SessionPolicy } from './sessions/session-lifecycle.js'
+import type { SnapshotCadence } from './store/embedded-store.js'
 
 /**
  * Where events are kept: the embedded JSONL log (default, one process) or PostgreSQL (`CARE_STORE=postgres`,
@@ -28,6 +29,10 @@ export interface SessionManagerConfig {
   maxLogFileBytes: number
   /** Cut off a corrupt log instead of refusing to start (`CARE_LOG_REPAIR=1` or `--repair`). */
   repair: boolean
+  /** When the embedded store snapshots its hot state (`CARE_SNAPSHOT_EVERY_EVENTS`, `CARE_SNAPSHOT_INTERVAL`). */
+  snapshots: SnapshotCadence
+  /** Read rate of the background scrub of sealed log segments, bytes per second; 0 turns it off. */
+  scrubBytesPerSecond: number
   logLevel: LogLevel
   store: StoreConfig
   /** Names this process in `GET /healthz` (`CARE_INSTANCE_ID`, else a random id), so a caller can tell it from another process on the same port. */
@@ -94,6 +99,21 @@ export const SESSION_MANAGER_SETTINGS: readonly SettingDoc[] = [
   },
   { name: 'CARE_LOG_MAX_FILE_BYTES', default: '67108864', meaning: 'Segment size before rotation.' },
   { name: 'CARE_LOG_REPAIR', default: '0', meaning: '1 cuts a corrupt log at the first bad line.' },
+  {
+    name: 'CARE_SCRUB_BYTES_PER_SECOND',
+    default: '8388608',
+    meaning: 'Embedded store: read rate of the background scrub of sealed segments (0: off).',
+  },
+  {
+    name: 'CARE_SNAPSHOT_EVERY_EVENTS',
+    default: '100000',
+    meaning: 'Embedded store: snapshot the hot state after this many events (0: no snapshots).',
+  },
+  {
+    name: 'CARE_SNAPSHOT_INTERVAL',
+    default: '5m',
+    meaning: 'Embedded store: snapshot at most this long after an event arrived.',
+  },
   { name: 'LOG_LEVEL', default: 'info', meaning: 'pino level.' },
   { name: 'CARE_INSTANCE_ID', default: '(random)', meaning: 'Name of this process in GET /healthz.' },
   { name: 'CARE_STORE', default: 'file', meaning: 'file (embedded JSONL log) or postgres.' },
@@ -124,6 +144,8 @@ export class ConfigError extends Error {
 }
 
 export const DEFAULT_PORT = 7400
+/** Events between two snapshots of the embedded store's hot state, unless `CARE_SNAPSHOT_EVERY_EVENTS` says otherwise. */
+export const DEFAULT_SNAPSHOT_EVERY_EVENTS = 100_000
 export const DEFAULT_DATA_DIR = '.care-data/session-manager'
 const MIN_TOKEN_LENGTH = 16
 
@@ -166,6 +188,13 @@ export function loadConfig(
       4096,
     ),
     repair: flag(env.CARE_LOG_REPAIR, 'CARE_LOG_REPAIR') || argv.includes('--repair'),
+    snapshots: snapshotCadence(env),
+    scrubBytesPerSecond: integer(
+      env.CARE_SCRUB_BYTES_PER_SECOND,
+      8 * 1024 * 1024,
+      'CARE_SCRUB_BYTES_PER_SECOND',
+      0,
+    ),
     logLevel: logLevel(env.LOG_LEVEL, 'LOG_LEVEL'),
     store: storeConfig(env),
     instanceId: env.CARE_INSTANCE_ID?.trim() || randomUUID(),
@@ -292,6 +321,21 @@ export function duration(value: string | undefined, fallback: string, name: stri
   if (ms === 0) throw new ConfigError(`${name}=${value} is zero; use ${allowed}.`)
   if (!Number.isSafeInteger(ms) || ms < 0) throw new ConfigError(`${name}=${value} is not ${allowed}.`)
   return ms
+}
+
+/** Snapshots of the embedded store's hot state: every N events (0 turns them off) or T after an event. */
+function snapshotCadence(env: NodeJS.ProcessEnv): SnapshotCadence {
+  const everyEvents = integer(
+    env.CARE_SNAPSHOT_EVERY_EVENTS,
+    DEFAULT_SNAPSHOT_EVERY_EVENTS,
+    'CARE_SNAPSHOT_EVERY_EVENTS',
+    0,
+  )
+  return {
+    enabled: everyEvents > 0,
+    everyEvents: everyEvents > 0 ? everyEvents : DEFAULT_SNAPSHOT_EVERY_EVENTS,
+    intervalMs: duration(env.CARE_SNAPSHOT_INTERVAL, '5m', 'CARE_SNAPSHOT_INTERVAL'),
+  }
 }
 
 function integer(

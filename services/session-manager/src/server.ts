@@ -103,10 +103,14 @@ export async function startSessionManager(
     telemetry.recovered(seconds)
     telemetry.watchOpenSessions(() => opened.sessions.openSessions())
     if (opened.pool) telemetry.watchPool(() => opened.pool)
+    if (opened.storeStatus) telemetry.watchStore(() => opened.storeStatus?.())
     logger.info({ ...opened.facts, ms: Math.round(seconds * 1000) }, 'recovered; ready')
   })
   ready.catch(() => {}) // the caller decides what a failed recovery means
-  registerReadiness(metrics.registry, () => backend !== undefined && !shuttingDown && backend.healthy())
+  registerReadiness(
+    metrics.registry,
+    () => backend !== undefined && !shuttingDown && backend.healthy() && !backend.integrityProblem?.(),
+  )
 
   const app = createSessionManagerApp({
     instanceId: config.instanceId,
@@ -122,6 +126,8 @@ export async function startSessionManager(
     sessions: () => backend?.sessions,
     storageHealthy: () => backend?.healthy() ?? true,
     storageNote: () => backend?.storageNote(),
+    integrityProblem: () => backend?.integrityProblem?.(),
+    storeStatus: () => backend?.storeStatus?.(),
     audit: () => backend?.audit,
     transparency: { log: () => backend?.transparency, dataDir: config.dataDir },
     review: {

@@ -5,7 +5,7 @@ import type { Context } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { SessionError } from '../sessions/session-errors.js'
-import { StoreUnavailableError } from '../store/event-store.js'
+import { SessionArchivedError, StoreUnavailableError } from '../store/event-store.js'
 
 /** Seconds a client should wait before retrying a 503. */
 export const RETRY_AFTER_SECONDS = 1
@@ -38,6 +38,9 @@ export function createErrorHandler(logger: {
     if (err instanceof HTTPException) return err.getResponse()
     if (err instanceof SessionError)
       return sendError(c, err.code, { message: err.message, ...detailsOf(err) })
+    if (err instanceof SessionArchivedError) {
+      return sendError(c, 'session_archived', { details: { session_id: err.sessionId } })
+    }
     const damaged = damagedLineOf(err)
     if (damaged) {
       // Not a bug and not a full disk: the log on disk no longer matches what was written there.

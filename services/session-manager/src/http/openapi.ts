@@ -12,6 +12,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   403: 'This token may not perform this action.',
   404: 'No such session for this user.',
   409: 'The session has already ended (`details` says how and when).',
+  410: 'The session’s events were archived by retention (`session_archived`); read them from the archive.',
   413: 'The request body is too large.',
   415: 'The request body must be uncompressed UTF-8 application/json.',
   422: 'The record_id was used with a different request, is too old or is in the future.',
@@ -143,7 +144,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         input: 'SessionManagerEndInput',
         output: 'SessionManagerEndOutput',
         okStatus: '200',
-        extra: [404, 409],
+        extra: [404, 409, 410],
         guarded: true,
       }),
       '/sessions.touch': action({
@@ -153,7 +154,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
         input: 'SessionManagerTouchInput',
         output: 'SessionManagerTouchOutput',
         okStatus: '200',
-        extra: [404, 409],
+        extra: [404, 409, 410],
         guarded: true,
       }),
       '/sessions/{session_id}': {
@@ -166,7 +167,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           parameters: [sessionIdParam],
           responses: {
             '200': { description: 'The session.', ...json(ref('SessionSummary')) },
-            ...errors(400, 401, 403, 404, 503),
+            ...errors(400, 401, 403, 404, 410, 503),
           },
         },
       },
@@ -198,7 +199,7 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
           ],
           responses: {
             '200': { description: 'One page of events.', ...json(ref('SessionTimelinePage')) },
-            ...errors(400, 401, 403, 404, 503),
+            ...errors(400, 401, 403, 404, 410, 503),
           },
         },
       },

@@ -17,6 +17,19 @@ export interface PoolCounts {
 }
 
 /**
+ * What {@link SessionTelemetry.watchStore} reads (the embedded store's status).
+ *
+ * @example
+ * telemetry.watchStore(() => ({ hot_sessions: 10, hot_answers: 200, snapshot_age_seconds: 42 }))
+ */
+export interface StoreGaugeStatus {
+  hot_sessions: number
+  hot_answers: number
+  snapshot_age_seconds?: number
+  scrub?: { segmentsChecked?: number; segmentsTotal?: number; lastResult?: string; mismatch?: unknown }
+}
+
+/**
  * The session-manager's own metrics and spans on top of the shared HTTP ones: open sessions,
  * timeout ends by reason, recovery duration, event-log commits, PostgreSQL pool use, and an
  * `event_log.append` span (with `session.id` and the `session.start`/`session.end` span events) for
@@ -31,6 +44,8 @@ export interface SessionTelemetry {
   readonly onCommit: (commit: CommitObservation) => void
   watchOpenSessions(count: () => number | Promise<number> | undefined): void
   watchPool(pool: () => PoolCounts | undefined): void
+  /** The embedded store's snapshot age, hot-state sizes and background scrub, as gauges. */
+  watchStore(status: () => StoreGaugeStatus | undefined): void
   recovered(seconds: number): void
   /** Pass as the lifecycle's `observer`: counts timeout ends and traces every write, on any store. */
   readonly lifecycle: LifecycleObserver
@@ -87,6 +102,50 @@ export function createSessionTelemetry(metrics: ServiceMetrics, tracing: Tracing
       if (counts) this.set(counts.waitingCount)
     },
   })
+  let store: () => StoreGaugeStatus | undefined = () => undefined
+  new Gauge({
+    name: 'care_snapshot_age_seconds',
+    help: 'Seconds since the newest snapshot of the embedded store was written (or started from).',
+    registers,
+    collect() {
+      const age = store()?.snapshot_age_seconds
+      if (age !== undefined) this.set(age)
+    },
+  })
+  new Gauge({
+    name: 'care_store_hot_entries',
+    help: 'Entries the embedded store holds in memory, by kind (sessions: open sessions; answers: record_ids in the retry window).',
+    labelNames: ['kind'] as const,
+    registers,
+    collect() {
+      const status = store()
+      if (!status) return
+      this.set({ kind: 'sessions' }, status.hot_sessions)
+      this.set({ kind: 'answers' }, status.hot_answers)
+    },
+  })
+  new Gauge({
+    name: 'care_scrub_segments',
+    help: 'Background scrub of sealed log segments against their digests: segments checked in this pass, and in total.',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      const scrub = store()?.scrub
+      if (!scrub) return
+      if (scrub.segmentsChecked !== undefined) this.set({ state: 'checked' }, scrub.segmentsChecked)
+      if (scrub.segmentsTotal !== undefined) this.set({ state: 'total' }, scrub.segmentsTotal)
+    },
+  })
+  new Gauge({
+    name: 'care_scrub_last_result_ok',
+    help: 'Result of the last background scrub pass: 1 every sealed segment matched its digest, 0 a mismatch (see /readyz).',
+    registers,
+    collect() {
+      const scrub = store()?.scrub
+      if (!scrub || (scrub.lastResult === undefined && scrub.mismatch === undefined)) return
+      this.set(scrub.mismatch === undefined && scrub.lastResult !== 'mismatch' ? 1 : 0)
+    },
+  })
   const observeCommit = eventLogCommitObserver(metrics.registry)
   const countTimeout = (event: SessionLifecycleEvent) => {
     if (event.event === 'session.end' && event.reason !== 'explicit') timeouts.inc({ reason: event.reason })
@@ -110,6 +169,9 @@ export function createSessionTelemetry(metrics: ServiceMetrics, tracing: Tracing
     },
     watchPool(counts) {
       pool = counts
+    },
+    watchStore(status) {
+      store = status
     },
     recovered(seconds) {
       recovery.set(seconds)

@@ -13,7 +13,7 @@ import { PersistingNodeStore, type StoredHead, type TreeHead } from './tree-tabl
  *
  * @example
  * const storage = new PostgresTreeStorage(loaded.store)
- * const tlog = TransparencyLog.open({ dataDir, signer, treeStorage: storage, resumeStored: true })
+ * const tlog = TransparencyLog.open({ dataDir, signer, treeStorage: storage, replayStartsAfter: { size, root } })
  */
 export class PostgresTreeStorage implements TreeStorage {
   #current: PersistingNodeStore
@@ -87,7 +87,7 @@ export class PostgresTreeFeed {
     tlog: TransparencyLog
     /** The tlog's tree storage; the feed persists its hashes after each read. */
     storage: PostgresTreeStorage
-    /** Where the resumed persisted tree ends (the tlog was opened with `resumeStored`); default the start. */
+    /** Where the resumed persisted tree ends (the tlog was opened with `replayStartsAfter` at it); default the start. */
     from?: TreeHead
     pollMs?: number
     logger?: { warn(o: object, m: string): void }

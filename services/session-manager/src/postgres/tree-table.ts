@@ -107,7 +107,7 @@ export class PersistingNodeStore implements NodeStore {
  * head's previous line hash) and must equal the stored leaf hash and line hash; the hashes must give
  * the root persisted with the head (so the compact range new leaves build on is intact); and `check` (the newest
  * signed checkpoint, when one is at or below that size) must hold for the root there. Returns the store
- * and head to resume from, or a reason to rebuild from the rows.
+ * and head to resume from (with the root there), or a reason to rebuild from the rows.
  *
  * @example
  * const loaded = await loadPersistedTree(pool, names, (tree) => tree.root(cp.size).equals(cp.rootHash))
@@ -116,7 +116,7 @@ export async function loadPersistedTree(
   db: pg.Pool,
   t: SchemaNames,
   check: (tree: MerkleTree) => string | undefined,
-): Promise<{ store: PersistingNodeStore; head: TreeHead } | { rebuild: string }> {
+): Promise<{ store: PersistingNodeStore; head: TreeHead; root: Buffer } | { rebuild: string }> {
   const heads = await db.query<{
     size: string
     event_seq: string
@@ -176,7 +176,7 @@ export async function loadPersistedTree(
   }
   const failed = check(tree)
   if (failed !== undefined) return { rebuild: failed }
-  return { store, head }
+  return { store, head, root: row.root }
 }
 
 /** The head of an empty tree (the feed starts from the first row). */

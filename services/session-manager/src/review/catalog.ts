@@ -1,4 +1,4 @@
-import type { StoredEvent } from '../store/event-store.js'
+import type { LookupOptions, StoredEvent } from '../store/event-store.js'
 import { endReasonKey, START_KEY, sessionKey, userKey } from '../store/index-keys.js'
 
 /**
@@ -73,10 +73,7 @@ export interface ReviewCatalog {
  * const catalog = new LookupReviewCatalog(fileEventStore)
  */
 export interface SessionLookup<Ref> {
-  lookup(
-    key: string,
-    options?: { newestFirst?: boolean; notBefore?: number; notAfter?: number },
-  ): AsyncIterable<Ref>
+  lookup(key: string, options?: LookupOptions): AsyncIterable<Ref>
   read(refs: readonly Ref[]): Promise<StoredEvent[]>
 }
 

@@ -10,17 +10,72 @@ import {
   type StartInsert,
   stateAfter,
 } from '../sessions/session-repository.js'
-import type { EventStore, StoredEvent } from './event-store.js'
+import type { EventStore, IndexedEventStore, StoredEvent } from './event-store.js'
+import { SessionArchivedError } from './event-store.js'
+import { recordKey, sessionKey } from './index-keys.js'
 
 const INSERTED: StartInsert = Object.freeze({ kind: 'inserted' })
 
 /**
- * Opens a store, handing every stored event to `apply` in log order before resolving.
+ * How much earlier than its session_id's ULID time a session's first event may be in the log (another
+ * instance's clock, an imported log): cold lookups skip only segments that ended before
+ * `decodeTime(session_id) - SESSION_TIME_SKEW_MS`.
+ */
+export const SESSION_TIME_SKEW_MS = 5 * 60_000
+
+/** Closed sessions kept in memory after a cold read (state and event handles), least recently used out. */
+export const CLOSED_CACHE_SIZE = 1024
+
+/** During a replay, answers older than the hot horizon are let go every this many events. */
+const REPLAY_PRUNE_EVERY = 65_536
+/** While running, the same every this many writes (the lifecycle also prunes on its sweeps). */
+const WRITE_PRUNE_EVERY = 4096
+
+/**
+ * Opens a store, handing every stored event to `apply` in log order before resolving (after a snapshot:
+ * only the events after it).
  *
  * @example
  * const open: OpenStore<LogPosition> = (apply) => FileEventStore.open({ dir }, apply)
  */
-export type OpenStore<Ref> = (apply: (event: StoredEvent, ref: Ref) => void) => Promise<EventStore<Ref>>
+export type OpenStore<Ref> = (
+  apply: (event: StoredEvent, ref: Ref) => void,
+) => Promise<IndexedEventStore<Ref>>
+
+/**
+ * The hot state of the embedded repository, as a snapshot stores it: open sessions with their event
+ * handles, answered `record_id`s inside the retry window, the newest event time, and from which record
+ * time on the answers are complete. Plain JSON (handles must be JSON values, as log positions are).
+ *
+ * @example
+ * const repository = await EmbeddedSessionRepository.open(open, { restore: snapshot.hot })
+ */
+export interface HotState<Ref> {
+  sessions: { state: SessionState; refs: Ref[] }[]
+  answers: { recordId: string; digest: string; ref: Ref }[]
+  newestEventAt: number
+  /** Answers to record_ids made at or after this epoch ms are all in `answers`. */
+  answersFrom: number
+}
+
+/**
+ * Options of {@link EmbeddedSessionRepository.open}.
+ *
+ * @example
+ * await EmbeddedSessionRepository.open(open, { restore: snapshot.hot, retryWindowMs: 86_400_000 })
+ */
+export interface EmbeddedRepositoryOptions<Ref> {
+  /** Start from this hot state (a snapshot); `open` then replays only the events after it. */
+  restore?: HotState<Ref>
+  /** Lets a long replay forget answers older than this before the lifecycle asks (bounded memory). */
+  retryWindowMs?: number
+  /**
+   * Keep in memory only the answers to record_ids of the last `hotAnswersMs` (by the newest event's
+   * time); older ones inside the retry window are found through the store's index (`r:<record_id>`,
+   * only segments from the record_id's time on are searched). Default: the whole retry window.
+   */
+  hotAnswersMs?: number
+}
 
 interface IndexedSession<Ref> {
   state: SessionState
@@ -40,10 +95,13 @@ interface AnswerEntry<Ref> {
 
 /**
  * The embedded adapter of the {@link SessionRepository} port, for one process: events live in an
- * {@link EventStore} (the JSONL log on disk, or memory in tests); an in-memory index (sessions with
- * their event handles, answered `record_id`s, a deadline heap) is rebuilt from the store on open.
- * Compare-and-set and the unique `record_id` are checked synchronously before the append starts,
- * so they hold across concurrent callers without locks; the log's group commit is untouched.
+ * {@link EventStore} (the JSONL log on disk, or memory in tests). Memory holds only what must be hot:
+ * open sessions (state, event handles, a deadline heap) and the `record_id`s answered inside the retry
+ * window. A closed session is read back from the store's index (`lookup('s:<id>')`, folded with
+ * `stateAfter`; a small LRU keeps the last ones read), so it costs no heap. The hot state can be
+ * captured for a snapshot ({@link captureHotState}) and restored at open, so a start replays only
+ * the log after the snapshot. Compare-and-set and the unique `record_id` are checked synchronously
+ * before the append starts, so they hold across concurrent callers without locks.
  *
  * @example
  * const repository = await EmbeddedSessionRepository.open((apply) => FileEventStore.open({ dir }, apply))
@@ -52,18 +110,41 @@ interface AnswerEntry<Ref> {
 export class EmbeddedSessionRepository<Ref = unknown> implements SessionRepository {
   readonly tracksExpiry = true
   private readonly sessions = new Map<string, IndexedSession<Ref>>()
+  private readonly closedCache = new Map<string, { state: SessionState; refs: Ref[] }>()
   private readonly answers = new Map<string, AnswerEntry<Ref>>()
   private readonly schedule = new ExpirySchedule()
   private openCount = 0
   private newest = 0
-  private opened: EventStore<Ref> | undefined
+  private answersFrom = 0
+  private opened: IndexedEventStore<Ref> | undefined
+  private replaying = false
+  private replayed = 0
+  private retryWindowMs: number | undefined
+  private hotAnswersMs: number | undefined
+  /** Appends started and not yet indexed (or failed). */
+  private inFlight = 0
+  private drained: (() => void) | undefined
+  /** While a snapshot is being captured, new appends wait for this. */
+  private gate: Promise<void> | undefined
+  private written = 0
+  /** Runs before the store is closed (the shutdown snapshot). */
+  beforeClose: (() => Promise<void>) | undefined
 
   private constructor() {}
 
-  /** Opens the store through `open`, indexing every stored event. */
-  static async open<Ref>(open: OpenStore<Ref>): Promise<EmbeddedSessionRepository<Ref>> {
+  /** Opens the store through `open`, indexing every stored event (after `options.restore`, if given). */
+  static async open<Ref>(
+    open: OpenStore<Ref>,
+    options: EmbeddedRepositoryOptions<Ref> = {},
+  ): Promise<EmbeddedSessionRepository<Ref>> {
     const repository = new EmbeddedSessionRepository<Ref>()
-    repository.opened = await open((event, ref) => repository.applyStored(event, ref))
+    repository.retryWindowMs = options.retryWindowMs
+    repository.hotAnswersMs = options.hotAnswersMs
+    if (options.restore) repository.restore(options.restore)
+    repository.replaying = true
+    const store = await open((event, ref) => repository.applyStored(event, ref))
+    repository.replaying = false
+    repository.opened = store
     for (const { state } of repository.sessions.values()) {
       if (!state.end) repository.schedule.push(deadlineOf(state).at, state.sessionId)
     }
@@ -71,50 +152,68 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   }
 
   /** The event store underneath (for health and exports). */
-  get store(): EventStore<Ref> {
+  get store(): IndexedEventStore<Ref> {
     return this.opened!
   }
 
-  load(sessionId: string, recordId: string): Promise<{ session?: SessionState; answer?: EarlierAnswer }> {
-    const entry = this.answers.get(recordId)
-    return Promise.resolve({
-      session: this.sessions.get(sessionId)?.state,
-      answer: entry ? this.answerOf(entry) : undefined,
-    })
+  /** Sessions held in memory (open ones, plus closed ones when the store cannot look them up). */
+  get hotSessions(): number {
+    return this.sessions.size
   }
 
-  loadSession(sessionId: string): Promise<SessionState | undefined> {
-    return Promise.resolve(this.sessions.get(sessionId)?.state)
+  /** Answered record_ids held in memory. */
+  get hotAnswers(): number {
+    return this.answers.size
+  }
+
+  /** Events written through this repository since it opened (for the snapshot cadence). */
+  get eventsWritten(): number {
+    return this.written
+  }
+
+  async load(
+    sessionId: string,
+    recordId: string,
+  ): Promise<{ session?: SessionState; answer?: EarlierAnswer }> {
+    const entry = this.answers.get(recordId)
+    const hot = this.sessions.get(sessionId)
+    if (entry && hot) return { session: hot.state, answer: this.answerOf(entry) }
+    const session = hot?.state ?? (await this.coldSession(sessionId))?.state
+    const answer = entry ? this.answerOf(entry) : await this.coldAnswer(recordId)
+    return { ...(session ? { session } : {}), ...(answer ? { answer } : {}) }
+  }
+
+  async loadSession(sessionId: string): Promise<SessionState | undefined> {
+    return this.sessions.get(sessionId)?.state ?? (await this.coldSession(sessionId))?.state
   }
 
   async insertStart(event: SessionManagerStartOutput): Promise<StartInsert> {
+    if (!this.answers.has(event.input_record_id) && !this.answersComplete(event.input_record_id)) {
+      // Older than the answers kept in memory (the lifecycle refuses those first): ask the index.
+      const cold = await this.coldAnswer(event.input_record_id)
+      if (cold) return { kind: 'existing', answer: cold }
+    }
+    while (this.gate) await this.gate
     const earlier = this.answers.get(event.input_record_id)
     if (earlier) return { kind: 'existing', answer: this.answerOf(earlier) }
+    // A session_id is a fresh monotonic ULID: it can only collide with one in memory.
     if (this.sessions.has(event.session_id)) return { kind: 'retry' }
-    const ref = await this.appendAnswering(event, event.input_record_id, event.input_digest)
-    const { state } = this.index(event, ref)
-    this.schedule.push(deadlineOf(state).at, state.sessionId)
+    await this.write(event, event.input_record_id, event.input_digest)
     return INSERTED
   }
 
   async appendIfUnchanged(event: SessionLifecycleEvent, expected: SessionState): Promise<boolean> {
+    while (this.gate) await this.gate
     const indexed = this.sessions.get(expected.sessionId)
     if (!indexed || indexed.busy || indexed.state.eventCount !== expected.eventCount) return false
     const recordId = event.event === 'session.start' ? undefined : event.input_record_id
     if (recordId !== undefined && this.answers.has(recordId)) return false
     indexed.busy = true
     try {
-      const ref = await this.appendAnswering(
-        event,
-        recordId,
-        'input_digest' in event ? event.input_digest : undefined,
-      )
-      this.index(event, ref)
+      await this.write(event, recordId, 'input_digest' in event ? event.input_digest : undefined)
     } finally {
       indexed.busy = false
     }
-    const { state } = indexed
-    if (!state.end) this.schedule.push(deadlineOf(state).at, state.sessionId)
     return true
   }
 
@@ -140,7 +239,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     from: number,
     to: number,
   ): Promise<{ events: StoredEvent[]; total: number } | undefined> {
-    const session = this.sessions.get(sessionId)
+    const session = this.sessions.get(sessionId) ?? (await this.coldSession(sessionId))
     if (!session) return undefined
     const { refs } = session
     const end = Math.min(to, refs.length)
@@ -162,14 +261,78 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   }
 
   forgetAnswersBefore(recordTime: number): void {
+    const hotFrom = this.hotAnswersMs === undefined ? recordTime : this.newest - this.hotAnswersMs
+    this.forgetAnswersBeforeTime(Math.max(recordTime, hotFrom))
+  }
+
+  private forgetAnswersBeforeTime(recordTime: number): void {
     for (const [recordId, entry] of this.answers) {
-      entry.recordTime ??= decodeTime(recordId)
+      entry.recordTime ??= timeOf(recordId)
       if (entry.recordTime < recordTime && !entry.pending) this.answers.delete(recordId)
+    }
+    // Forgotten answers are still on disk, found through the index (`r:<record_id>`).
+    if (recordTime > this.answersFrom) this.answersFrom = recordTime
+  }
+
+  /**
+   * The hot state and the store's resume point, captured together: new appends wait while the ones in
+   * flight settle, so the state holds exactly the events up to the point. `extra` runs at that instant
+   * with the point (e.g. the transparency tree's root there). Appends wait about one group commit.
+   *
+   * @example
+   * const { hot, point } = await repository.captureHotState(() => undefined)
+   */
+  async captureHotState<T>(
+    extra: (point: unknown) => T,
+  ): Promise<{ hot: HotState<Ref>; point: unknown; extra: T }> {
+    while (this.gate) await this.gate
+    let release!: () => void
+    this.gate = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    try {
+      if (this.inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          this.drained = resolve
+        })
+      }
+      this.pruneAnswers()
+      const point = this.store.resumePoint()
+      const hot: HotState<Ref> = {
+        sessions: [...this.sessions.values()]
+          .filter((s) => !s.state.end)
+          .map((s) => ({ state: s.state, refs: [...s.refs] })),
+        answers: [],
+        newestEventAt: this.newest,
+        answersFrom: this.answersFrom,
+      }
+      for (const [recordId, entry] of this.answers) {
+        if (entry.ref !== undefined) hot.answers.push({ recordId, digest: entry.digest, ref: entry.ref })
+      }
+      return { hot, point, extra: extra(point) }
+    } finally {
+      this.gate = undefined
+      release()
     }
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    if (this.beforeClose) {
+      const hook = this.beforeClose
+      this.beforeClose = undefined
+      await hook()
+    }
     return this.opened ? this.opened.close() : Promise.resolve()
+  }
+
+  private restore(hot: HotState<Ref>): void {
+    for (const { state, refs } of hot.sessions) {
+      this.sessions.set(state.sessionId, { state, refs: [...refs], busy: false })
+      if (!state.end) this.openCount++
+    }
+    for (const { recordId, digest, ref } of hot.answers) this.answers.set(recordId, { digest, ref })
+    this.newest = hot.newestEventAt
+    this.answersFrom = hot.answersFrom
   }
 
   private applyStored(event: StoredEvent, ref: Ref): void {
@@ -180,9 +343,10 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     if (event.input_record_id && event.input_digest) {
       this.answers.set(event.input_record_id, { digest: event.input_digest, ref })
     }
+    if (++this.replayed % REPLAY_PRUNE_EVERY === 0) this.pruneAnswers()
   }
 
-  /** Advances the index by one stored event. */
+  /** Advances the index by one stored event; a session that ended leaves memory (when it can be looked up). */
   private index(event: SessionLifecycleEvent, ref: Ref): IndexedSession<Ref> {
     let indexed = this.sessions.get(event.session_id)
     const state = stateAfter(indexed?.state, event)
@@ -194,15 +358,106 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
       this.sessions.set(event.session_id, indexed)
       this.openCount++
     }
-    if (state.end) this.openCount--
+    if (state.end) {
+      this.openCount--
+      this.dropClosed(event.session_id)
+    }
     if (state.lastEventAt > this.newest) this.newest = state.lastEventAt
     return indexed
   }
 
+  /** Lets go of answers older than the hot horizon (or the retry window), by the newest event's time. */
+  private pruneAnswers(): void {
+    const horizon = this.hotAnswersMs ?? this.retryWindowMs
+    if (horizon !== undefined) this.forgetAnswersBeforeTime(this.newest - horizon)
+  }
+
+  private dropClosed(sessionId: string): void {
+    const session = this.sessions.get(sessionId)
+    if (!session) return
+    this.sessions.delete(sessionId)
+    this.cacheClosed(sessionId, { state: session.state, refs: session.refs })
+  }
+
+  private cacheClosed(sessionId: string, entry: { state: SessionState; refs: Ref[] }): void {
+    if (this.replaying) return
+    this.closedCache.delete(sessionId)
+    this.closedCache.set(sessionId, entry)
+    if (this.closedCache.size > CLOSED_CACHE_SIZE) {
+      this.closedCache.delete(this.closedCache.keys().next().value as string)
+    }
+  }
+
+  /** A session not in memory: from the cache, else looked up in the store's index and folded. */
+  private async coldSession(sessionId: string): Promise<{ state: SessionState; refs: Ref[] } | undefined> {
+    const cached = this.closedCache.get(sessionId)
+    if (cached) {
+      this.closedCache.delete(sessionId)
+      this.closedCache.set(sessionId, cached)
+      return cached
+    }
+    const store = this.store
+    const time = timeOf(sessionId)
+    const notBefore = Number.isFinite(time) ? { notBefore: time - SESSION_TIME_SKEW_MS } : {}
+    const refs: Ref[] = []
+    for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
+    if (refs.length === 0) {
+      const archivedBefore = store.archivedBefore?.()
+      if (archivedBefore !== undefined && time <= archivedBefore) throw new SessionArchivedError(sessionId)
+      return undefined
+    }
+    // The session may be hot again by now (it cannot: ids are never reused), or changed: memory wins.
+    const hot = this.sessions.get(sessionId)
+    if (hot) return hot
+    let state: SessionState | undefined
+    for (const event of await store.read(refs)) state = stateAfter(state, event)
+    const entry = { state: state!, refs }
+    if (entry.state.end) this.cacheClosed(sessionId, entry)
+    return entry
+  }
+
+  /** True when every answer to a record_id made at `recordId`'s time is in memory. */
+  private answersComplete(recordId: string): boolean {
+    if (this.answersFrom === 0) return true
+    return timeOf(recordId) >= this.answersFrom
+  }
+
+  /** An answer no longer in memory, looked up in the store's index (`r:<record_id>`). */
+  private async coldAnswer(recordId: string): Promise<EarlierAnswer | undefined> {
+    const store = this.store
+    if (this.answersComplete(recordId)) return undefined
+    const time = timeOf(recordId)
+    const options = Number.isFinite(time) ? { notBefore: time - SESSION_TIME_SKEW_MS } : {}
+    for await (const ref of store.lookup(recordKey(recordId), options)) {
+      const [stored] = await store.read([ref])
+      if (stored && 'input_digest' in stored && stored.input_digest !== undefined) {
+        return this.answerOf({ digest: stored.input_digest, ref })
+      }
+    }
+    return undefined
+  }
+
   /**
-   * Appends `event`, holding `recordId` (if any) as answered while the append is in flight: a
-   * concurrent request with the same `record_id` sees the pending answer and waits for it.
+   * Appends `event` and indexes it, holding `recordId` (if any) as answered while the append is in
+   * flight: a concurrent request with the same `record_id` sees the pending answer and waits for it.
    */
+  private async write(event: SessionLifecycleEvent, recordId?: string, digest?: string): Promise<void> {
+    this.inFlight++
+    try {
+      const ref = await this.appendAnswering(event, recordId, digest)
+      const indexed = this.index(event, ref)
+      if (++this.written % WRITE_PRUNE_EVERY === 0) this.pruneAnswers()
+      const { state } = indexed
+      if (!state.end) this.schedule.push(deadlineOf(state).at, state.sessionId)
+    } finally {
+      if (--this.inFlight === 0 && this.drained) {
+        const drained = this.drained
+        this.drained = undefined
+        drained()
+      }
+    }
+  }
+
   private async appendAnswering(
     event: SessionLifecycleEvent,
     recordId?: string,
@@ -238,5 +493,14 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
         return withoutChainFields(stored!) as SessionLifecycleEvent
       },
     }
+  }
+}
+
+/** The ULID time of an id, or NaN if it is not a ULID. */
+function timeOf(id: string): number {
+  try {
+    return decodeTime(id)
+  } catch {
+    return Number.NaN
   }
 }

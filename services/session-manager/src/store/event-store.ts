@@ -22,6 +22,53 @@ export interface EventStore<Ref = unknown> {
 }
 
 /**
+ * Options of an index lookup: newest first instead of log order, and a time range (epoch ms of the
+ * events' `timestamp`) that lets the store skip whole segments.
+ *
+ * @example
+ * const options: LookupOptions = { newestFirst: true, notBefore: Date.parse('2026-11-01') }
+ */
+export interface LookupOptions {
+  newestFirst?: boolean
+  notBefore?: number
+  notAfter?: number
+}
+
+/**
+ * A store that also finds events again by index key (`s:<session_id>`, `r:<record_id>`..., see
+ * `index-keys.ts`) and names the point after its newest durable event, so the embedded repository can
+ * keep only hot state in memory, read closed sessions from disk and resume from a snapshot.
+ *
+ * @example
+ * for await (const ref of store.lookup(sessionKey(id))) refs.push(ref)
+ */
+export interface IndexedEventStore<Ref = unknown, Point = unknown> extends EventStore<Ref> {
+  /** Handles of the events indexed under `key`, in log order (or newest first). */
+  lookup(key: string, options?: LookupOptions): AsyncIterable<Ref>
+  /** Where a replay would resume after the newest durable event (what a snapshot taken now stores). */
+  resumePoint(): Point
+  /**
+   * Epoch ms of the newest archived event (retention moved segments up to it away), or undefined if
+   * nothing was archived. A session whose id time is at or before this and that is not found was archived.
+   */
+  archivedBefore?(): number | undefined
+}
+
+/**
+ * Thrown when a session's events were moved out of the live log by retention (`care-sessions archive`):
+ * the session existed but is no longer served from this data directory. Answered 410 `session_archived`.
+ *
+ * @example
+ * if (err instanceof SessionArchivedError) console.log(`${err.sessionId} is in the archive`)
+ */
+export class SessionArchivedError extends Error {
+  override readonly name = 'SessionArchivedError'
+  constructor(readonly sessionId: string) {
+    super(`the events of session ${sessionId} were archived (retention); read them from the archive`)
+  }
+}
+
+/**
  * Thrown by a store when an event could not be made durable (disk full, I/O error, failed
  * sync, database unreachable). Nothing was acknowledged; the HTTP layer answers 503.
  */

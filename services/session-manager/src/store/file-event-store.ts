@@ -1,33 +1,21 @@
-import { readdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import {
   EventLog,
-  eventsDirOf,
   LogCorruptError,
   type LogPosition,
+  type LogResumePoint,
   type OpenLogOptions,
   readLog,
+  type ScrubStatus,
   StorageError,
 } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
-import { type EventStore, type StoredEvent, StoreUnavailableError } from './event-store.js'
-import { indexKeysOf, START_KEY } from './index-keys.js'
-
-/**
- * Options of {@link FileEventStore.lookup}, as the contract of issue #12 names them.
- *
- * @example
- * store.lookup('u:user-42', { newestFirst: true, notBefore: Date.parse('2026-03-01') })
- */
-export interface LookupOptions {
-  newestFirst?: boolean
-  /** Epoch ms: records older than this are skipped. */
-  notBefore?: number
-  /** Epoch ms: records newer than this are skipped. */
-  notAfter?: number
-}
-
-const SEGMENT_FILE = /^events-(\d{6,})\.jsonl$/
+import {
+  type IndexedEventStore,
+  type LookupOptions,
+  type StoredEvent,
+  StoreUnavailableError,
+} from './event-store.js'
+import { indexKeysOf, recordTimeOf } from './index-keys.js'
 
 /**
  * `StoreUnavailableError.code` of a read that hit a damaged log line (`cause` is the `LogCorruptError`
@@ -40,12 +28,13 @@ export const LOG_INTEGRITY = 'LOG_INTEGRITY'
 
 /**
  * The embedded default store: lifecycle events in the hash-chained JSONL log under the data
- * directory. Opening it recovers the log and replays every stored event through `onEvent`.
+ * directory, indexed per segment under the keys of `index-keys.ts`. Opening it recovers the log and
+ * replays every stored event (after `resumeAfter`, when a snapshot gives one) through `onEvent`.
  *
  * @example
  * const store = await FileEventStore.open({ dir: config.dataDir }, (event, ref) => service.applyRecovered(event, ref))
  */
-export class FileEventStore implements EventStore<LogPosition> {
+export class FileEventStore implements IndexedEventStore<LogPosition, LogResumePoint> {
   private constructor(
     private readonly log: EventLog<SessionLifecycleEvent>,
     private readonly dir: string,
@@ -56,8 +45,49 @@ export class FileEventStore implements EventStore<LogPosition> {
     options: Omit<OpenLogOptions<SessionLifecycleEvent>, 'onRecord'>,
     onEvent: (event: StoredEvent, ref: LogPosition) => void,
   ): Promise<FileEventStore> {
-    const { log } = await EventLog.open<SessionLifecycleEvent>({ ...options, onRecord: onEvent })
+    const { log } = await EventLog.open<SessionLifecycleEvent>({
+      indexKeys: indexKeysOf,
+      recordTime: recordTimeOf,
+      ...options,
+      onRecord: onEvent,
+    })
     return new FileEventStore(log, options.dir, options.fs)
+  }
+
+  /** Positions of the events indexed under `key` (see `index-keys.ts`), read from the segments' indexes. */
+  lookup(key: string, options?: LookupOptions): AsyncIterable<LogPosition> {
+    return this.log.lookup(key, options)
+  }
+
+  resumePoint(): LogResumePoint {
+    return this.log.resumePoint
+  }
+
+  archivedBefore(): number | undefined {
+    return this.log.archivedBefore
+  }
+
+  /** The background scrub's progress, last result and the damaged line it found, if any. */
+  get scrubStatus(): ScrubStatus {
+    return this.log.scrubStatus
+  }
+
+  /** Runs one scrub pass over the sealed segments now (or joins the running one). */
+  scrub(): Promise<ScrubStatus> {
+    return this.log.scrub()
+  }
+
+  /**
+   * What `/readyz` says when the scrub found a sealed segment that no longer matches its digest: the
+   * file:line and the reason; undefined while nothing was found.
+   */
+  get integrityProblem(): string | undefined {
+    const mismatch = this.log.scrubStatus.mismatch
+    if (!mismatch) return undefined
+    return (
+      `event log segment ${mismatch.file}:${mismatch.line} no longer matches what was written ` +
+      `(${mismatch.reason}); run care-sessions verify`
+    )
   }
 
   /**
@@ -106,48 +136,6 @@ export class FileEventStore implements EventStore<LogPosition> {
       const code = (error as { code?: unknown } | null)?.code
       if (typeof code !== 'string') throw error
       throw new StoreUnavailableError(`event log read failed (${code})`, code, { cause: error })
-    }
-  }
-
-  /**
-   * Positions of the events indexed under `key` (see index-keys.ts), oldest first or newest first.
-   *
-   * TEMPORARY: replaced by the sidecar index of issue #12 at merge (`EventLog.lookup`). Until then this
-   * scans the segment files, newest segment first when `newestFirst`, holding only one segment's matching
-   * positions at a time (never a heap that grows with history). Positions are read back with `read`,
-   * which re-hashes every line.
-   */
-  async *lookup(key: string, options: LookupOptions = {}): AsyncIterable<LogPosition> {
-    const dir = eventsDirOf(this.dir)
-    const segments = (await readdir(dir).catch(() => [] as string[]))
-      .map((name) => SEGMENT_FILE.exec(name))
-      .filter((match) => match !== null)
-      .map((match) => Number(match[1]))
-      .sort((a, b) => (options.newestFirst ? b - a : a - b))
-    const needle = Buffer.from(key === START_KEY ? '"session.start"' : JSON.stringify(key.slice(2)))
-    const notBefore = options.notBefore ?? Number.NEGATIVE_INFINITY
-    const notAfter = options.notAfter ?? Number.POSITIVE_INFINITY
-    for (const file of segments) {
-      const bytes = await readFile(join(dir, `events-${String(file).padStart(6, '0')}.jsonl`))
-      const found: LogPosition[] = []
-      // Only lines that contain the key's value can match: find those with a byte search, then parse.
-      let at = bytes.indexOf(needle)
-      while (at >= 0) {
-        const start = bytes.lastIndexOf(0x0a, at) + 1
-        const newline = bytes.indexOf(0x0a, at)
-        if (newline < 0) break // a line still being written
-        try {
-          const record = JSON.parse(bytes.toString('utf8', start, newline)) as SessionLifecycleEvent
-          const time = Date.parse(record.timestamp)
-          if (time >= notBefore && time <= notAfter && indexKeysOf(record).includes(key))
-            found.push({ file, offset: start, length: newline - start })
-        } catch {
-          // A damaged line is reported by `read` (which re-hashes) or by verify, not by a lookup.
-        }
-        at = bytes.indexOf(needle, newline + 1)
-      }
-      if (options.newestFirst) found.reverse()
-      yield* found
     }
   }
 

@@ -1,74 +1,82 @@
 import type { SessionLifecycleEvent } from '@care/schemas'
 
+// The keys under which the event log indexes a lifecycle event (`OpenLogOptions.indexKeys`), so a
+// session, a user's sessions, a record_id, the starts of a date range or the ends of one reason are
+// found again with `lookup` without reading the log. One module, so writers and readers agree.
+
 /**
- * The lookup keys of the embedded store's on-disk index (issue #12): every lifecycle event is found again
- * under its session's key, a start also under its user's key and `START_KEY`, an end under its reason's key,
- * and any event that came from a caller's input record under that record's key. One rule in one place:
- * the store indexes with {@link indexKeysOf} and readers ask with these builders.
+ * The index key of every event of one session: `s:<session_id>`.
  *
  * @example
- * for await (const ref of store.lookup(userKey('user-42'), { newestFirst: true })) refs.push(ref)
+ * for await (const position of log.lookup(sessionKey(id))) positions.push(position)
  */
 export function sessionKey(sessionId: string): string {
   return `s:${sessionId}`
 }
 
 /**
- * Key of the session starts of one user.
+ * The index key of the starts of one user's sessions: `u:<user_id>`.
  *
  * @example
- * store.lookup(userKey('user-42'), { newestFirst: true })
+ * const newest = log.lookup(userKey('u-42'), { newestFirst: true })
  */
 export function userKey(userId: string): string {
   return `u:${userId}`
 }
 
 /**
- * Key of the event written for one caller input record (`input_record_id`).
+ * The index key of the event that answered one request: `r:<input_record_id>`.
  *
  * @example
- * store.lookup(recordKey('01J...'))
+ * const [answered] = await collect(log.lookup(recordKey(recordId)))
  */
 export function recordKey(recordId: string): string {
   return `r:${recordId}`
 }
 
 /**
- * Key under which every `session.start` is indexed (a date range of starts reads it with notBefore/notAfter).
+ * The index key of every session start (for a date range: `lookup(START_KEY, { notBefore, notAfter })`).
  *
  * @example
- * store.lookup(START_KEY, { newestFirst: true, notBefore: Date.parse('2026-03-01') })
+ * const today = log.lookup(START_KEY, { newestFirst: true, notBefore: Date.parse('2026-11-29') })
  */
 export const START_KEY = 'start'
 
 /**
- * Key of the `session.end` events with one end reason.
+ * The index key of the ends of one reason: `e:<reason>`.
  *
  * @example
- * store.lookup(endReasonKey('idle_timeout'), { newestFirst: true })
+ * const timeouts = log.lookup(endReasonKey('idle_timeout'), { newestFirst: true })
  */
 export function endReasonKey(reason: string): string {
   return `e:${reason}`
 }
 
 /**
- * The keys one lifecycle event is indexed under (the `indexKeys` option of the embedded log).
+ * Every key one lifecycle event is indexed under: a start under its session, user, input record and
+ * {@link START_KEY}; a touch under its session and input record; an end under its session, input record
+ * (timeout ends have none) and reason.
  *
  * @example
- * indexKeysOf(startEvent) // ['s:01J...', 'u:user-42', 'r:01J...', 'start']
+ * EventLog.open({ dir, indexKeys: indexKeysOf, recordTime: recordTimeOf })
  */
-export function indexKeysOf(event: SessionLifecycleEvent): readonly string[] {
-  const record = event as SessionLifecycleEvent & {
-    user_id?: string
-    input_record_id?: string
-    reason?: string
+export function indexKeysOf(event: SessionLifecycleEvent): string[] {
+  const keys = [sessionKey(event.session_id)]
+  if (event.event === 'session.start') {
+    keys.push(userKey(event.user_id), recordKey(event.input_record_id), START_KEY)
+    return keys
   }
-  const keys = [sessionKey(record.session_id)]
-  if (record.event === 'session.start' && typeof record.user_id === 'string')
-    keys.push(userKey(record.user_id))
-  if (typeof record.input_record_id === 'string') keys.push(recordKey(record.input_record_id))
-  if (record.event === 'session.start') keys.push(START_KEY)
-  if (record.event === 'session.end' && typeof record.reason === 'string')
-    keys.push(endReasonKey(record.reason))
+  if (event.input_record_id !== undefined) keys.push(recordKey(event.input_record_id))
+  if (event.event === 'session.end') keys.push(endReasonKey(event.reason))
   return keys
+}
+
+/**
+ * The time the log keeps per segment for an event (its `timestamp`, epoch ms).
+ *
+ * @example
+ * recordTimeOf(event) // 1764460800000
+ */
+export function recordTimeOf(event: SessionLifecycleEvent): number {
+  return Date.parse(event.timestamp)
 }

@@ -97,10 +97,11 @@ export interface TransparencyLogOptions {
    */
   leaves?: () => AsyncIterable<Buffer>
   /**
-   * The tree storage already holds a tree the caller checked against the store (the PostgreSQL feed's
-   * persisted tree): recovered lines continue it from its size instead of being replayed from the first.
+   * The log's replay starts after record `size` (a snapshot): the stored tree is trusted up to `size` if
+   * its root there is `root` (hex, stored in the snapshot), and only the replayed tail is hashed. Without
+   * a matching root the tree is rebuilt from the log files (slower, never wrong).
    */
-  resumeStored?: boolean
+  replayStartsAfter?: { size: number; root?: string }
   logger?: {
     info(o: object, m: string): void
     warn(o: object, m: string): void
@@ -133,11 +134,13 @@ export class TransparencyLog {
   readonly #fs: LogFileSystem
   readonly #storage: TreeStorage
   readonly #leaves: () => AsyncIterable<Buffer>
-  readonly #resumeStored: boolean
   #opened: { store: ReturnType<TreeStorage['open']>; tree: MerkleTree } | undefined
   #replay = new CompactRange()
   #prefixMatches: boolean
   #storedAtOpen = 0
+  /** Leaves before the first replayed line (a snapshot's size), 0 for a full replay. */
+  #replayBase = 0
+  readonly #replayStartsAfter: { size: number; root?: string } | undefined
   #recovering = true
   #sinceCheckpoint = 0
   #timer: NodeJS.Timeout | undefined
@@ -157,9 +160,9 @@ export class TransparencyLog {
     this.#fs = options.fs ?? nodeFileSystem
     this.#storage = options.treeStorage ?? fileTreeStorage
     this.#leaves = options.leaves ?? (() => logLines(this.#dataDir, this.#fs))
-    this.#resumeStored = options.resumeStored ?? false
     if (options.publishUrl) this.#publisher = new CheckpointPublisher(options.publishUrl, this.#logger)
     this.#prefixMatches = false
+    this.#replayStartsAfter = options.replayStartsAfter
   }
 
   // Opened on first use: that is inside the log's recovery, i.e. under the data dir's lock.
@@ -168,8 +171,39 @@ export class TransparencyLog {
     const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
     this.#opened = { store, tree: new MerkleTree(store) }
     this.#storedAtOpen = this.#opened.tree.size
-    this.#prefixMatches = this.#storedAtOpen === 0 || this.#resumeStored
+    this.#prefixMatches = this.#storedAtOpen === 0
+    const resume = this.#replayStartsAfter
+    if (resume && resume.size > 0) this.#trustUpTo(this.#opened.tree, resume.size, resume.root)
     return this.#opened
+  }
+
+  /** Replay starts after leaf `size`: keep the stored tree's first `size` leaves if its root there is `root`. */
+  #trustUpTo(tree: MerkleTree, size: number, root: string | undefined): void {
+    this.#replayBase = size
+    const trusted = root !== undefined && tree.size >= size && tree.root(size).toString('hex') === root
+    if (trusted) {
+      if (tree.size > size) tree.truncate(size)
+      this.#storedAtOpen = size
+      this.#prefixMatches = true
+      return
+    }
+    this.#prefixMatches = false
+    this.#logger.warn(
+      { stored: tree.size, snapshot_size: size },
+      'transparency: tree files do not match the snapshot; they will be rebuilt from the log',
+    )
+  }
+
+  /**
+   * Size and root hash (hex) of the tree's first `size` leaves, or undefined while the tree is shorter
+   * (what a snapshot taken at record `size` stores).
+   *
+   * @example
+   * const tree = tlog.rootAt(log.resumePoint.seq) // { size, root }
+   */
+  rootAt(size: number): { size: number; root: string } | undefined {
+    if (this.#recovering || this.#tree.size < size) return undefined
+    return { size, root: this.#tree.root(size).toString('hex') }
   }
 
   get #tree(): MerkleTree {
@@ -232,14 +266,11 @@ export class TransparencyLog {
   #recovered(line: Buffer): void {
     this.#open()
     const hash = leafHash(line)
-    if (this.#resumeStored) {
-      this.#tree.appendLeafHash(hash)
-      return
-    }
     this.#replay.appendLeafHash(hash)
-    const n = this.#replay.size
+    const n = this.#replayBase + this.#replay.size
     // The stored tree is trusted only if its root at its own size is the replayed log's root there.
-    if (n === this.#storedAtOpen) this.#prefixMatches = this.#replay.root().equals(this.#tree.root())
+    if (this.#replayBase === 0 && n === this.#storedAtOpen)
+      this.#prefixMatches = this.#replay.root().equals(this.#tree.root())
     else if (n > this.#storedAtOpen && this.#prefixMatches) this.#tree.appendLeafHash(hash)
   }
 
@@ -254,9 +285,9 @@ export class TransparencyLog {
    */
   async finishRecovery(records: number): Promise<void> {
     this.#open()
-    const replayed = this.#resumeStored ? this.#tree.size : this.#replay.size
+    const replayed = this.#replayBase + this.#replay.size
     let consistent = replayed === records && this.#prefixMatches
-    if (replayed === records && this.#storedAtOpen > replayed) {
+    if (replayed === records && this.#storedAtOpen > replayed && this.#replayBase === 0) {
       // The tree files are ahead of the log (its tail was cut): keep them if they agree up to there.
       consistent = this.#tree.root(replayed).equals(this.#replay.root())
       if (consistent) this.#tree.truncate(replayed)

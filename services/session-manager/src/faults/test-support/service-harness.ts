@@ -1,11 +1,11 @@
-import type { LogFileSystem, LogPosition } from '@care/event-log'
+import type { LogFileSystem } from '@care/event-log'
 import { PowerLossFileSystem } from '@care/event-log/testing'
 import { createSessionManagerApp } from '../../app.js'
 import { loadConfig } from '../../config.js'
 import { createIdFactory } from '../../ids/id-factory.js'
 import { type Clock, SessionLifecycleService, type SessionPolicy } from '../../sessions/session-lifecycle.js'
-import { EmbeddedSessionRepository } from '../../store/embedded-session-repository.js'
-import { FileEventStore } from '../../store/file-event-store.js'
+import { type EmbeddedStore, openEmbeddedStore, type SnapshotCadence } from '../../store/embedded-store.js'
+import type { FileEventStore } from '../../store/file-event-store.js'
 
 export const CALLER_TOKEN = 'caller-token-0123456789'
 export const AUDITOR_TOKEN = 'auditor-token-0123456789'
@@ -35,11 +35,15 @@ export interface BootOptions {
   /** Require bearer tokens (CALLER_TOKEN, AUDITOR_TOKEN); default: loopback without tokens. */
   tokens?: boolean
   lines?: CapturedLine[]
+  /** Snapshots of the hot state (default: off, every start replays the whole log). */
+  snapshots?: SnapshotCadence
 }
 
 export interface BootedService {
   service: SessionLifecycleService
   store: FileEventStore
+  /** The embedded store as opened (snapshot writer, what the start did). */
+  embedded: EmbeddedStore
   app: ReturnType<typeof createSessionManagerApp>
   lines: CapturedLine[]
   /** Graceful stop; errors (e.g. a failing fsync on close) are returned, not thrown. */
@@ -57,14 +61,15 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
     options.tokens ? { CARE_CALLER_TOKENS: CALLER_TOKEN, CARE_AUDITOR_TOKENS: AUDITOR_TOKEN } : {},
   )
   const policy = { ...config.policy, ...options.policy }
-  let store: FileEventStore | undefined
-  const repository = await EmbeddedSessionRepository.open<LogPosition>(async (apply) => {
-    store = await FileEventStore.open(
-      { dir: options.dir, fs: options.fs, maxFileBytes: options.maxFileBytes, logger },
-      apply,
-    )
-    return store
+  const embedded = await openEmbeddedStore({
+    dataDir: options.dir,
+    fs: options.fs,
+    log: { ...(options.maxFileBytes ? { maxFileBytes: options.maxFileBytes } : {}), logger },
+    snapshots: options.snapshots ?? { enabled: false, everyEvents: 1, intervalMs: 1000 },
+    retryWindowMs: policy.retryWindowMs,
+    logger,
   })
+  const { repository } = embedded
   const service = new SessionLifecycleService(repository, {
     policy,
     newId: createIdFactory(),
@@ -78,17 +83,20 @@ export async function bootService(options: BootOptions): Promise<BootedService> 
     await service.close().catch(() => {})
     throw err
   }
-  const opened = store as unknown as FileEventStore
+  const opened = embedded.store
   const app = createSessionManagerApp({
     sessions: () => service,
     storageHealthy: () => opened.healthy,
     storageNote: () => opened.storageNote,
+    integrityProblem: () => opened.integrityProblem,
+    storeStatus: () => ({ hot_sessions: repository.hotSessions, scrub: opened.scrubStatus }),
     config,
     logger,
   })
   return {
     service,
     store: opened,
+    embedded,
     app,
     lines,
     async stop() {

@@ -1,17 +1,26 @@
 import type { SessionLifecycleEvent } from '@care/schemas'
 import { createIdFactory } from '../../ids/id-factory.js'
 import { EmbeddedSessionRepository } from '../../store/embedded-session-repository.js'
-import { type EventStore, type StoredEvent, StoreUnavailableError } from '../../store/event-store.js'
+import {
+  type IndexedEventStore,
+  type LookupOptions,
+  type StoredEvent,
+  StoreUnavailableError,
+} from '../../store/event-store.js'
+import { indexKeysOf, recordTimeOf } from '../../store/index-keys.js'
 import { type SessionLifecycleOptions, SessionLifecycleService } from '../session-lifecycle.js'
 
 /**
  * An EventStore in memory, for domain tests: refs are indexes; `failAppends` simulates a full disk;
  * `holdCommits()` keeps appends waiting, like a group commit in progress, until the test calls
- * `commit()` (they are stored, in order) or `failCommit()` (none is stored, each rejects).
+ * `commit()` (they are stored, in order) or `failCommit()` (none is stored, each rejects). `lookup`
+ * answers from the same index keys as the file store; `lookups` counts them; `archivedBefore` fakes retention.
  */
-export class MemoryEventStore implements EventStore<number> {
+export class MemoryEventStore implements IndexedEventStore<number, { seq: number }> {
   readonly events: StoredEvent[] = []
   failAppends = false
+  lookups = 0
+  archived: number | undefined
   private held: { commit(): void; fail(error: unknown): void }[] | undefined
 
   /** From now on appends wait for `commit()` or `failCommit()`. */
@@ -64,13 +73,33 @@ export class MemoryEventStore implements EventStore<number> {
     return { seq: this.events.length, hash: String(this.events.length) }
   }
 
+  async *lookup(key: string, options: LookupOptions = {}): AsyncIterable<number> {
+    this.lookups++
+    const found: number[] = []
+    this.events.forEach((event, index) => {
+      const time = recordTimeOf(event)
+      if (options.notBefore !== undefined && time < options.notBefore) return
+      if (options.notAfter !== undefined && time > options.notAfter) return
+      if (indexKeysOf(event).includes(key)) found.push(index)
+    })
+    yield* options.newestFirst ? found.reverse() : found
+  }
+
+  resumePoint(): { seq: number } {
+    return { seq: this.events.length }
+  }
+
+  archivedBefore(): number | undefined {
+    return this.archived
+  }
+
   async close(): Promise<void> {}
 
-  /** Opens this store for a (re)starting service: replays every event, like recovery from disk. */
-  opener() {
+  /** Opens this store for a (re)starting service: replays every event (after `after`), like recovery from disk. */
+  opener(after?: { seq: number }) {
     return async (apply: (event: StoredEvent, ref: number) => void) => {
       this.events.forEach((event, index) => {
-        apply(event, index)
+        if (after === undefined || index >= after.seq) apply(event, index)
       })
       return this
     }

@@ -1,0 +1,373 @@
+// The key -> line positions index of one segment: in memory for the active segment, and as a sidecar
+// file (`events-NNNNNN.idx`, format in docs/log-format.md) for each sealed one.
+import { createHash } from 'node:crypto'
+import { join } from 'node:path'
+import { errnoOf, type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import type { Segment } from './segments.js'
+
+/** A line of a segment: byte offset and length without the newline. */
+export interface LinePlace {
+  offset: number
+  length: number
+}
+
+/** Epoch ms range of a segment's records (by `recordTime`), or null when no record had a time. */
+export type TimeRange = { min: number; max: number } | null
+
+/** What an index is checked against: the segment's size and its last record (`lines` is informative). */
+export interface IndexedSegmentState {
+  bytes: number
+  lines: number
+  lastSeq: number
+  lastHash: string
+}
+
+export const INDEX_FORMAT = 'care-segment-index/1'
+/** Every FENCE_EVERY-th key (in sorted order) is kept in memory to find a key with one pread. */
+const FENCE_EVERY = 128
+const NEWLINE = 0x0a
+
+export function indexPathOf(eventsDir: string, segment: Segment): string {
+  return join(eventsDir, segment.name.replace(/\.jsonl$/, '.idx'))
+}
+
+/** The keys and times of one segment's records, in log order; what the sidecar is written from. */
+export class MemoryIndex {
+  readonly #keys = new Map<string, number[]>()
+  #time: TimeRange = null
+  lines = 0
+  lastSeq = 0
+  lastHash = ''
+
+  add(keys: readonly string[], place: LinePlace, time: number | undefined): void {
+    for (const key of keys) {
+      const list = this.#keys.get(key)
+      if (list) list.push(place.offset, place.length)
+      else this.#keys.set(key, [place.offset, place.length])
+    }
+    if (time !== undefined && Number.isFinite(time)) {
+      if (this.#time === null) this.#time = { min: time, max: time }
+      else {
+        if (time < this.#time.min) this.#time.min = time
+        if (time > this.#time.max) this.#time.max = time
+      }
+    }
+  }
+
+  /** Puts `earlier` (the records before this index's first one) in front. */
+  prepend(earlier: MemoryIndex): void {
+    for (const [key, list] of earlier.#keys) {
+      const mine = this.#keys.get(key)
+      this.#keys.set(key, mine ? [...list, ...mine] : [...list])
+    }
+    const t = earlier.#time
+    if (t && this.#time)
+      this.#time = { min: Math.min(t.min, this.#time.min), max: Math.max(t.max, this.#time.max) }
+    else if (t) this.#time = { ...t }
+    this.lines += earlier.lines
+    if (this.lastSeq === 0) {
+      this.lastSeq = earlier.lastSeq
+      this.lastHash = earlier.lastHash
+    }
+  }
+
+  get time(): TimeRange {
+    return this.#time ? { ...this.#time } : null
+  }
+
+  find(key: string): LinePlace[] {
+    const list = this.#keys.get(key)
+    const places: LinePlace[] = []
+    if (list) for (let i = 0; i < list.length; i += 2) places.push({ offset: list[i]!, length: list[i + 1]! })
+    return places
+  }
+
+  /** The sidecar file's bytes: a JSON header line, then the sorted key postings and the fence table. */
+  encode(segment: Segment, state: IndexedSegmentState): Buffer {
+    const sorted = [...this.#keys].map(([key, list]) => ({ key: Buffer.from(key, 'utf8'), list }))
+    sorted.sort((a, b) => Buffer.compare(a.key, b.key))
+    const parts: Buffer[] = []
+    const fences: Buffer[] = []
+    let at = 0
+    for (const [i, { key, list }] of sorted.entries()) {
+      if (i % FENCE_EVERY === 0) {
+        const fence = Buffer.allocUnsafe(2 + key.length + 6)
+        fence.writeUInt16LE(key.length, 0)
+        key.copy(fence, 2)
+        fence.writeUIntLE(at, 2 + key.length, 6)
+        fences.push(fence)
+      }
+      const count = list.length / 2
+      const entry = Buffer.allocUnsafe(2 + key.length + 4 + count * 10)
+      entry.writeUInt16LE(key.length, 0)
+      key.copy(entry, 2)
+      let p = 2 + key.length
+      entry.writeUInt32LE(count, p)
+      p += 4
+      for (let j = 0; j < list.length; j += 2) {
+        entry.writeUIntLE(list[j]!, p, 6)
+        entry.writeUInt32LE(list[j + 1]!, p + 6)
+        p += 10
+      }
+      parts.push(entry)
+      at += entry.length
+    }
+    const body = Buffer.concat([...parts, ...fences])
+    const header = {
+      format: INDEX_FORMAT,
+      segment: segment.name,
+      bytes: state.bytes,
+      lines: state.lines,
+      last_seq: state.lastSeq,
+      last_hash: state.lastHash,
+      time: this.#time,
+      keys: sorted.length,
+      fence_every: FENCE_EVERY,
+      fence_offset: at,
+      fence_count: fences.length,
+      body_bytes: body.length,
+      body_sha256: createHash('sha256').update(body).digest('hex'),
+    }
+    return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), body])
+  }
+}
+
+interface IndexHeader {
+  format: string
+  segment: string
+  bytes: number
+  lines: number
+  last_seq: number
+  last_hash: string
+  time: TimeRange
+  keys: number
+  fence_every: number
+  fence_offset: number
+  fence_count: number
+  body_bytes: number
+  body_sha256: string
+}
+
+/** Why a sidecar index was not used (then it is rebuilt from its segment). */
+export class IndexInvalidError extends Error {
+  override readonly name = 'IndexInvalidError'
+}
+
+/**
+ * A sealed segment's sidecar index, checked when loaded (body checksum, header against the segment's
+ * size and last record, every position inside the segment) and then answered with one pread per key.
+ */
+export class SidecarIndex {
+  readonly header: IndexHeader
+  readonly #fences: { key: Buffer; at: number }[]
+  readonly #bodyStart: number
+  readonly #path: string
+  /** One read handle, kept while the index is loaded; closed by `close()` once no find uses it. */
+  #handle: Promise<LogFileHandle> | undefined
+  #finds = 0
+  #closing = false
+
+  private constructor(
+    path: string,
+    header: IndexHeader,
+    bodyStart: number,
+    fences: { key: Buffer; at: number }[],
+  ) {
+    this.#path = path
+    this.header = header
+    this.#bodyStart = bodyStart
+    this.#fences = fences
+  }
+
+  get time(): TimeRange {
+    return this.header.time
+  }
+
+  /** Loads and checks `path` against `state` (the segment as it is now); IndexInvalidError if unusable. */
+  static async load(
+    fs: LogFileSystem,
+    path: string,
+    segment: Segment,
+    state: IndexedSegmentState,
+  ): Promise<SidecarIndex> {
+    let data: Buffer
+    try {
+      const handle = await fs.open(path, 'read')
+      try {
+        data = await readFully(handle, await handle.size(), 0)
+      } finally {
+        await handle.close()
+      }
+    } catch (err) {
+      if (errnoOf(err) === 'ENOENT') throw new IndexInvalidError(`${path} is missing`)
+      throw err
+    }
+    const newline = data.indexOf(NEWLINE)
+    let header: IndexHeader
+    try {
+      header = JSON.parse(data.toString('utf8', 0, newline === -1 ? 0 : newline)) as IndexHeader
+    } catch {
+      throw new IndexInvalidError(`${path}: header is not JSON`)
+    }
+    const body = data.subarray(newline + 1)
+    if (header.format !== INDEX_FORMAT)
+      throw new IndexInvalidError(`${path}: unknown format ${header.format}`)
+    if (header.segment !== segment.name) throw new IndexInvalidError(`${path}: indexes ${header.segment}`)
+    if (body.length !== header.body_bytes) {
+      throw new IndexInvalidError(`${path}: body is ${body.length} bytes, header says ${header.body_bytes}`)
+    }
+    if (createHash('sha256').update(body).digest('hex') !== header.body_sha256) {
+      throw new IndexInvalidError(`${path}: body checksum does not match`)
+    }
+    if (
+      header.bytes !== state.bytes ||
+      header.last_seq !== state.lastSeq ||
+      header.last_hash !== state.lastHash
+    ) {
+      throw new IndexInvalidError(
+        `${path}: made for ${header.bytes} bytes ending at seq ${header.last_seq}, ` +
+          `the segment has ${state.bytes} bytes ending at seq ${state.lastSeq}`,
+      )
+    }
+    // Walk the postings once: every entry well-formed and inside the segment.
+    let p = 0
+    while (p < header.fence_offset) {
+      const keyLength = body.readUInt16LE(p)
+      p += 2 + keyLength
+      const count = body.readUInt32LE(p)
+      p += 4
+      for (let i = 0; i < count; i++, p += 10) {
+        const end = body.readUIntLE(p, 6) + body.readUInt32LE(p + 6)
+        if (end >= header.bytes) throw new IndexInvalidError(`${path}: a position points past its segment`)
+      }
+    }
+    if (p !== header.fence_offset) throw new IndexInvalidError(`${path}: postings overrun the fence table`)
+    const fences: { key: Buffer; at: number }[] = []
+    for (let i = 0; i < header.fence_count; i++) {
+      const keyLength = body.readUInt16LE(p)
+      const key = Buffer.from(body.subarray(p + 2, p + 2 + keyLength))
+      const at = body.readUIntLE(p + 2 + keyLength, 6)
+      if (at >= header.fence_offset) throw new IndexInvalidError(`${path}: fence points past the postings`)
+      fences.push({ key, at })
+      p += 2 + keyLength + 6
+    }
+    if (p !== body.length) throw new IndexInvalidError(`${path}: trailing bytes after the fence table`)
+    return new SidecarIndex(path, header, newline + 1, fences)
+  }
+
+  /** Closes the read handle (at once, or after the finds in progress). */
+  async close(): Promise<void> {
+    this.#closing = true
+    if (this.#finds > 0) return
+    const handle = this.#handle
+    this.#handle = undefined
+    await handle?.then((h) => h.close()).catch(() => {})
+  }
+
+  /** The positions indexed under `key`, oldest first (reads one block of postings). */
+  async find(fs: LogFileSystem, key: string): Promise<LinePlace[]> {
+    const wanted = Buffer.from(key, 'utf8')
+    const fences = this.#fences
+    // The last fence whose key is <= wanted.
+    let lo = 0
+    let hi = fences.length - 1
+    let found = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (Buffer.compare(fences[mid]!.key, wanted) <= 0) {
+        found = mid
+        lo = mid + 1
+      } else hi = mid - 1
+    }
+    if (found === -1) return []
+    const from = fences[found]!.at
+    const to = found + 1 < fences.length ? fences[found + 1]!.at : this.header.fence_offset
+    let block: Buffer
+    this.#finds++
+    try {
+      this.#handle ??= fs.open(this.#path, 'read')
+      block = await readFully(await this.#handle, to - from, this.#bodyStart + from)
+    } catch (err) {
+      // Drop a failed handle: the next find opens the file again.
+      const failed = this.#handle
+      this.#handle = undefined
+      void failed?.then((h) => h.close()).catch(() => {})
+      throw err
+    } finally {
+      this.#finds--
+      if (this.#closing && this.#finds === 0) void this.close()
+    }
+    if (block.length !== to - from) throw new IndexInvalidError(`${this.#path}: shorter than when loaded`)
+    for (let p = 0; p < block.length; ) {
+      const keyLength = block.readUInt16LE(p)
+      const order = Buffer.compare(block.subarray(p + 2, p + 2 + keyLength), wanted)
+      p += 2 + keyLength
+      const count = block.readUInt32LE(p)
+      p += 4
+      if (order === 0) {
+        const places: LinePlace[] = []
+        for (let i = 0; i < count; i++, p += 10) {
+          places.push({ offset: block.readUIntLE(p, 6), length: block.readUInt32LE(p + 6) })
+        }
+        return places
+      }
+      if (order > 0) return []
+      p += count * 10
+    }
+    return []
+  }
+}
+
+/** Write-to-temp, fsync, rename, fsync dir: a crash leaves the old file, the new one or none, never half. */
+export async function writeFileAtomically(
+  fs: LogFileSystem,
+  dir: string,
+  path: string,
+  data: Buffer,
+): Promise<void> {
+  const temp = `${path}.tmp`
+  const handle: LogFileHandle = await fs.open(temp, 'write')
+  try {
+    await handle.truncate(0)
+    await writeFully(handle, data, 0)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await fs.rename(temp, path)
+  await fs.syncDir(dir)
+}
+
+/**
+ * The size and last record of a segment, read from its tail (one pread of at most 64 KiB, more only for
+ * a longer last line): what a sidecar index is checked against. Undefined for an empty segment or one
+ * whose last line does not parse.
+ */
+export async function segmentTail(
+  fs: LogFileSystem,
+  segment: Segment,
+): Promise<IndexedSegmentState | undefined> {
+  const handle = await fs.open(segment.path, 'read')
+  try {
+    const size = await handle.size()
+    if (size === 0) return undefined
+    for (let window = Math.min(size, 64 * 1024); ; window = Math.min(size, window * 4)) {
+      const buf = await readFully(handle, window, size - window)
+      if (buf[window - 1] !== NEWLINE) return undefined
+      const previous = buf.lastIndexOf(NEWLINE, window - 2)
+      if (previous === -1 && window < size) continue
+      try {
+        const record = JSON.parse(buf.toString('utf8', previous + 1, window - 1)) as {
+          seq?: unknown
+          hash?: unknown
+        }
+        if (typeof record.seq !== 'number' || typeof record.hash !== 'string') return undefined
+        return { bytes: size, lines: 0, lastSeq: record.seq, lastHash: record.hash }
+      } catch {
+        return undefined
+      }
+    }
+  } finally {
+    await handle.close()
+  }
+}
