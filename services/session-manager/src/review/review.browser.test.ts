@@ -79,6 +79,9 @@ beforeAll(async () => {
     requestBody({ user_id: 'user-review', timestamp: at(0), metadata: { note: XSS_METADATA } }),
   )
   sessionId = started.session_id as string
+  // The service stamps events with its own clock: the worker records below sit 10 and 15 ms after the
+  // start, so the touch must come later than that for the timeline order the test expects.
+  await new Promise((resolve) => setTimeout(resolve, 50))
   await call(
     '/sessions.touch',
     requestBody({ user_id: 'user-review', session_id: sessionId, timestamp: at(20_000) }),
