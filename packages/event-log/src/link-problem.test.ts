@@ -36,6 +36,18 @@ describe('linkProblem', () => {
     expect(nextLine(1767225600000, '', 'timestamp')).toBe('timestamp is missing')
   })
 
+  it('compares other 24-character timestamp forms as dates, not as text', () => {
+    // A space sorts before 'T' as text, but 06:00 is after 05:00.
+    expect(timed('2026-01-02 06:00:00.000Z', '2026-01-02T05:00:00.000Z')).toBeUndefined()
+    expect(timed('2026-01-02T06:00:00.000Z', '2026-01-02 05:00:00.000Z')).toBeUndefined()
+    expect(timed('2026-01-02 04:00:00.000Z', '2026-01-02T05:00:00.000Z')).toBe(
+      'timestamp 2026-01-02 04:00:00.000Z is before the previous 2026-01-02T05:00:00.000Z',
+    )
+    expect(timed('2026-01-0xT06:00:00.000Z', '2026-01-02T05:00:00.000Z')).toBe(
+      'timestamp 2026-01-0xT06:00:00.000Z is not a date',
+    )
+  })
+
   it('accepts equal or later canonical timestamps and reports an earlier one with both values', () => {
     const t = '2026-01-02T00:00:00.000Z'
     expect(timed(t, '')).toBeUndefined()

@@ -69,6 +69,9 @@ export interface ChunkCheckOptions {
   rules?: VerifyRules | undefined
 }
 
+/** `YYYY-MM-DDTHH:MM:SS.sssZ`, the one timestamp form whose text order is its time order. */
+const CANONICAL_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/
+
 /**
  * The reason a line breaks the chain after a line with `seq` and `hash`, then (when the rules name a
  * timestamp field) the reason its `timestamp` goes back before `lastTimestamp` ('' before the first
@@ -87,13 +90,9 @@ export function linkProblem(
   if (recordPrevHash !== hash) return "prev_hash does not match the previous line's hash"
   if (timestampField === undefined) return undefined
   if (typeof timestamp !== 'string') return `${timestampField} is missing`
-  // ISO-8601 UTC with milliseconds sorts as text; anything else is compared as a date.
-  if (
-    timestamp.length === 24 &&
-    lastTimestamp.length === 24 &&
-    timestamp.endsWith('Z') &&
-    lastTimestamp.endsWith('Z')
-  ) {
+  // ISO-8601 UTC with milliseconds (what the writers produce) sorts as text; anything else, including
+  // other 24-character forms `Date.parse` accepts (`2026-01-02 05:00:00.000Z`), is compared as a date.
+  if (CANONICAL_UTC.test(timestamp) && CANONICAL_UTC.test(lastTimestamp)) {
     if (timestamp < lastTimestamp) return `timestamp ${timestamp} is before the previous ${lastTimestamp}`
     return undefined
   }
