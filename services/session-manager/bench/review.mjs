@@ -28,6 +28,9 @@ const { tokenDigest } = await load('config.js')
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 10_000)
 const RUNS = Number(process.env.BENCH_RUNS ?? 20)
+/** Segment size of the bench log: 4 MiB, so the 10,000 sessions span several sealed segments. */
+const SEGMENT_BYTES = 4 * 1024 * 1024
+const { indexKeysOf, recordTimeOf } = await load('store/index-keys.js')
 const dir = await mkdtemp(join(tmpdir(), 'care-review-bench-'))
 const BASE = Date.parse('2026-03-01T00:00:00.000Z')
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ'
@@ -79,7 +82,12 @@ const touch = (time, sessionId, userId) => ({ ...common(time, sessionId, userId)
 let t0 = performance.now()
 const longId = ulid(BASE + SESSIONS * 2 * 60_000)
 {
-  const { log } = await EventLog.open({ dir })
+  const { log } = await EventLog.open({
+    dir,
+    maxFileBytes: SEGMENT_BYTES,
+    indexKeys: indexKeysOf,
+    recordTime: recordTimeOf,
+  })
   let pending = []
   const flush = async () => {
     await Promise.all(pending)
@@ -119,37 +127,11 @@ console.log(`log written: ${SESSIONS * 4 + 500} events in ${((performance.now() 
 
 // 1. The service's app over the recovered store, signed in.
 t0 = performance.now()
-const store = await FileEventStore.open({ dir }, () => {})
+const store = await FileEventStore.open({ dir, maxFileBytes: SEGMENT_BYTES }, () => {})
 console.log(`recovered in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
-// BENCH_LOOKUP=scan (default) measures the store's lookup as it is on this branch (a temporary scan of the
-// segment files, until the sidecar index of issue #12 is merged); BENCH_LOOKUP=index answers lookups from
-// an in-memory key -> positions map built here once, standing in for that index, so the figure is the
-// page's own cost (catalog, reads with re-hash, merge, rendering) over an indexed store.
-const { indexKeysOf } = await load('store/index-keys.js')
-const { readLog } = await import('@care/event-log')
-async function indexedLookup() {
-  const index = new Map()
-  for await (const { record, position } of readLog(dir)) {
-    for (const key of indexKeysOf(record)) {
-      if (!index.has(key)) index.set(key, [])
-      index.get(key).push({ position, time: Date.parse(record.timestamp) })
-    }
-  }
-  return {
-    async *lookup(key, options = {}) {
-      const found = index.get(key) ?? []
-      const ordered = options.newestFirst ? [...found].reverse() : found
-      for (const { position, time } of ordered) {
-        if (time < (options.notBefore ?? -Infinity) || time > (options.notAfter ?? Infinity)) continue
-        yield position
-      }
-    },
-    read: (refs) => store.read(refs),
-  }
-}
-const lookupKind = process.env.BENCH_LOOKUP ?? 'scan'
-const catalog = new LookupReviewCatalog(lookupKind === 'index' ? await indexedLookup() : store)
-console.log(`lookups: ${lookupKind}`)
+// Lookups go through the store's segment indexes: sealed segments answer from their sidecar index files,
+// the active one from memory (SEGMENT_BYTES keeps most of the log in sealed segments).
+const catalog = new LookupReviewCatalog(store)
 const REVIEWER = 'bench-reviewer-token-000'
 const app = createSessionManagerApp({
   sessions: () => undefined,
