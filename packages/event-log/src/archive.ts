@@ -4,7 +4,14 @@ import { createHash } from 'node:crypto'
 import { dirname, join, resolve } from 'node:path'
 import { type ChainedRecord, GENESIS_HASH } from './chain.js'
 import { LogCorruptError } from './errors.js'
-import { errnoOf, type LogFileSystem, nodeFileSystem, readFully, writeFully } from './file-system.js'
+import {
+  errnoOf,
+  type LogFileSystem,
+  nodeFileSystem,
+  readFully,
+  readWholeFile,
+  writeFully,
+} from './file-system.js'
 import { acquireLock } from './lock.js'
 import { digestPathOf, passSegment, readDigest } from './segment-digest.js'
 import { indexPathOf, writeFileAtomically } from './segment-index.js'
@@ -302,18 +309,9 @@ export async function readArchiveManifest(
 /** `readArchiveManifest` given the events directory. */
 export async function manifestIn(fs: LogFileSystem, eventsDir: string): Promise<ArchiveManifest | undefined> {
   const path = join(eventsDir, ARCHIVE_MANIFEST_FILE)
-  let text: string
-  try {
-    const handle = await fs.open(path, 'read')
-    try {
-      text = (await readFully(handle, await handle.size(), 0)).toString('utf8')
-    } finally {
-      await handle.close()
-    }
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return undefined
-    throw err
-  }
+  const bytes = await readWholeFile(fs, path)
+  if (bytes === undefined) return undefined
+  const text = bytes.toString('utf8')
   try {
     const manifest = JSON.parse(text) as ArchiveManifest
     if (manifest.format === ARCHIVE_MANIFEST_FORMAT && Array.isArray(manifest.segments) && manifest.through) {

@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { errnoOf, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import { errnoOf, type LogFileSystem, readWholeFile, writeFully } from './file-system.js'
 
 /**
  * `<dataDir>/events/checkpoint.json`: the last record of a sealed segment, written (atomically, fsynced)
@@ -17,18 +17,9 @@ export interface Checkpoint {
 export const CHECKPOINT_FILE = 'checkpoint.json'
 
 export async function readCheckpoint(fs: LogFileSystem, eventsDir: string): Promise<Checkpoint | undefined> {
-  let text: string
-  try {
-    const handle = await fs.open(join(eventsDir, CHECKPOINT_FILE), 'read')
-    try {
-      text = (await readFully(handle, 4096, 0)).toString('utf8')
-    } finally {
-      await handle.close()
-    }
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return undefined
-    throw err
-  }
+  const bytes = await readWholeFile(fs, join(eventsDir, CHECKPOINT_FILE), 4096)
+  if (bytes === undefined) return undefined
+  const text = bytes.toString('utf8')
   try {
     const value = JSON.parse(text) as Partial<Checkpoint>
     const ints = [value.seq, value.file, value.offset].every(

@@ -141,6 +141,33 @@ export async function readFully(handle: LogFileHandle, length: number, position:
   return done === length ? buffer : buffer.subarray(0, done)
 }
 
+/**
+ * A whole (small) file read through `fs` — at most `maxBytes` of it when given — or undefined when it
+ * does not exist. For the log's JSON side files (checkpoint, lock, digests, manifests) and its users' own.
+ *
+ * @example
+ * const text = (await readWholeFile(fs, join(dir, 'checkpoint.json'), 4096))?.toString('utf8')
+ */
+export async function readWholeFile(
+  fs: LogFileSystem,
+  path: string,
+  maxBytes?: number,
+): Promise<Buffer | undefined> {
+  let handle: LogFileHandle
+  try {
+    handle = await fs.open(path, 'read')
+  } catch (err) {
+    if (errnoOf(err) === 'ENOENT') return undefined
+    throw err
+  }
+  try {
+    const size = await handle.size()
+    return await readFully(handle, maxBytes === undefined ? size : Math.min(size, maxBytes), 0)
+  } finally {
+    await handle.close()
+  }
+}
+
 export function errnoOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code
   return typeof code === 'string' ? code : undefined

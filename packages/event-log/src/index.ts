@@ -40,7 +40,13 @@ export {
   type LookupOptions,
   type OpenLogOptions,
 } from './event-log.js'
-export { type LogFileHandle, type LogFileSystem, nodeFileSystem, type OpenMode } from './file-system.js'
+export {
+  type LogFileHandle,
+  type LogFileSystem,
+  nodeFileSystem,
+  type OpenMode,
+  readWholeFile,
+} from './file-system.js'
 export { readLog } from './read-log.js'
 export type { LogHead, LogPosition, LogResumePoint, RecoveryCut, RecoveryReport } from './recovery.js'
 export { type LineLocation, type ScanLogOptions, scanLog, scanLogLines } from './scan-log.js'

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { LogLockedError } from './errors.js'
-import { errnoOf, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import { errnoOf, type LogFileSystem, readFully, readWholeFile, writeFully } from './file-system.js'
 
 /** Contents of `<dataDir>/LOCK`. */
 export interface LockInfo {
@@ -138,18 +138,9 @@ function sameLock(a: LockInfo, b: LockInfo): boolean {
 }
 
 async function readLock(fs: LogFileSystem, path: string): Promise<LockInfo | 'missing' | 'unreadable'> {
-  let text: string
-  try {
-    const handle = await fs.open(path, 'read')
-    try {
-      text = (await readFully(handle, 4096, 0)).toString('utf8')
-    } finally {
-      await handle.close()
-    }
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return 'missing'
-    throw err
-  }
+  const bytes = await readWholeFile(fs, path, 4096)
+  if (bytes === undefined) return 'missing'
+  const text = bytes.toString('utf8')
   try {
     const info = JSON.parse(text) as Partial<LockInfo>
     if (Number.isSafeInteger(info.pid) && typeof info.hostname === 'string') return info as LockInfo

@@ -4,7 +4,7 @@ import { createHash, type Hash } from 'node:crypto'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type ChainedRecord, decodeLine } from './chain.js'
-import { errnoOf, type LogFileSystem, readFully } from './file-system.js'
+import { type LogFileSystem, readWholeFile } from './file-system.js'
 import { lineChunks } from './line-scanner.js'
 import type { LinePlace, TimeRange } from './segment-index.js'
 import { writeFileAtomically } from './segment-index.js'
@@ -197,18 +197,9 @@ export async function readDigest(
   eventsDir: string,
   segment: Segment,
 ): Promise<SegmentDigest | 'missing' | 'corrupt'> {
-  let text: string
-  try {
-    const handle = await fs.open(digestPathOf(eventsDir, segment), 'read')
-    try {
-      text = (await readFully(handle, await handle.size(), 0)).toString('utf8')
-    } finally {
-      await handle.close()
-    }
-  } catch (err) {
-    if (errnoOf(err) === 'ENOENT') return 'missing'
-    throw err
-  }
+  const bytes = await readWholeFile(fs, digestPathOf(eventsDir, segment))
+  if (bytes === undefined) return 'missing'
+  const text = bytes.toString('utf8')
   try {
     const digest = JSON.parse(text) as SegmentDigest
     if (digest.format !== DIGEST_FORMAT || digest.segment !== segment.name) return 'corrupt'

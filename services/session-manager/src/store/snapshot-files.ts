@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import type { LogFileSystem } from '@care/event-log'
+import { type LogFileSystem, readWholeFile } from '@care/event-log'
 import type { HotState } from './embedded-session-repository.js'
 
 /** Subdirectory of the data dir holding the snapshots of the embedded repository's hot state. */
@@ -103,7 +103,9 @@ export class SnapshotFiles<Ref = unknown, Point extends { seq: number } = { seq:
     for (const { path, seq } of await this.list()) {
       let bytes: Buffer
       try {
-        bytes = await this.readAll(path)
+        const read = await readWholeFile(this.fs, path)
+        if (read === undefined) throw Object.assign(new Error(`${path} is gone`), { code: 'ENOENT' })
+        bytes = read
       } catch (err) {
         yield { path, seq, problem: `unreadable (${(err as { code?: string }).code ?? String(err)})` }
         continue
@@ -147,22 +149,6 @@ export class SnapshotFiles<Ref = unknown, Point extends { seq: number } = { seq:
       .filter((f) => f.match !== null)
       .map((f) => ({ path: join(this.dir, f.name), seq: Number(f.match![1]) }))
       .sort((a, b) => b.seq - a.seq)
-  }
-
-  private async readAll(path: string): Promise<Buffer> {
-    const file = await this.fs.open(path, 'read')
-    try {
-      const bytes = Buffer.alloc(await file.size())
-      let done = 0
-      while (done < bytes.length) {
-        const n = await file.read(bytes, done, bytes.length - done, done)
-        if (n === 0) break
-        done += n
-      }
-      return bytes.subarray(0, done)
-    } finally {
-      await file.close()
-    }
   }
 }
 

@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { type LogFileSystem, nodeFileSystem } from '@care/event-log'
+import { type LogFileSystem, nodeFileSystem, readWholeFile } from '@care/event-log'
 import {
   CompactRange,
   FileNodeStore,
@@ -455,25 +455,7 @@ async function writeFileDurably(fs: LogFileSystem, path: string, data: string): 
 
 /** The whole file as UTF-8, or undefined when it does not exist. */
 async function readText(fs: LogFileSystem, path: string): Promise<string | undefined> {
-  let file: Awaited<ReturnType<LogFileSystem['open']>>
-  try {
-    file = await fs.open(path, 'read')
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ENOENT') return undefined
-    throw err
-  }
-  try {
-    const bytes = Buffer.alloc(await file.size())
-    let done = 0
-    while (done < bytes.length) {
-      const n = await file.read(bytes, done, bytes.length - done, done)
-      if (n === 0) break
-      done += n
-    }
-    return bytes.subarray(0, done).toString('utf8')
-  } finally {
-    await file.close()
-  }
+  return (await readWholeFile(fs, path))?.toString('utf8')
 }
 
 function sameTreeHead(note: string, origin: string, size: number, rootHash: Buffer): boolean {
