@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CompactRange, generateNoteKey, parseSignerKey, parseVerifierKey, signCheckpoint } from '@care/tlog'
+import { CompactRange, signCheckpoint } from '@care/tlog'
 import pg from 'pg'
 import { pino } from 'pino'
 import { ulid } from 'ulid'
@@ -20,6 +20,7 @@ import { startInputAt } from '../sessions/test-support/inputs.js'
 import { postJson, requestBody } from '../test-support/records.js'
 import { logLines } from '../transparency/log-lines.js'
 import { type ProvenExport, verifyProvenExport } from '../transparency/proven-export.js'
+import { type NoteKeys, noteKeys } from '../transparency/test-support/note-keys.js'
 import { checkpointFileName, listCheckpointFiles } from '../transparency/transparency-log.js'
 import { chainEvent, eventOfBody, GENESIS_HASH } from './event-chain.js'
 import { exportToJsonlLog, importJsonlLog } from './jsonl-transfer.js'
@@ -54,17 +55,11 @@ function tempDir(): string {
   return dir
 }
 
-function keys(name = ORIGIN) {
-  const { signerKey, verifierKey } = generateNoteKey(name)
-  return {
-    signerKey,
-    verifierKey,
-    signer: parseSignerKey(signerKey),
-    verifier: parseVerifierKey(verifierKey),
-  }
+function keys(name = ORIGIN): NoteKeys {
+  return noteKeys(name)
 }
 
-type Keys = ReturnType<typeof keys>
+type Keys = NoteKeys
 
 function superuserUrl(serviceUrl: string): string {
   return serviceUrl.replace('care_service@', 'postgres@')

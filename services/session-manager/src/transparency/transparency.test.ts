@@ -4,7 +4,7 @@ import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { canonicalJson } from '@care/event-log'
-import { generateNoteKey, parseSignerKey, parseVerifierKey, signCheckpoint } from '@care/tlog'
+import { parseSignerKey, parseVerifierKey, signCheckpoint } from '@care/tlog'
 import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -20,6 +20,7 @@ import { loadConfig } from '../config.js'
 import { type RunningSessionManager, startSessionManager } from '../server.js'
 import { postJson, requestBody } from '../test-support/records.js'
 import { type ProvenExport, verifyProvenExport } from './proven-export.js'
+import { type NoteKeys, noteKeys } from './test-support/note-keys.js'
 import { checkpointFileName, listCheckpointFiles } from './transparency-log.js'
 
 const ORIGIN = 'care.example/sessions'
@@ -37,17 +38,11 @@ function tempDir(): string {
   return dir
 }
 
-function keys(name = ORIGIN) {
-  const { signerKey, verifierKey } = generateNoteKey(name)
-  return {
-    signerKey,
-    verifierKey,
-    signer: parseSignerKey(signerKey),
-    verifier: parseVerifierKey(verifierKey),
-  }
+function keys(name = ORIGIN): NoteKeys {
+  return noteKeys(name)
 }
 
-type Keys = ReturnType<typeof keys>
+type Keys = NoteKeys
 
 async function start(
   dir: string,
