@@ -575,10 +575,7 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
           checkpointsDir: resolve(str(values, 'checkpoints') ?? join(dir, CHECKPOINTS_DIR)),
         })
   // Proof lines go to their own file (the dataset keeps one record per line), written like the dataset.
-  const stored =
-    proofsPath === undefined
-      ? undefined
-      : (database ?? storedExportProver(dir))
+  const stored = proofsPath === undefined ? undefined : (database ?? storedExportProver(dir))
   const proofsFile = proofsPath === undefined ? undefined : await openPartial(proofsPath)
   const output = out === undefined ? undefined : await openPartial(out)
   let manifest: ExportManifest
