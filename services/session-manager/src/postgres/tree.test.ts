@@ -513,6 +513,22 @@ describe('several instances on one database', () => {
       await waitForCheckpoint(b.url, 20)
       const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
       const leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
+      // A hash the table lacks (derived data, deleted by hand): the proof that needs it is a 503 in the
+      // shared error shape, not a 500 and not a wrong proof.
+      const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
+      try {
+        const saved = await admin.query<{ hash: Buffer }>(
+          `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 2 RETURNING hash`,
+        )
+        const missing = await fetch(`${a.url}/proofs/inclusion?seq=4&size=20`)
+        expect(missing.status).toBe(503)
+        expect(await missing.json()).toMatchObject({ error: 'upstream_unavailable' })
+        await admin.query(`INSERT INTO ${t.treeNodes} (level, idx, hash) VALUES (0, 2, $1)`, [
+          saved.rows[0]!.hash,
+        ])
+      } finally {
+        await admin.end()
+      }
       for (let seq = 1; seq <= 20; seq++) {
         const [fromA, fromB] = await Promise.all(
           [a.url, b.url].map(async (url) => {
