@@ -504,19 +504,24 @@ describe('several instances on one database', () => {
     })
     const a = await startService(env(dirs[0]!), key, 3)
     const b = await startService(env(dirs[1]!), key, 3)
+    const served: Buffer[][] = []
     try {
       // Both write at once, so their rows interleave in seq order.
       await Promise.all([workload(a.url, 4, 'on-a'), workload(b.url, 4, 'on-b')])
       // Both serve proofs from the one tree_nodes table (each wrote the same hashes): byte-identical,
-      // and each verifies against the signed checkpoint at 20.
-      const signed = independentOpenCheckpoint(await waitForCheckpoint(a.url, 20), key.verifierKey)!
-      await waitForCheckpoint(b.url, 20)
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
-      const leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
-      // A hash the table lacks (derived data, deleted by hand): the proof that needs it is a 503 in the
-      // shared error shape, not a 500 and not a wrong proof.
+      // and each verifies against the checkpoint signed at 20 (checked below, once both stopped).
+      for (const url of [a.url, b.url]) {
+        for (let i = 0; i < 200; i++) {
+          const res = await fetch(`${url}/proofs/inclusion?seq=20&size=20`)
+          await res.body?.cancel()
+          if (res.status === 200) break
+          await new Promise((r) => setTimeout(r, 50))
+        }
+      }
       const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
       try {
+        // A hash the table lacks (derived data, deleted by hand): the proof that needs it is a 503 in
+        // the shared error shape, not a 500 and not a wrong proof.
         const saved = await admin.query<{ hash: Buffer }>(
           `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 2 RETURNING hash`,
         )
@@ -538,9 +543,7 @@ describe('several instances on one database', () => {
           }),
         )
         expect(fromB).toEqual(fromA)
-        const path = fromA!.inclusion_proof.map((h) => Buffer.from(h, 'base64'))
-        const leaf = independentLeafHash(leaves[seq - 1]!)
-        expect(independentVerifyInclusion(seq - 1, 20, leaf, path, signed.root)).toBe(true)
+        served.push(fromA!.inclusion_proof.map((h) => Buffer.from(h, 'base64')))
       }
       const consistency = await Promise.all(
         [a.url, b.url].map(async (url) => (await fetch(`${url}/proofs/consistency?from=7&to=20`)).json()),
@@ -553,6 +556,13 @@ describe('several instances on one database', () => {
     const notes = dirs.map((dir) => listCheckpointFiles(join(dir, 'checkpoints')).at(-1)!)
     expect(notes.map((n) => n.size)).toEqual([20, 20])
     expect(readFileSync(notes[0]!.path, 'utf8')).toBe(readFileSync(notes[1]!.path, 'utf8'))
+    const signed = independentOpenCheckpoint(readFileSync(notes[0]!.path, 'utf8'), key.verifierKey)!
+    const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+    const leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
+    expect(served).toHaveLength(20)
+    for (const [i, path] of served.entries()) {
+      expect(independentVerifyInclusion(i, 20, independentLeafHash(leaves[i]!), path, signed.root)).toBe(true)
+    }
     for (const dir of dirs) {
       const result = await cli(
         'verify',
