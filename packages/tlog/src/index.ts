@@ -47,3 +47,12 @@ export {
   verifyConsistency,
   verifyInclusion,
 } from './proof.js'
+export {
+  type AsyncNodeReader,
+  asyncNodeReader,
+  consistencyProofNodes,
+  inclusionProofNodes,
+  type NodeKey,
+  rootNodes,
+  TreeProofs,
+} from './proof-nodes.js'

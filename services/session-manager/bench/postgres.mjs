@@ -16,12 +16,11 @@ import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { encodeRecord } from '@care/event-log'
-import { generateNoteKey, MerkleTree } from '@care/tlog'
+import { generateNoteKey, MemoryNodeStore, MerkleTree } from '@care/tlog'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
-import { PackedNodeStore } from '../dist/postgres/packed-node-store.js'
 import { openPostgresSessions } from '../dist/postgres/postgres-session-repository.js'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
@@ -282,14 +281,14 @@ async function treeOverhead(url) {
     }
     const mean = (xs) => xs.reduce((a, x) => a + x.rate, 0) / xs.length
     const leaves = Number(process.env.BENCH_TREE_LEAVES ?? 1_000_000)
-    const tree = new MerkleTree(new PackedNodeStore())
+    const tree = new MerkleTree(new MemoryNodeStore())
     const leaf = Buffer.alloc(200, 0x61)
     for (let i = 0; i < leaves; i++) {
       leaf.writeUInt32BE(i, 0)
       tree.append(leaf)
     }
     // CPU per record on the feed's path: the row's tree line (canonical JSON + SHA-256), leaf hash, append.
-    const lineTree = new MerkleTree(new PackedNodeStore())
+    const lineTree = new MerkleTree(new MemoryNodeStore())
     const event = JSON.parse(startBody())
     const perRecord = 100_000
     let prev = '0'.repeat(64)

@@ -240,7 +240,8 @@ async function recovered(
 
 /**
  * The PostgreSQL store's Merkle tree, when a checkpoint key is configured and the tree is not turned
- * off: a `TransparencyLog` whose hashes live in memory and whose signed checkpoints go to
+ * off: a `TransparencyLog` whose hashes live in the `tree_nodes` table (only the compact range in
+ * memory; proofs read the table) and whose signed checkpoints go to
  * `<dataDir>/checkpoints/` (outside the database, so a database restored from an older dump is caught
  * at the next start), fed from the committed rows.
  */
@@ -262,7 +263,7 @@ async function openPostgresTree(
   try {
     // The persisted tree is resumed after a cheap check (its last leaf against its row, its root, the
     // newest checkpoint at or below its size); otherwise it is rebuilt from the rows.
-    loaded = await loadPersistedTree(pool, names, (tree) =>
+    loaded = await loadPersistedTree(pool, names, async (tree) =>
       newestCheckpointMismatch(tree, join(dataDir, CHECKPOINTS_DIR), settings.verifier),
     )
   } catch (error) {
@@ -275,7 +276,7 @@ async function openPostgresTree(
   } else {
     logger?.info({ size: loaded.head.size }, 'transparency: resuming the persisted tree')
   }
-  const storage = new PostgresTreeStorage('store' in loaded ? loaded.store : undefined)
+  const storage = new PostgresTreeStorage(pool, names, 'store' in loaded ? loaded.store : undefined)
   const tlog = TransparencyLog.open({
     dataDir,
     ...settings,

@@ -67,17 +67,21 @@ export interface ExportTransparency {
 }
 
 /**
- * Proves exported records against one signed checkpoint: `prove(seq)` is the RFC 9162 inclusion proof
- * (hashes leaf to root) of leaf `seq − 1` in the checkpoint's tree, or undefined when `seq` is beyond
- * it. `leafHash` is the hash of the record's original log line (before any pseudonymisation), for
- * provers that check their own proofs.
+ * Proves exported records against one signed checkpoint: `prove` gets a batch of records (their `seq`
+ * and `leafHash`, the hash of the record's original log line, before any pseudonymisation, for provers
+ * that check their own proofs) and gives, in the same order, the RFC 9162 inclusion proof (hashes leaf
+ * to root) of leaf `seq − 1` in the checkpoint's tree, or undefined when `seq` is beyond it. Batches let
+ * a prover read the hashes of many proofs at once (one query on the PostgreSQL store).
  *
  * @example
- * const prover: RecordProver = { checkpoint: { size, note }, prove: (seq) => tree.inclusionProof(seq - 1, size) }
+ * const prover: RecordProver = {
+ *   checkpoint: { size, note },
+ *   prove: async (records) => records.map((r) => (r.seq <= size ? tree.inclusionProof(r.seq - 1, size) : undefined)),
+ * }
  */
 export interface RecordProver {
   readonly checkpoint: { size: number; note: string }
-  prove(seq: number, leafHash: Buffer): Buffer[] | undefined
+  prove(records: readonly { seq: number; leafHash: Buffer }[]): Promise<(Buffer[] | undefined)[]>
 }
 
 /**
@@ -394,6 +398,9 @@ export async function runExport(
   }
 }
 
+/** Records handed to `RecordProver.prove` at once. */
+const PROOF_BATCH = 256
+
 /** Writes one proof line per record `prover` covers, in export order; returns the manifest member. */
 async function writeProofs(
   prover: RecordProver,
@@ -406,25 +413,30 @@ async function writeProofs(
   let proofs = 0
   let pending: string[] = []
   let pendingBytes = 0
-  for (let i = 0; i < count; i++) {
-    const seq = seqs[i]!
-    const hash = leafHashes.subarray(32 * i, 32 * (i + 1))
-    const hashes = prover.prove(seq, hash)
-    if (hashes === undefined) continue
-    const proof: ExportProofLine = {
-      seq,
-      tree_size: size,
-      leaf_hash: hash.toString('base64'),
-      hashes: hashes.map((h) => h.toString('base64')),
+  for (let from = 0; from < count; from += PROOF_BATCH) {
+    const batch: { seq: number; leafHash: Buffer }[] = []
+    for (let i = from; i < Math.min(count, from + PROOF_BATCH); i++) {
+      batch.push({ seq: seqs[i]!, leafHash: leafHashes.subarray(32 * i, 32 * (i + 1)) })
     }
-    const text = `${JSON.stringify({ inclusion_proof: proof })}\n`
-    pending.push(text)
-    pendingBytes += text.length
-    proofs++
-    if (pendingBytes >= CHUNK_BYTES) {
-      await sink(Buffer.from(pending.join('')))
-      pending = []
-      pendingBytes = 0
+    const proven = await prover.prove(batch)
+    for (const [i, { seq, leafHash: hash }] of batch.entries()) {
+      const hashes = proven[i]
+      if (hashes === undefined) continue
+      const proof: ExportProofLine = {
+        seq,
+        tree_size: size,
+        leaf_hash: hash.toString('base64'),
+        hashes: hashes.map((h) => h.toString('base64')),
+      }
+      const text = `${JSON.stringify({ inclusion_proof: proof })}\n`
+      pending.push(text)
+      pendingBytes += text.length
+      proofs++
+      if (pendingBytes >= CHUNK_BYTES) {
+        await sink(Buffer.from(pending.join('')))
+        pending = []
+        pendingBytes = 0
+      }
     }
   }
   if (pending.length > 0) await sink(Buffer.from(pending.join('')))

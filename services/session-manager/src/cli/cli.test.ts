@@ -231,6 +231,21 @@ describe('care-sessions usage', () => {
     expect(fromEnv.code).toBe(EXIT_FAILED)
   })
 
+  it('export --database-url checks the URL, takes --schema and --checkpoints only with it, and reports an unreachable database as a failure', async () => {
+    const bad = await run(['export', '--database-url', 'not-a-url'])
+    expect(bad.code).toBe(EXIT_USAGE)
+    expect(bad.stderr).toContain('--database-url not-a-url is not a URL')
+    const stray = await run(['export', '--checkpoints', '/tmp'])
+    expect(stray.code).toBe(EXIT_USAGE)
+    expect(stray.stderr).toContain('--schema and --checkpoints go with --database-url')
+    const out = join(await dirs.make(), 'export.jsonl')
+    const unreachable = await run(['export', '--database-url=postgres://care@127.0.0.1:1/care', '--out', out])
+    expect(unreachable.code).toBe(EXIT_FAILED)
+    // Nothing half-written is left under the output's name.
+    await expect(readFile(out)).rejects.toThrow(/ENOENT/)
+    await expect(readFile(`${out}.proofs.jsonl`)).rejects.toThrow(/ENOENT/)
+  })
+
   it('names the last line of the log when it ends before the expected head', async () => {
     const dir = await logDir()
     const result = await run(['verify', dir, '--expected-head', `13:${'a'.repeat(64)}`])

@@ -19,6 +19,7 @@ import { DEFAULT_DATA_DIR, databaseUrlProblem } from '../config.js'
 import type { DatabaseCommand, DatabaseCommandOptions } from '../postgres/cli.js'
 import { runTransparencyCommand, TRANSPARENCY_USAGE } from '../transparency/cli.js'
 import { storedExportProver, TreeFilesError } from '../transparency/export-proofs.js'
+import { CHECKPOINTS_DIR } from '../transparency/transparency-log.js'
 import { createProgress } from './progress.js'
 
 /**
@@ -58,6 +59,7 @@ Usage:
   care-sessions export [--data-dir <dir>] [--out <file>] [--from <iso>] [--to <iso>]
                        [--user-id <id>] [--session-id <id>] [--reason <reason>]
                        [--pseudonymize-key-file <file>]
+  care-sessions export --database-url <url> [--schema <name>] [--checkpoints <dir>] [--out <file>] ...
   care-sessions timeline <session_id> [--data-dir <dir>] --with <worker.jsonl>... [--json]
   care-sessions db <migrate|verify|checkpoint|import|export> [--database-url <url>] [--schema <name>]
                                                              (the PostgreSQL store)
@@ -148,9 +150,14 @@ ended); their events are kept when --from <= timestamp < --to. With --out, write
 <out>.manifest.json (filters, counts, first/last record, the chain head the export was taken at).
 When the data directory has a signed checkpoint, <out>.proofs.jsonl holds an inclusion proof per
 record against it (the manifest's transparency.checkpoint); check with care-sessions verify-export.
+With --database-url, exports the PostgreSQL store (each record as its tree line) with proofs from
+its tree_nodes table against the newest checkpoint in --checkpoints (default <data-dir>/checkpoints).
 
 Options:
   --data-dir <dir>                 session-manager data directory
+  --database-url <url>             export the PostgreSQL store instead (default: none; not $DATABASE_URL)
+  --schema <name>                  its schema (default care_sessions)
+  --checkpoints <dir>              with --database-url: the instances' checkpoints directory
   --out <file>                     output file (default: stdout)
   --manifest <file>                where to write the manifest (default: <out>.manifest.json)
   --proofs <file>                  where to write the inclusion proofs (default: <out>.proofs.jsonl)
@@ -199,6 +206,9 @@ const OPTIONS = {
   replay: { ...COMMON, json: { type: 'boolean' } },
   export: {
     ...COMMON,
+    'database-url': { type: 'string' },
+    schema: { type: 'string' },
+    checkpoints: { type: 'string' },
     out: { type: 'string', short: 'o' },
     manifest: { type: 'string' },
     proofs: { type: 'string' },
@@ -529,7 +539,18 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
       parsed.fields.map((f) => `--${f.path.slice(1).replace('_', '-')}: ${f.message}`).join('; '),
     )
   }
-  const dir = await dataDirOf(values, undefined, io)
+  const databaseUrl = str(values, 'database-url')
+  if (databaseUrl === undefined && (str(values, 'schema') ?? str(values, 'checkpoints')) !== undefined) {
+    throw new UsageError('--schema and --checkpoints go with --database-url')
+  }
+  if (databaseUrl !== undefined) {
+    const problem = databaseUrlProblem(databaseUrl)
+    if (problem !== undefined) throw new UsageError(`--database-url ${problem}`)
+  }
+  const dir =
+    databaseUrl === undefined
+      ? await dataDirOf(values, undefined, io)
+      : resolve(str(values, 'data-dir') ?? (io.env.CARE_DATA_DIR?.trim() || DEFAULT_DATA_DIR))
   const pseudonymizer = await pseudonymizerOf(values, io)
   const out = str(values, 'out')
   const manifestPath = str(values, 'manifest') ?? (out === undefined ? undefined : `${out}.manifest.json`)
@@ -538,20 +559,29 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
   if (manifestPath !== undefined) await requireParentDir(manifestPath, '--manifest')
   if (proofsPath !== undefined) await requireParentDir(proofsPath, '--proofs')
   const progress = createProgress(io.stderr, 'export')
-  const logBytes = io.stderr.isTTY ? await eventsBytes(dir) : 0
+  const logBytes = io.stderr.isTTY && databaseUrl === undefined ? await eventsBytes(dir) : 0
   const onProgress = (p: ExportProgress) =>
     p.phase === 'scan' && p.bytes !== undefined
       ? progress.update(p.bytes, logBytes, 'bytes', 'reading the log')
       : progress.update(p.events, p.total, 'events', p.phase === 'scan' ? 'reading the log' : 'writing')
 
+  // The PostgreSQL store (its tree lines, proofs from its table), or the log under the data directory.
+  const database =
+    databaseUrl === undefined
+      ? undefined
+      : (await import('../postgres/tree-export.js')).openPostgresExport({
+          url: databaseUrl,
+          ...(str(values, 'schema') !== undefined ? { schema: str(values, 'schema') } : {}),
+          checkpointsDir: resolve(str(values, 'checkpoints') ?? join(dir, CHECKPOINTS_DIR)),
+        })
   // Proof lines go to their own file (the dataset keeps one record per line), written like the dataset.
-  const stored = proofsPath === undefined ? undefined : storedExportProver(dir)
+  const stored = proofsPath === undefined ? undefined : (database ?? storedExportProver(dir))
   const proofsFile = proofsPath === undefined ? undefined : await openPartial(proofsPath)
   const output = out === undefined ? undefined : await openPartial(out)
   let manifest: ExportManifest
   try {
     manifest = await runExport(
-      logAuditSource(dir),
+      database?.source ?? logAuditSource(dir),
       parsed.value,
       (chunk) => writeTo(output?.stream ?? io.stdout, chunk),
       {
@@ -571,7 +601,7 @@ async function exportCommand(values: Values, positionals: string[], io: CliIo): 
     if (err instanceof TreeFilesError) throw new FailedError(err.message)
     throw err
   } finally {
-    stored?.close()
+    await (database ?? stored)?.close()
   }
   progress.finish()
   if (manifestPath !== undefined) await writeJsonFile(manifestPath, manifest)

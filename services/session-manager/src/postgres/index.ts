@@ -16,7 +16,6 @@ export {
   type TransferReport,
 } from './jsonl-transfer.js'
 export { MIGRATIONS, type Migration, type MigrationReport, migrate } from './migrations.js'
-export { PackedNodeStore } from './packed-node-store.js'
 export { PostgresEventStore } from './postgres-event-store.js'
 export {
   openPostgresSessions,
@@ -27,7 +26,15 @@ export {
 export { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
 export { PostgresTreeFeed, PostgresTreeStorage, TREE_POLL_MS } from './tree-feed.js'
 export { committedHigh, postgresTreeAuditSource, postgresTreeLines, TreeLineCursor } from './tree-lines.js'
-export { loadPersistedTree, PersistingNodeStore, type StoredHead, type TreeHead } from './tree-table.js'
+export {
+  loadPersistedTree,
+  type PersistedTree,
+  readTreeNodes,
+  type StoredHead,
+  TableNodeStore,
+  type TreeHead,
+  type TreeTableDb,
+} from './tree-table.js'
 export {
   type PostgresVerifyCounts,
   type PostgresVerifyProblem,

@@ -3,45 +3,50 @@ import type { TransparencyLog, TreeStorage } from '../transparency/transparency-
 import { unavailable } from './pg-errors.js'
 import type { SchemaNames } from './schema-names.js'
 import { committedHigh, TreeLineCursor } from './tree-lines.js'
-import { PersistingNodeStore, type StoredHead, type TreeHead } from './tree-table.js'
+import { type StoredHead, TableNodeStore, type TreeHead } from './tree-table.js'
 
 /**
- * Tree storage for the PostgreSQL store: the hashes in memory (`PersistingNodeStore`), persisted by the
- * feed to the `tree_nodes` / `tree_heads` tables after commit (derived data). `open` gives the tree a
- * start resumes from (checked by `loadPersistedTree`) or an empty one; `remove` (a rebuild) starts
- * empty and clears the tables at the next `persist`.
+ * Tree storage for the PostgreSQL store: the hashes in the `tree_nodes` table (`TableNodeStore`: only
+ * the compact range, unwritten hashes and a small cache in memory), written by the feed after commit
+ * together with the `tree_heads` row (derived data). `open` gives the tree a start resumes from
+ * (checked by `loadPersistedTree`) or an empty one; `remove` (a rebuild) starts empty and clears the
+ * tables at the next `persist`.
  *
  * @example
- * const storage = new PostgresTreeStorage(loaded.store)
+ * const storage = new PostgresTreeStorage(pool, names, loaded.store)
  * const tlog = TransparencyLog.open({ dataDir, signer, treeStorage: storage, replayStartsAfter: { size, root } })
  */
 export class PostgresTreeStorage implements TreeStorage {
-  #current: PersistingNodeStore
+  #current: TableNodeStore
   #clear: boolean
 
   /** `resumed`: the checked persisted tree; without it the tables are cleared at the first persist. */
-  constructor(resumed?: PersistingNodeStore) {
-    this.#current = resumed ?? new PersistingNodeStore()
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly names: SchemaNames,
+    resumed?: TableNodeStore,
+  ) {
+    this.#current = resumed ?? new TableNodeStore(db, names)
     this.#clear = resumed === undefined
   }
 
-  open(): PersistingNodeStore {
+  open(): TableNodeStore {
     return this.#current
   }
 
   remove(): void {
-    this.#current = new PersistingNodeStore()
+    this.#current = new TableNodeStore(this.db, this.names)
     this.#clear = true
   }
 
   /** Writes the hashes added since the last call and the tree's `head` (clearing stale tables first). */
-  async persist(db: pg.Pool, t: SchemaNames, head: StoredHead): Promise<void> {
+  async persist(head: StoredHead): Promise<void> {
     if (this.#clear) {
-      await db.query(`DELETE FROM ${t.treeHeads}`)
-      await db.query(`DELETE FROM ${t.treeNodes}`)
+      await this.db.query(`DELETE FROM ${this.names.treeHeads}`)
+      await this.db.query(`DELETE FROM ${this.names.treeNodes}`)
       this.#clear = false
     }
-    await this.#current.persist(db, t, head)
+    await this.#current.persist(head)
   }
 }
 
@@ -177,7 +182,7 @@ export class PostgresTreeFeed {
       root: tree.root(),
     }
     try {
-      await this.storage.persist(this.pool, this.names, head)
+      await this.storage.persist(head)
     } catch (err) {
       this.logger?.warn({ err }, 'transparency: could not persist the tree hashes; retrying')
     }

@@ -1,8 +1,7 @@
 import { encodeRecord, GENESIS_HASH } from '@care/event-log'
-import { leafHash, MerkleTree, type NodeStore } from '@care/tlog'
+import { leafHash, MerkleTree, type NodeKey, type NodeStore, rootNodes, TreeProofs } from '@care/tlog'
 import type pg from 'pg'
 import { eventOfBody } from './event-chain.js'
-import { PackedNodeStore } from './packed-node-store.js'
 import type { SchemaNames } from './schema-names.js'
 
 const BATCH = 5000
@@ -25,140 +24,249 @@ export interface StoredHead extends TreeHead {
 }
 
 /**
- * A `NodeStore` that keeps the PostgreSQL tree's hashes in memory (`PackedNodeStore`) and remembers
- * every hash put since the last `persist`, which writes them to the `tree_nodes` table (after commit, by
- * the feed). The table is derived data: every instance writes the same values (an existing row that
- * differs, e.g. damaged, is overwritten), and `loadPersistedTree` checks it before trusting it.
+ * What the tree's tables are read and written through: a `pg.Pool` (or a client) is one; tests wrap one
+ * to count the queries and rows a start reads.
  *
  * @example
- * const store = new PersistingNodeStore()
+ * const db: TreeTableDb = pool
+ */
+export interface TreeTableDb {
+  query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>
+}
+
+const nodeKey = (level: number, index: number) => `${level}/${index}`
+
+/**
+ * Reads the hashes of `keys` from `tree_nodes` in one query (in the order of `keys`); rejects naming
+ * the first node the table does not hold (derived data: a rebuild at the next start restores it).
+ *
+ * @example
+ * const [leaf] = await readTreeNodes(pool, names, [{ level: 0, index: 41 }])
+ */
+export async function readTreeNodes(
+  db: TreeTableDb,
+  t: SchemaNames,
+  keys: readonly NodeKey[],
+): Promise<Buffer[]> {
+  if (keys.length === 0) return []
+  const { rows } = await db.query<{ level: number; idx: string; hash: Buffer }>(
+    `SELECT n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx)
+     JOIN ${t.treeNodes} n ON n.level = k.level AND n.idx = k.idx`,
+    [keys.map((k) => k.level), keys.map((k) => k.index)],
+  )
+  const found = new Map(rows.map((r) => [nodeKey(r.level, Number(r.idx)), r.hash]))
+  return keys.map((k) => {
+    const hash = found.get(nodeKey(k.level, k.index))
+    if (hash === undefined) {
+      throw new RangeError(`${t.treeNodes} holds no hash at level ${k.level}, index ${k.index}`)
+    }
+    return hash
+  })
+}
+
+/** Hashes read from the table kept for later proofs (upper levels are shared by most proofs). */
+const CACHED_NODES = 4096
+
+/**
+ * The PostgreSQL tree's `NodeStore`: the complete-subtree hashes live in the `tree_nodes` table, not in
+ * memory. The process holds only the compact range the tree was opened at (O(log n) hashes, which
+ * `MerkleTree` starts from), the hashes put since they were last written (`persist`, called by the feed
+ * after commit), and a small cache of hashes read back. `node` answers from those and throws for
+ * anything else; `readNodes` (what proofs use) answers the rest with one query. The table is derived
+ * data: every instance writes the same values (an existing row that differs, e.g. damaged, is
+ * overwritten), and `loadPersistedTree` checks it before a start trusts it.
+ *
+ * @example
+ * const store = new TableNodeStore(pool, names)
  * const tree = new MerkleTree(store)
  * tree.append(line)
- * await store.persist(pool, names, head)
+ * await store.persist(head)
  */
-export class PersistingNodeStore implements NodeStore {
-  readonly #inner: PackedNodeStore
-  #pending: { level: number; index: number; hash: Buffer }[] = []
+export class TableNodeStore implements NodeStore {
+  readonly #db: TreeTableDb
+  readonly #t: SchemaNames
+  #leafCount: number
+  /** The compact range at open (what `MerkleTree` reads back). */
+  readonly #edge = new Map<string, Buffer>()
+  /** Put and not yet written to the table (kept until a write of them succeeded). */
+  #unwritten = new Map<string, { level: number; index: number; hash: Buffer }>()
+  readonly #cache = new Map<string, Buffer>()
 
-  constructor(inner = new PackedNodeStore()) {
-    this.#inner = inner
+  /** A store over the table whose tree has `size` leaves; `edge` holds that size's compact range (`rootNodes(size)`). */
+  constructor(
+    db: TreeTableDb,
+    t: SchemaNames,
+    opened: { size: number; edge: ReadonlyMap<string, Buffer> } = { size: 0, edge: new Map() },
+  ) {
+    this.#db = db
+    this.#t = t
+    this.#leafCount = opened.size
+    for (const [key, hash] of opened.edge) this.#edge.set(key, hash)
   }
 
   get leafCount(): number {
-    return this.#inner.leafCount
+    return this.#leafCount
+  }
+
+  /** Hashes put and not yet written (bounded by how often the feed persists). */
+  get unwritten(): number {
+    return this.#unwritten.size
   }
 
   put(level: number, index: number, hash: Buffer): void {
-    this.#inner.put(level, index, hash)
-    this.#pending.push({ level, index, hash: Buffer.from(hash) })
+    this.#unwritten.set(nodeKey(level, index), { level, index, hash: Buffer.from(hash) })
+    if (level === 0) this.#leafCount = index + 1
   }
 
   node(level: number, index: number): Buffer {
-    return this.#inner.node(level, index)
+    const key = nodeKey(level, index)
+    const hash = this.#unwritten.get(key)?.hash ?? this.#edge.get(key) ?? this.#cache.get(key)
+    if (hash === undefined) {
+      throw new RangeError(`no hash in memory at level ${level}, index ${index} (read it with readNodes)`)
+    }
+    return hash
   }
 
+  /** The hashes of `keys` (in that order): from memory where held, the rest from the table in one query. */
+  async readNodes(keys: readonly NodeKey[]): Promise<Buffer[]> {
+    const out: (Buffer | undefined)[] = keys.map((k) => {
+      const key = nodeKey(k.level, k.index)
+      return this.#unwritten.get(key)?.hash ?? this.#edge.get(key) ?? this.#cached(key)
+    })
+    const missing = keys.filter((_, i) => out[i] === undefined)
+    const read = await readTreeNodes(this.#db, this.#t, missing)
+    const byKey = new Map(missing.map((k, i) => [nodeKey(k.level, k.index), read[i]!]))
+    for (const [key, hash] of byKey) this.#remember(key, hash)
+    return keys.map((k, i) => out[i] ?? byKey.get(nodeKey(k.level, k.index))!)
+  }
+
+  #cached(key: string): Buffer | undefined {
+    const hash = this.#cache.get(key)
+    if (hash !== undefined) {
+      // Most recently used last: the first entry is the one evicted.
+      this.#cache.delete(key)
+      this.#cache.set(key, hash)
+    }
+    return hash
+  }
+
+  #remember(key: string, hash: Buffer): void {
+    this.#cache.set(key, hash)
+    if (this.#cache.size > CACHED_NODES) this.#cache.delete(this.#cache.keys().next().value!)
+  }
+
+  /** Forgets hashes beyond `leafCount` (the tree can only be cut back to a size whose compact range is in memory). */
   truncate(leafCount: number): void {
-    this.#inner.truncate(leafCount)
-    this.#pending = this.#pending.filter((p) => p.index < Math.floor(leafCount / 2 ** p.level))
+    this.#leafCount = Math.min(this.#leafCount, leafCount)
+    for (const [key, p] of this.#unwritten) {
+      if (p.index >= Math.floor(leafCount / 2 ** p.level)) this.#unwritten.delete(key)
+    }
+    this.#cache.clear()
   }
 
   flush(): void {}
   close(): void {}
 
   /**
-   * Writes the hashes put since the last call, then `head` (the tree's end, once its hashes are
-   * written), in batches; a crash in between leaves rows `loadPersistedTree` cuts back or rebuilds.
+   * Writes the hashes put since the last successful call, then `head` (the tree's end, once its hashes
+   * are written), in batches, and deletes older heads; a crash in between leaves hashes beyond the
+   * newest head, which the next start ignores and overwrites. Hashes stay in memory until written, so
+   * proofs never miss one; on an error they are kept for the next call.
    */
-  async persist(db: pg.Pool, t: SchemaNames, head: StoredHead | undefined): Promise<void> {
-    const pending = this.#pending
-    this.#pending = []
-    try {
-      for (let at = 0; at < pending.length; at += BATCH) {
-        const batch = pending.slice(at, at + BATCH)
-        await db.query(
-          `INSERT INTO ${t.treeNodes} (level, idx, hash)
-           SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])
-           ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash
-             WHERE ${t.treeNodes}.hash IS DISTINCT FROM EXCLUDED.hash`,
-          [batch.map((p) => p.level), batch.map((p) => p.index), batch.map((p) => p.hash)],
-        )
-      }
-      if (head === undefined || head.size === 0) return
-      await db.query(
-        `INSERT INTO ${t.treeHeads} (size, event_seq, line_hash, prev_line_hash, root)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (size) DO UPDATE SET event_seq = EXCLUDED.event_seq, line_hash = EXCLUDED.line_hash,
-           prev_line_hash = EXCLUDED.prev_line_hash, root = EXCLUDED.root`,
-        [head.size, head.eventSeq, head.lineHash, head.prevLineHash, head.root],
+  async persist(head: StoredHead | undefined): Promise<void> {
+    const t = this.#t
+    const pending = [...this.#unwritten.values()]
+    for (let at = 0; at < pending.length; at += BATCH) {
+      const batch = pending.slice(at, at + BATCH)
+      await this.#db.query(
+        `INSERT INTO ${t.treeNodes} (level, idx, hash)
+         SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])
+         ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash
+           WHERE ${t.treeNodes}.hash IS DISTINCT FROM EXCLUDED.hash`,
+        [batch.map((p) => p.level), batch.map((p) => p.index), batch.map((p) => p.hash)],
       )
-      await db.query(`DELETE FROM ${t.treeHeads} WHERE size < $1`, [head.size])
-    } catch (error) {
-      // Not written: keep them for the next call (derived data, so a later write is as good).
-      this.#pending = [...pending, ...this.#pending]
-      throw error
+      for (const p of batch) {
+        const key = nodeKey(p.level, p.index)
+        if (this.#unwritten.get(key) === p) this.#unwritten.delete(key)
+      }
     }
+    if (head === undefined || head.size === 0) return
+    await this.#db.query(
+      `INSERT INTO ${t.treeHeads} (size, event_seq, line_hash, prev_line_hash, root)
+       VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (size) DO UPDATE SET event_seq = EXCLUDED.event_seq, line_hash = EXCLUDED.line_hash,
+         prev_line_hash = EXCLUDED.prev_line_hash, root = EXCLUDED.root`,
+      [head.size, head.eventSeq, head.lineHash, head.prevLineHash, head.root],
+    )
+    await this.#db.query(`DELETE FROM ${t.treeHeads} WHERE size < $1`, [head.size])
   }
 }
 
 /**
- * Reads the persisted tree (`tree_nodes`, `tree_heads`) and checks it cheaply before it is trusted:
- * the hashes are cut back to the largest size every level covers and that a head names; the last leaf
- * is recomputed from its row (the row at the head's `seq`, as the line at that position after the
- * head's previous line hash) and must equal the stored leaf hash and line hash; the hashes must give
- * the root persisted with the head (so the compact range new leaves build on is intact); and `check` (the newest
- * signed checkpoint, when one is at or below that size) must hold for the root there. Returns the store
- * and head to resume from (with the root there), or a reason to rebuild from the rows.
+ * The tree as a start check sees it: its size and its root at any size up to it (read from the table).
  *
  * @example
- * const loaded = await loadPersistedTree(pool, names, (tree) => tree.root(cp.size).equals(cp.rootHash))
+ * const check = async (tree: PersistedTree) => (await tree.root(cp.size)).equals(cp.rootHash) ? undefined : 'differs'
+ */
+export interface PersistedTree {
+  readonly size: number
+  root(size: number): Promise<Buffer>
+}
+
+/**
+ * Reads where the persisted tree ends (`tree_heads`) and checks it cheaply before it is trusted, reading
+ * O(log n) rows of `tree_nodes`, never the whole table: every level must reach as far as the head's size
+ * needs (its highest index, one index lookup per level: a cut level fails); the last leaf is recomputed
+ * from its row (the row at the head's `seq`, as the line at that position after the head's previous
+ * line hash) and must equal the stored leaf hash and line hash; the compact range at the head's size
+ * must give the root persisted with the head (so the edge new leaves build on is intact); and `check`
+ * (the newest signed checkpoints, whose roots are read from the table) must pass. Returns the store and
+ * head to resume from (with the root there), or a reason to rebuild from the rows.
+ *
+ * @example
+ * const loaded = await loadPersistedTree(pool, names, async (tree) => newestCheckpointMismatch(tree, dir, verifier))
  */
 export async function loadPersistedTree(
-  db: pg.Pool,
+  db: TreeTableDb,
   t: SchemaNames,
-  check: (tree: MerkleTree) => string | undefined,
-): Promise<{ store: PersistingNodeStore; head: TreeHead; root: Buffer } | { rebuild: string }> {
+  check: (tree: PersistedTree) => Promise<string | undefined>,
+): Promise<{ store: TableNodeStore; head: TreeHead; root: Buffer } | { rebuild: string }> {
   const heads = await db.query<{
     size: string
     event_seq: string
     line_hash: string
     prev_line_hash: string
     root: Buffer
-  }>(`SELECT size, event_seq, line_hash, prev_line_hash, root FROM ${t.treeHeads} ORDER BY size DESC`)
-  if (heads.rows.length === 0) return { rebuild: 'no persisted tree' }
-  const packed = new PackedNodeStore()
-  const counts: number[] = []
-  for (let level = 0; level < 64; level++) {
-    let next = 0
-    for (;;) {
-      const { rows } = await db.query<{ idx: string; hash: Buffer }>(
-        `SELECT idx, hash FROM ${t.treeNodes} WHERE level = $1 AND idx >= $2 ORDER BY idx LIMIT ${BATCH}`,
-        [level, next],
-      )
-      for (const row of rows) {
-        // A gap ends the level's usable prefix.
-        if (Number(row.idx) !== next) break
-        packed.put(level, next, row.hash)
-        next++
-      }
-      if (rows.length < BATCH || next !== Number(rows.at(-1)!.idx) + 1) break
-    }
-    counts[level] = next
-    if (next === 0) break
-  }
-  // Largest n with floor(n / 2^k) ≤ count_k at every level k.
-  let covered = counts[0] ?? 0
-  for (let level = 1; level < 64 && 2 ** level <= covered; level++) {
-    covered = Math.min(covered, ((counts[level] ?? 0) + 1) * 2 ** level - 1)
-  }
-  const row = heads.rows.find((h) => Number(h.size) <= covered)
-  if (row === undefined) return { rebuild: `the persisted hashes cover ${covered} leaves, no head` }
+  }>(`SELECT size, event_seq, line_hash, prev_line_hash, root FROM ${t.treeHeads} ORDER BY size DESC LIMIT 1`)
+  const row = heads.rows[0]
+  if (row === undefined) return { rebuild: 'no persisted tree' }
   const head: TreeHead = {
     size: Number(row.size),
     eventSeq: Number(row.event_seq),
     lineHash: row.line_hash,
     prevLineHash: row.prev_line_hash,
   }
-  packed.truncate(head.size)
+  // Each level's highest stored index (an index lookup each): level k must hold floor(size / 2^k) hashes.
+  const levels = await db.query<{ level: number; top: string | null }>(
+    `SELECT l.level, (SELECT max(idx) FROM ${t.treeNodes} WHERE level = l.level) AS top
+     FROM generate_series(0, 63) AS l(level)`,
+  )
+  for (const { level, top } of levels.rows) {
+    const needed = Math.floor(head.size / 2 ** level)
+    if (needed > 0 && (top === null || Number(top) < needed - 1)) {
+      return { rebuild: `level ${level} of the persisted tree holds fewer than ${needed} hashes` }
+    }
+  }
+  const edgeKeys = rootNodes(head.size)
+  const lastLeaf = { level: 0, index: head.size - 1 }
+  let read: Buffer[]
+  try {
+    read = await readTreeNodes(db, t, [...edgeKeys, lastLeaf])
+  } catch (error) {
+    if (error instanceof RangeError) return { rebuild: error.message }
+    throw error
+  }
+  const edge = new Map(edgeKeys.map((k, i) => [nodeKey(k.level, k.index), read[i]!]))
   const last = await db.query<{ body: string }>(`SELECT body FROM ${t.events} WHERE seq = $1`, [
     head.eventSeq,
   ])
@@ -166,15 +274,25 @@ export async function loadPersistedTree(
     return { rebuild: `the row at seq ${head.eventSeq} of the persisted tree is gone` }
   const { record, line } = encodeRecord(eventOfBody(last.rows[0]!.body), head.size, head.prevLineHash)
   const leaf = leafHash(line.subarray(0, line.length - 1))
-  if (record.hash !== head.lineHash || !leaf.equals(packed.node(0, head.size - 1))) {
+  if (record.hash !== head.lineHash || !leaf.equals(read.at(-1)!)) {
     return { rebuild: `the persisted tree's last leaf (${head.size}) does not match its row` }
   }
-  const store = new PersistingNodeStore(packed)
+  const store = new TableNodeStore(db, t, { size: head.size, edge })
   const tree = new MerkleTree(store)
   if (!tree.root().equals(row.root)) {
     return { rebuild: `the persisted hashes do not give the persisted root at ${head.size} leaves` }
   }
-  const failed = check(tree)
+  const proofs = new TreeProofs(store)
+  let failed: string | undefined
+  try {
+    failed = await check({
+      size: head.size,
+      root: (size) => (size === head.size ? Promise.resolve(tree.root()) : proofs.root(size)),
+    })
+  } catch (error) {
+    if (error instanceof RangeError) return { rebuild: error.message }
+    throw error
+  }
   if (failed !== undefined) return { rebuild: failed }
   return { store, head, root: row.root }
 }

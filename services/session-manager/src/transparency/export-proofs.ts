@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { LogHead } from '@care/event-log'
 import {
+  asyncNodeReader,
   type Checkpoint,
-  inclusionProof,
   leafHash,
   levelFileName,
   type NodeReader,
@@ -14,6 +14,7 @@ import {
   ProofError,
   parseCheckpoint,
   parseNote,
+  TreeProofs,
   verifyInclusion,
 } from '@care/tlog'
 import type { ExportManifest, ExportProofLine, RecordProver } from '../audit/export.js'
@@ -36,11 +37,60 @@ export function serviceExportProver(
     await tlog.checkpoint()
     const latest = tlog.latestCheckpoint
     if (!latest) return undefined
-    const { size } = latest
-    return {
-      checkpoint: latest,
-      prove: (seq) => (seq <= size ? tlog.tree.inclusionProof(seq - 1, size) : undefined),
-    }
+    return checkpointProver(
+      latest.note,
+      tlog.proofs,
+      (seq, err) =>
+        new TreeFilesError(
+          `cannot prove seq ${seq} against the checkpoint at size ${latest.size}: the tree's stored hashes do not match it (${err.message})`,
+        ),
+    )
+  }
+}
+
+/**
+ * A prover against the signed checkpoint `note` (C2SP signed note; its signature is not checked here,
+ * `verify-export` does that) with proofs from `proofs`: each batch's proofs come from one read of the
+ * stored hashes, and every proof is checked against the checkpoint's root before it is handed out, so
+ * stored hashes that do not match (damaged, cut, from another history) fail the export with the error
+ * `mismatch` makes instead of producing a proof that does not verify.
+ *
+ * @example
+ * const prover = checkpointProver(note, tlog.proofs, (seq, err) => new TreeFilesError(`seq ${seq}: ${err.message}`))
+ */
+export function checkpointProver(
+  note: string,
+  proofs: TreeProofs,
+  mismatch: (seq: number, err: Error) => Error,
+): RecordProver {
+  const { size, rootHash } = parseCheckpoint(parseNote(note).text)
+  return {
+    checkpoint: { size, note },
+    prove: async (records) => {
+      const within = records.filter((r) => r.seq <= size)
+      let hashes: Buffer[][] = []
+      try {
+        if (within.length > 0) {
+          hashes = await proofs.inclusionProofs(
+            within.map((r) => r.seq - 1),
+            size,
+          )
+        }
+      } catch (err) {
+        throw mismatch(within[0]!.seq, err as Error)
+      }
+      const bySeq = new Map<number, Buffer[]>()
+      for (const [i, record] of within.entries()) {
+        const proof = hashes[i]!
+        try {
+          verifyInclusion(record.seq - 1, size, record.leafHash, proof, rootHash)
+        } catch (err) {
+          throw mismatch(record.seq, err as Error)
+        }
+        bySeq.set(record.seq, proof)
+      }
+      return records.map((r) => bySeq.get(r.seq))
+    },
   }
 }
 
@@ -75,24 +125,14 @@ export function storedExportProver(dataDir: string): {
     prover: async () => {
       const newest = listCheckpointFiles(join(dataDir, CHECKPOINTS_DIR)).at(-1)
       if (!newest || !existsSync(join(dataDir, TREE_DIR, levelFileName(0)))) return undefined
-      const note = readFileSync(newest.path, 'utf8')
-      const checkpoint = parseCheckpoint(parseNote(note).text)
-      const { size, rootHash } = checkpoint
-      return {
-        checkpoint: { size, note },
-        prove: (seq, leaf) => {
-          if (seq > size) return undefined
-          try {
-            const proof = inclusionProof(reader, seq - 1, size)
-            verifyInclusion(seq - 1, size, leaf, proof, rootHash)
-            return proof
-          } catch (err) {
-            throw new TreeFilesError(
-              `cannot prove seq ${seq} against ${newest.path}: the tree files in ${join(dataDir, TREE_DIR)} do not match it (${(err as Error).message}); start the service once to rebuild them`,
-            )
-          }
-        },
-      }
+      return checkpointProver(
+        readFileSync(newest.path, 'utf8'),
+        new TreeProofs(asyncNodeReader(reader)),
+        (seq, err) =>
+          new TreeFilesError(
+            `cannot prove seq ${seq} against ${newest.path}: the tree files in ${join(dataDir, TREE_DIR)} do not match it (${err.message}); start the service once to rebuild them`,
+          ),
+      )
     },
   }
 }

@@ -1,23 +1,23 @@
 import { readFileSync } from 'node:fs'
-import { type MerkleTree, type NoteVerifier, openCheckpoint } from '@care/tlog'
+import { type NoteVerifier, openCheckpoint } from '@care/tlog'
 import { listCheckpointFiles } from './transparency-log.js'
 
 /**
  * Checks a stored tree against the `newest` (default 8) checkpoints in `dir` this key signed at or
  * below the tree's size: undefined when its root at each one's size is the signed root (or there is no
- * such checkpoint, or no verifier), else why not. A cheap test (O(newest · log n) hashes) that a
- * persisted tree still matches what was signed.
+ * such checkpoint, or no verifier), else why not. A cheap test (O(newest · log n) hashes, read from
+ * wherever the tree keeps them) that a persisted tree still matches what was signed.
  *
  * @example
- * const reason = newestCheckpointMismatch(tree, join(dataDir, 'checkpoints'), verifier)
+ * const reason = await newestCheckpointMismatch(tree, join(dataDir, 'checkpoints'), verifier)
  * if (reason) rebuild()
  */
-export function newestCheckpointMismatch(
-  tree: MerkleTree,
+export async function newestCheckpointMismatch(
+  tree: { readonly size: number; root(size: number): Buffer | Promise<Buffer> },
   dir: string,
   verifier: NoteVerifier | undefined,
   newest = 8,
-): string | undefined {
+): Promise<string | undefined> {
   if (verifier === undefined) return undefined
   const files = listCheckpointFiles(dir).filter((f) => f.size <= tree.size)
   let checked = 0
@@ -30,10 +30,22 @@ export function newestCheckpointMismatch(
       continue
     }
     if (checkpoint.size > tree.size) continue
-    if (!tree.root(checkpoint.size).equals(checkpoint.rootHash)) {
+    if (!(await tree.root(checkpoint.size)).equals(checkpoint.rootHash)) {
       return `the tree's root at ${checkpoint.size} is not the one ${file.path} signed`
     }
     checked++
   }
   return undefined
+}
+
+/**
+ * The newest checkpoint file in `dir` (largest size) and its note text, or undefined when there is none
+ * (the signature is not checked here: `verify-export` checks it against the verifier keys).
+ *
+ * @example
+ * const newest = readNewestCheckpoint(join(dataDir, 'checkpoints'))
+ */
+export function readNewestCheckpoint(dir: string): { path: string; note: string } | undefined {
+  const newest = listCheckpointFiles(dir).at(-1)
+  return newest === undefined ? undefined : { path: newest.path, note: readFileSync(newest.path, 'utf8') }
 }

@@ -36,6 +36,9 @@ export class ProvenExportError extends Error {
   override name = 'ProvenExportError'
 }
 
+/** Records proven per read of the stored hashes. */
+const PROOF_BATCH = 256
+
 /**
  * Builds a `ProvenExport` of the records `select` picks (parsed JSON of each line), against the newest
  * signed checkpoint; undefined when there is no checkpoint yet. Reads the store's leaves once.
@@ -55,14 +58,17 @@ export async function buildProvenExport(
     if (index >= latest.size) break
     const text = line.toString('utf8')
     const record = JSON.parse(text) as Record<string, unknown>
-    if (select(record)) {
-      records.push({
-        seq: index + 1,
-        line: text,
-        inclusion_proof: tlog.tree.inclusionProof(index, latest.size).map((h) => h.toString('base64')),
-      })
-    }
+    if (select(record)) records.push({ seq: index + 1, line: text, inclusion_proof: [] })
     index++
+  }
+  // The proofs of PROOF_BATCH records at a time, each batch from one read of the stored hashes.
+  for (let at = 0; at < records.length; at += PROOF_BATCH) {
+    const batch = records.slice(at, at + PROOF_BATCH)
+    const proofs = await tlog.proofs.inclusionProofs(
+      batch.map((r) => r.seq - 1),
+      latest.size,
+    )
+    for (const [i, r] of batch.entries()) r.inclusion_proof = proofs[i]!.map((h) => h.toString('base64'))
   }
   return { kind: 'care.proven-export', version: 1, checkpoint: latest.note, records }
 }

@@ -1,3 +1,4 @@
+import { ProofError } from '@care/tlog'
 import type { Hono, MiddlewareHandler } from 'hono'
 import { SESSION_ID_PATTERN } from '../audit/export-filters.js'
 import { sendError } from '../http/errors.js'
@@ -46,7 +47,7 @@ export function registerTransparencyRoutes(
     return c.text(latest.note, 200, { 'Content-Type': 'text/plain; charset=utf-8' })
   })
 
-  app.get('/proofs/inclusion', auditor, withLog, (c) => {
+  app.get('/proofs/inclusion', auditor, withLog, async (c) => {
     const size = orDefault(integer(c.req.query('size')), defaultSize)
     const seq = integer(c.req.query('seq'))
     if (seq === null || seq === undefined) return badQuery(c, 'seq must be a positive integer')
@@ -54,31 +55,35 @@ export function registerTransparencyRoutes(
       return badQuery(c, `size must be an integer in [1, ${tlog().size}]`)
     }
     if (seq < 1 || seq > size) return badQuery(c, `seq must be in [1, ${size}]`)
-    const tree = tlog().tree
+    const read = await readHashes(() => tlog().proofs.inclusion(seq - 1, size))
+    if (!read.ok) return unreadable(c)
+    const { leafHash, root, proof } = read.value
     return c.json({
       seq,
       leaf_index: seq - 1,
       tree_size: size,
-      leaf_hash: tree.leafHash(seq - 1).toString('base64'),
-      root_hash: tree.root(size).toString('base64'),
-      inclusion_proof: tree.inclusionProof(seq - 1, size).map((h) => h.toString('base64')),
+      leaf_hash: leafHash.toString('base64'),
+      root_hash: root.toString('base64'),
+      inclusion_proof: proof.map((h) => h.toString('base64')),
     })
   })
 
-  app.get('/proofs/consistency', auditor, withLog, (c) => {
+  app.get('/proofs/consistency', auditor, withLog, async (c) => {
     const from = integer(c.req.query('from'))
     const to = orDefault(integer(c.req.query('to')), defaultSize)
     if (from === null || from === undefined) return badQuery(c, 'from must be a positive integer')
     if (to === null || to < 1 || to > tlog().size)
       return badQuery(c, `to must be an integer in [1, ${tlog().size}]`)
     if (from < 1 || from > to) return badQuery(c, `from must be in [1, ${to}]`)
-    const tree = tlog().tree
+    const read = await readHashes(() => tlog().proofs.consistency(from, to))
+    if (!read.ok) return unreadable(c)
+    const { root1, root2, proof } = read.value
     return c.json({
       from,
       to,
-      from_root: tree.root(from).toString('base64'),
-      to_root: tree.root(to).toString('base64'),
-      consistency_proof: tree.consistencyProof(from, to).map((h) => h.toString('base64')),
+      from_root: root1.toString('base64'),
+      to_root: root2.toString('base64'),
+      consistency_proof: proof.map((h) => h.toString('base64')),
     })
   })
 
@@ -89,6 +94,25 @@ export function registerTransparencyRoutes(
     if (!doc) return sendError(c, 'not_found', { message: 'No checkpoint has been signed yet.' })
     if (doc.records.length === 0) return sendError(c, 'session_not_found')
     return c.json(doc)
+  })
+}
+
+/**
+ * The stored hashes a proof needs, read (from the PostgreSQL table they may be unreachable or, derived
+ * data being deletable, missing: then the route answers 503 instead of a 500).
+ */
+async function readHashes<T>(read: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+  try {
+    return { ok: true, value: await read() }
+  } catch (err) {
+    if (err instanceof ProofError) throw err
+    return { ok: false }
+  }
+}
+
+function unreadable(c: Parameters<MiddlewareHandler>[0]): Response {
+  return sendError(c, 'upstream_unavailable', {
+    message: "The tree's stored hashes could not be read; try again (a restart rebuilds missing ones).",
   })
 }
 

@@ -2,6 +2,8 @@ import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { type LogFileSystem, nodeFileSystem, readWholeFile } from '@care/event-log'
 import {
+  type AsyncNodeReader,
+  asyncNodeReader,
   CompactRange,
   FileNodeStore,
   leafHash,
@@ -11,6 +13,7 @@ import {
   type NoteVerifier,
   openCheckpoint,
   signCheckpoint,
+  TreeProofs,
 } from '@care/tlog'
 import { CheckpointPublisher } from './checkpoint-publisher.js'
 import { logLines } from './log-lines.js'
@@ -52,6 +55,16 @@ function checkpointFilesIn(dir: string, names: readonly string[]): { size: numbe
 }
 
 /**
+ * A tree's node store as `TreeStorage` opens it: a `NodeStore`, optionally with `sync` (fsync at a clean
+ * shutdown) and `readNodes` (an asynchronous read of many stored hashes at once, for stores whose
+ * hashes are not all in memory, such as the PostgreSQL table; without it proofs read `node`).
+ *
+ * @example
+ * const store: OpenedTreeStore = FileNodeStore.open(dir)
+ */
+export type OpenedTreeStore = NodeStore & { sync?(): void; readNodes?: AsyncNodeReader['readNodes'] }
+
+/**
  * Where the tree's complete-subtree hashes live (derived data): `open` the store in a directory, `remove`
  * it for a rebuild. The default is `FileNodeStore` (`tree/level-NN.hashes`); tests inject stores that
  * lose unflushed or unsynced hashes in a simulated crash.
@@ -60,7 +73,7 @@ function checkpointFilesIn(dir: string, names: readonly string[]): { size: numbe
  * const storage: TreeStorage = { open: (dir) => FileNodeStore.open(dir), remove: (dir) => FileNodeStore.remove(dir) }
  */
 export interface TreeStorage {
-  open(dir: string): NodeStore & { sync?(): void }
+  open(dir: string): OpenedTreeStore
   remove(dir: string): void
 }
 
@@ -134,7 +147,7 @@ export class TransparencyLog {
   readonly #fs: LogFileSystem
   readonly #storage: TreeStorage
   readonly #leaves: () => AsyncIterable<Buffer>
-  #opened: { store: ReturnType<TreeStorage['open']>; tree: MerkleTree } | undefined
+  #opened: { store: OpenedTreeStore; tree: MerkleTree; proofs: TreeProofs } | undefined
   #replay = new CompactRange()
   #prefixMatches: boolean
   #storedAtOpen = 0
@@ -166,10 +179,9 @@ export class TransparencyLog {
   }
 
   // Opened on first use: that is inside the log's recovery, i.e. under the data dir's lock.
-  #open(): { store: ReturnType<TreeStorage['open']>; tree: MerkleTree } {
+  #open(): { store: OpenedTreeStore; tree: MerkleTree; proofs: TreeProofs } {
     if (this.#opened) return this.#opened
-    const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
-    this.#opened = { store, tree: new MerkleTree(store) }
+    this.#opened = opened(this.#storage.open(join(this.#dataDir, TREE_DIR)))
     this.#storedAtOpen = this.#opened.tree.size
     this.#prefixMatches = this.#storedAtOpen === 0
     const resume = this.#replayStartsAfter
@@ -210,7 +222,7 @@ export class TransparencyLog {
     return this.#open().tree
   }
 
-  get #store(): ReturnType<TreeStorage['open']> {
+  get #store(): OpenedTreeStore {
     return this.#open().store
   }
 
@@ -243,9 +255,34 @@ export class TransparencyLog {
     return this.#leaves()
   }
 
-  /** The tree, for proofs (sizes up to `size`). */
+  /**
+   * The tree: its size and current root (in memory). Its synchronous proofs and earlier roots need every
+   * hash in reach (the embedded store's files); use `proofs` and `treeRoot`, which work for every store.
+   */
   get tree(): MerkleTree {
     return this.#tree
+  }
+
+  /**
+   * Inclusion and consistency proofs and earlier roots (sizes up to `size`), read from the tree's stored
+   * hashes asynchronously: the level files of the embedded log, the `tree_nodes` table of the
+   * PostgreSQL store (one query per proof). Byte-identical to the `tree`'s synchronous proofs.
+   *
+   * @example
+   * const { leafHash, root, proof } = await tlog.proofs.inclusion(seq - 1, size)
+   */
+  get proofs(): TreeProofs {
+    return this.#open().proofs
+  }
+
+  /**
+   * The tree's root at `size` (at most `size`): from memory at the current size, else from the stored hashes.
+   *
+   * @example
+   * const root = await tlog.treeRoot(checkpoint.size)
+   */
+  async treeRoot(size: number): Promise<Buffer> {
+    return size === this.#tree.size ? this.#tree.root() : this.proofs.root(size)
   }
 
   /** The newest signed checkpoint (note text), if any was written or found. */
@@ -319,8 +356,7 @@ export class TransparencyLog {
   async #rebuild(records: number): Promise<void> {
     this.#store.close()
     this.#storage.remove(join(this.#dataDir, TREE_DIR))
-    const store = this.#storage.open(join(this.#dataDir, TREE_DIR))
-    this.#opened = { store, tree: new MerkleTree(store) }
+    this.#opened = opened(this.#storage.open(join(this.#dataDir, TREE_DIR)))
     for await (const line of this.#leaves()) {
       if (this.#tree.size === records) break
       this.#tree.append(line)
@@ -339,24 +375,26 @@ export class TransparencyLog {
       this.#latest = { size: newest.size, note }
       return
     }
+    let checkpoint: ReturnType<typeof openCheckpoint>['checkpoint']
     try {
-      const { checkpoint } = openCheckpoint(note, [verifier], verifier.name)
-      if (checkpoint.size > this.#tree.size) {
-        this.#disableSigning(
-          `the log has ${this.#tree.size} records but checkpoint ${newest.path} signed ${checkpoint.size}`,
-        )
-      } else if (!this.#tree.root(checkpoint.size).equals(checkpoint.rootHash)) {
-        this.#disableSigning(
-          `the log's first ${checkpoint.size} records do not match checkpoint ${newest.path}`,
-        )
-      }
-      this.#latest = { size: checkpoint.size, note }
+      ;({ checkpoint } = openCheckpoint(note, [verifier], verifier.name))
     } catch (err) {
       this.#logger.warn(
         { err, file: newest.path },
         'transparency: newest checkpoint is not signed by this key; ignored',
       )
+      return
     }
+    if (checkpoint.size > this.#tree.size) {
+      this.#disableSigning(
+        `the log has ${this.#tree.size} records but checkpoint ${newest.path} signed ${checkpoint.size}`,
+      )
+    } else if (!(await this.treeRoot(checkpoint.size)).equals(checkpoint.rootHash)) {
+      this.#disableSigning(
+        `the log's first ${checkpoint.size} records do not match checkpoint ${newest.path}`,
+      )
+    }
+    this.#latest = { size: checkpoint.size, note }
   }
 
   #disableSigning(reason: string): void {
@@ -431,6 +469,12 @@ export class TransparencyLog {
     this.#opened?.store.sync?.()
     this.#opened?.store.close()
   }
+}
+
+/** A store opened for the tree: the tree over it and its asynchronous proofs. */
+function opened(store: OpenedTreeStore): { store: OpenedTreeStore; tree: MerkleTree; proofs: TreeProofs } {
+  const reader = store.readNodes ? { readNodes: store.readNodes.bind(store) } : asyncNodeReader(store)
+  return { store, tree: new MerkleTree(store), proofs: new TreeProofs(reader) }
 }
 
 /**

@@ -1,0 +1,273 @@
+// PostgreSQL Merkle tree from its table (issue #17): a persisted tree of BENCH_TREE_LEAVES leaves
+// (default 1,000,000) is written straight into tree_nodes/tree_heads (built level by level in SQL,
+// the last leaf a real row's line), then a service instance with a checkpoint key starts over it.
+// Measured per build: time to ready, the instance's RSS after start, GET /proofs/inclusion latency
+// (HTTP, random records), and in this process the proof generation itself (one tree_nodes query + hashing).
+//
+//   pnpm turbo run build --filter=@care/session-manager...
+//   node services/session-manager/bench/pg-tree.mjs                      # starts a throwaway PostgreSQL
+//   BENCH_BASE=/path/to/other/services/session-manager/dist/main.js node …  # also that build, same run
+//
+// Env: BENCH_TREE_LEAVES (default 1,000,000), BENCH_PROOFS (HTTP proofs per build, default 300).
+import { execFileSync, spawn } from 'node:child_process'
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { encodeRecord } from '@care/event-log'
+import { generateNoteKey, leafHash, TreeProofs, verifyInclusion } from '@care/tlog'
+import pg from 'pg'
+import { ulid } from 'ulid'
+import { eventOfBody } from '../dist/postgres/event-chain.js'
+import { schemaNames } from '../dist/postgres/schema-names.js'
+import { loadPersistedTree, readTreeNodes } from '../dist/postgres/tree-table.js'
+
+const LEAVES = Number(process.env.BENCH_TREE_LEAVES ?? 1_000_000)
+const PROOFS = Number(process.env.BENCH_PROOFS ?? 300)
+const MAIN_JS = new URL('../dist/main.js', import.meta.url).pathname
+const BASE_JS = process.env.BENCH_BASE
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+const t = schemaNames()
+
+function postgresBin() {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir
+  }
+  const root = '/usr/lib/postgresql'
+  const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined
+  if (version) return join(root, version, 'bin')
+  throw new Error('postgres/initdb not found')
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address()
+      s.close(() => resolve(port))
+    })
+  })
+}
+
+/** A throwaway server (fsync on), run as nobody if we are root. */
+async function startPostgres() {
+  const bin = postgresBin()
+  const root = mkdtempSync(join(tmpdir(), 'care-pg-tree-bench-'))
+  const asUser = (cmd, args) =>
+    process.getuid() === 0
+      ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', cmd, ...args]]
+      : [cmd, args]
+  if (process.getuid() === 0) chownSync(root, 65534, 65534)
+  const data = join(root, 'data')
+  const [initCmd, initArgs] = asUser(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '--no-sync',
+  ])
+  execFileSync(initCmd, initArgs, { cwd: root, stdio: 'ignore' })
+  const port = await freePort()
+  const [cmd, args] = asUser(join(bin, 'postgres'), [
+    ...['-D', data, '-p', String(port), '-k', root, '-c', 'listen_addresses=127.0.0.1'],
+    ...['-c', 'shared_buffers=128MB'],
+  ])
+  const child = spawn(cmd, args, { cwd: root, stdio: 'ignore' })
+  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
+  for (let i = 0; ; i++) {
+    const c = new pg.Client({ connectionString: url })
+    try {
+      await c.connect()
+      await c.end()
+      break
+    } catch {
+      if (i > 300) throw new Error('postgres did not start')
+      await sleep(50)
+    }
+  }
+  return {
+    url,
+    stop: async () => {
+      const exited = new Promise((r) => child.once('exit', r))
+      child.kill('SIGINT')
+      await exited
+      rmSync(root, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A service instance of build `mainJs`; resolves once /readyz answers 200, with its pid and start time. */
+async function startInstance(mainJs, env) {
+  const started = performance.now()
+  const child = spawn(process.execPath, [mainJs], {
+    env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const port = await new Promise((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const m = /"port":(\d+)/.exec(line)
+      if (m) resolve(Number(m[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`instance exited with ${code}`)))
+  })
+  const url = `http://127.0.0.1:${port}`
+  for (let i = 0; i < 6000; i++) {
+    if (
+      await fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      break
+    await sleep(20)
+  }
+  return {
+    url,
+    readyMs: performance.now() - started,
+    rssMb: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve)
+        child.kill('SIGTERM')
+      }),
+  }
+}
+
+const percentile = (xs, p) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]
+
+/** Writes a tree of `LEAVES` leaves into tree_nodes (in SQL, level by level) and its head. */
+async function writeTree(pool) {
+  const { rows } = await pool.query(`SELECT seq, body FROM ${t.events} ORDER BY seq LIMIT 1`)
+  const prevLineHash = 'ab'.repeat(32)
+  const { record, line } = encodeRecord(eventOfBody(rows[0].body), LEAVES, prevLineHash)
+  const started = performance.now()
+  await pool.query(`DELETE FROM ${t.treeNodes}`)
+  await pool.query(`DELETE FROM ${t.treeHeads}`)
+  await pool.query(
+    `INSERT INTO ${t.treeNodes} (level, idx, hash)
+     SELECT 0, i, sha256('\\x00'::bytea || convert_to('leaf ' || i, 'UTF8')) FROM generate_series(0, $1::bigint - 2) AS i`,
+    [LEAVES],
+  )
+  await pool.query(`INSERT INTO ${t.treeNodes} (level, idx, hash) VALUES (0, $1, $2)`, [
+    LEAVES - 1,
+    leafHash(line.subarray(0, line.length - 1)),
+  ])
+  for (let level = 0; 2 ** (level + 1) <= LEAVES; level++) {
+    await pool.query(
+      `INSERT INTO ${t.treeNodes} (level, idx, hash)
+       SELECT $1::smallint + 1, a.idx / 2, sha256('\\x01'::bytea || a.hash || b.hash)
+       FROM ${t.treeNodes} a JOIN ${t.treeNodes} b ON b.level = a.level AND b.idx = a.idx + 1
+       WHERE a.level = $1 AND a.idx % 2 = 0`,
+      [level],
+    )
+  }
+  const root = await new TreeProofs({ readNodes: (keys) => readTreeNodes(pool, t, keys) }).root(LEAVES)
+  await pool.query(
+    `INSERT INTO ${t.treeHeads} (size, event_seq, line_hash, prev_line_hash, root) VALUES ($1, $2, $3, $4, $5)`,
+    [LEAVES, rows[0].seq, record.hash, prevLineHash, root],
+  )
+  await pool.query(`VACUUM ANALYZE ${t.treeNodes}`)
+  const { rows: count } = await pool.query(`SELECT count(*)::bigint AS n FROM ${t.treeNodes}`)
+  console.log(
+    `wrote a ${LEAVES.toLocaleString('en-US')}-leaf tree (${Number(count[0].n).toLocaleString('en-US')} tree_nodes rows) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+  )
+  return root
+}
+
+async function measureBuild(name, mainJs, env) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'care-pg-tree-data-'))
+  try {
+    const instance = await startInstance(mainJs, { ...env, CARE_DATA_DIR: dataDir })
+    try {
+      const rss = instance.rssMb()
+      const latencies = []
+      for (let i = 0; i < PROOFS; i++) {
+        const seq = 1 + Math.floor(Math.random() * LEAVES)
+        const t0 = performance.now()
+        const res = await fetch(`${instance.url}/proofs/inclusion?seq=${seq}&size=${LEAVES}`)
+        if (res.status !== 200) throw new Error(`${name}: /proofs/inclusion answered ${res.status}`)
+        await res.json()
+        latencies.push(performance.now() - t0)
+      }
+      console.log(
+        `${name}: ready in ${(instance.readyMs / 1000).toFixed(2)} s, RSS after start ${rss.toFixed(0)} MB, ` +
+          `GET /proofs/inclusion p50 ${percentile(latencies, 0.5).toFixed(2)} ms p99 ${percentile(latencies, 0.99).toFixed(2)} ms ` +
+          `(${PROOFS} random records), RSS after ${instance.rssMb().toFixed(0)} MB`,
+      )
+    } finally {
+      await instance.stop()
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+}
+
+async function main() {
+  const server = await startPostgres()
+  const tmp = mkdtempSync(join(tmpdir(), 'care-pg-tree-key-'))
+  try {
+    const keyFile = join(tmp, 'log.skey')
+    writeFileSync(keyFile, `${generateNoteKey('bench.example/pg-tree').signerKey}\n`)
+    const env = { CARE_STORE: 'postgres', DATABASE_URL: server.url }
+    // One real row (and the migrated schema), written by the service without a tree.
+    const seed = await startInstance(MAIN_JS, { ...env, CARE_DATA_DIR: tmp, CARE_TRANSPARENCY: 'off' })
+    const res = await fetch(`${seed.url}/sessions.start`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        schema_version: '1.1',
+        record_id: ulid(),
+        user_id: 'bench',
+        timestamp: new Date().toISOString(),
+        source: 'ui',
+        origin: 'human',
+        performer_id: 'caregiver-1',
+      }),
+    })
+    if (res.status !== 201) throw new Error(`seed start answered ${res.status}: ${await res.text()}`)
+    await seed.stop()
+    const pool = new pg.Pool({ connectionString: server.url, max: 2 })
+    try {
+      const root = await writeTree(pool)
+      // In this process: what a start reads, and the proof generation itself.
+      let rowsRead = 0
+      const counted = {
+        query: async (text, values) => {
+          const r = await pool.query(text, values)
+          rowsRead += r.rows.length
+          return r
+        },
+      }
+      const t0 = performance.now()
+      const loaded = await loadPersistedTree(counted, t, async () => undefined)
+      if ('rebuild' in loaded) throw new Error(`the bench tree was not resumed: ${loaded.rebuild}`)
+      console.log(
+        `loadPersistedTree: ${(performance.now() - t0).toFixed(1)} ms, ${rowsRead} rows read (of ~${(2 * LEAVES).toLocaleString('en-US')})`,
+      )
+      const proofs = new TreeProofs({ readNodes: (keys) => readTreeNodes(pool, t, keys) })
+      const times = []
+      for (let i = 0; i < 1000; i++) {
+        const index = Math.floor(Math.random() * LEAVES)
+        const t1 = performance.now()
+        const got = await proofs.inclusion(index, LEAVES)
+        times.push(performance.now() - t1)
+        verifyInclusion(index, LEAVES, got.leafHash, got.proof, root)
+      }
+      console.log(
+        `proof generation from tree_nodes (one query + hashing), 1000 random records: p50 ${percentile(times, 0.5).toFixed(2)} ms, p99 ${percentile(times, 0.99).toFixed(2)} ms, max ${Math.max(...times).toFixed(2)} ms`,
+      )
+    } finally {
+      await pool.end()
+    }
+    const withKey = { ...env, CARE_CHECKPOINT_KEY_FILE: keyFile }
+    await measureBuild('this build', MAIN_JS, withKey)
+    if (BASE_JS) await measureBuild(`base ${BASE_JS}`, BASE_JS, withKey)
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+    await server.stop()
+  }
+}
+
+await main()
