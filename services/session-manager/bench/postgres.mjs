@@ -8,11 +8,14 @@
 // Env: BENCH_SECONDS (default 8 per run), BENCH_CONNECTIONS (HTTP connections, default 64),
 // BENCH_PROFILE_DIR (CPU profiles of the service instances),
 // BENCH_ONLY=tree (only the Merkle tree A/B: durable starts with the tree and signed checkpoints vs
-// CARE_TRANSPARENCY=off, alternating rounds, plus inclusion-proof time on a large in-memory tree).
+// CARE_TRANSPARENCY=off, alternating rounds, plus inclusion-proof time on a large in-memory tree),
+// BENCH_ONLY=start (issue 18: plain INSERTs, the in-process start and POST /sessions.start on PostgreSQL in
+// BENCH_ROUNDS alternating rounds at BENCH_CONNECTIONS, same-run ratios and server CPU per start;
+// BENCH_WRITE_CONCURRENCY=1,4 adds in-process runs with those batch concurrencies).
 import { execFileSync, spawn } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { encodeRecord } from '@care/event-log'
@@ -152,8 +155,9 @@ async function plainInserts(url, seconds, connections) {
 }
 
 /** The lifecycle's start on PostgreSQL in this process, `callers` concurrent callers: the store without HTTP. */
-async function inProcessStarts(url, seconds, callers) {
+async function inProcessStarts(url, seconds, callers, writeConcurrency) {
   const service = await openPostgresSessions({
+    ...(writeConcurrency === undefined ? {} : { writeConcurrency }),
     policy: { idleTimeoutMs: 1_800_000, maxDurationMs: 86_400_000, retryWindowMs: 86_400_000 },
     newId: createIdFactory(),
     database: { url },
@@ -205,6 +209,7 @@ function startInstance(env) {
       await sleep(20)
     return {
       url,
+      pid: child.pid,
       stop: () =>
         new Promise((resolve) => {
           child.once('exit', resolve)
@@ -314,9 +319,75 @@ async function treeOverhead(url) {
   }
 }
 
+/** CPU time (ms) of a process so far, user and system, from /proc (Linux). */
+function cpuMsOf(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 }
+  } catch {
+    return { user: Number.NaN, system: Number.NaN }
+  }
+}
+
+/** Same-run rounds: plain INSERTs, in-process starts, POST /sessions.start on one instance (issue 18). */
+async function startRounds(url) {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+  const concurrencies = (process.env.BENCH_WRITE_CONCURRENCY ?? '').split(',').filter(Boolean).map(Number)
+  const instance = await startInstance({
+    CARE_STORE: 'postgres',
+    DATABASE_URL: url,
+    CARE_DB_SCHEMA: 'care_bench_rounds',
+    CARE_IDLE_TIMEOUT: '30m',
+  })
+  await cannon(instance.url, 1, CONNECTIONS) // warm-up
+  const rows = []
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const plain = await plainInserts(url, SECONDS, PLAIN_CONNECTIONS)
+      const inProcess = await inProcessStarts(url, SECONDS, CONNECTIONS)
+      const variants = []
+      for (const c of concurrencies) variants.push([c, await inProcessStarts(url, SECONDS, CONNECTIONS, c)])
+      const cpuBefore = cpuMsOf(instance.pid)
+      const http = await cannon(instance.url, SECONDS, CONNECTIONS)
+      const cpuAfter = cpuMsOf(instance.pid)
+      const perStart = (ms) => ((ms * 1000) / Math.max(1, http['2xx'])).toFixed(0)
+      const cpuPerStart = `${perStart(cpuAfter.user - cpuBefore.user)} user + ${perStart(cpuAfter.system - cpuBefore.system)} system`
+      const rate = http['2xx'] / SECONDS
+      const [load] = loadavg()
+      rows.push({ plain: plain.rate, inProcess: inProcess.rate, http: rate })
+      console.log(
+        `round ${round} (load ${load.toFixed(1)}): plain ${Math.round(plain.rate)}/s, in-process ${Math.round(inProcess.rate)}/s ` +
+          `(${(inProcess.rate / plain.rate).toFixed(2)}), ` +
+          variants
+            .map(
+              ([c, r]) => `in-process c=${c} ${Math.round(r.rate)}/s (${(r.rate / plain.rate).toFixed(2)}), `,
+            )
+            .join('') +
+          `HTTP ${Math.round(rate)}/s (${(rate / plain.rate).toFixed(2)}), p99 ${http.latency.p99} ms, ` +
+          `${http.non2xx + http.errors} bad, service CPU ${cpuPerStart} µs/start`,
+      )
+    }
+  } finally {
+    await instance.stop()
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  console.log(
+    `median ratios to plain INSERTs: in-process ${median(rows.map((r) => r.inProcess / r.plain)).toFixed(2)}, ` +
+      `HTTP ${median(rows.map((r) => r.http / r.plain)).toFixed(2)} (target >= 1.0)`,
+  )
+}
+
 async function main() {
   const own = process.env.DATABASE_URL ? undefined : await startPostgres()
   const url = process.env.DATABASE_URL ?? own.url
+  if (process.env.BENCH_ONLY === 'start') {
+    try {
+      await startRounds(url)
+    } finally {
+      await own?.stop()
+    }
+    return
+  }
   if (process.env.BENCH_ONLY === 'tree') {
     try {
       await treeOverhead(url)
