@@ -107,6 +107,7 @@ async function startPostgres() {
   }
   return {
     url,
+    pid: child.pid,
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r))
       child.kill('SIGINT')
@@ -177,7 +178,7 @@ async function inProcessStarts(url, seconds, callers, writeConcurrency) {
   )
   const elapsed = (performance.now() - started) / 1000
   await service.close()
-  return { rate: count / elapsed }
+  return { rate: count / elapsed, count }
 }
 
 // BENCH_PROFILE_DIR: run each service instance under `node --cpu-prof` writing there (issue 18);
@@ -329,8 +330,63 @@ function cpuMsOf(pid) {
   }
 }
 
+/**
+ * CPU time (ms) of a PostgreSQL server so far: the postmaster, its live backends, and (as the
+ * postmaster's reaped-children time) every backend that already exited.
+ */
+function serverCpuMs(postmaster) {
+  if (postmaster === undefined) return Number.NaN
+  let ms = 0
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')
+      if (Number(entry) === postmaster) {
+        ms += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10
+      } else if (Number(fields[1]) === postmaster) {
+        ms += (Number(fields[11]) + Number(fields[12])) * 10
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ms
+}
+
+/** Transactions committed in the database so far (PostgreSQL publishes them within about a second). */
+async function commitsSoFar(url) {
+  await sleep(1100)
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query(
+      'SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = current_database()',
+    )
+    return Number(rows[0].n)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Runs `fn` and adds this process's and the server's CPU time per operation (µs) to its result. */
+async function withCpu(postmaster, url, fn) {
+  const commits = await commitsSoFar(url)
+  const own = process.cpuUsage()
+  const server = serverCpuMs(postmaster)
+  const result = await fn()
+  const used = process.cpuUsage(own)
+  const serverMs = serverCpuMs(postmaster) - server
+  const n = Math.max(1, result.count)
+  return {
+    ...result,
+    clientUs: (used.user + used.system) / n,
+    serverUs: (serverMs * 1000) / n,
+    perCommit: n / Math.max(1, (await commitsSoFar(url)) - commits),
+  }
+}
+
 /** Same-run rounds: plain INSERTs, in-process starts, POST /sessions.start on one instance (issue 18). */
-async function startRounds(url) {
+async function startRounds(url, postmaster) {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
   const concurrencies = (process.env.BENCH_WRITE_CONCURRENCY ?? '').split(',').filter(Boolean).map(Number)
   const instance = await startInstance({
@@ -339,36 +395,60 @@ async function startRounds(url) {
     CARE_DB_SCHEMA: 'care_bench_rounds',
     CARE_IDLE_TIMEOUT: '30m',
   })
-  await cannon(instance.url, 1, CONNECTIONS) // warm-up
+  // The same HTTP stack on the embedded JSONL store (durable too): what HTTP alone costs here.
+  const dataDir = mkdtempSync(join(tmpdir(), 'care-file-bench-'))
+  const file = await startInstance({ CARE_DATA_DIR: dataDir })
+  // Warm-up long enough for the JIT to optimise the request path (a few thousand requests).
+  const warmup = Number(process.env.BENCH_WARMUP_SECONDS ?? 5)
+  await Promise.all([cannon(instance.url, warmup, CONNECTIONS), cannon(file.url, warmup, CONNECTIONS)])
   const rows = []
+  const cpuOf = (r) =>
+    `[CPU µs/op: client ${r.clientUs.toFixed(0)}, server ${r.serverUs.toFixed(0)}; ${r.perCommit.toFixed(1)} per commit]`
   try {
     for (let round = 1; round <= rounds; round++) {
-      const plain = await plainInserts(url, SECONDS, PLAIN_CONNECTIONS)
-      const inProcess = await inProcessStarts(url, SECONDS, CONNECTIONS)
+      const plain = await withCpu(postmaster, url, () => plainInserts(url, SECONDS, PLAIN_CONNECTIONS))
+      const inProcess = await withCpu(postmaster, url, () => inProcessStarts(url, SECONDS, CONNECTIONS))
       const variants = []
-      for (const c of concurrencies) variants.push([c, await inProcessStarts(url, SECONDS, CONNECTIONS, c)])
+      for (const c of concurrencies)
+        variants.push([
+          c,
+          await withCpu(postmaster, url, () => inProcessStarts(url, SECONDS, CONNECTIONS, c)),
+        ])
+      const commitsBefore = await commitsSoFar(url)
       const cpuBefore = cpuMsOf(instance.pid)
+      const serverBefore = serverCpuMs(postmaster)
       const http = await cannon(instance.url, SECONDS, CONNECTIONS)
+      const httpServerUs = ((serverCpuMs(postmaster) - serverBefore) * 1000) / Math.max(1, http['2xx'])
+      const httpPerCommit = http['2xx'] / Math.max(1, (await commitsSoFar(url)) - commitsBefore)
       const cpuAfter = cpuMsOf(instance.pid)
       const perStart = (ms) => ((ms * 1000) / Math.max(1, http['2xx'])).toFixed(0)
       const cpuPerStart = `${perStart(cpuAfter.user - cpuBefore.user)} user + ${perStart(cpuAfter.system - cpuBefore.system)} system`
       const rate = http['2xx'] / SECONDS
       const [load] = loadavg()
+      const fileBefore = cpuMsOf(file.pid)
+      const onFile = await cannon(file.url, SECONDS, CONNECTIONS)
+      const fileAfter = cpuMsOf(file.pid)
+      const fileUs =
+        ((fileAfter.user + fileAfter.system - fileBefore.user - fileBefore.system) * 1000) /
+        Math.max(1, onFile['2xx'])
       rows.push({ plain: plain.rate, inProcess: inProcess.rate, http: rate })
       console.log(
-        `round ${round} (load ${load.toFixed(1)}): plain ${Math.round(plain.rate)}/s, in-process ${Math.round(inProcess.rate)}/s ` +
-          `(${(inProcess.rate / plain.rate).toFixed(2)}), ` +
+        `round ${round} (load ${load.toFixed(1)}): plain ${Math.round(plain.rate)}/s ${cpuOf(plain)}, ` +
+          `in-process ${Math.round(inProcess.rate)}/s (${(inProcess.rate / plain.rate).toFixed(2)}) ${cpuOf(inProcess)}, ` +
           variants
             .map(
-              ([c, r]) => `in-process c=${c} ${Math.round(r.rate)}/s (${(r.rate / plain.rate).toFixed(2)}), `,
+              ([c, r]) =>
+                `in-process c=${c} ${Math.round(r.rate)}/s (${(r.rate / plain.rate).toFixed(2)}) ${cpuOf(r)}, `,
             )
             .join('') +
           `HTTP ${Math.round(rate)}/s (${(rate / plain.rate).toFixed(2)}), p99 ${http.latency.p99} ms, ` +
-          `${http.non2xx + http.errors} bad, service CPU ${cpuPerStart} µs/start`,
+          `${http.non2xx + http.errors} bad, [CPU µs/op: service ${cpuPerStart}, server ${httpServerUs.toFixed(0)}; ${httpPerCommit.toFixed(1)} per commit], ` +
+          `HTTP on the JSONL store ${Math.round(onFile['2xx'] / SECONDS)}/s [service ${fileUs.toFixed(0)} µs CPU/start]`,
       )
     }
   } finally {
-    await instance.stop()
+    await Promise.all([instance.stop(), file.stop()])
+    rmSync(dataDir, { recursive: true, force: true })
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   console.log(
@@ -382,7 +462,7 @@ async function main() {
   const url = process.env.DATABASE_URL ?? own.url
   if (process.env.BENCH_ONLY === 'start') {
     try {
-      await startRounds(url)
+      await startRounds(url, own?.pid)
     } finally {
       await own?.stop()
     }
