@@ -29,6 +29,9 @@ const MAX_BATCH = 500
  * Batches in flight at once by default: one being committed while the next fills. More only splits
  * the same concurrent starts into smaller batches (issue 18: at 10 concurrent starts, 4 in flight
  * committed 1.8 starts per transaction and 2 about 3, for less CPU per start in node and PostgreSQL).
+ *
+ * @example
+ * const batcher = new StartBatcher(pool, names, options.writeConcurrency ?? DEFAULT_START_BATCHES)
  */
 export const DEFAULT_START_BATCHES = 2
 
