@@ -114,17 +114,20 @@ export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions)
   const timestampField = options.rules?.timestampField
   const kindField = options.rules?.kindField
   const pairing = options.rules?.pairing
-  // A line that passes carries a 64-character hash, so no chunk holds more than end / 64 of them.
+  // A line that passes carries a 64-character hash, so no chunk holds more than end / 64 of them. The
+  // per-line arrays exist only for the rules that fill them (a worker's result is copied back to the
+  // calling thread, and without rules they were most of what it copied), and are returned trimmed.
   const maxLines = (end >>> 6) + 1
-  const kinds = new Uint32Array(maxLines)
+  const kinds = new Uint32Array(kindField === undefined ? 0 : maxLines)
   const kindNames: string[] = []
   const kindCounts: number[] = []
   const seed = options.seed
   let sessions = 0
-  const sessionMarks = new Int32Array(maxLines)
-  const sessionKeys = new Int32Array(maxLines * 2)
-  const sessionIdEnds = new Int32Array(maxLines)
-  const ids = new IdWriter(Math.min(end, 256 * 1024))
+  const pairLines = pairing ? maxLines : 0
+  const sessionMarks = new Int32Array(pairLines)
+  const sessionKeys = new Int32Array(pairLines * 2)
+  const sessionIdEnds = new Int32Array(pairLines)
+  const ids = new IdWriter(pairing ? Math.min(end, 256 * 1024) : 0)
   let firstSeq = 0
   let firstPrevHash = ''
   let firstTimestamp: string | null = null
@@ -226,14 +229,14 @@ export function checkChunk(buf: Buffer, end: number, options: ChunkCheckOptions)
     lastSeq: seq,
     lastHash: hash,
     lastTimestamp,
-    kinds,
+    kinds: kinds.slice(0, kindField === undefined ? 0 : index),
     kindNames,
     kindCounts,
     sessions,
-    sessionMarks,
-    sessionKeys,
-    sessionIdEnds,
-    sessionIdBytes: ids.bytes,
+    sessionMarks: sessionMarks.slice(0, sessions),
+    sessionKeys: sessionKeys.slice(0, sessions * 2),
+    sessionIdEnds: sessionIdEnds.slice(0, sessions),
+    sessionIdBytes: ids.bytes.slice(0, ids.end),
     problem,
   }
 }

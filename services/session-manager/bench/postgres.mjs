@@ -8,11 +8,14 @@
 // Env: BENCH_SECONDS (default 8 per run), BENCH_CONNECTIONS (HTTP connections, default 64),
 // BENCH_PROFILE_DIR (CPU profiles of the service instances),
 // BENCH_ONLY=tree (only the Merkle tree A/B: durable starts with the tree and signed checkpoints vs
-// CARE_TRANSPARENCY=off, alternating rounds, plus inclusion-proof time on a large in-memory tree).
+// CARE_TRANSPARENCY=off, alternating rounds, plus inclusion-proof time on a large in-memory tree),
+// BENCH_ONLY=start (issue 18: plain INSERTs, the in-process start and POST /sessions.start on PostgreSQL in
+// BENCH_ROUNDS alternating rounds at BENCH_CONNECTIONS, same-run ratios and server CPU per start;
+// BENCH_WRITE_CONCURRENCY=1,4 adds in-process runs with those batch concurrencies).
 import { execFileSync, spawn } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { encodeRecord } from '@care/event-log'
@@ -103,6 +106,7 @@ async function startPostgres() {
   }
   return {
     url,
+    pid: child.pid,
     stop: async () => {
       const exited = new Promise((r) => child.once('exit', r))
       child.kill('SIGINT')
@@ -151,8 +155,9 @@ async function plainInserts(url, seconds, connections) {
 }
 
 /** The lifecycle's start on PostgreSQL in this process, `callers` concurrent callers: the store without HTTP. */
-async function inProcessStarts(url, seconds, callers) {
+async function inProcessStarts(url, seconds, callers, writeConcurrency) {
   const service = await openPostgresSessions({
+    ...(writeConcurrency === undefined ? {} : { writeConcurrency }),
     policy: { idleTimeoutMs: 1_800_000, maxDurationMs: 86_400_000, retryWindowMs: 86_400_000 },
     newId: createIdFactory(),
     database: { url },
@@ -172,7 +177,7 @@ async function inProcessStarts(url, seconds, callers) {
   )
   const elapsed = (performance.now() - started) / 1000
   await service.close()
-  return { rate: count / elapsed }
+  return { rate: count / elapsed, count }
 }
 
 // BENCH_PROFILE_DIR: run each service instance under `node --cpu-prof` writing there (issue 18);
@@ -204,6 +209,7 @@ function startInstance(env) {
       await sleep(20)
     return {
       url,
+      pid: child.pid,
       stop: () =>
         new Promise((resolve) => {
           child.once('exit', resolve)
@@ -313,9 +319,154 @@ async function treeOverhead(url) {
   }
 }
 
+/** CPU time (ms) of a process so far, user and system, from /proc (Linux). */
+function cpuMsOf(pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return { user: Number(fields[11]) * 10, system: Number(fields[12]) * 10 }
+  } catch {
+    return { user: Number.NaN, system: Number.NaN }
+  }
+}
+
+/**
+ * CPU time (ms) of a PostgreSQL server so far: the postmaster, its live backends, and (as the
+ * postmaster's reaped-children time) every backend that already exited.
+ */
+function serverCpuMs(postmaster) {
+  if (postmaster === undefined) return Number.NaN
+  let ms = 0
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue
+    try {
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ')
+      if (Number(entry) === postmaster) {
+        ms += (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 10
+      } else if (Number(fields[1]) === postmaster) {
+        ms += (Number(fields[11]) + Number(fields[12])) * 10
+      }
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ms
+}
+
+/** Transactions committed in the database so far (PostgreSQL publishes them within about a second). */
+async function commitsSoFar(url) {
+  await sleep(1100)
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query(
+      'SELECT xact_commit::bigint AS n FROM pg_stat_database WHERE datname = current_database()',
+    )
+    return Number(rows[0].n)
+  } finally {
+    await client.end()
+  }
+}
+
+/** Runs `fn` and adds this process's and the server's CPU time per operation (µs) to its result. */
+async function withCpu(postmaster, url, fn) {
+  const commits = await commitsSoFar(url)
+  const own = process.cpuUsage()
+  const server = serverCpuMs(postmaster)
+  const result = await fn()
+  const used = process.cpuUsage(own)
+  const serverMs = serverCpuMs(postmaster) - server
+  const n = Math.max(1, result.count)
+  return {
+    ...result,
+    clientUs: (used.user + used.system) / n,
+    serverUs: (serverMs * 1000) / n,
+    perCommit: n / Math.max(1, (await commitsSoFar(url)) - commits),
+  }
+}
+
+/** Same-run rounds: plain INSERTs, in-process starts, POST /sessions.start on one instance (issue 18). */
+async function startRounds(url, postmaster) {
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+  const concurrencies = (process.env.BENCH_WRITE_CONCURRENCY ?? '').split(',').filter(Boolean).map(Number)
+  const instance = await startInstance({
+    CARE_STORE: 'postgres',
+    DATABASE_URL: url,
+    CARE_DB_SCHEMA: 'care_bench_rounds',
+    CARE_IDLE_TIMEOUT: '30m',
+  })
+  // The same HTTP stack on the embedded JSONL store (durable too): what HTTP alone costs here.
+  const dataDir = mkdtempSync(join(tmpdir(), 'care-file-bench-'))
+  const file = await startInstance({ CARE_DATA_DIR: dataDir })
+  // Warm-up long enough for the JIT to optimise the request path (a few thousand requests).
+  const warmup = Number(process.env.BENCH_WARMUP_SECONDS ?? 5)
+  await Promise.all([cannon(instance.url, warmup, CONNECTIONS), cannon(file.url, warmup, CONNECTIONS)])
+  const rows = []
+  const cpuOf = (r) =>
+    `[CPU µs/op: client ${r.clientUs.toFixed(0)}, server ${r.serverUs.toFixed(0)}; ${r.perCommit.toFixed(1)} per commit]`
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      const plain = await withCpu(postmaster, url, () => plainInserts(url, SECONDS, PLAIN_CONNECTIONS))
+      const inProcess = await withCpu(postmaster, url, () => inProcessStarts(url, SECONDS, CONNECTIONS))
+      const variants = []
+      for (const c of concurrencies)
+        variants.push([
+          c,
+          await withCpu(postmaster, url, () => inProcessStarts(url, SECONDS, CONNECTIONS, c)),
+        ])
+      const commitsBefore = await commitsSoFar(url)
+      const cpuBefore = cpuMsOf(instance.pid)
+      const serverBefore = serverCpuMs(postmaster)
+      const http = await cannon(instance.url, SECONDS, CONNECTIONS)
+      const httpServerUs = ((serverCpuMs(postmaster) - serverBefore) * 1000) / Math.max(1, http['2xx'])
+      const httpPerCommit = http['2xx'] / Math.max(1, (await commitsSoFar(url)) - commitsBefore)
+      const cpuAfter = cpuMsOf(instance.pid)
+      const perStart = (ms) => ((ms * 1000) / Math.max(1, http['2xx'])).toFixed(0)
+      const cpuPerStart = `${perStart(cpuAfter.user - cpuBefore.user)} user + ${perStart(cpuAfter.system - cpuBefore.system)} system`
+      const rate = http['2xx'] / SECONDS
+      const [load] = loadavg()
+      const fileBefore = cpuMsOf(file.pid)
+      const onFile = await cannon(file.url, SECONDS, CONNECTIONS)
+      const fileAfter = cpuMsOf(file.pid)
+      const fileUs =
+        ((fileAfter.user + fileAfter.system - fileBefore.user - fileBefore.system) * 1000) /
+        Math.max(1, onFile['2xx'])
+      rows.push({ plain: plain.rate, inProcess: inProcess.rate, http: rate })
+      console.log(
+        `round ${round} (load ${load.toFixed(1)}): plain ${Math.round(plain.rate)}/s ${cpuOf(plain)}, ` +
+          `in-process ${Math.round(inProcess.rate)}/s (${(inProcess.rate / plain.rate).toFixed(2)}) ${cpuOf(inProcess)}, ` +
+          variants
+            .map(
+              ([c, r]) =>
+                `in-process c=${c} ${Math.round(r.rate)}/s (${(r.rate / plain.rate).toFixed(2)}) ${cpuOf(r)}, `,
+            )
+            .join('') +
+          `HTTP ${Math.round(rate)}/s (${(rate / plain.rate).toFixed(2)}), p99 ${http.latency.p99} ms, ` +
+          `${http.non2xx + http.errors} bad, [CPU µs/op: service ${cpuPerStart}, server ${httpServerUs.toFixed(0)}; ${httpPerCommit.toFixed(1)} per commit], ` +
+          `HTTP on the JSONL store ${Math.round(onFile['2xx'] / SECONDS)}/s [service ${fileUs.toFixed(0)} µs CPU/start]`,
+      )
+    }
+  } finally {
+    await Promise.all([instance.stop(), file.stop()])
+    rmSync(dataDir, { recursive: true, force: true })
+  }
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  console.log(
+    `median ratios to plain INSERTs: in-process ${median(rows.map((r) => r.inProcess / r.plain)).toFixed(2)}, ` +
+      `HTTP ${median(rows.map((r) => r.http / r.plain)).toFixed(2)} (target >= 1.0)`,
+  )
+}
+
 async function main() {
   const own = process.env.DATABASE_URL ? undefined : await startPostgres()
   const url = process.env.DATABASE_URL ?? own.url
+  if (process.env.BENCH_ONLY === 'start') {
+    try {
+      await startRounds(url, own?.pid)
+    } finally {
+      await own?.stop()
+    }
+    return
+  }
   if (process.env.BENCH_ONLY === 'tree') {
     try {
       await treeOverhead(url)

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash as oneShotHash } from 'node:crypto'
 import { canonicalJson, GENESIS_HASH } from '@care/event-log'
 import type { SessionLifecycleEvent } from '@care/schemas'
 import type { StoredEvent } from '../store/event-store.js'
@@ -12,7 +12,7 @@ export { GENESIS_HASH }
  * sha256Hex('abc') // 'ba7816bf...'
  */
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text).digest('hex')
+  return oneShotHash('sha256', text, 'hex')
 }
 
 /**

@@ -38,7 +38,7 @@ export interface PostgresRepositoryOptions {
   ownerRole?: string
   /** How often this instance tries to write a checkpoint (default 10 s; 0 disables; no timer when `timers` is false). */
   checkpointIntervalMs?: number
-  /** Start batches allowed in flight at once (default 4). */
+  /** Start batches allowed in flight at once (default `DEFAULT_START_BATCHES`, 2). */
   writeConcurrency?: number
   timers?: boolean
   logger?: { warn(o: object, m: string): void }
@@ -87,7 +87,7 @@ export class PostgresSessionRepository implements SessionRepository<PostgresSess
     readonly names: SchemaNames,
     private readonly options: PostgresRepositoryOptions,
   ) {
-    this.starts = new StartBatcher(pool, names, options.writeConcurrency ?? 4)
+    this.starts = new StartBatcher(pool, names, options.writeConcurrency)
   }
 
   /**

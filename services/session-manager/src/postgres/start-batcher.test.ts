@@ -1,0 +1,73 @@
+import type pg from 'pg'
+import { ulid } from 'ulid'
+import { describe, expect, it } from 'vitest'
+import { requestDigest, startEvent } from '../sessions/lifecycle-events.js'
+import { startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
+import { schemaNames } from './schema-names.js'
+import { DEFAULT_START_BATCHES, type PendingStart, StartBatcher } from './start-batcher.js'
+
+/** A pool whose statements stay in flight until the test settles them; every start is "inserted". */
+function scriptedPool() {
+  const statements: { sessionIds: string[]; settle(): void }[] = []
+  const pool = {
+    query(config: { values: unknown[] }) {
+      const sessionIds = config.values[0] as string[]
+      return new Promise((resolve) => {
+        statements.push({
+          sessionIds,
+          settle: () => resolve({ rows: sessionIds.map((session_id) => ({ session_id })) }),
+        })
+      })
+    },
+  }
+  return { pool: pool as unknown as pg.Pool, statements }
+}
+
+function pendingStart(now: number): PendingStart {
+  const input = startInputAt(now)
+  const event = startEvent(
+    input,
+    { recordId: ulid(now), sessionId: ulid(now) },
+    now,
+    requestDigest('start', input),
+    TEST_POLICY,
+  )
+  return { event, digest: event.input_digest, startedAt: now, expiresAt: now + TEST_POLICY.idleTimeoutMs }
+}
+
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('StartBatcher', () => {
+  it('keeps two batches in flight by default and writes every start queued meanwhile as one statement', async () => {
+    expect(DEFAULT_START_BATCHES).toBe(2)
+    const { pool, statements } = scriptedPool()
+    const batcher = new StartBatcher(pool, schemaNames('care_sessions'))
+    const now = Date.now()
+    const results = Array.from({ length: 10 }, (_, i) => batcher.submit(pendingStart(now + i)))
+    await tick()
+    // The first two starts went out alone (nothing was queued yet); eight wait for a free slot.
+    expect(statements.map((s) => s.sessionIds.length)).toEqual([1, 1])
+    statements[0]?.settle()
+    await tick()
+    expect(statements.map((s) => s.sessionIds.length)).toEqual([1, 1, 8])
+    statements[1]?.settle()
+    statements[2]?.settle()
+    expect(await Promise.all(results)).toEqual(Array.from({ length: 10 }, () => ({ kind: 'inserted' })))
+    await batcher.drain()
+    expect(statements).toHaveLength(3)
+  })
+
+  it('keeps as many batches in flight as it is told', async () => {
+    const { pool, statements } = scriptedPool()
+    const batcher = new StartBatcher(pool, schemaNames('care_sessions'), 4)
+    const now = Date.now()
+    const results = Array.from({ length: 10 }, (_, i) => batcher.submit(pendingStart(now + i)))
+    await tick()
+    expect(statements.map((s) => s.sessionIds.length)).toEqual([1, 1, 1, 1])
+    for (const s of statements.splice(0)) s.settle()
+    await tick()
+    expect(statements.map((s) => s.sessionIds.length)).toEqual([6])
+    statements[0]?.settle()
+    await Promise.all(results)
+  })
+})
