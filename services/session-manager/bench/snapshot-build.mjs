@@ -6,7 +6,7 @@
 //   pnpm --filter @care/session-manager... build      # on the commit to keep (e.g. main)
 //   node bench/snapshot-build.mjs main                 # -> bench-results/builds/main
 //   (check out / build the other commit)
-//   node bench/start-ab.mjs --base bench-results/builds/main
+//   node bench/start-ab.mjs --base bench-results/builds/main/dist
 import { cpSync, existsSync, mkdirSync, readdirSync, realpathSync, rmSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -23,8 +23,9 @@ if (!existsSync(join(service, 'dist', 'main.js'))) {
 }
 rmSync(target, { recursive: true, force: true })
 mkdirSync(target, { recursive: true })
-// The service's own modules sit at the top (main.js), as in dist/.
-cpSync(join(service, 'dist'), target, { recursive: true })
+// The service as it is laid out here: dist/ beside its package.json (main.js reads the version there).
+cpSync(join(service, 'dist'), join(target, 'dist'), { recursive: true })
+cpSync(join(service, 'package.json'), join(target, 'package.json'))
 const scope = join(service, 'node_modules', '@care')
 for (const pkg of readdirSync(scope)) {
   const source = realpathSync(join(scope, pkg))
@@ -42,4 +43,4 @@ for (const pkg of readdirSync(scope)) {
       symlinkSync(join(deps, entry), join(copy, 'node_modules', entry))
   }
 }
-console.log(`frozen build: ${target} (use --base ${target})`)
+console.log(`frozen build: ${target} (use --base ${join(target, 'dist')})`)

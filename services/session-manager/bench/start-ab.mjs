@@ -4,7 +4,7 @@
 // the bare Hono echo, all three running at once, loaded in rotating order for `--rounds` rounds.
 // Reports per-round req/s ratios and server CPU µs per request (from /proc, far less sensitive to
 // other load on a shared machine than req/s). Bounded: rounds × 3 × duration seconds plus warm-up.
-// `node bench/start-ab.mjs [--base bench-results/builds/main] [--rounds 5] [--duration 5]
+// `node bench/start-ab.mjs [--base bench-results/builds/main/dist] [--rounds 5] [--duration 5]
 // [--connections 50] [--env NAME=value]`; freeze a build to compare with `node bench/snapshot-build.mjs`.
 // Bounded: about (rounds x servers + 1) x duration seconds. The summary's targets (issue 18): the
 // start's req/s >= 0.9x the echo's and its p99 <= 1.2x the echo's, both as medians of the rounds;
