@@ -447,8 +447,28 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
    */
   private async write(event: SessionLifecycleEvent, recordId?: string, digest?: string): Promise<void> {
     this.inFlight++
+    const entry: AnswerEntry<Ref> | undefined =
+      recordId !== undefined && digest !== undefined ? { digest, writing: true } : undefined
+    if (entry) this.answers.set(recordId!, entry)
     try {
-      const ref = await this.appendAnswering(event, recordId, digest)
+      let ref: Ref
+      try {
+        ref = (await this.store.append(event)).ref
+      } catch (error) {
+        if (entry) {
+          if (this.answers.get(recordId!) === entry) this.answers.delete(recordId!)
+          entry.writing = false
+          entry.failed = { error }
+          // Concurrent retries see the same error.
+          if (entry.waiters) for (const waiter of entry.waiters.splice(0)) waiter.reject(error)
+        }
+        throw error
+      }
+      if (entry) {
+        entry.ref = ref
+        entry.writing = false
+        if (entry.waiters) for (const waiter of entry.waiters.splice(0)) waiter.resolve(ref)
+      }
       const indexed = this.index(event, ref)
       if (++this.written % WRITE_PRUNE_EVERY === 0) this.pruneAnswers()
       const { state } = indexed
@@ -459,30 +479,6 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
         this.drained = undefined
         drained()
       }
-    }
-  }
-
-  private async appendAnswering(
-    event: SessionLifecycleEvent,
-    recordId?: string,
-    digest?: string,
-  ): Promise<Ref> {
-    if (recordId === undefined || digest === undefined) return (await this.store.append(event)).ref
-    const entry: AnswerEntry<Ref> = { digest, writing: true }
-    this.answers.set(recordId, entry)
-    try {
-      const { ref } = await this.store.append(event)
-      entry.ref = ref
-      entry.writing = false
-      if (entry.waiters) for (const waiter of entry.waiters.splice(0)) waiter.resolve(ref)
-      return ref
-    } catch (error) {
-      if (this.answers.get(recordId) === entry) this.answers.delete(recordId)
-      entry.writing = false
-      entry.failed = { error }
-      // Concurrent retries see the same error.
-      if (entry.waiters) for (const waiter of entry.waiters.splice(0)) waiter.reject(error)
-      throw error
     }
   }
 
