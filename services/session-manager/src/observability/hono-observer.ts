@@ -52,7 +52,8 @@ export function observeRequests(observer: HttpObserver): MiddlewareHandler {
           request.end(outcome)
         }
         if (outgoing.closed || outgoing.destroyed) record()
-        else outgoing.once('close', record)
+        // 'close' comes once per response: `on` spares the wrapper `once` would allocate.
+        else outgoing.on('close', record)
       } else {
         request.end({ ...outcome, bytes: await bodyBytes(c.res) })
       }
