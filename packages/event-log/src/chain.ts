@@ -1,5 +1,5 @@
 import { createHash, hash as oneShotHash } from 'node:crypto'
-import { canonicalJson } from './canonical-json.js'
+import { canonicalJson, escapeLineSeparators, jsonCopyWithSortedKeys, NOT_PLAIN } from './canonical-json.js'
 
 /**
  * The `prev_hash` of the first record (`seq` 1): 64 zeros.
@@ -76,14 +76,36 @@ export function encodeRecord(
   seq: number,
   prevHash: string,
 ): { record: ChainedRecord; line: Buffer } {
-  const unhashed = { ...event, seq, prev_hash: prevHash }
-  const canonical = canonicalJson(unhashed, WRITTEN_FORM)
+  // One copy of the event with sorted keys and the chain fields in place: JSON.stringify of it is the
+  // canonical text, and it is what a parse of that text would give (undefined members dropped,
+  // non-finite numbers null), so it is the record handed back without parsing the line again.
+  const copy = jsonCopyWithSortedKeys(event, 0, { seq, prev_hash: prevHash })
+  if (copy === NOT_PLAIN) return encodeGeneral(event, seq, prevHash)
+  const text = JSON.stringify(copy)
+  const canonical = WRITTEN_FORM.escapeLineSeparators ? escapeLineSeparators(text) : text
   const hash = sha256Hex(canonical)
-  const line = Buffer.from(`${canonical.slice(0, -1)},"hash":"${hash}"}\n`)
+  const record = copy as ChainedRecord
+  record.hash = hash
+  return { record, line: lineOf(canonical, hash) }
+}
+
+/** `encodeRecord` for values that are not plain data (a `toJSON` somewhere, e.g. a Date). */
+function encodeGeneral(
+  event: object,
+  seq: number,
+  prevHash: string,
+): { record: ChainedRecord; line: Buffer } {
+  const canonical = canonicalJson({ ...event, seq, prev_hash: prevHash }, WRITTEN_FORM)
+  const hash = sha256Hex(canonical)
   // Return what is on disk (undefined members dropped, toJSON applied), not the caller's object.
   const record = JSON.parse(canonical) as ChainedRecord
   record.hash = hash
-  return { record, line }
+  return { record, line: lineOf(canonical, hash) }
+}
+
+/** The written line: the canonical text with `hash` as its last member, and a newline. */
+function lineOf(canonical: string, hash: string): Buffer {
+  return Buffer.from(`${canonical.slice(0, -1)},"hash":"${hash}"}\n`)
 }
 
 /**

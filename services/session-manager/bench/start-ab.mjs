@@ -4,7 +4,11 @@
 // the bare Hono echo, all three running at once, loaded in rotating order for `--rounds` rounds.
 // Reports per-round req/s ratios and server CPU µs per request (from /proc, far less sensitive to
 // other load on a shared machine than req/s). Bounded: rounds × 3 × duration seconds plus warm-up.
-// `node bench/start-ab.mjs --base dist-base [--rounds 5] [--duration 5] [--env NAME=value]`
+// `node bench/start-ab.mjs [--base bench-results/builds/main/dist] [--rounds 5] [--duration 5]
+// [--connections 50] [--env NAME=value]`; freeze a build to compare with `node bench/snapshot-build.mjs`.
+// Bounded: about (rounds x servers + 1) x duration seconds. The summary's targets (issue 18): the
+// start's req/s >= 0.9x the echo's and its p99 <= 1.2x the echo's, both as medians of the rounds;
+// `echo_cpu_over_after_cpu_median` is the same comparison by server CPU per request.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -16,6 +20,7 @@ const { values } = parseArgs({
     base: { type: 'string' },
     rounds: { type: 'string', default: '5' },
     duration: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '50' },
     env: { type: 'string', multiple: true, default: [] },
   },
 })
@@ -43,7 +48,8 @@ try {
     servers[name] = { child: s.child, url: `http://127.0.0.1:${(await s.matched)[1]}/sessions.start` }
   }
   const names = Object.keys(servers)
-  for (const name of names) await load(servers[name].url, { duration: 2 })
+  const connections = Number(values.connections)
+  for (const name of names) await load(servers[name].url, { duration: 2, connections })
   const rows = []
   for (let round = 0; round < Number(values.rounds); round++) {
     const row = {}
@@ -51,7 +57,7 @@ try {
       const name = names[(i + round) % names.length]
       const pid = servers[name].child.pid
       const cpu0 = cpuMicros(pid)
-      const r = await load(servers[name].url, { duration: Number(values.duration) })
+      const r = await load(servers[name].url, { duration: Number(values.duration), connections })
       const cpu = cpuMicros(pid) - cpu0
       if (r.non2xx + r.errors + r.timeouts > 0)
         throw new Error(`${name}: ${r.non2xx} non-2xx, ${r.errors} errors`)
@@ -76,12 +82,14 @@ try {
     const s = [...xs].sort((a, b) => a - b)
     return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2
   }
-  const summary = { rounds: rows.length, duration_s: Number(values.duration) }
+  const summary = { rounds: rows.length, duration_s: Number(values.duration), connections }
   for (const n of names) {
     summary[`${n}_cpu_us_per_req_median`] = Math.round(median(rows.map((r) => r[n].cpuUs)))
     summary[`${n}_p99_ms_median`] = median(rows.map((r) => r[n].p99))
   }
   summary.after_echo_ratio_median = median(rows.map((r) => r.after.rps / r.echo.rps))
+  summary.after_echo_p99_ratio_median = median(rows.map((r) => r.after.p99 / r.echo.p99))
+  summary.echo_cpu_over_after_cpu_median = median(rows.map((r) => r.echo.cpuUs / r.after.cpuUs))
   summary.after_echo_ratio_range = [
     Math.min(...rows.map((r) => r.after.rps / r.echo.rps)),
     Math.max(...rows.map((r) => r.after.rps / r.echo.rps)),

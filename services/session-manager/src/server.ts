@@ -16,6 +16,7 @@ import { destination, type Logger, pino } from 'pino'
 import { createSessionManagerApp } from './app.js'
 import { type Backend, openBackend } from './backend.js'
 import { isLoopback, type SessionManagerConfig } from './config.js'
+import { BatchedLogLines } from './observability/batched-log-lines.js'
 import { createSessionTelemetry } from './observability/session-telemetry.js'
 import type { Clock } from './sessions/session-lifecycle.js'
 import { loadTransparencySettings, type TransparencySettings } from './transparency/config.js'
@@ -63,12 +64,12 @@ export async function startSessionManager(
 ): Promise<RunningSessionManager> {
   // Asynchronous stdout: a line is handed to the kernel without blocking the event loop (a sync
   // write per access-log line stalled every request whenever the reading end of a pipe lagged);
-  // lines written while one write is in flight go out together; pino flushes what is left on exit.
+  // lines are gathered for up to 20 ms and written together; what is held is flushed on exit.
   const logger =
     options.logger ??
     pino(
       { level: config.logLevel, base: { service: 'session-manager' } },
-      destination({ dest: 1, sync: false }),
+      new BatchedLogLines(destination({ dest: 1, sync: false })),
     )
   if (config.tokens.size === 0) {
     logger.warn(

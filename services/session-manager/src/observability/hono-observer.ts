@@ -1,5 +1,10 @@
 import { ServerResponse } from 'node:http'
-import { type HttpObserver, REQUEST_ID_HEADER, withTraceContext } from '@care/observability'
+import {
+  type HttpObserver,
+  REQUEST_ID_HEADER,
+  type RequestOutcome,
+  withTraceContext,
+} from '@care/observability'
 import type { Context, MiddlewareHandler } from 'hono'
 import { routePath } from 'hono/route'
 import { nodeRequestOf } from '../http/node-request.js'
@@ -28,23 +33,27 @@ export function observeRequests(observer: HttpObserver): MiddlewareHandler {
     } finally {
       if (!outgoing) c.header(REQUEST_ID_HEADER, request.requestId)
       const status = c.res.status
-      const outcome = {
+      const outcome: RequestOutcome = {
         route: routeTemplateOf(c, status),
         status,
+        bytes: undefined,
         sessionId: sessionIdOf(c),
         cause: status === 503 ? await errorCodeOf(c.res) : undefined,
       }
       if (outgoing) {
         // Served by @hono/node-server: record once the response is written, with its real size.
         // A response never finished (client gone, or cut off by a shutdown) is recorded as 499.
-        const record = () =>
-          request.end(
-            outgoing.writableFinished
-              ? { ...outcome, bytes: bytesOf(outgoing) }
-              : { ...outcome, status: CLIENT_CLOSED_REQUEST, cause: undefined },
-          )
+        const record = () => {
+          if (outgoing.writableFinished) outcome.bytes = bytesOf(outgoing)
+          else {
+            outcome.status = CLIENT_CLOSED_REQUEST
+            outcome.cause = undefined
+          }
+          request.end(outcome)
+        }
         if (outgoing.closed || outgoing.destroyed) record()
-        else outgoing.once('close', record)
+        // 'close' comes once per response: `on` spares the wrapper `once` would allocate.
+        else outgoing.on('close', record)
       } else {
         request.end({ ...outcome, bytes: await bodyBytes(c.res) })
       }

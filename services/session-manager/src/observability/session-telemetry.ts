@@ -177,11 +177,14 @@ export function createSessionTelemetry(metrics: ServiceMetrics, tracing: Tracing
       recovery.set(seconds)
     },
     lifecycle: {
-      async record(event, write) {
+      record(event, write) {
         if (!tracing.enabled) {
-          const stored = await write()
-          if (stored) countTimeout(event)
-          return stored
+          // Only ends are counted: a start or touch is written with no wrapper around it.
+          if (event.event !== 'session.end') return write()
+          return write().then((stored) => {
+            if (stored) countTimeout(event)
+            return stored
+          })
         }
         // The request being answered, if any. A timer armed during an earlier request carries that
         // request's (ended) span in its context: a timeout end found by it starts a trace of its own.

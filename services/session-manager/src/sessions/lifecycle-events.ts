@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, hash as oneShotHash } from 'node:crypto'
 import { canonicalJson } from '@care/event-log'
 import {
   SCHEMA_VERSION,
@@ -31,17 +31,30 @@ export interface SessionLimits {
   maxDurationMs: number
 }
 
+let lastIsoMs = Number.NaN
+let lastIso = ''
+
 /** UTC ISO 8601 with milliseconds and Z, the only timestamp form records carry. */
 export function iso(ms: number): string {
-  return new Date(ms).toISOString()
+  // Requests answered in the same millisecond (many, under load) share the text.
+  if (ms !== lastIsoMs) {
+    lastIso = new Date(ms).toISOString()
+    lastIsoMs = ms
+  }
+  return lastIso
 }
+
+const sha256Hex: (text: string) => string =
+  typeof oneShotHash === 'function'
+    ? (text) => oneShotHash('sha256', text, 'hex')
+    : (text) => createHash('sha256').update(text).digest('hex')
 
 /**
  * Fingerprint of a request, stored with the event it caused: `sha256:` + hex over `kind\n` +
  * canonical JSON of the input. A retry with the same `record_id` must have the same digest.
  */
 export function requestDigest(kind: RequestKind, input: object): string {
-  return `sha256:${createHash('sha256').update(kind).update('\n').update(canonicalJson(input)).digest('hex')}`
+  return `sha256:${sha256Hex(`${kind}\n${canonicalJson(input)}`)}`
 }
 
 /** How far ahead of our clock a caller's clock may be when it makes a `record_id`. */
@@ -70,6 +83,9 @@ export function sessionEndedError(reason: SessionEndReason, endedAt: number): Se
   })
 }
 
+// The builders below write each event as one object literal, in the order its members are
+// answered (the log sorts them anyway), adding optional members in place: no spread copies.
+
 export function startEvent(
   input: SessionManagerStartInput,
   ids: { recordId: string; sessionId: string },
@@ -77,16 +93,15 @@ export function startEvent(
   digest: string,
   limits: SessionLimits,
 ): SessionManagerStartOutput {
-  return {
-    ...eventBase({ sessionId: ids.sessionId, userId: input.user_id }, ids.recordId, now, input),
-    event: 'session.start',
-    input_record_id: input.record_id,
-    input_source: input.source,
-    input_digest: digest,
-    ...(input.metadata === undefined ? {} : { metadata: input.metadata }),
-    idle_timeout_ms: limits.idleTimeoutMs,
-    max_duration_ms: limits.maxDurationMs,
-  }
+  const event = eventBase(ids.sessionId, input.user_id, ids.recordId, now, input) as SessionManagerStartOutput
+  event.event = 'session.start'
+  event.input_record_id = input.record_id
+  event.input_source = input.source
+  event.input_digest = digest
+  if (input.metadata !== undefined) event.metadata = input.metadata
+  event.idle_timeout_ms = limits.idleTimeoutMs
+  event.max_duration_ms = limits.maxDurationMs
+  return event
 }
 
 export function touchEvent(
@@ -96,13 +111,18 @@ export function touchEvent(
   now: number,
   digest: string,
 ): SessionManagerTouchOutput {
-  return {
-    ...eventBase(session, recordId, now, input),
-    event: 'session.touch',
-    input_record_id: input.record_id,
-    input_source: input.source,
-    input_digest: digest,
-  }
+  const event = eventBase(
+    session.sessionId,
+    session.userId,
+    recordId,
+    now,
+    input,
+  ) as SessionManagerTouchOutput
+  event.event = 'session.touch'
+  event.input_record_id = input.record_id
+  event.input_source = input.source
+  event.input_digest = digest
+  return event
 }
 
 export function explicitEndEvent(
@@ -112,16 +132,15 @@ export function explicitEndEvent(
   now: number,
   digest: string,
 ): SessionManagerEndOutput {
-  return {
-    ...eventBase(session, recordId, now, input),
-    event: 'session.end',
-    reason: 'explicit',
-    started_at: iso(session.startedAt),
-    ended_at: iso(now),
-    input_record_id: input.record_id,
-    input_source: input.source,
-    input_digest: digest,
-  }
+  const event = eventBase(session.sessionId, session.userId, recordId, now, input) as SessionManagerEndOutput
+  event.event = 'session.end'
+  event.reason = 'explicit'
+  event.started_at = iso(session.startedAt)
+  event.ended_at = iso(now)
+  event.input_record_id = input.record_id
+  event.input_source = input.source
+  event.input_digest = digest
+  return event
 }
 
 /** A timeout end: recorded at `now`, but `ended_at` is when the limit was reached. Nobody asked for it. */
@@ -131,29 +150,31 @@ export function timeoutEndEvent(
   now: number,
   deadline: { at: number; reason: SessionEndReason },
 ): SessionManagerEndOutput {
-  return {
-    ...eventBase(session, recordId, now),
-    event: 'session.end',
-    reason: deadline.reason,
-    started_at: iso(session.startedAt),
-    ended_at: iso(deadline.at),
-  }
+  const event = eventBase(session.sessionId, session.userId, recordId, now) as SessionManagerEndOutput
+  event.event = 'session.end'
+  event.reason = deadline.reason
+  event.started_at = iso(session.startedAt)
+  event.ended_at = iso(deadline.at)
+  return event
 }
 
+/** The members every event starts with; the builders above add the rest to this same object. */
 function eventBase(
-  session: Pick<SessionFacts, 'sessionId' | 'userId'>,
+  sessionId: string,
+  userId: string,
   recordId: string,
   now: number,
   input?: { origin: 'human' | 'system'; performer_id?: string },
-) {
-  return {
+): Record<string, unknown> {
+  const event: Record<string, unknown> = {
     schema_version: SCHEMA_VERSION,
     record_id: recordId,
-    user_id: session.userId,
-    session_id: session.sessionId,
+    user_id: userId,
+    session_id: sessionId,
     timestamp: iso(now),
-    source: 'session_manager' as const,
-    origin: input?.origin ?? ('system' as const),
-    ...(input?.performer_id === undefined ? {} : { performer_id: input.performer_id }),
+    source: 'session_manager',
+    origin: input?.origin ?? 'system',
   }
+  if (input?.performer_id !== undefined) event.performer_id = input.performer_id
+  return event
 }

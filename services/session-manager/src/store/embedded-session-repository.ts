@@ -89,8 +89,12 @@ interface AnswerEntry<Ref> {
   /** The `record_id`'s ULID time, decoded when first needed (pruning), not on the hot path. */
   recordTime?: number
   ref?: Ref
-  /** Set while the answering event is being stored; concurrent retries wait for it. */
-  pending?: Promise<Ref>
+  /** True while the answering event is being stored; concurrent retries wait for it. */
+  writing?: boolean
+  /** Concurrent retries waiting for the answer being stored (made only when one asks). */
+  waiters?: { resolve(ref: Ref): void; reject(error: unknown): void }[]
+  /** Why storing the answering event failed (a retry that already holds this entry sees it too). */
+  failed?: { error: unknown }
 }
 
 /**
@@ -268,7 +272,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   private forgetAnswersBeforeTime(recordTime: number): void {
     for (const [recordId, entry] of this.answers) {
       entry.recordTime ??= timeOf(recordId)
-      if (entry.recordTime < recordTime && !entry.pending) this.answers.delete(recordId)
+      if (entry.recordTime < recordTime && !entry.writing) this.answers.delete(recordId)
     }
     // Forgotten answers are still on disk, found through the index (`r:<record_id>`).
     if (recordTime > this.answersFrom) this.answersFrom = recordTime
@@ -443,8 +447,28 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
    */
   private async write(event: SessionLifecycleEvent, recordId?: string, digest?: string): Promise<void> {
     this.inFlight++
+    const entry: AnswerEntry<Ref> | undefined =
+      recordId !== undefined && digest !== undefined ? { digest, writing: true } : undefined
+    if (entry) this.answers.set(recordId!, entry)
     try {
-      const ref = await this.appendAnswering(event, recordId, digest)
+      let ref: Ref
+      try {
+        ref = (await this.store.append(event)).ref
+      } catch (error) {
+        if (entry) {
+          if (this.answers.get(recordId!) === entry) this.answers.delete(recordId!)
+          entry.writing = false
+          entry.failed = { error }
+          // Concurrent retries see the same error.
+          if (entry.waiters) for (const waiter of entry.waiters.splice(0)) waiter.reject(error)
+        }
+        throw error
+      }
+      if (entry) {
+        entry.ref = ref
+        entry.writing = false
+        if (entry.waiters) for (const waiter of entry.waiters.splice(0)) waiter.resolve(ref)
+      }
       const indexed = this.index(event, ref)
       if (++this.written % WRITE_PRUNE_EVERY === 0) this.pruneAnswers()
       const { state } = indexed
@@ -458,37 +482,21 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     }
   }
 
-  private async appendAnswering(
-    event: SessionLifecycleEvent,
-    recordId?: string,
-    digest?: string,
-  ): Promise<Ref> {
-    if (recordId === undefined || digest === undefined) return (await this.store.append(event)).ref
-    let settle!: { resolve(ref: Ref): void; reject(error: unknown): void }
-    const pending = new Promise<Ref>((resolve, reject) => {
-      settle = { resolve, reject }
+  /** The answer's stored position, waiting for the append that stores it when it is in flight. */
+  private answerRef(entry: AnswerEntry<Ref>): Promise<Ref> {
+    if (entry.failed) return Promise.reject(entry.failed.error)
+    if (!entry.writing) return Promise.resolve(entry.ref!)
+    return new Promise<Ref>((resolve, reject) => {
+      entry.waiters ??= []
+      entry.waiters.push({ resolve, reject })
     })
-    pending.catch(() => {}) // only concurrent retries await it; they see the same error
-    const entry: AnswerEntry<Ref> = { digest, pending }
-    this.answers.set(recordId, entry)
-    try {
-      const { ref } = await this.store.append(event)
-      entry.ref = ref
-      entry.pending = undefined
-      settle.resolve(ref)
-      return ref
-    } catch (error) {
-      if (this.answers.get(recordId) === entry) this.answers.delete(recordId)
-      settle.reject(error)
-      throw error
-    }
   }
 
   private answerOf(entry: AnswerEntry<Ref>): EarlierAnswer {
     return {
       digest: entry.digest,
       event: async () => {
-        const ref = entry.pending ? await entry.pending : entry.ref!
+        const ref = await this.answerRef(entry)
         const [stored] = await this.store.read([ref])
         return withoutChainFields(stored!) as SessionLifecycleEvent
       },

@@ -108,15 +108,16 @@ export class FileEventStore implements IndexedEventStore<LogPosition, LogResumeP
     return !this.log.failed
   }
 
-  async append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: LogPosition }> {
-    try {
-      const { record, position } = await this.log.append(event)
-      return { stored: record, ref: position }
-    } catch (error) {
-      if (error instanceof StorageError)
-        throw new StoreUnavailableError(error.message, error.code, { cause: error })
-      throw error
-    }
+  append(event: SessionLifecycleEvent): Promise<{ stored: StoredEvent; ref: LogPosition }> {
+    // Not async: on the start path every extra async frame is another promise per request.
+    return this.log.append(event).then(
+      ({ record, position }) => ({ stored: record, ref: position }),
+      (error: unknown) => {
+        if (error instanceof StorageError)
+          throw new StoreUnavailableError(error.message, error.code, { cause: error })
+        throw error
+      },
+    )
   }
 
   async read(refs: readonly LogPosition[]): Promise<StoredEvent[]> {
