@@ -194,7 +194,10 @@ function readJsonBody(req: Request, limit: number): Promise<GuardRejection | und
       req.body = parsed.value
       resolve(undefined)
     }
-    const onAbort = () => stop(rejectWith('malformed_json', 'The request body could not be read.'))
+    // 'close' also follows every normal end: the answer is only built for a read still waiting.
+    const onAbort = () => {
+      if (!settled) stop(rejectWith('malformed_json', 'The request body could not be read.'))
+    }
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onAbort)
