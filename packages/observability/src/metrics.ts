@@ -48,9 +48,19 @@ export function createServiceMetrics(options: { service: string; defaultMetrics?
   // No `service` label: Prometheus' `job` label already says which service was scraped.
   const registry = new Registry()
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry })
-  const answered = new AnsweredRequests()
-  new RequestCounter(answered, registry)
-  new RequestDurationHistogram(answered, registry)
+  const requests = new Counter({
+    name: 'care_http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'care_http_request_duration_seconds',
+    help: 'Time from receiving a request to finishing its response, by method and route template.',
+    labelNames: ['method', 'route'] as const,
+    buckets: REQUEST_SECONDS_BUCKETS,
+    registers: [registry],
+  })
   const unavailable = new Counter({
     name: 'care_http_unavailable_total',
     help: 'Requests answered 503, by cause (error code).',
@@ -60,172 +70,11 @@ export function createServiceMetrics(options: { service: string; defaultMetrics?
   return {
     registry,
     observeRequest({ method, route, status, seconds, cause }) {
-      answered.record(KNOWN_METHODS.has(method) ? method : 'OTHER', route, status, seconds)
+      const m = KNOWN_METHODS.has(method) ? method : 'OTHER'
+      requests.inc({ method: m, route, status: String(status) })
+      duration.observe({ method: m, route }, seconds)
       if (status === 503) unavailable.inc({ cause: cause ?? 'unknown' })
     },
-  }
-}
-
-/** One method and route template: answers by status, and the duration histogram's buckets. */
-class RequestSeries {
-  readonly statuses = new Map<number, number>()
-  /** Observations per bucket, not cumulative; the last slot is above the largest bound (+Inf). */
-  readonly buckets = new Float64Array(REQUEST_SECONDS_BUCKETS.length + 1)
-  sum = 0
-  count = 0
-
-  constructor(
-    readonly method: string,
-    readonly route: string,
-  ) {}
-}
-
-/**
- * The answered requests behind `care_http_requests_total` and `care_http_request_duration_seconds`,
- * kept per method and route template in plain numbers. Recording one request is two map lookups and
- * a few additions, with no label object, label validation or label hashing (which prom-client's
- * `inc` and `observe` do on every call); the two metrics read these numbers when scraped.
- */
-class AnsweredRequests {
-  private readonly byMethod = new Map<string, Map<string, RequestSeries>>()
-
-  record(method: string, route: string, status: number, seconds: number): void {
-    let routes = this.byMethod.get(method)
-    if (routes === undefined) {
-      routes = new Map()
-      this.byMethod.set(method, routes)
-    }
-    let series = routes.get(route)
-    if (series === undefined) {
-      series = new RequestSeries(method, route)
-      routes.set(route, series)
-    }
-    series.statuses.set(status, (series.statuses.get(status) ?? 0) + 1)
-    // A bucket counts the observations at or below its bound (`le`), as prom-client's do.
-    let bucket = 0
-    while (bucket < REQUEST_SECONDS_BUCKETS.length && seconds > REQUEST_SECONDS_BUCKETS[bucket]!) bucket++
-    series.buckets[bucket]! += 1
-    series.sum += seconds
-    series.count += 1
-  }
-
-  *series(): Iterable<RequestSeries> {
-    for (const routes of this.byMethod.values()) yield* routes.values()
-  }
-
-  clear(): void {
-    this.byMethod.clear()
-  }
-}
-
-type RequestLabel = 'method' | 'route' | 'status'
-type CounterData = Awaited<ReturnType<Counter<RequestLabel>['get']>>
-
-/** `care_http_requests_total`, read from {@link AnsweredRequests} when scraped. */
-class RequestCounter extends Counter<RequestLabel> {
-  constructor(
-    private readonly answered: AnsweredRequests,
-    registry: Registry,
-  ) {
-    super({
-      name: 'care_http_requests_total',
-      help: 'HTTP requests answered, by method, route template and status code.',
-      labelNames: ['method', 'route', 'status'] as const,
-      registers: [registry],
-    })
-  }
-
-  /** prom-client's own metric object (name, help, type, aggregator), with the values recorded. */
-  override async get(): Promise<CounterData> {
-    const data = await super.get()
-    const values: CounterData['values'] = []
-    for (const { method, route, statuses } of this.answered.series())
-      for (const [status, value] of statuses)
-        values.push({ value, labels: { method, route, status: String(status) } })
-    data.values = values
-    return data
-  }
-
-  override reset(): void {
-    super.reset()
-    // prom-client's constructor calls reset() before this class has its fields.
-    ;(this.answered as AnsweredRequests | undefined)?.clear()
-  }
-}
-
-const HISTOGRAM_HELP =
-  'Time from receiving a request to finishing its response, by method and route template.'
-
-type DurationLabel = 'method' | 'route'
-
-/** One line of a histogram as prom-client's registry prints it (`sharedLabels` are the series' own). */
-interface HistogramLine {
-  value: number
-  metricName: string
-  labels: Record<string, string | number>
-  sharedLabels: Record<string, string>
-  /** prom-client's buckets carry `exemplar: null` when exemplars are off; kept for the same JSON. */
-  exemplar?: null
-}
-
-/**
- * `care_http_request_duration_seconds`, read from {@link AnsweredRequests} when scraped, in the
- * shape prom-client's own histogram gives the registry (cumulative `le` buckets, `+Inf`, `_sum`, `_count`).
- */
-class RequestDurationHistogram extends Histogram<DurationLabel> {
-  constructor(
-    private readonly answered: AnsweredRequests,
-    registry: Registry,
-  ) {
-    super({
-      name: 'care_http_request_duration_seconds',
-      help: HISTOGRAM_HELP,
-      labelNames: ['method', 'route'] as const,
-      buckets: REQUEST_SECONDS_BUCKETS,
-      registers: [registry],
-    })
-  }
-
-  /** What the registry prints; prom-client's `get()` builds on it, so both read the same numbers. */
-  async getForPromString(): Promise<{
-    name: string
-    help: string
-    type: string
-    values: HistogramLine[]
-    aggregator: string
-  }> {
-    const name = 'care_http_request_duration_seconds'
-    const values: HistogramLine[] = []
-    for (const series of this.answered.series()) {
-      const sharedLabels = { method: series.method, route: series.route }
-      let cumulative = 0
-      for (let i = 0; i < REQUEST_SECONDS_BUCKETS.length; i++) {
-        cumulative += series.buckets[i]!
-        values.push({
-          value: cumulative,
-          metricName: `${name}_bucket`,
-          labels: { le: REQUEST_SECONDS_BUCKETS[i]! },
-          exemplar: null,
-          sharedLabels,
-        })
-      }
-      values.push({
-        value: series.count,
-        metricName: `${name}_bucket`,
-        labels: { le: '+Inf' },
-        exemplar: null,
-        sharedLabels,
-      })
-      values.push({ value: series.sum, metricName: `${name}_sum`, labels: {}, sharedLabels })
-      values.push({ value: series.count, metricName: `${name}_count`, labels: {}, sharedLabels })
-    }
-    return { name, help: HISTOGRAM_HELP, type: 'histogram', values, aggregator: 'sum' }
-  }
-
-  override reset(): void {
-    super.reset()
-    // prom-client's constructor calls reset() before this class has its fields.
-    ;(this.answered as AnsweredRequests | undefined)?.clear()
   }
 }
 

@@ -83,7 +83,8 @@ export function unsupportedCharset(): GuardRejection {
  * if (rejection) return reject(rejection)
  */
 export function unsupportedEncoding(contentEncoding: string | null | undefined): GuardRejection | undefined {
-  const encoding = (contentEncoding ?? '').trim().toLowerCase()
+  if (contentEncoding === undefined || contentEncoding === null) return undefined
+  const encoding = contentEncoding.trim().toLowerCase()
   if (encoding === '' || encoding === 'identity') return undefined
   return rejectWith(
     'unsupported_media_type',
