@@ -78,8 +78,11 @@ export function readUnreadBody(incoming: NodeRequestBody, limit: number): Promis
       stop()
       reject(err)
     }
-    // The error Node itself gives a read of an aborted request (a reset connection).
-    const onAborted = () => onError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+    // The error Node itself gives a read of an aborted request (a reset connection); made only for
+    // a read still waiting (an Error captures a stack trace).
+    const onAborted = () => {
+      if (!settled) onError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+    }
     incoming.on('data', onData)
     incoming.on('end', onEnd)
     incoming.on('error', onError)
