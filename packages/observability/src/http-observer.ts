@@ -96,50 +96,88 @@ export interface HttpObserverOptions {
  * const observer = createHttpObserver({ metrics, tracing, logger, accessLogSample: 1 })
  */
 export function createHttpObserver(options: HttpObserverOptions): HttpObserver {
-  const { metrics, tracing, logger, accessLogSample } = options
-  const random = options.random ?? Math.random
+  const recorder: RequestRecorder = {
+    metrics: options.metrics,
+    logger: options.logger,
+    accessLogSample: options.accessLogSample,
+    random: options.random ?? Math.random,
+  }
+  const { tracing } = options
   return {
     begin(method, headers) {
-      const started = performance.now()
       const requestId = requestIdFrom(readHeader(headers, REQUEST_ID_HEADER))
-      const traced = tracing.enabled ? startServerSpan(tracing.tracer, method, headers) : undefined
-      traced?.span.setAttribute('http.request.header.x-request-id', requestId)
-      let ended = false
-      return {
-        requestId,
-        traceContext: traced?.ctx,
-        span: traced?.span,
-        end(outcome) {
-          if (ended) return
-          ended = true
-          const seconds = (performance.now() - started) / 1000
-          metrics.observeRequest({
-            method,
-            route: outcome.route,
-            status: outcome.status,
-            seconds,
-            cause: outcome.cause,
-          })
-          if (traced) endServerSpan(traced.span, { method, ...outcome })
-          if (outcome.status >= 500 || (accessLogSample > 0 && random() < accessLogSample)) {
-            const traceId = traced?.span.spanContext().traceId
-            logger.info(
-              {
-                request_id: requestId,
-                method,
-                route: outcome.route,
-                status: outcome.status,
-                duration_ms: Math.round(seconds * 1e4) / 10,
-                ...(outcome.bytes !== undefined ? { bytes: outcome.bytes } : {}),
-                ...(outcome.sessionId ? { session_id: outcome.sessionId } : {}),
-                ...(traceId ? { trace_id: traceId } : {}),
-              },
-              'request',
-            )
-          }
-        },
-      }
+      if (!tracing.enabled) return new ObservedRequest(recorder, method, requestId, undefined)
+      const traced = startServerSpan(tracing.tracer, method, headers)
+      traced.span.setAttribute('http.request.header.x-request-id', requestId)
+      return new ObservedRequest(recorder, method, requestId, traced)
     },
+  }
+}
+
+/** What every request of one observer records into, shared rather than captured per request. */
+interface RequestRecorder {
+  metrics: ServiceMetrics
+  logger: AccessLogger
+  accessLogSample: number
+  random: () => number
+}
+
+/**
+ * One request in progress. A class rather than an object literal with an `end` closure: a request
+ * costs one small object, and with tracing off it touches neither AsyncLocalStorage nor a `Date`.
+ */
+class ObservedRequest implements ObservedRequestHandle {
+  private readonly started = performance.now()
+  private ended = false
+
+  constructor(
+    private readonly recorder: RequestRecorder,
+    private readonly method: string,
+    readonly requestId: string,
+    private readonly traced: { span: Span; ctx: Context } | undefined,
+  ) {}
+
+  get traceContext(): Context | undefined {
+    return this.traced?.ctx
+  }
+
+  get span(): Span | undefined {
+    return this.traced?.span
+  }
+
+  end(outcome: RequestOutcome): void {
+    if (this.ended) return
+    this.ended = true
+    const { recorder, method, traced } = this
+    const seconds = (performance.now() - this.started) / 1000
+    recorder.metrics.observeRequest({
+      method,
+      route: outcome.route,
+      status: outcome.status,
+      seconds,
+      cause: outcome.cause,
+    })
+    if (traced) endServerSpan(traced.span, { method, ...outcome })
+    // The access-log line is built only for a request that is logged.
+    if (
+      outcome.status >= 500 ||
+      (recorder.accessLogSample > 0 && recorder.random() < recorder.accessLogSample)
+    ) {
+      const traceId = traced?.span.spanContext().traceId
+      recorder.logger.info(
+        {
+          request_id: this.requestId,
+          method,
+          route: outcome.route,
+          status: outcome.status,
+          duration_ms: Math.round(seconds * 1e4) / 10,
+          ...(outcome.bytes !== undefined ? { bytes: outcome.bytes } : {}),
+          ...(outcome.sessionId ? { session_id: outcome.sessionId } : {}),
+          ...(traceId ? { trace_id: traceId } : {}),
+        },
+        'request',
+      )
+    }
   }
 }
 

@@ -155,3 +155,27 @@ describe('propagation', () => {
     expect(seen[1]?.get('x-from-request')).toBe('1')
   })
 })
+
+describe('parseGuardedBody on blank bodies', () => {
+  it('treats exactly what String.prototype.trim removes as no body, and anything else as JSON text', () => {
+    for (const blank of [
+      '',
+      ' ',
+      '\n\t\r ',
+      '\u00a0',
+      '\u2028\u2029',
+      '\ufeff',
+      '\ufeff \u3000',
+      '\u1680\u205f',
+    ]) {
+      expect(blank.trim()).toBe('')
+      expect(parseGuardedBody(blank)).toEqual({ ok: true, value: undefined })
+    }
+    expect(parseGuardedBody(' \u00a0{"a":1}\n')).toEqual({
+      ok: false,
+      rejection: expect.objectContaining({ status: 400 }),
+    })
+    expect(parseGuardedBody(' \n{"a":1}\n')).toEqual({ ok: true, value: { a: 1 } })
+    expect(parseGuardedBody('\u200b')).toMatchObject({ ok: false, rejection: { status: 400 } })
+  })
+})

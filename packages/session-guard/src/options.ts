@@ -65,6 +65,8 @@ export interface GuardConfig<Ctx> {
   readQuery: boolean
   maxBodyBytes: number
   isExempt: (path: string) => boolean
+  /** False when no path is exempt, so an adapter need not even work out the request's path. */
+  hasExemptions: boolean
   verify: VerifySession<Ctx> | undefined
 }
 
@@ -110,6 +112,7 @@ export function resolveGuardConfig<Ctx>(options: {
     readBody: sources.includes('body'),
     readQuery: sources.includes('query'),
     maxBodyBytes,
+    hasExemptions: exact.size > 0 || patterns.length > 0,
     isExempt:
       exact.size === 0 && patterns.length === 0
         ? () => false

@@ -1,3 +1,4 @@
+import { ULID_PATTERN } from '@care/schemas'
 import { describe, expect, it } from 'vitest'
 import { decideSessionId, extractSessionIdFromBody, extractSessionIdFromQuery, isSessionId } from './index.js'
 import { ACTIVE, OTHER } from './test-support/contract.js'
@@ -8,6 +9,23 @@ describe('isSessionId', () => {
     expect(isSessionId([ACTIVE])).toBe(false)
     expect(isSessionId({ toString: () => ACTIVE })).toBe(false)
     expect(isSessionId(undefined)).toBe(false)
+  })
+
+  it("agrees with the schemas' ULID_PATTERN on every character at every position, and on length", () => {
+    const pattern = new RegExp(ULID_PATTERN)
+    const candidates = ['', ACTIVE.slice(1), `${ACTIVE}0`, ACTIVE.toLowerCase(), `8${ACTIVE.slice(1)}`]
+    const odd = ['é', 'Ａ', '\u0130', '\u{1F600}', '\u0000']
+    for (let position = 0; position < 26; position++) {
+      const chars = [...Array.from({ length: 128 }, (_, code) => String.fromCharCode(code)), ...odd]
+      for (const char of chars) candidates.push(ACTIVE.slice(0, position) + char + ACTIVE.slice(position + 1))
+    }
+    let accepted = 0
+    for (const candidate of candidates) {
+      expect(isSessionId(candidate), JSON.stringify(candidate)).toBe(pattern.test(candidate))
+      if (pattern.test(candidate)) accepted += 1
+    }
+    // 8 first characters plus 32 for each of the other 25 positions (the unchanged id counted each time).
+    expect(accepted).toBe(8 + 25 * 32)
   })
 })
 

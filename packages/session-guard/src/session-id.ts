@@ -1,5 +1,3 @@
-import { ULID_PATTERN } from '@care/schemas'
-
 /**
  * The HTTP header that carries a CARE `session_id` between services (lower case, as Node and
  * the Fetch API report header names).
@@ -17,16 +15,38 @@ export const SESSION_ID_HEADER = 'x-session-id'
  */
 export const SESSION_ID_FIELD = 'session_id'
 
-const ULID = new RegExp(ULID_PATTERN)
+/**
+ * Which character codes may appear in a ULID after its first character (Crockford base32, upper
+ * case: digits and A–Z without I, L, O and U); the first is 0–7, so that the id fits 128 bits.
+ * Kept in step with `ULID_PATTERN` of `@care/schemas` (a test checks both agree).
+ */
+const ULID_CHAR = (() => {
+  const table = new Uint8Array(128)
+  for (const c of '0123456789ABCDEFGHJKMNPQRSTVWXYZ') table[c.charCodeAt(0)] = 1
+  return table
+})()
+
+/** The ULID check without a RegExp or any allocation: 26 characters, each looked up in a table. */
+function isUlid(value: string): boolean {
+  if (value.length !== 26) return false
+  const first = value.charCodeAt(0)
+  if (first < 0x30 || first > 0x37) return false
+  for (let i = 1; i < 26; i++) {
+    const code = value.charCodeAt(i)
+    if (code >= 128 || ULID_CHAR[code] === 0) return false
+  }
+  return true
+}
 
 /**
- * True when `value` is a ULID as CARE issues them (26 upper-case Crockford base32 characters).
+ * True when `value` is a ULID as CARE issues them (26 upper-case Crockford base32 characters, the
+ * first 0–7, as `ULID_PATTERN` of `@care/schemas` says).
  *
  * @example
  * if (!isSessionId(stored)) throw new Error('corrupt session id in storage')
  */
 export function isSessionId(value: unknown): value is string {
-  return typeof value === 'string' && ULID.test(value)
+  return typeof value === 'string' && isUlid(value)
 }
 
 /** Anything whose headers can be read by name: Fetch `Headers` or Node's `IncomingHttpHeaders`. */
@@ -108,14 +128,44 @@ export type SessionIdDecision = { ok: true; id: string } | { ok: false; code: Se
  * if (!decision.ok) return reject(decision.code)
  */
 export function decideSessionId(sources: SessionIdSources): SessionIdDecision {
-  let found: string | undefined
-  for (const value of [sources.header, sources.body, sources.query]) {
-    if (value === undefined || value === '') continue
-    if (found === undefined) found = value
-    else if (found !== value) return { ok: false, code: 'session_id_conflict' }
+  const decided = decideFromValues(sources.header, sources.body, sources.query)
+  return typeof decided === 'string' ? { ok: true, id: decided } : { ok: false, code: decided.code }
+}
+
+/** A refusal as {@link decideSessionId} reports it; one frozen object per code, shared. */
+export type SessionIdRefusal = Readonly<{ ok: false; code: SessionIdRejection }>
+
+const REFUSED: Readonly<Record<SessionIdRejection, SessionIdRefusal>> = Object.freeze({
+  session_id_missing: Object.freeze({ ok: false, code: 'session_id_missing' }),
+  session_id_invalid: Object.freeze({ ok: false, code: 'session_id_invalid' }),
+  session_id_conflict: Object.freeze({ ok: false, code: 'session_id_conflict' }),
+})
+
+/**
+ * The policy of {@link decideSessionId} for the adapters' hot path: the raw values as arguments (no
+ * sources object, no array) and the accepted id itself as the answer (no result object), else a
+ * shared refusal. One rule, one place: `decideSessionId` is this with its result wrapped.
+ *
+ * @example
+ * const decided = decideFromValues(req.headers['x-session-id'], undefined, undefined)
+ * if (typeof decided !== 'string') return reject(decided.code)
+ */
+export function decideFromValues(
+  header: string | undefined,
+  body: string | undefined,
+  query: string | undefined,
+): string | SessionIdRefusal {
+  let found = header === '' ? undefined : header
+  if (body !== undefined && body !== '') {
+    if (found === undefined) found = body
+    else if (found !== body) return REFUSED.session_id_conflict
   }
-  if (found === undefined) return { ok: false, code: 'session_id_missing' }
-  return ULID.test(found) ? { ok: true, id: found } : { ok: false, code: 'session_id_invalid' }
+  if (query !== undefined && query !== '') {
+    if (found === undefined) found = query
+    else if (found !== query) return REFUSED.session_id_conflict
+  }
+  if (found === undefined) return REFUSED.session_id_missing
+  return isUlid(found) ? found : REFUSED.session_id_invalid
 }
 
 function isFetchHeaders(headers: HeaderCarrier): headers is Headers {

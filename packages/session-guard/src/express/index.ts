@@ -17,7 +17,7 @@ import {
 } from '../options.js'
 import { type GuardRejection, judgeVerifyResult, rejectWith } from '../rejection.js'
 import {
-  decideSessionId,
+  decideFromValues,
   extractSessionIdFromBody,
   extractSessionIdFromQuery,
   SESSION_ID_HEADER,
@@ -59,8 +59,6 @@ export class SessionGuardError extends Error {
 /** Options of the Express guard; `verify` receives the Express request. */
 export type ExpressSessionGuardOptions = SessionGuardOptions<Request>
 
-type BodyRead = { ok: true; body: unknown } | { ok: false; rejection: GuardRejection }
-
 /**
  * Express middleware that lets a request through only when it carries one valid `session_id`
  * (header `x-session-id`, JSON body field or query parameter), sets `req.sessionId`, and otherwise
@@ -86,10 +84,10 @@ export function sessionGuard({
 
   return function sessionGuardMiddleware(req: Request, _res: Response, next: NextFunction) {
     const url = req.originalUrl
-    if (config.isExempt(pathOf(url))) return next()
+    if (config.hasExemptions && config.isExempt(pathOf(url))) return next()
     if (config.readBody && needsBodyRead(req)) {
       readJsonBody(req, config.maxBodyBytes).then((read) => {
-        if (!read.ok) return next(new SessionGuardError(read.rejection))
+        if (read !== undefined) return next(new SessionGuardError(read))
         decide(config, req, url, next)
       }, next)
       return
@@ -99,13 +97,13 @@ export function sessionGuard({
 }
 
 function decide(config: GuardConfig<Request>, req: Request, url: string, next: NextFunction) {
-  const decision = decideSessionId({
-    header: config.readHeader ? headerValue(req.headers[SESSION_ID_HEADER]) : undefined,
-    body: config.readBody ? extractSessionIdFromBody(req.body) : undefined,
-    query: config.readQuery ? extractSessionIdFromQuery(url) : undefined,
-  })
-  if (!decision.ok) return next(new SessionGuardError(rejectWith(decision.code)))
-  const sessionId = decision.id
+  const decided = decideFromValues(
+    config.readHeader ? headerValue(req.headers[SESSION_ID_HEADER]) : undefined,
+    config.readBody ? extractSessionIdFromBody(req.body) : undefined,
+    config.readQuery ? extractSessionIdFromQuery(url) : undefined,
+  )
+  if (typeof decided !== 'string') return next(new SessionGuardError(rejectWith(decided.code)))
+  const sessionId = decided
   if (config.verify === undefined) {
     req.sessionId = sessionId
     recordSessionOnActiveSpan(sessionId)
@@ -130,7 +128,7 @@ function pathOf(url: string): string {
 }
 
 function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value.join(', ') : value
+  return typeof value === 'string' || value === undefined ? value : value.join(', ')
 }
 
 /** True when a JSON body is still in the stream: no parser ran before us and there is one to read. */
@@ -145,45 +143,61 @@ function needsBodyRead(req: Request): boolean {
   return classifyContentType(headers['content-type']) !== 'not-json'
 }
 
-function readJsonBody(req: Request, limit: number): Promise<BodyRead> {
+/**
+ * Reads and parses the JSON body into `req.body`; resolves undefined when it did, or the rejection
+ * to answer with. One listener per stream event, removed only when the read stops early (over the
+ * limit or failed): on a normal end the request is done with, and a late event is ignored.
+ */
+function readJsonBody(req: Request, limit: number): Promise<GuardRejection | undefined> {
   const { headers } = req
   if (classifyContentType(headers['content-type']) === 'json-unsupported-charset')
-    return Promise.resolve({ ok: false, rejection: unsupportedCharset() })
+    return Promise.resolve(unsupportedCharset())
   const encoded = unsupportedEncoding(headers['content-encoding'])
-  if (encoded) return Promise.resolve({ ok: false, rejection: encoded })
+  if (encoded) return Promise.resolve(encoded)
   const declared = Number(headers['content-length'])
-  if (declared > limit) return Promise.resolve({ ok: false, rejection: tooLarge(limit) })
+  if (declared > limit) return Promise.resolve(tooLarge(limit))
 
   return new Promise((resolve) => {
-    const chunks: Buffer[] = []
+    let first: Buffer | undefined
+    let chunks: Buffer[] | undefined
     let size = 0
-    const settle = (read: BodyRead) => {
+    let settled = false
+    const stop = (rejection: GuardRejection) => {
+      if (settled) return
+      settled = true
       req.off('data', onData)
       req.off('end', onEnd)
       req.off('error', onAbort)
       req.off('close', onAbort)
-      resolve(read)
+      resolve(rejection)
     }
     const onData = (chunk: Buffer) => {
       size += chunk.length
-      if (size <= limit) {
-        chunks.push(chunk)
+      if (size > limit) {
+        stop(tooLarge(limit))
+        // Discard the rest so the connection can still carry our 413 answer.
+        req.resume()
         return
       }
-      settle({ ok: false, rejection: tooLarge(limit) })
-      // Discard the rest so the connection can still carry our 413 answer.
-      req.resume()
+      if (first === undefined) first = chunk
+      else if (chunks === undefined) chunks = [first, chunk]
+      else chunks.push(chunk)
     }
     const onEnd = () => {
-      const parsed = parseGuardedBody(Buffer.concat(chunks, size).toString('utf8'))
-      if (!parsed.ok) return settle(parsed)
+      if (settled) return
+      settled = true
+      const bytes = chunks ? Buffer.concat(chunks, size) : first
+      const parsed = parseGuardedBody(bytes === undefined ? '' : bytes.toString('utf8'))
+      if (!parsed.ok) return resolve(parsed.rejection)
       // A later `express.json()` (body-parser 2, Express 5's) skips a request whose stream has
       // finished, which this one now has; it keeps the parsed body we leave on `req.body`.
       req.body = parsed.value
-      settle({ ok: true, body: parsed.value })
+      resolve(undefined)
     }
-    const onAbort = () =>
-      settle({ ok: false, rejection: rejectWith('malformed_json', 'The request body could not be read.') })
+    // 'close' also follows every normal end: the answer is only built for a read still waiting.
+    const onAbort = () => {
+      if (!settled) stop(rejectWith('malformed_json', 'The request body could not be read.'))
+    }
     req.on('data', onData)
     req.on('end', onEnd)
     req.on('error', onAbort)

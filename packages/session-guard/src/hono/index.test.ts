@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net'
+import { serve } from '@hono/node-server'
 import { Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { describe, expect, expectTypeOf, it, vi } from 'vitest'
@@ -156,5 +158,40 @@ describe('Hono session guard', () => {
       body: JSON.stringify({ session_id: ACTIVE }),
     })
     expect(await res.json()).toEqual({ id: ACTIVE, body: { session_id: ACTIVE } })
+  })
+
+  it('under @hono/node-server parses the body once, for two guards and a handler that reads it twice', async () => {
+    const app = new Hono<{ Variables: SessionGuardVariables }>()
+    app.use(sessionGuard())
+    app.post('/x', sessionGuard({ sources: ['body'] }), async (c) => {
+      const first = await c.req.json()
+      const second = await c.req.json()
+      return c.json({
+        same: first === second && first === guardedJsonBody(c),
+        body: first,
+        text: await c.req.text(),
+      })
+    })
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
+    })
+    const { port } = server.address() as AddressInfo
+    const sent = JSON.stringify({ session_id: ACTIVE, text: 'hi' })
+    const parse = vi.spyOn(JSON, 'parse')
+    let res: Response
+    try {
+      res = await fetch(`http://127.0.0.1:${port}/x`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-session-id': ACTIVE },
+        body: sent,
+      })
+      expect(res.status).toBe(200)
+      // Other code in this process parses its own JSON; the body itself is parsed exactly once.
+      expect(parse.mock.calls.filter(([text]) => text === sent)).toHaveLength(1)
+    } finally {
+      parse.mockRestore()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+    expect(await res.json()).toEqual({ same: true, body: { session_id: ACTIVE, text: 'hi' }, text: sent })
   })
 })

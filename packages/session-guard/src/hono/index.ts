@@ -19,9 +19,8 @@ import {
 } from '../options.js'
 import { type GuardRejection, judgeVerifyResult, rejectWith } from '../rejection.js'
 import {
-  decideSessionId,
+  decideFromValues,
   extractSessionIdFromBody,
-  extractSessionIdFromHeaders,
   extractSessionIdFromQuery,
   SESSION_ID_HEADER,
 } from '../session-id.js'
@@ -137,45 +136,52 @@ export function sessionGuard({
   verify,
 }: HonoSessionGuardOptions = {}): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
   const config = resolveGuardConfig({ sources, exemptPaths, maxBodyBytes, verify })
+  const limit = config.maxBodyBytes
+  // Made once per guard, not per request: the check that Node's body stayed within the limit.
+  const withinLimit = (text: string | undefined): string => {
+    if (text === undefined) throw new SessionGuardException(tooLarge(limit))
+    return text
+  }
 
   return async function sessionGuardMiddleware(c, next) {
-    if (config.isExempt(c.req.path)) return next()
+    if (config.hasExemptions && config.isExempt(c.req.path)) return next()
+    const incoming = nodeIncomingOf(c)
     // GET and HEAD carry no body; checking first also avoids touching c.req.raw.body, which makes
     // @hono/node-server build a full Request object.
     const method = c.req.method
-    const body =
-      config.readBody && method !== 'GET' && method !== 'HEAD'
-        ? await readJsonBody(c, config.maxBodyBytes)
-        : undefined
-    const incoming = nodeIncomingOf(c)
-    const decision = decideSessionId({
-      header: config.readHeader
+    let body: unknown
+    if (config.readBody && method !== 'GET' && method !== 'HEAD') {
+      const read = readJsonBody(c, incoming, limit, withinLimit)
+      body = read === undefined ? undefined : await read
+    }
+    const decided = decideFromValues(
+      config.readHeader
         ? incoming
-          ? extractSessionIdFromHeaders(incoming.headers)
+          ? joinedHeader(incoming.headers[SESSION_ID_HEADER])
           : c.req.header(SESSION_ID_HEADER)
         : undefined,
-      body: extractSessionIdFromBody(body),
-      query: config.readQuery ? extractSessionIdFromQuery(incoming?.url ?? c.req.url) : undefined,
-    })
-    if (!decision.ok) throw new SessionGuardException(rejectWith(decision.code))
+      config.readBody ? extractSessionIdFromBody(body) : undefined,
+      config.readQuery ? extractSessionIdFromQuery(incoming ? incoming.url : c.req.url) : undefined,
+    )
+    if (typeof decided !== 'string') throw new SessionGuardException(rejectWith(decided.code))
     if (config.verify) {
-      const rejection = judgeVerifyResult(await config.verify(decision.id, c))
+      const rejection = judgeVerifyResult(await config.verify(decided, c))
       if (rejection) throw new SessionGuardException(rejection)
     }
-    c.set('sessionId', decision.id)
-    recordSessionOnActiveSpan(decision.id)
+    c.set('sessionId', decided)
+    recordSessionOnActiveSpan(decided)
     await next()
   }
 }
+
+type NodeIncoming = { headers: Record<string, string | string[] | undefined>; url: string }
 
 /**
  * On `@hono/node-server` the raw IncomingMessage is `c.env.incoming`. Reading the header and the
  * request target from it avoids materialising a Fetch `Headers` object and a full URL just for
  * the guard; on any other runtime the portable `c.req` path is used.
  */
-function nodeIncomingOf(
-  c: Context,
-): { headers: Record<string, string | string[] | undefined>; url: string } | undefined {
+function nodeIncomingOf(c: Context): NodeIncoming | undefined {
   const incoming = (c.env as { incoming?: { headers?: unknown; url?: unknown } } | undefined)?.incoming
   if (
     typeof incoming?.url !== 'string' ||
@@ -184,77 +190,105 @@ function nodeIncomingOf(
   ) {
     return undefined
   }
-  return incoming as { headers: Record<string, string | string[] | undefined>; url: string }
+  return incoming as NodeIncoming
+}
+
+/** A Node header value as Fetch reports it: a repeated header joined with `, `. */
+function joinedHeader(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' || value === undefined ? value : value.join(', ')
 }
 
 /**
- * One request header, from Node's header object under @hono/node-server (the first `c.req.header()`
- * copies every header into a Fetch `Headers`); a repeated one joined with `, ` as Fetch does.
+ * Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler; undefined at
+ * once (no promise) when the request has no JSON body to read.
  */
-function requestHeader(c: Context, name: string): string | undefined {
-  const incoming = nodeIncomingOf(c)
-  if (!incoming) return c.req.header(name)
-  const value = incoming.headers[name]
-  return Array.isArray(value) ? value.join(', ') : value
-}
-
-/** Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler. */
-async function readJsonBody(c: Context, limit: number): Promise<unknown> {
-  const kind = classifyContentType(requestHeader(c, 'content-type'))
+function readJsonBody(
+  c: Context,
+  incoming: NodeIncoming | undefined,
+  limit: number,
+  withinLimit: (text: string | undefined) => string,
+): Promise<unknown> | undefined {
+  const kind = classifyContentType(
+    incoming ? joinedHeader(incoming.headers['content-type']) : c.req.header('content-type'),
+  )
   if (kind === 'not-json') return undefined
   if (kind === 'json-unsupported-charset') throw new SessionGuardException(unsupportedCharset())
-  const encoded = unsupportedEncoding(requestHeader(c, 'content-encoding'))
+  const encoded = unsupportedEncoding(
+    incoming ? joinedHeader(incoming.headers['content-encoding']) : c.req.header('content-encoding'),
+  )
   if (encoded) throw new SessionGuardException(encoded)
   // Hono keeps body promises in `c.req.bodyCache` (typed as resolved values); every c.req.text() /
   // json() goes through it, which lets the handler read the body again after us. It is a public
   // field of HonoRequest but not a documented API, so it is feature-checked here and its behaviour
-  // is pinned by tests (hono-body-cache.test.ts) against the versions in the peer range.
+  // is pinned by tests (framework-behaviour.test.ts) against the versions in the peer range.
+  // A guard earlier in the chain already parsed this body: the same value, not a second parse.
+  const guarded = (c.req as unknown as GuardedHonoRequest)[GUARDED_BODY]
+  if (guarded !== undefined) return Promise.resolve(guarded)
   const cache = bodyCacheOf(c)
   if (cache?.json !== undefined) return parsedOrReject(cache.json)
-  const { raw } = c.req
-  const incoming = cache?.text === undefined ? unreadNodeRequest(c.env?.incoming) : undefined
-  if (cache && incoming) {
+  const unread = cache?.text === undefined ? unreadNodeRequest(c.env?.incoming) : undefined
+  if (cache && unread) {
     // Under @hono/node-server: read Node's stream directly. Touching `raw.body` would build a Fetch
     // Request and web stream for it, which made a guarded POST several times slower than its route.
-    const declared = Number(incoming.headers['content-length'] ?? Number.NaN)
+    const declared = Number(unread.headers['content-length'] ?? Number.NaN)
     if (declared > limit) throw new SessionGuardException(tooLarge(limit))
-    cache.text = readUnreadBody(incoming, limit).then((text) => {
-      if (text === undefined) throw new SessionGuardException(tooLarge(limit))
-      return text
-    })
-  } else if (cache?.text === undefined) {
+    const text = readUnreadBody(unread, limit).then(withinLimit)
+    cache.text = text
+    return parseRead(c, text, true)
+  }
+  if (cache?.text === undefined) {
+    const { raw } = c.req
     if (raw.body === null || raw.bodyUsed) return undefined
     const declared = Number(raw.headers.get('content-length') ?? Number.NaN)
     if (declared > limit) throw new SessionGuardException(tooLarge(limit))
     // A declared length is enforced by the HTTP parser; without one, count bytes as they arrive.
     if (Number.isNaN(declared) && cache) cache.text = readCapped(raw.body, limit)
   }
+  return parseRead(c, c.req.text(), cache !== undefined, limit)
+}
+
+/**
+ * Awaits the body text, parses it once and hands the parsed value to the handler. Without a body
+ * cache (a future Hono) the body was read whole: `limit` then still answers 413 over the limit.
+ */
+async function parseRead(
+  c: Context,
+  read: Promise<string>,
+  cached: boolean,
+  limit?: number,
+): Promise<unknown> {
   let text: string
   try {
-    text = await c.req.text()
+    text = await read
   } catch (err) {
     if (err instanceof SessionGuardException) throw err
     throw new SessionGuardException(rejectWith('malformed_json', 'The request body could not be read.'))
   }
-  // Without a body cache (a future Hono), the body was read whole: still answer 413 over the limit.
-  if (!cache && new TextEncoder().encode(text).byteLength > limit)
+  if (!cached && limit !== undefined && new TextEncoder().encode(text).byteLength > limit)
     throw new SessionGuardException(tooLarge(limit))
   const parsed = parseGuardedBody(text)
   if (!parsed.ok) throw new SessionGuardException(parsed.rejection)
   if (parsed.value !== undefined) {
-    // Parsed once: the handler gets this value from c.req.json() or guardedJsonBody(c).
-    const value = parsed.value
-    guardedBodies.set(c.req, value)
-    // Hono 4.6–4.8 serve c.req.json() from the body cache's `json` entry; later 4.x re-parse the
-    // cached text on every call, so this request's json() is answered with the value directly.
-    if (cache) cache.json = Promise.resolve(value)
-    Object.defineProperty(c.req, 'json', { value: () => Promise.resolve(value), configurable: true })
+    // Parsed once: the handler gets this value from c.req.json() or guardedJsonBody(c). Hono 4.9+
+    // re-parses the cached text on every json() (4.6–4.8 keep a `json` cache entry), so this
+    // request's json() answers with the value instead: a plain own property and a method shared
+    // by every request (no per-request closure or property descriptor).
+    const req = c.req as unknown as GuardedHonoRequest
+    req[GUARDED_BODY] = parsed.value
+    req.json = guardedJson
   }
   return parsed.value
 }
 
-/** Bodies the guard parsed itself, by request (gone with the request). */
-const guardedBodies = new WeakMap<object, unknown>()
+/** Where the guard leaves the body it parsed, on the request it parsed it for. */
+const GUARDED_BODY: unique symbol = Symbol('care.sessionGuard.body')
+
+type GuardedHonoRequest = { [GUARDED_BODY]?: unknown; json: () => Promise<unknown> }
+
+/** `c.req.json()` of a request whose body the guard parsed: the same value, without parsing again. */
+function guardedJson(this: GuardedHonoRequest): Promise<unknown> {
+  return Promise.resolve(this[GUARDED_BODY])
+}
 
 /**
  * The JSON body the guard read and parsed for this request, with the checks of every CARE service
@@ -269,7 +303,7 @@ const guardedBodies = new WeakMap<object, unknown>()
  * })
  */
 export function guardedJsonBody(c: Context): unknown {
-  return guardedBodies.get(c.req)
+  return (c.req as unknown as GuardedHonoRequest)[GUARDED_BODY]
 }
 
 type BodyCache = { text?: Promise<string>; json?: Promise<unknown> }

@@ -1,5 +1,6 @@
-import { createServer, type IncomingMessage, request, type Server } from 'node:http'
+import { createServer, IncomingMessage, request, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { readUnreadBody, unreadNodeRequest } from './request-body.js'
 
@@ -94,5 +95,19 @@ describe('reading a Node request body directly', () => {
     })
     await arrived
     expect(await settled).toEqual({ code: 'ECONNRESET' })
+  })
+
+  it('keeps the text it read when the finished request later reports aborted, error or close', async () => {
+    const req = new IncomingMessage(new Socket())
+    req.headers = { 'content-type': 'application/json' }
+    const read = readUnreadBody(unreadNodeRequest(req)!, 1024)
+    req.push(Buffer.from('{"a":1}'))
+    req.push(null)
+    expect(await read).toBe('{"a":1}')
+    // The listeners stay on a request read to its end; late events find the read settled.
+    req.emit('aborted')
+    req.emit('error', new Error('late'))
+    req.emit('close')
+    expect(await read).toBe('{"a":1}')
   })
 })

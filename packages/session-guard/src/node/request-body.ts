@@ -7,8 +7,8 @@ export interface NodeRequestBody {
   readonly readableDidRead: boolean
   readonly readableEnded: boolean
   on(event: 'data', listener: (chunk: Buffer) => void): unknown
-  once(event: 'end' | 'aborted', listener: () => void): unknown
-  once(event: 'error', listener: (err: Error) => void): unknown
+  on(event: 'end' | 'aborted', listener: () => void): unknown
+  on(event: 'error', listener: (err: Error) => void): unknown
   off(event: string, listener: (...args: never[]) => void): unknown
 }
 
@@ -42,9 +42,14 @@ export function unreadNodeRequest(candidate: unknown): NodeRequestBody | undefin
  */
 export function readUnreadBody(incoming: NodeRequestBody, limit: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
+    let first: Buffer | undefined
+    let chunks: Buffer[] | undefined
     let size = 0
-    const done = () => {
+    let settled = false
+    // Listeners come off only when the read stops early; after a normal end the request is done
+    // with and a late event finds the read settled (no `once` wrappers, no removals per request).
+    const stop = () => {
+      settled = true
       incoming.off('data', onData)
       incoming.off('end', onEnd)
       incoming.off('error', onError)
@@ -53,26 +58,34 @@ export function readUnreadBody(incoming: NodeRequestBody, limit: number): Promis
     const onData = (chunk: Buffer) => {
       size += chunk.length
       if (size > limit) {
-        done()
+        stop()
         resolve(undefined)
         return
       }
-      chunks.push(chunk)
+      if (first === undefined) first = chunk
+      else if (chunks === undefined) chunks = [first, chunk]
+      else chunks.push(chunk)
     }
     const onEnd = () => {
-      done()
-      const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8')
+      if (settled) return
+      settled = true
+      const bytes = chunks ? Buffer.concat(chunks, size) : first
+      const text = bytes === undefined ? '' : bytes.toString('utf8')
       resolve(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text)
     }
     const onError = (err: Error) => {
-      done()
+      if (settled) return
+      stop()
       reject(err)
     }
-    // The error Node itself gives a read of an aborted request (a reset connection).
-    const onAborted = () => onError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+    // The error Node itself gives a read of an aborted request (a reset connection); made only for
+    // a read still waiting (an Error captures a stack trace).
+    const onAborted = () => {
+      if (!settled) onError(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }))
+    }
     incoming.on('data', onData)
-    incoming.once('end', onEnd)
-    incoming.once('error', onError)
-    incoming.once('aborted', onAborted)
+    incoming.on('end', onEnd)
+    incoming.on('error', onError)
+    incoming.on('aborted', onAborted)
   })
 }
