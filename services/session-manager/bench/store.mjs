@@ -9,16 +9,28 @@
 // Logs are generated once into a cache dir (default: $CARE_BENCH_CACHE or <tmp>/care-bench-cache),
 // keyed by GENERATOR_VERSION and size; entries of other generator versions are removed, so the cache
 // holds at most the logs of one version. The service's snapshots and sidecar indexes stay in the cache.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import autocannon from 'autocannon'
-import { generateLog, rssMb, startService } from './lib.mjs'
+import { measureLatency } from './latency-client.mjs'
+import { generateLog, rssMb, spawnNode, startService, stop } from './lib.mjs'
 
 /** Bump when generateLog's output changes: cached logs of other versions are deleted. */
 const GENERATOR_VERSION = 'g2'
 const DAY = 86_400_000
+const here = (name) => fileURLToPath(new URL(name, import.meta.url))
 
 const { values } = parseArgs({
   options: {
@@ -30,6 +42,11 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '5' },
     cache: { type: 'string', default: process.env.CARE_BENCH_CACHE ?? join(tmpdir(), 'care-bench-cache') },
     only: { type: 'string' },
+    // Timeline: measured requests per series (bounded by --duration too), and distinct cold sessions.
+    requests: { type: 'string', default: '20000' },
+    cold: { type: 'string', default: '2000' },
+    // A directory: run the service under the timeline load with --cpu-prof writing there.
+    profile: { type: 'string' },
   },
 })
 const cache = values.cache
@@ -82,19 +99,85 @@ async function restartSeries(log) {
   }
 }
 
-async function timeline(url, id) {
-  const result = await autocannon({
-    url: `${url}/sessions/${id}/timeline`,
-    connections: 10,
-    duration: Number(values.duration),
-  })
-  return {
-    requests: result.requests.total,
-    non2xx: result.non2xx,
-    p50_ms: result.latency.p50,
-    p99_ms: result.latency.p99,
-    max_ms: result.latency.max,
+/** Session ids of `count` ended sessions spread over the log (the first MiB of evenly spaced segments). */
+function closedSessions(dir, count) {
+  const eventsDir = join(dir, 'events')
+  const segments = readdirSync(eventsDir)
+    .filter((n) => n.endsWith('.jsonl'))
+    .sort()
+  const ids = []
+  const per = Math.ceil(count / Math.min(segments.length, 32))
+  const step = Math.max(1, Math.floor(segments.length / 32))
+  for (let i = 0; i < segments.length && ids.length < count; i += step) {
+    const fd = openSync(join(eventsDir, segments[i]), 'r')
+    const buf = Buffer.alloc(1024 * 1024)
+    const read = readSync(fd, buf, 0, buf.length, 0)
+    closeSync(fd)
+    const lines = buf.toString('utf8', 0, read).split('\n').slice(0, -1)
+    let taken = 0
+    for (const line of lines) {
+      if (taken >= per || ids.length >= count) break
+      const record = JSON.parse(line)
+      if (record.event === 'session.end') {
+        ids.push(record.session_id)
+        taken++
+      }
+    }
   }
+  return ids
+}
+
+/** Latency of GETs of `urls` (round-robin) with the µs client in a child process, 10 connections. */
+function latency(urls) {
+  return measureLatency(urls, {
+    connections: 10,
+    requests: Number(values.requests),
+    seconds: Number(values.duration),
+    warmup: 500,
+  })
+}
+
+/**
+ * One session's timeline (first closed, last closed, open) on `log`, 10 connections, against the floor
+ * (a bare node:http server answering a real timeline's bytes) in the same run; then the cold variant:
+ * `cold` distinct closed sessions round-robin, each requested once (no cache hit).
+ */
+async function timelineSeries(log) {
+  const service = await startService(
+    env(log.dir),
+    values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [],
+  )
+  const url = (id) => `${service.url}/sessions/${id}/timeline`
+  // Warm-up: the first lookups build sidecar indexes the generator did not write.
+  const bodies = []
+  for (const id of [log.firstEnded, log.lastEnded, log.open]) bodies.push(await (await fetch(url(id))).text())
+  const floor = spawnNode(here('floor-server.mjs'), { FLOOR_BODY: bodies[0] }, /"port":(\d+)/)
+  const floorUrl = `http://127.0.0.1:${(await floor.matched)[1]}/`
+  const out = { body_bytes: bodies.map((b) => b.length), floor: await latency([floorUrl]) }
+  const ratio = (r) => ({
+    ...r,
+    p50_ratio: +(r.p50_us / out.floor.p50_us).toFixed(2),
+    p99_ratio: +(r.p99_us / out.floor.p99_us).toFixed(2),
+  })
+  out.first_closed = ratio(await latency([url(log.firstEnded)]))
+  out.last_closed = ratio(await latency([url(log.lastEnded)]))
+  out.open = ratio(await latency([url(log.open)]))
+  out.floor_again = await latency([floorUrl])
+  await stop(floor.child)
+  const cold = closedSessions(log.dir, Number(values.cold))
+  if (cold.length > 0) {
+    out.cold = {
+      sessions: cold.length,
+      ...(await measureLatency(cold.map(url), {
+        connections: 10,
+        requests: cold.length,
+        seconds: Number(values.duration) * 4,
+        warmup: 0,
+      })),
+    }
+  }
+  await service.stop()
+  return out
 }
 
 const open = Number(values.open)
@@ -106,18 +189,9 @@ if (section('restart')) {
   results.restart_ratio_large_small = +(
     results.restart_large.restart_ready_ms_median / results.restart_small.restart_ready_ms_median
   ).toFixed(2)
-  if (section('timeline')) {
-    const service = await startService(env(large.dir))
-    // Warm-up: the first lookups build sidecar indexes the generator did not write.
-    for (const id of [large.firstEnded, large.lastEnded, large.open])
-      await fetch(`${service.url}/sessions/${id}/timeline`)
-    results.timeline_large = {
-      first_closed: await timeline(service.url, large.firstEnded),
-      last_closed: await timeline(service.url, large.lastEnded),
-      open: await timeline(service.url, large.open),
-    }
-    await service.stop()
-  }
+}
+if (section('timeline')) {
+  results.timeline_large = await timelineSeries(cachedLog(Number(values.large), open))
 }
 if (section('many-open')) {
   const many = Number(values['many-open'])
