@@ -30,6 +30,7 @@ import {
   indexPathOf,
   type LinePlace,
   MemoryIndex,
+  readIndexHeader,
   SidecarIndex,
   segmentTail,
   type TimeRange,
@@ -463,6 +464,21 @@ export class EventLog<R extends object = Record<string, unknown>> {
    * const timeline = await log.read(positions)
    */
   async *lookup(key: string, options: LookupOptions = {}): AsyncGenerator<LogPosition> {
+    for await (const { positions } of this.lookupBySegment(key, options)) yield* positions
+  }
+
+  /**
+   * `lookup`, one segment at a time: for every segment searched (not skipped by time), its number and
+   * the positions found in it (possibly none), in the same order. A caller that knows it has all it
+   * needs (e.g. a session's end) stops iterating, and the later segments' indexes are never loaded.
+   *
+   * @example
+   * for await (const { positions } of log.lookupBySegment(`s:${id}`)) if (endsTheSession(positions)) break
+   */
+  async *lookupBySegment(
+    key: string,
+    options: LookupOptions = {},
+  ): AsyncGenerator<{ file: number; positions: LogPosition[] }> {
     if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
     if (!this.#indexKeys) return
     const last = this.#segment.index
@@ -470,14 +486,14 @@ export class EventLog<R extends object = Record<string, unknown>> {
     for (let file = this.#firstFile; file <= last; file++) files.push(file)
     if (options.newestFirst) files.reverse()
     for (const file of files) {
-      if (this.#skipsByKnownTime(file, options)) continue
+      if (await this.#skipsByTime(file, options)) continue
       const index = await this.#indexOf(file)
       const time = index.time
       if (time && options.notBefore !== undefined && time.max < options.notBefore) continue
       if (time && options.notAfter !== undefined && time.min > options.notAfter) continue
       const places = await index.find(this.#fs, key)
       if (options.newestFirst) places.reverse()
-      for (const place of places) yield { file, offset: place.offset, length: place.length }
+      yield { file, positions: places.map((place) => ({ file, offset: place.offset, length: place.length })) }
     }
   }
 
@@ -517,9 +533,22 @@ export class EventLog<R extends object = Record<string, unknown>> {
     }
   }
 
-  /** Whether `options` excludes segment `file` by a time range already known (without loading its index). */
-  #skipsByKnownTime(file: number, options: LookupOptions): boolean {
-    const time = this.#segmentTimes.get(file)
+  /**
+   * Whether `options` excludes segment `file` by its time range: one already known, else (with a time
+   * bound given) the range in its sidecar's header line, read with one pread without loading the index
+   * (the header is used only when it names this segment at its current size).
+   */
+  async #skipsByTime(file: number, options: LookupOptions): Promise<boolean> {
+    if (options.notBefore === undefined && options.notAfter === undefined) return false
+    let time = this.#segmentTimes.get(file)
+    if (time === undefined && file !== this.#segment.index && !this.#sealedIndexes.has(file)) {
+      const segment = segmentOf(this.#eventsDir, file)
+      const header = await readIndexHeader(this.#fs, indexPathOf(this.#eventsDir, segment), segment)
+      if (header) {
+        time = header.time
+        this.#segmentTimes.set(file, time)
+      }
+    }
     if (!time) return false
     return (
       (options.notBefore !== undefined && time.max < options.notBefore) ||

@@ -2,7 +2,14 @@
 // file (`events-NNNNNN.idx`, format in docs/log-format.md) for each sealed one.
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { errnoOf, type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import {
+  errnoOf,
+  type LogFileHandle,
+  type LogFileSystem,
+  readFully,
+  readWholeFile,
+  writeFully,
+} from './file-system.js'
 import type { Segment } from './segments.js'
 
 /** A line of a segment: byte offset and length without the newline. */
@@ -317,6 +324,40 @@ export class SidecarIndex {
     return []
   }
 }
+
+/**
+ * The header line of `segment`'s sidecar index (one pread of at most 4 KiB), when it is there, parses,
+ * has this format, names `segment` and was made for the segment's current size; else undefined. Only
+ * for skipping segments by time before loading (and fully checking) an index.
+ */
+export async function readIndexHeader(
+  fs: LogFileSystem,
+  path: string,
+  segment: Segment,
+): Promise<Pick<IndexHeader, 'bytes' | 'time'> | undefined> {
+  try {
+    const [data, stat] = await Promise.all([readWholeFile(fs, path, HEADER_MAX_BYTES), fs.stat(segment.path)])
+    const newline = data?.indexOf(NEWLINE) ?? -1
+    if (data === undefined || newline === -1) return undefined
+    const header = JSON.parse(data.toString('utf8', 0, newline)) as Partial<IndexHeader>
+    if (header.format !== INDEX_FORMAT || header.segment !== segment.name || header.bytes !== stat.size) {
+      return undefined
+    }
+    const time = header.time
+    const valid =
+      time === null ||
+      (typeof time === 'object' &&
+        time !== undefined &&
+        Number.isFinite(time.min) &&
+        Number.isFinite(time.max))
+    return valid ? { bytes: header.bytes, time: time ?? null } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A sidecar header line is far shorter than this (format, name, counts, two hashes, a time range). */
+const HEADER_MAX_BYTES = 4096
 
 /** Write-to-temp, fsync, rename, fsync dir: a crash leaves the old file, the new one or none, never half. */
 export async function writeFileAtomically(

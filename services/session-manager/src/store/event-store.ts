@@ -52,6 +52,12 @@ export interface IndexedEventStore<Ref = unknown, Point = unknown> extends Event
    * nothing was archived. A session whose id time is at or before this and that is not found was archived.
    */
   archivedBefore?(): number | undefined
+  /**
+   * Handles of one session's events in log order, as `lookup(sessionKey(id), options)` finds them, but
+   * the store may stop searching once it has seen the session's end event (later segments are not
+   * searched). Optional: the repository falls back to `lookup`.
+   */
+  sessionRefs?(sessionId: string, options?: { notBefore?: number }): Promise<Ref[]>
 }
 
 /**

@@ -15,7 +15,7 @@ import {
   type StoredEvent,
   StoreUnavailableError,
 } from './event-store.js'
-import { indexKeysOf, recordTimeOf } from './index-keys.js'
+import { indexKeysOf, recordTimeOf, sessionKey } from './index-keys.js'
 
 /**
  * `StoreUnavailableError.code` of a read that hit a damaged log line (`cause` is the `LogCorruptError`
@@ -57,6 +57,22 @@ export class FileEventStore implements IndexedEventStore<LogPosition, LogResumeP
   /** Positions of the events indexed under `key` (see `index-keys.ts`), read from the segments' indexes. */
   lookup(key: string, options?: LookupOptions): AsyncIterable<LogPosition> {
     return this.log.lookup(key, options)
+  }
+
+  /**
+   * One session's positions, searching segment by segment and stopping after the segment whose last
+   * hit is the session's end (read and verified like any read): an old closed session costs the
+   * segments it spans, not one index per segment written after it.
+   */
+  async sessionRefs(sessionId: string, options: { notBefore?: number } = {}): Promise<LogPosition[]> {
+    const refs: LogPosition[] = []
+    for await (const { positions } of this.log.lookupBySegment(sessionKey(sessionId), options)) {
+      if (positions.length === 0) continue
+      refs.push(...positions)
+      const [last] = await this.read([positions.at(-1)!])
+      if (last?.event === 'session.end') break
+    }
+    return refs
   }
 
   resumePoint(): LogResumePoint {
