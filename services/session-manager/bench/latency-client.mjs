@@ -8,6 +8,9 @@
 // requests or `seconds`, whichever comes first (bounded); `warmup` requests before that are not
 // measured. Latency is process.hrtime.bigint() from request() to the response's 'end', in µs;
 // percentiles are read from the sorted samples (nearest rank). Prints one JSON line.
+// A URL written `name=url` belongs to series `name` (default: `all`); with several series every
+// connection takes them in turn, so e.g. the floor and the timeline see the same noise of a shared box,
+// and figures are printed per series.
 // `measureLatency` runs it in a child process, so the client and the server each get a core.
 import { spawn } from 'node:child_process'
 import { Agent, request } from 'node:http'
@@ -17,8 +20,8 @@ import { parseArgs } from 'node:util'
 const SCRIPT = fileURLToPath(import.meta.url)
 
 /**
- * Runs this client in a child process against `urls` and resolves with its figures:
- * `{ requests, non2xx, errors, seconds, rps, p50_us, p90_us, p99_us, max_us }`.
+ * Runs this client in a child process against `urls` and resolves with its figures per series:
+ * `{ <series>: { requests, non2xx, errors, seconds, rps, p50_us, p90_us, p99_us, max_us } }`.
  */
 export function measureLatency(
   urls,
@@ -71,11 +74,16 @@ async function main() {
   const limit = Number(values.requests)
   const warmup = Number(values.warmup)
   const agent = new Agent({ keepAlive: true, maxSockets: connections })
-  const samples = new Float64Array(limit)
-  let measured = 0
+  const series = new Map()
+  for (const arg of urls) {
+    const at = arg.indexOf('=')
+    const [name, url] =
+      at > 0 && !arg.slice(0, at).includes('/') ? [arg.slice(0, at), arg.slice(at + 1)] : ['all', arg]
+    if (!series.has(name)) series.set(name, { urls: [], samples: [], non2xx: 0, errors: 0, next: 0 })
+    series.get(name).urls.push(url)
+  }
+  const groups = [...series.values()]
   let issued = 0
-  let non2xx = 0
-  let errors = 0
   let started = 0n
   let deadline = Number.POSITIVE_INFINITY
   const once = (url) =>
@@ -94,15 +102,16 @@ async function main() {
     for (;;) {
       if (issued >= warmup + limit || performance.now() > deadline) return
       const n = issued++
-      const { us, status } = await once(urls[n % urls.length])
+      const group = groups[n % groups.length]
+      const { us, status } = await once(group.urls[group.next++ % group.urls.length])
       if (n === warmup - 1 || (warmup === 0 && n === 0)) {
         started = process.hrtime.bigint()
         deadline = performance.now() + Number(values.seconds) * 1000
       }
       if (n < warmup) continue
-      if (us < 0) errors++
-      else if (status < 200 || status > 299) non2xx++
-      if (us >= 0 && measured < limit) samples[measured++] = us
+      if (us < 0) group.errors++
+      else if (status < 200 || status > 299) group.non2xx++
+      if (us >= 0) group.samples.push(us)
     }
   }
   // Warm-up deadline too, so a stuck server cannot hang the run.
@@ -111,21 +120,23 @@ async function main() {
   await Promise.all(Array.from({ length: connections }, loop))
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9
   agent.destroy()
-  const sorted = samples.subarray(0, measured).sort()
   const round = (v) => (v === null ? null : Math.round(v))
-  console.log(
-    JSON.stringify({
-      requests: measured,
-      non2xx,
-      errors,
+  const out = {}
+  for (const [name, group] of series) {
+    const sorted = Float64Array.from(group.samples).sort()
+    out[name] = {
+      requests: sorted.length,
+      non2xx: group.non2xx,
+      errors: group.errors,
       seconds: +elapsed.toFixed(2),
-      rps: Math.round(measured / elapsed),
+      rps: Math.round(sorted.length / elapsed),
       p50_us: round(percentile(sorted, 50)),
       p90_us: round(percentile(sorted, 90)),
       p99_us: round(percentile(sorted, 99)),
       max_us: round(percentile(sorted, 100)),
-    }),
-  )
+    }
+  }
+  console.log(JSON.stringify(out))
 }
 
 if (process.argv[1] === SCRIPT) await main()
