@@ -171,7 +171,7 @@ async function attempt(
         ...(options.hotAnswersMs !== undefined ? { hotAnswersMs: options.hotAnswersMs } : {}),
       },
     )
-    const snapshots = new Snapshotter(repository, files, options.snapshots, tree, options.logger)
+    const snapshots = new Snapshotter(repository, files, options.snapshots, tree, options.logger, store)
     if (snapshot) snapshots.resumedFrom(snapshot.point.seq)
     repository.beforeClose = () => snapshots.close()
     snapshots.start()
@@ -223,6 +223,8 @@ export class Snapshotter {
     private readonly cadence: SnapshotCadence,
     private readonly tree?: SnapshotTree,
     private readonly logger?: EmbeddedStoreOptions['logger'],
+    /** Saves the active segment's index after each snapshot (a start then skips reading that segment). */
+    private readonly activeIndex?: { persistActiveIndex(): Promise<void> },
   ) {}
 
   /** The start resumed from the snapshot at `seq` (no need to write the same one again). */
@@ -289,6 +291,12 @@ export class Snapshotter {
       this.lastSeq = resumePoint.seq
       this.lastWrittenAt = Date.now()
       this.written++
+      // Derived data: a failure only makes the next start read the active segment's prefix again.
+      const indexStarted = performance.now()
+      await this.activeIndex?.persistActiveIndex().catch((error: unknown) => {
+        this.logger?.warn({ err: error }, "could not save the active segment's index")
+      })
+      const indexMs = Math.round(performance.now() - indexStarted)
       this.logger?.info(
         {
           file: path,
@@ -297,6 +305,7 @@ export class Snapshotter {
           answers: hot.answers.length,
           reason,
           ms: Math.round(performance.now() - started),
+          active_index_ms: indexMs,
         },
         'snapshot written',
       )

@@ -75,6 +75,19 @@ export class FileEventStore implements IndexedEventStore<LogPosition, LogResumeP
     return refs
   }
 
+  /**
+   * Saves the active segment's index as it is now (`events-NNNNNN.active.idx`), so a start resuming
+   * from a snapshot taken up to now reads only the active segment's lines after it. Call after a snapshot.
+   */
+  persistActiveIndex(): Promise<void> {
+    return this.log.persistActiveIndex()
+  }
+
+  /** Bytes of the active segment read at open to index the lines before the resume point (see EventLog). */
+  activePrefixBytesRead(): Promise<number | undefined> {
+    return this.log.activePrefixBytesRead()
+  }
+
   resumePoint(): LogResumePoint {
     return this.log.resumePoint
   }
