@@ -162,6 +162,22 @@ describe("the active segment's index saved with each snapshot", () => {
     await again.service.close()
   })
 
+  it('is saved at shutdown even when no event came since the snapshot (a log without one yet)', async () => {
+    const disk = await freshDisk()
+    const first = await open(disk, DATA, ONE_SEGMENT)
+    await startSome(first.service, 3)
+    await first.service.close()
+    await disk.unlink(`${DATA}/events/events-000001.active.idx`)
+    const idle = await open(disk, DATA, ONE_SEGMENT)
+    expect(await idle.embedded.store.activePrefixBytesRead()).toBeGreaterThan(0)
+    await idle.service.close()
+    expect(disk.fileNames(`${DATA}/events`)).toContain('events-000001.active.idx')
+    const again = await open(disk, DATA, ONE_SEGMENT)
+    expect(await again.embedded.store.activePrefixBytesRead()).toBe(0)
+    expect(await again.service.openSessions()).toBe(3)
+    await again.service.close()
+  })
+
   it('a crash at any point of writing the snapshot and the index leaves a correct start', async () => {
     for (let crashAt = 1; ; crashAt++) {
       const disk = await freshDisk()

@@ -212,6 +212,8 @@ export class Snapshotter {
   private lastEvents = 0
   private lastAt = Date.now()
   private lastWrittenAt: number | undefined
+  /** The snapshot seq the active index was last saved for. */
+  private indexedSeq = -1
   private closed = false
   /** Snapshots written and failed since start (metrics). */
   written = 0
@@ -269,6 +271,17 @@ export class Snapshotter {
     await this.writing
   }
 
+  /** Saves the active segment's index (derived data: a failure only makes the next start read more). */
+  private async saveActiveIndex(seq: number): Promise<void> {
+    if (!this.activeIndex) return
+    try {
+      await this.activeIndex.persistActiveIndex()
+      this.indexedSeq = seq
+    } catch (error) {
+      this.logger?.warn({ err: error }, "could not save the active segment's index")
+    }
+  }
+
   private async write(reason: string): Promise<void> {
     if (this.closed) return
     const started = performance.now()
@@ -280,8 +293,13 @@ export class Snapshotter {
       const resumePoint = point as LogResumePoint
       this.lastEvents = events
       this.lastAt = Date.now()
-      // Nothing new since the last one (or an empty log: nothing to resume from).
-      if (resumePoint.seq === this.lastSeq || resumePoint.seq === 0) return
+      // Nothing new since the last one (or an empty log: nothing to resume from); the active index
+      // is still saved once for it (a start from an older build's snapshot has none).
+      if (resumePoint.seq === this.lastSeq || resumePoint.seq === 0) {
+        if (resumePoint.seq > 0 && this.indexedSeq !== resumePoint.seq)
+          await this.saveActiveIndex(resumePoint.seq)
+        return
+      }
       const path = await this.files.write({
         point: resumePoint,
         createdAt: new Date().toISOString(),
@@ -291,11 +309,8 @@ export class Snapshotter {
       this.lastSeq = resumePoint.seq
       this.lastWrittenAt = Date.now()
       this.written++
-      // Derived data: a failure only makes the next start read the active segment's prefix again.
       const indexStarted = performance.now()
-      await this.activeIndex?.persistActiveIndex().catch((error: unknown) => {
-        this.logger?.warn({ err: error }, "could not save the active segment's index")
-      })
+      await this.saveActiveIndex(resumePoint.seq)
       const indexMs = Math.round(performance.now() - indexStarted)
       this.logger?.info(
         {
