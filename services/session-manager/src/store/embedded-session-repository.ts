@@ -442,7 +442,8 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const time = timeOf(sessionId)
     const notBefore = Number.isFinite(time) ? { notBefore: time - SESSION_TIME_SKEW_MS } : {}
     let refs: Ref[] = []
-    if (store.sessionRefs) refs = await store.sessionRefs(sessionId, notBefore)
+    let events: StoredEvent[] | undefined
+    if (store.sessionEvents) ({ refs, events } = await store.sessionEvents(sessionId, notBefore))
     else for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
     if (refs.length === 0) {
       const archivedBefore = store.archivedBefore?.()
@@ -453,7 +454,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const hot = this.sessions.get(sessionId)
     if (hot) return hot
     let state: SessionState | undefined
-    const events = await store.read(refs)
+    events ??= await store.read(refs)
     for (const event of events) state = stateAfter(state, event)
     // Read and verified anyway: a timeline request (the usual reason for a cold read) uses them.
     this.cacheTimeline(sessionId, events)

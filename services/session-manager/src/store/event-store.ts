@@ -53,11 +53,14 @@ export interface IndexedEventStore<Ref = unknown, Point = unknown> extends Event
    */
   archivedBefore?(): number | undefined
   /**
-   * Handles of one session's events in log order, as `lookup(sessionKey(id), options)` finds them, but
-   * the store may stop searching once it has seen the session's end event (later segments are not
-   * searched). Optional: the repository falls back to `lookup`.
+   * One session's events and their handles in log order, as `lookup(sessionKey(id), options)` finds
+   * them and `read` returns them, but the store may stop searching once it has read the session's end
+   * event (later segments are not searched). Optional: the repository falls back to `lookup` + `read`.
    */
-  sessionRefs?(sessionId: string, options?: { notBefore?: number }): Promise<Ref[]>
+  sessionEvents?(
+    sessionId: string,
+    options?: { notBefore?: number },
+  ): Promise<{ refs: Ref[]; events: StoredEvent[] }>
 }
 
 /**

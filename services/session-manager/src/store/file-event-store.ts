@@ -60,19 +60,23 @@ export class FileEventStore implements IndexedEventStore<LogPosition, LogResumeP
   }
 
   /**
-   * One session's positions, searching segment by segment and stopping after the segment whose last
-   * hit is the session's end (read and verified like any read): an old closed session costs the
-   * segments it spans, not one index per segment written after it.
+   * One session's positions and events, searching and reading segment by segment and stopping after
+   * the segment whose last event is the session's end (every line read is verified as by `read`): an
+   * old closed session costs the segments it spans, not one index per segment written after it.
    */
-  async sessionRefs(sessionId: string, options: { notBefore?: number } = {}): Promise<LogPosition[]> {
+  async sessionEvents(
+    sessionId: string,
+    options: { notBefore?: number } = {},
+  ): Promise<{ refs: LogPosition[]; events: StoredEvent[] }> {
     const refs: LogPosition[] = []
+    const events: StoredEvent[] = []
     for await (const { positions } of this.log.lookupBySegment(sessionKey(sessionId), options)) {
       if (positions.length === 0) continue
       refs.push(...positions)
-      const [last] = await this.read([positions.at(-1)!])
-      if (last?.event === 'session.end') break
+      events.push(...(await this.read(positions)))
+      if (events.at(-1)?.event === 'session.end') break
     }
-    return refs
+    return { refs, events }
   }
 
   /**
