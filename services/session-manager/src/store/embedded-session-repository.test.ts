@@ -216,6 +216,17 @@ describe('timelines are served from verified events kept in memory', () => {
     expect(reads.mock.calls.length).toBe(readsAfterFirst)
   })
 
+  it('caches nothing from a read that failed its check: the next timeline reads the store again', async () => {
+    const { service } = await boot()
+    const { output } = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), output.session_id))
+    const reads = vi.spyOn(store, 'read').mockRejectedValueOnce(new Error('line 1 fails its hash'))
+    await expect(service.timeline(output.session_id)).rejects.toThrow(/fails its hash/)
+    const page = await service.timeline(output.session_id)
+    expect(page?.events.map((e) => e.event)).toEqual(['session.start', 'session.end'])
+    expect(reads.mock.calls.length).toBe(2)
+  })
+
   it('reads only the events an open session gained since its last timeline', async () => {
     const { service } = await boot()
     const { output } = await service.start(startInputAt(clock.now()))
