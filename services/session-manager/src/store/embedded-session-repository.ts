@@ -30,6 +30,9 @@ export const CLOSED_CACHE_SIZE = 1024
  * Verified events kept for timelines (every session's, open or closed), at most this many in all, least
  * recently read sessions out. Events never change once stored, so a prefix read once (re-hashed and
  * chain-checked by the store) is served again from memory.
+ *
+ * @example
+ * await EmbeddedSessionRepository.open(open, { timelineCacheEvents: TIMELINE_CACHE_EVENTS / 4 })
  */
 export const TIMELINE_CACHE_EVENTS = 16_384
 
