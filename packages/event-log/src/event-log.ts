@@ -26,10 +26,13 @@ import {
 import { LogScrubber, type ScrubOptions, type ScrubStatus } from './scrub.js'
 import { passSegment, type SegmentDigest, withCheck, writeDigest } from './segment-digest.js'
 import {
+  activeIndexPathOf,
   IndexInvalidError,
   indexPathOf,
   type LinePlace,
+  loadActiveIndex,
   MemoryIndex,
+  readIndexHeader,
   SidecarIndex,
   segmentTail,
   type TimeRange,
@@ -200,7 +203,8 @@ export class EventLog<R extends object = Record<string, unknown>> {
   #activeIndex: MemoryIndex | undefined
   /** With `resumeAfter` inside the active segment: indexing the lines before the point, in the background. */
   #activePrefix: Promise<void> | undefined
-  #activePrefixRange: { file: number; upTo: number } | undefined
+  #activePrefixRange: LogResumePoint | undefined
+  #activePrefixRead: number | undefined
   /** Sealed segments whose sidecar index is not written yet: answered from memory meanwhile. */
   readonly #sealedIndexes = new Map<number, MemoryIndex>()
   /** Sidecar indexes loaded (or being rebuilt), by segment number, least recently used first. */
@@ -359,8 +363,8 @@ export class EventLog<R extends object = Record<string, unknown>> {
       if (indexKeys && options.indexMissing !== false) void log.#track(log.#indexMissingSegments())
       const resumed = state.resumedFrom
       if (activeIndex && resumed && resumed.file === state.segment.index && resumed.offset > 0) {
-        log.#activePrefixRange = { file: resumed.file, upTo: resumed.offset }
-        log.#activePrefix = log.#track(log.#indexActivePrefix(resumed.file, resumed.offset))
+        log.#activePrefixRange = resumed
+        log.#activePrefix = log.#track(log.#indexActivePrefix(resumed))
         log.#activePrefix.catch(() => {})
       }
       const report: RecoveryReport = {
@@ -463,6 +467,21 @@ export class EventLog<R extends object = Record<string, unknown>> {
    * const timeline = await log.read(positions)
    */
   async *lookup(key: string, options: LookupOptions = {}): AsyncGenerator<LogPosition> {
+    for await (const { positions } of this.lookupBySegment(key, options)) yield* positions
+  }
+
+  /**
+   * `lookup`, one segment at a time: for every segment searched (not skipped by time), its number and
+   * the positions found in it (possibly none), in the same order. A caller that knows it has all it
+   * needs (e.g. a session's end) stops iterating, and the later segments' indexes are never loaded.
+   *
+   * @example
+   * for await (const { positions } of log.lookupBySegment(`s:${id}`)) if (endsTheSession(positions)) break
+   */
+  async *lookupBySegment(
+    key: string,
+    options: LookupOptions = {},
+  ): AsyncGenerator<{ file: number; positions: LogPosition[] }> {
     if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
     if (!this.#indexKeys) return
     const last = this.#segment.index
@@ -470,14 +489,14 @@ export class EventLog<R extends object = Record<string, unknown>> {
     for (let file = this.#firstFile; file <= last; file++) files.push(file)
     if (options.newestFirst) files.reverse()
     for (const file of files) {
-      if (this.#skipsByKnownTime(file, options)) continue
+      if (await this.#skipsByTime(file, options)) continue
       const index = await this.#indexOf(file)
       const time = index.time
       if (time && options.notBefore !== undefined && time.max < options.notBefore) continue
       if (time && options.notAfter !== undefined && time.min > options.notAfter) continue
       const places = await index.find(this.#fs, key)
       if (options.newestFirst) places.reverse()
-      for (const place of places) yield { file, offset: place.offset, length: place.length }
+      yield { file, positions: places.map((place) => ({ file, offset: place.offset, length: place.length })) }
     }
   }
 
@@ -517,9 +536,22 @@ export class EventLog<R extends object = Record<string, unknown>> {
     }
   }
 
-  /** Whether `options` excludes segment `file` by a time range already known (without loading its index). */
-  #skipsByKnownTime(file: number, options: LookupOptions): boolean {
-    const time = this.#segmentTimes.get(file)
+  /**
+   * Whether `options` excludes segment `file` by its time range: one already known, else (with a time
+   * bound given) the range in its sidecar's header line, read with one pread without loading the index
+   * (the header is used only when it names this segment at its current size).
+   */
+  async #skipsByTime(file: number, options: LookupOptions): Promise<boolean> {
+    if (options.notBefore === undefined && options.notAfter === undefined) return false
+    let time = this.#segmentTimes.get(file)
+    if (time === undefined && file !== this.#segment.index && !this.#sealedIndexes.has(file)) {
+      const segment = segmentOf(this.#eventsDir, file)
+      const header = await readIndexHeader(this.#fs, indexPathOf(this.#eventsDir, segment), segment)
+      if (header) {
+        time = header.time
+        this.#segmentTimes.set(file, time)
+      }
+    }
     if (!time) return false
     return (
       (options.notBefore !== undefined && time.max < options.notBefore) ||
@@ -615,48 +647,116 @@ export class EventLog<R extends object = Record<string, unknown>> {
       await running
     } catch (err) {
       if (this.#activePrefix === running && this.#activePrefixRange) {
-        const { file, upTo } = this.#activePrefixRange
-        this.#activePrefix = this.#track(this.#indexActivePrefix(file, upTo))
+        this.#activePrefix = this.#track(this.#indexActivePrefix(this.#activePrefixRange))
         this.#activePrefix.catch(() => {})
       }
       throw err
     }
   }
 
-  /** Indexes the active segment's lines before the resume point (they were not replayed). */
-  async #indexActivePrefix(file: number, upTo: number): Promise<void> {
+  /**
+   * Indexes the active segment's lines before the resume point (they were not replayed): from its
+   * `.active.idx` (written at snapshot time) as far as that covers, reading only the lines after it;
+   * an unusable file is logged and the whole prefix is read.
+   */
+  async #indexActivePrefix(resumed: LogResumePoint): Promise<void> {
+    const { file, offset: upTo } = resumed
     const segment = segmentOf(this.#eventsDir, file)
-    const earlier = new MemoryIndex()
+    let earlier = new MemoryIndex()
+    let from = 0
+    try {
+      const saved = await loadActiveIndex(
+        this.#fs,
+        activeIndexPathOf(this.#eventsDir, segment),
+        segment,
+        upTo,
+      )
+      if (saved) ({ index: earlier, from } = saved)
+    } catch (err) {
+      if (!(err instanceof IndexInvalidError)) throw err
+      this.#logger.warn(
+        { file: segment.name, reason: err.message },
+        "event log: ignoring the active segment's saved index; reading the segment instead",
+      )
+    }
+    this.#activePrefixRead = upTo - from
     const indexKeys = this.#indexKeys!
     const recordTime = this.#recordTime
     const handle = await this.#fs.open(segment.path, 'read')
     try {
-      for await (const { buf, base, end } of lineChunks(handle)) {
-        let start = 0
-        while (start < end && base + start < upTo) {
-          const newline = buf.indexOf(NEWLINE, start)
-          // Parsed, not re-hashed: these lines were checked when written or recovered, and read() re-hashes.
-          const record = decodeLine(buf, start, newline, false)
-          if (typeof record !== 'string') {
-            const chained = record as ChainedRecord<R>
-            addToIndex(
-              earlier,
-              indexKeys(chained),
-              { offset: base + start, length: newline - start },
-              recordTime?.(chained),
-              chained,
-            )
+      if (from < upTo)
+        for await (const { buf, base, end } of lineChunks(handle, undefined, undefined, from)) {
+          let start = 0
+          while (start < end && base + start < upTo) {
+            const newline = buf.indexOf(NEWLINE, start)
+            // Parsed, not re-hashed: these lines were checked when written or recovered, and read() re-hashes.
+            const record = decodeLine(buf, start, newline, false)
+            if (typeof record !== 'string') {
+              const chained = record as ChainedRecord<R>
+              addToIndex(
+                earlier,
+                indexKeys(chained),
+                { offset: base + start, length: newline - start },
+                recordTime?.(chained),
+                chained,
+              )
+            }
+            start = newline + 1
           }
-          start = newline + 1
+          if (base + end >= upTo) break
         }
-        if (base + end >= upTo) break
-      }
     } finally {
       await handle.close()
     }
+    // The lines before the point end with the point's record (a saved index may have covered more).
+    earlier.lastSeq = resumed.seq
+    earlier.lastHash = resumed.hash
     const target = file === this.#segment.index ? this.#activeIndex : this.#sealedIndexes.get(file)
     target?.prepend(earlier)
     this.#activePrefix = undefined
+  }
+
+  /**
+   * Bytes of the active segment read at open to index its lines before the resume point (0 when its
+   * saved index covered them all; undefined when open did not resume inside the active segment).
+   * Resolves once that indexing is done.
+   *
+   * @example
+   * console.log(`indexed the active prefix reading ${await log.activePrefixBytesRead()} bytes`)
+   */
+  async activePrefixBytesRead(): Promise<number | undefined> {
+    if (this.#activePrefix) await this.#activePrefixDone()
+    return this.#activePrefixRead
+  }
+
+  /**
+   * Writes the active segment's index, as it is now, to `events-NNNNNN.active.idx` (temp, fsync,
+   * rename): a later open resuming inside this segment (from a snapshot taken up to now) loads it and
+   * reads only the lines after it. Derived data: checked at load, ignored and rebuilt when it does
+   * not fit. Call it when a snapshot is written. Does nothing without `indexKeys` or on an empty segment.
+   *
+   * @example
+   * await snapshots.write(state, log.resumePoint)
+   * await log.persistActiveIndex()
+   */
+  async persistActiveIndex(): Promise<void> {
+    if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
+    if (!this.#activeIndex) return
+    if (this.#activePrefix) await this.#activePrefixDone()
+    // Everything below up to the write is synchronous: the index matches the durable size exactly.
+    const segment = this.#segment
+    const index = this.#activeIndex
+    if (this.#durableSize === 0 || index.lastSeq !== this.#durableHead.seq) return
+    const data = index.encode(segment, {
+      bytes: this.#durableSize,
+      lines: index.lines,
+      lastSeq: this.#durableHead.seq,
+      lastHash: this.#durableHead.hash,
+    })
+    const path = activeIndexPathOf(this.#eventsDir, segment)
+    await this.#track(writeFileAtomically(this.#fs, this.#eventsDir, path, data))
+    // Sealed meanwhile: the sealed segment has its own index; this file would only be stale.
+    if (segment.index !== this.#segment.index) await this.#fs.unlink(path).catch(() => {})
   }
 
   #track<T>(work: Promise<T>): Promise<T> {
@@ -707,6 +807,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
     } finally {
       this.#sealedIndexes.delete(segment.index)
       this.#sealing.delete(segment.index)
+      await this.#fs.unlink(activeIndexPathOf(this.#eventsDir, segment)).catch(() => {})
     }
   }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ChainedRecord } from './chain.js'
 import { EventLog, type LookupOptions, type OpenLogOptions } from './event-log.js'
-import { nodeFileSystem } from './file-system.js'
+import { type LogFileSystem, nodeFileSystem } from './file-system.js'
 import type { LogPosition } from './recovery.js'
 import { MemoryIndex, segmentTail } from './segment-index.js'
 import { sampleEvent, tempDirs } from './testing/log-fixtures.js'
@@ -183,6 +183,77 @@ describe('EventLog lookup', () => {
     }
     expect(await sidecars(dir, '.idx')).toEqual(built)
     expect(await collect(again, 'e:session.end')).toEqual(want)
+    await again.close()
+  })
+})
+
+/** The real file system, counting the opens of each sidecar index file and the bytes read from it. */
+function countingIndexReads() {
+  const bytes = new Map<string, number>()
+  const opens = new Map<string, number>()
+  const fs: LogFileSystem = {
+    ...nodeFileSystem,
+    async open(path, mode) {
+      const handle = await nodeFileSystem.open(path, mode)
+      if (!path.endsWith('.idx')) return handle
+      const name = path.slice(path.lastIndexOf('/') + 1)
+      opens.set(name, (opens.get(name) ?? 0) + 1)
+      return {
+        read: async (buffer, offset, length, position) => {
+          const n = await handle.read(buffer, offset, length, position)
+          bytes.set(name, (bytes.get(name) ?? 0) + n)
+          return n
+        },
+        write: (...args) => handle.write(...args),
+        datasync: () => handle.datasync(),
+        sync: () => handle.sync(),
+        truncate: (length) => handle.truncate(length),
+        size: () => handle.size(),
+        close: () => handle.close(),
+      }
+    },
+  }
+  return { fs, bytes, opens }
+}
+
+describe('EventLog lookup reads little of the indexes it does not need', () => {
+  it('skips segments before notBefore by their index header alone, without loading the index', async () => {
+    const dir = await dirs.make()
+    const { log, all } = await writeSessions(dir)
+    await log.close()
+    const { fs, bytes, opens } = countingIndexReads()
+    const { log: again } = await EventLog.open<Sample>({ dir, ...keyed, fs, indexMissing: false })
+    const last = all.at(-1)!
+    const found = await collect(again, `s:${last.session_id}`, {
+      notBefore: Date.parse(String(last.timestamp)),
+    })
+    expect((await again.read(found)).map((r) => r.seq)).toContain(last.seq)
+    // The last event is in the active segment: every sealed segment is skipped after one header read
+    // (one open, at most 4 KiB), none is loaded (a load opens the file again and reads all of it).
+    const names = await sidecars(dir, '.idx')
+    expect(names.length).toBeGreaterThan(3)
+    expect([...opens.keys()].sort()).toEqual(names)
+    for (const name of names) {
+      expect(opens.get(name)).toBe(1)
+      expect(bytes.get(name)).toBeLessThanOrEqual(4096)
+    }
+    await again.close()
+  })
+
+  it('lookupBySegment loads no index after the segment where the caller stops', async () => {
+    const dir = await dirs.make()
+    const { log, all } = await writeSessions(dir)
+    await log.close()
+    const { fs, bytes } = countingIndexReads()
+    const { log: again } = await EventLog.open<Sample>({ dir, ...keyed, fs, indexMissing: false })
+    const first = all[0]!
+    const segments: number[] = []
+    for await (const { file, positions } of again.lookupBySegment(`s:${first.session_id}`)) {
+      segments.push(file)
+      if (positions.length > 0) break
+    }
+    expect(segments).toEqual([1])
+    expect([...bytes.keys()]).toEqual(['events-000001.idx'])
     await again.close()
   })
 })

@@ -2,7 +2,15 @@
 // file (`events-NNNNNN.idx`, format in docs/log-format.md) for each sealed one.
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { errnoOf, type LogFileHandle, type LogFileSystem, readFully, writeFully } from './file-system.js'
+import { decodeLine } from './chain.js'
+import {
+  errnoOf,
+  type LogFileHandle,
+  type LogFileSystem,
+  readFully,
+  readWholeFile,
+  writeFully,
+} from './file-system.js'
 import type { Segment } from './segments.js'
 
 /** A line of a segment: byte offset and length without the newline. */
@@ -73,6 +81,26 @@ export class MemoryIndex {
 
   get time(): TimeRange {
     return this.#time ? { ...this.#time } : null
+  }
+
+  /** The postings of an encoded index body (checked by the caller) whose lines start before `upTo`. */
+  static fromBody(body: Buffer, fenceOffset: number, upTo: number, time: TimeRange): MemoryIndex {
+    const index = new MemoryIndex()
+    for (let p = 0; p < fenceOffset; ) {
+      const keyLength = body.readUInt16LE(p)
+      const key = body.toString('utf8', p + 2, p + 2 + keyLength)
+      p += 2 + keyLength
+      const count = body.readUInt32LE(p)
+      p += 4
+      const list: number[] = []
+      for (let i = 0; i < count; i++, p += 10) {
+        const offset = body.readUIntLE(p, 6)
+        if (offset < upTo) list.push(offset, body.readUInt32LE(p + 6))
+      }
+      if (list.length > 0) index.#keys.set(key, list)
+    }
+    index.#time = time ? { ...time } : null
+    return index
   }
 
   find(key: string): LinePlace[] {
@@ -317,6 +345,134 @@ export class SidecarIndex {
     return []
   }
 }
+
+/**
+ * `events-NNNNNN.active.idx`: the active segment's index up to a point (written at snapshot time), so
+ * a start resuming inside the active segment does not re-read the segment's lines before the point.
+ */
+export function activeIndexPathOf(eventsDir: string, segment: Segment): string {
+  return join(eventsDir, segment.name.replace(/\.jsonl$/, '.active.idx'))
+}
+
+/**
+ * Loads the active segment's index file `path` (see {@link activeIndexPathOf}) for the lines of
+ * `segment` before `upTo`: undefined when there is none; IndexInvalidError when it is unusable (not
+ * this format or segment, truncated or a body checksum mismatch, covering more bytes than the segment
+ * has, the record ending where it says its prefix ends is not the one it names (another log, a
+ * rewritten segment), or a position outside its prefix). `from` is where the lines it does not cover
+ * begin (its prefix's end, or `upTo` when it covers more).
+ */
+export async function loadActiveIndex(
+  fs: LogFileSystem,
+  path: string,
+  segment: Segment,
+  upTo: number,
+): Promise<{ index: MemoryIndex; from: number } | undefined> {
+  const data = await readWholeFile(fs, path)
+  if (data === undefined) return undefined
+  const newline = data.indexOf(NEWLINE)
+  let header: IndexHeader
+  try {
+    header = JSON.parse(data.toString('utf8', 0, newline === -1 ? 0 : newline)) as IndexHeader
+  } catch {
+    throw new IndexInvalidError(`${path}: header is not JSON`)
+  }
+  const body = data.subarray(newline + 1)
+  if (header.format !== INDEX_FORMAT) throw new IndexInvalidError(`${path}: unknown format ${header.format}`)
+  if (header.segment !== segment.name) throw new IndexInvalidError(`${path}: indexes ${header.segment}`)
+  if (body.length !== header.body_bytes) {
+    throw new IndexInvalidError(`${path}: body is ${body.length} bytes, header says ${header.body_bytes}`)
+  }
+  if (createHash('sha256').update(body).digest('hex') !== header.body_sha256) {
+    throw new IndexInvalidError(`${path}: body checksum does not match`)
+  }
+  if (!Number.isSafeInteger(header.bytes) || header.bytes < 1 || !Number.isSafeInteger(header.fence_offset)) {
+    throw new IndexInvalidError(`${path}: covers no bytes`)
+  }
+  const problem = await recordEndingAt(fs, segment, header.bytes, header.last_seq, header.last_hash)
+  if (problem) throw new IndexInvalidError(`${path}: ${problem}`)
+  let p = 0
+  while (p < header.fence_offset) {
+    const keyLength = body.readUInt16LE(p)
+    p += 2 + keyLength
+    const count = body.readUInt32LE(p)
+    p += 4
+    for (let i = 0; i < count; i++, p += 10) {
+      if (body.readUIntLE(p, 6) + body.readUInt32LE(p + 6) >= header.bytes) {
+        throw new IndexInvalidError(`${path}: a position points past its prefix`)
+      }
+    }
+  }
+  if (p !== header.fence_offset) throw new IndexInvalidError(`${path}: postings overrun the fence table`)
+  const index = MemoryIndex.fromBody(body, header.fence_offset, upTo, header.time)
+  return { index, from: Math.min(header.bytes, upTo) }
+}
+
+/**
+ * Why the line of `segment` ending (with its newline) at byte `end` is not the record `seq`/`hash`
+ * (re-hashed), or undefined when it is.
+ */
+async function recordEndingAt(
+  fs: LogFileSystem,
+  segment: Segment,
+  end: number,
+  seq: number,
+  hash: string,
+): Promise<string | undefined> {
+  const handle = await fs.open(segment.path, 'read')
+  try {
+    const size = await handle.size()
+    if (end > size) return `covers ${end} bytes, the segment has ${size}`
+    for (let window = Math.min(end, 64 * 1024); ; window = Math.min(end, window * 4)) {
+      const buf = await readFully(handle, window, end - window)
+      if (buf.length !== window || buf[window - 1] !== NEWLINE) return `no line ends at byte ${end}`
+      const previous = buf.lastIndexOf(NEWLINE, window - 2)
+      if (previous === -1 && window < end) continue
+      const record = decodeLine(buf, previous + 1, window - 1)
+      if (typeof record === 'string') return `the line ending at byte ${end}: ${record}`
+      if (record.seq !== seq || record.hash !== hash) {
+        return `the line ending at byte ${end} is seq ${record.seq}, not the indexed seq ${seq} (another log?)`
+      }
+      return undefined
+    }
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
+ * The header line of `segment`'s sidecar index (one pread of at most 4 KiB), when it is there, parses,
+ * has this format, names `segment` and was made for the segment's current size; else undefined. Only
+ * for skipping segments by time before loading (and fully checking) an index.
+ */
+export async function readIndexHeader(
+  fs: LogFileSystem,
+  path: string,
+  segment: Segment,
+): Promise<Pick<IndexHeader, 'bytes' | 'time'> | undefined> {
+  try {
+    const [data, stat] = await Promise.all([readWholeFile(fs, path, HEADER_MAX_BYTES), fs.stat(segment.path)])
+    const newline = data?.indexOf(NEWLINE) ?? -1
+    if (data === undefined || newline === -1) return undefined
+    const header = JSON.parse(data.toString('utf8', 0, newline)) as Partial<IndexHeader>
+    if (header.format !== INDEX_FORMAT || header.segment !== segment.name || header.bytes !== stat.size) {
+      return undefined
+    }
+    const time = header.time
+    const valid =
+      time === null ||
+      (typeof time === 'object' &&
+        time !== undefined &&
+        Number.isFinite(time.min) &&
+        Number.isFinite(time.max))
+    return valid ? { bytes: header.bytes, time: time ?? null } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A sidecar header line is far shorter than this (format, name, counts, two hashes, a time range). */
+const HEADER_MAX_BYTES = 4096
 
 /** Write-to-temp, fsync, rename, fsync dir: a crash leaves the old file, the new one or none, never half. */
 export async function writeFileAtomically(

@@ -147,13 +147,15 @@ export function spawnNode(script, env, ready, args = [], nodeArgs = []) {
   return { child, matched }
 }
 
-/** Runs the session-manager on loopback; resolves once /readyz answers 200. */
-export async function startService(env) {
+/** Runs the session-manager on loopback (node flags in `nodeArgs`); resolves once /readyz answers 200. */
+export async function startService(env, nodeArgs = []) {
   const started = performance.now()
   const { child, matched } = spawnNode(
     MAIN_JS,
     { HOST: '127.0.0.1', PORT: '0', ...env, LOG_LEVEL: 'info' },
     /"port":(\d+).*listening/,
+    [],
+    nodeArgs,
   )
   const url = `http://127.0.0.1:${(await matched)[1]}`
   for (;;) {

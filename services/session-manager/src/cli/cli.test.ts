@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { EventLog, verifyLog } from '@care/event-log'
+import { sampleEvent } from '@care/event-log/testing'
 import { afterEach, describe, expect, it } from 'vitest'
 import { captureIo, scenario, tempDirs, writeLog } from '../audit/test-support/audit-fixtures.js'
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, main } from './cli.js'
@@ -289,5 +291,78 @@ describe('the built care-sessions bin', () => {
     expect((failed as { stderr: string }).stderr).toContain(
       'events-000001.jsonl:10: hash does not match the line content',
     )
+  })
+})
+
+describe('care-sessions archive', () => {
+  /** 60 events, one a second from 2026-03-01T12:00:01Z, in many small sealed segments. */
+  async function segmentedLog() {
+    const dir = await dirs.make()
+    const { log } = await EventLog.open({
+      dir,
+      maxFileBytes: 2500,
+      recordTime: (r) => Date.parse(String(r.timestamp)),
+    })
+    for (let i = 1; i <= 60; i++) await log.append(sampleEvent(i))
+    return { dir, log }
+  }
+
+  it('moves the segments older than --before to --to, and the log still verifies across the boundary', async () => {
+    const { dir, log } = await segmentedLog()
+    await log.close()
+    const to = join(await dirs.make(), 'archive')
+    const before = (await readdir(join(dir, 'events'))).filter((n) => n.endsWith('.jsonl'))
+    const result = await run(['archive', dir, '--before', '2026-03-01T12:00:30Z', '--to', to])
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(EXIT_OK)
+    expect(result.stdout).toMatch(/^archived [1-9]\d* segment\(s\) older than 2026-03-01T12:00:30\.000Z/)
+    const moved = (await readdir(to)).filter((n) => n.endsWith('.jsonl'))
+    const kept = (await readdir(join(dir, 'events'))).filter((n) => n.endsWith('.jsonl'))
+    expect(moved.length).toBeGreaterThan(0)
+    expect([...moved, ...kept].sort()).toEqual(before)
+    expect(await readdir(join(dir, 'events'))).toContain('archive-manifest.json')
+    expect(await verifyLog(dir)).toMatchObject({ ok: true })
+    expect(await verifyLog(dir, { archiveDir: to })).toMatchObject({ ok: true, records: 60 })
+    // A rerun with the same cut-off has nothing left to move.
+    const again = await run(['archive', '--data-dir', dir, '--before', '2026-03-01', '--to', to, '--json'])
+    expect(again.code).toBe(EXIT_OK)
+    expect(JSON.parse(again.stdout)).toMatchObject({ archived: [], finished: [] })
+  })
+
+  it('refuses while the service holds the data directory, and moves nothing', async () => {
+    const { dir, log } = await segmentedLog()
+    try {
+      const to = join(await dirs.make(), 'archive')
+      const result = await run(['archive', dir, '--before', '2026-03-02', '--to', to])
+      expect(result.code).toBe(EXIT_FAILED)
+      expect(result.stderr).toMatch(/locked.*stop the service first/)
+      expect(await readdir(to).catch(() => [])).toEqual([])
+    } finally {
+      await log.close()
+    }
+  })
+
+  it.each([
+    [['--to', 'TO'], /needs --before/],
+    [['--before', '2026-03-01'], /needs --to/],
+    [['--before', 'yesterday', '--to', 'TO'], /not an ISO date/],
+    [['--before', '2026-02-30', '--to', 'TO'], /not an ISO date/],
+    [['--before', '2026-03-01T25:00', '--to', 'TO'], /not an ISO date/],
+  ])('answers a usage error for %j', async (args, message) => {
+    const { dir, log } = await segmentedLog()
+    await log.close()
+    const to = join(await dirs.make(), 'archive')
+    const result = await run(['archive', dir, ...args.map((a) => (a === 'TO' ? to : a))])
+    expect(result.code).toBe(EXIT_USAGE)
+    expect(result.stderr).toMatch(message)
+    expect(await readdir(to).catch(() => [])).toEqual([])
+  })
+
+  it('refuses an archive directory inside the data directory', async () => {
+    const { dir, log } = await segmentedLog()
+    await log.close()
+    const result = await run(['archive', dir, '--before', '2026-03-02', '--to', join(dir, 'old')])
+    expect(result.code).toBe(EXIT_USAGE)
+    expect(result.stderr).toMatch(/outside the data directory/)
   })
 })

@@ -2,7 +2,7 @@ import { createWriteStream, type WriteStream } from 'node:fs'
 import { readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
-import { LogCorruptError, type LogHead } from '@care/event-log'
+import { archiveSegments, LogCorruptError, type LogHead, LogLockedError } from '@care/event-log'
 import { logAuditSource } from '../audit/audit-source.js'
 import { type ExportManifest, type ExportProgress, runExport } from '../audit/export.js'
 import { parseExportFilters, SESSION_ID_PATTERN } from '../audit/export-filters.js'
@@ -61,6 +61,7 @@ Usage:
                        [--pseudonymize-key-file <file>]
   care-sessions export --database-url <url> [--schema <name>] [--checkpoints <dir>] [--out <file>] ...
   care-sessions timeline <session_id> [--data-dir <dir>] --with <worker.jsonl>... [--json]
+  care-sessions archive [<data-dir>] --before <date> --to <dir> [--json]   (service stopped)
   care-sessions db <migrate|verify|checkpoint|import|export> [--database-url <url>] [--schema <name>]
                                                              (the PostgreSQL store)
 ${TRANSPARENCY_USAGE}
@@ -116,6 +117,25 @@ ${DB_OPTIONS_HELP}
 }
 
 const HELP: Record<string, string> = {
+  archive: `Usage: care-sessions archive [<data-dir>] --before <date> --to <dir> [options]
+
+Retention: moves the sealed log segments whose events are all older than --before (oldest first,
+stopping at the first that is not) with their index and digest files to --to, and records them in
+<data-dir>/events/archive-manifest.json (written first; each file is copied, fsynced, then removed
+from the log, so an interrupted run leaves a log that opens and verifies, and a rerun finishes it).
+Each segment is re-hashed and chain-checked before it is moved. The service must be stopped: the
+archiver takes the data directory's LOCK and refuses (exit 1) while the service holds it.
+Choose --before older than the longest a session can stay open plus the retry window; sessions
+whose events were archived are answered 410 session_archived. 'care-sessions verify <data-dir>'
+then checks the kept log from the manifest's last archived record.
+
+Options:
+  --data-dir <dir>   session-manager data directory (or give it as <data-dir>)
+  --before <date>    e.g. 2026-01-01 or 2026-01-01T00:00:00Z (UTC when no zone is given)
+  --to <dir>         archive directory (created if missing; reuse it to extend the archive)
+  --json             print the report as JSON
+  -h, --help
+`,
   verify: `Usage: care-sessions verify <data-dir> [options]
        care-sessions verify --database-url <url> [--schema <name>] [--json]
 
@@ -220,6 +240,7 @@ const OPTIONS = {
     'pseudonymize-key-file': { type: 'string' },
   },
   timeline: { ...COMMON, with: { type: 'string', multiple: true }, json: { type: 'boolean' } },
+  archive: { ...COMMON, before: { type: 'string' }, to: { type: 'string' }, json: { type: 'boolean' } },
   db: {
     help: { type: 'boolean', short: 'h' },
     'database-url': { type: 'string' },
@@ -280,6 +301,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
         return await exportCommand(parsed.values, parsed.positionals, io)
       case 'timeline':
         return await timeline(parsed.values, parsed.positionals, io)
+      case 'archive':
+        return await archive(parsed.values, parsed.positionals, io)
     }
   } catch (err) {
     if (err instanceof UsageError) {
@@ -292,6 +315,12 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
     }
     if (err instanceof LogCorruptError) {
       io.stderr.write(`care-sessions: ${err.file}:${err.line}: ${err.reason} (run 'care-sessions verify')\n`)
+      return EXIT_FAILED
+    }
+    if (err instanceof LogLockedError) {
+      io.stderr.write(
+        `care-sessions: ${err.message}; stop the service first (it holds the data directory's LOCK)\n`,
+      )
       return EXIT_FAILED
     }
     if (err instanceof WorkerLogError) {
@@ -404,6 +433,60 @@ async function dataDirOf(values: Values, positional: string | undefined, io: Cli
     throw new UsageError(`${dir} is not a session-manager data directory (no events/ directory inside)`)
   }
   return dir
+}
+
+/** `archive`: retention over `archiveSegments`, refusing while the service holds the LOCK. */
+async function archive(values: Values, positionals: string[], io: CliIo): Promise<number> {
+  if (positionals.length > 1) throw new UsageError(`unexpected argument '${positionals[1]}'`)
+  const beforeText = str(values, 'before')
+  const to = str(values, 'to')
+  if (beforeText === undefined) throw new UsageError('archive needs --before <date>')
+  if (to === undefined) throw new UsageError('archive needs --to <dir>')
+  const before = parseBefore(beforeText)
+  const dir = await dataDirOf(values, positionals[0], io)
+  const archiveDir = resolve(to)
+  if (archiveDir === dir || archiveDir.startsWith(`${dir}/`)) {
+    throw new UsageError('--to must be outside the data directory')
+  }
+  const report = await archiveSegments(dir, {
+    before,
+    to: archiveDir,
+    recordTime: (record) => Date.parse(String(record.timestamp)),
+  })
+  if (values.json) {
+    io.stdout.write(
+      `${JSON.stringify({ data_dir: dir, to: archiveDir, before: new Date(before).toISOString(), ...report })}\n`,
+    )
+    return EXIT_OK
+  }
+  const moved = [...report.finished, ...report.archived]
+  io.stdout.write(
+    `archived ${moved.length} segment(s) older than ${new Date(before).toISOString()} to ${archiveDir}` +
+      `${moved.length > 0 ? `: ${moved.join(', ')}` : ''}\n`,
+  )
+  if (report.manifest) {
+    const through = report.manifest.through
+    io.stdout.write(
+      `archive holds everything through seq ${through.seq} (${new Date(through.time_max).toISOString()})\n`,
+    )
+  }
+  if (report.stoppedAt)
+    io.stdout.write(`kept ${report.stoppedAt.file} and later: ${report.stoppedAt.reason}\n`)
+  return EXIT_OK
+}
+
+/** `--before`: an ISO date (midnight UTC) or date-time; a zone-less date-time is read as UTC. */
+function parseBefore(text: string): number {
+  const iso = /^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})?)?$/.exec(text)
+  const at = iso ? Date.parse(iso[4] && !iso[7] ? `${text}Z` : text) : Number.NaN
+  // Date.parse rolls 2026-02-30 over to March: the calendar date must exist as written.
+  const [year, month, day] = iso ? [Number(iso[1]), Number(iso[2]), Number(iso[3])] : [0, 0, 0]
+  const calendar = new Date(Date.UTC(year, month - 1, day))
+  const exists = calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day
+  if (!Number.isFinite(at) || !exists) {
+    throw new UsageError(`--before '${text}' is not an ISO date, e.g. 2026-01-01`)
+  }
+  return at
 }
 
 function sessionIdOf(positionals: readonly string[], command: string): string {

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from 'vitest'
+import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createSessionManagerApp } from '../app.js'
 import { createIdFactory } from '../ids/id-factory.js'
 import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
@@ -11,10 +11,15 @@ const policy = TEST_POLICY
 let clock: ManualClock
 let store: MemoryEventStore
 
-async function boot(restore?: { hot: HotState<number>; point: { seq: number } }, hotAnswersMs?: number) {
+async function boot(
+  restore?: { hot: HotState<number>; point: { seq: number } },
+  hotAnswersMs?: number,
+  timelineCacheEvents?: number,
+) {
   const repository = await EmbeddedSessionRepository.open(store.opener(restore?.point), {
     ...(restore ? { restore: restore.hot } : {}),
     ...(hotAnswersMs ? { hotAnswersMs } : {}),
+    ...(timelineCacheEvents ? { timelineCacheEvents } : {}),
   })
   const service = new SessionLifecycleService(repository, {
     newId: createIdFactory(),
@@ -189,5 +194,66 @@ describe('snapshots of the hot state', () => {
     const { answer } = await repository.load(output.session_id, input.record_id)
     expect(store.lookups).toBeGreaterThan(lookups)
     expect(await answer?.event()).toEqual(output)
+  })
+})
+
+describe('timelines are served from verified events kept in memory', () => {
+  it('reads a closed session from the store once, then pages it from memory', async () => {
+    const { service } = await boot()
+    const { output } = await service.start(startInputAt(clock.now()))
+    clock.advance(1)
+    await service.touch(endInputAt(clock.now(), output.session_id))
+    await service.end(endInputAt(clock.now(), output.session_id))
+    const reads = vi.spyOn(store, 'read')
+    const first = await service.timeline(output.session_id)
+    expect(first?.events.map((e) => e.event)).toEqual(['session.start', 'session.touch', 'session.end'])
+    const readsAfterFirst = reads.mock.calls.length
+    expect(readsAfterFirst).toBeGreaterThan(0)
+    expect(await service.timeline(output.session_id)).toEqual(first)
+    expect((await service.timeline(output.session_id, { cursor: 1, limit: 1 }))?.events).toEqual([
+      first?.events[1],
+    ])
+    expect(reads.mock.calls.length).toBe(readsAfterFirst)
+  })
+
+  it('caches nothing from a read that failed its check: the next timeline reads the store again', async () => {
+    const { service } = await boot()
+    const { output } = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), output.session_id))
+    const reads = vi.spyOn(store, 'read').mockRejectedValueOnce(new Error('line 1 fails its hash'))
+    await expect(service.timeline(output.session_id)).rejects.toThrow(/fails its hash/)
+    const page = await service.timeline(output.session_id)
+    expect(page?.events.map((e) => e.event)).toEqual(['session.start', 'session.end'])
+    expect(reads.mock.calls.length).toBe(2)
+  })
+
+  it('reads only the events an open session gained since its last timeline', async () => {
+    const { service } = await boot()
+    const { output } = await service.start(startInputAt(clock.now()))
+    const reads = vi.spyOn(store, 'read')
+    expect((await service.timeline(output.session_id))?.events).toHaveLength(1)
+    expect(reads.mock.calls.at(-1)?.[0]).toEqual([0])
+    clock.advance(1)
+    await service.touch(endInputAt(clock.now(), output.session_id))
+    const page = await service.timeline(output.session_id)
+    expect(page?.events.map((e) => e.event)).toEqual(['session.start', 'session.touch'])
+    expect(reads.mock.calls.at(-1)?.[0]).toEqual([1])
+  })
+
+  it('keeps at most timelineCacheEvents events, dropping the least recently read sessions', async () => {
+    const { service } = await boot(undefined, undefined, 6)
+    const ids: string[] = []
+    // Each session has 2 events; one more session than fits.
+    for (let i = 0; i <= 3; i++) {
+      const { output } = await service.start(startInputAt(clock.now()))
+      await service.end(endInputAt(clock.now(), output.session_id))
+      ids.push(output.session_id)
+    }
+    for (const id of ids) await service.timeline(id)
+    const reads = vi.spyOn(store, 'read')
+    await service.timeline(ids.at(-1)!)
+    expect(reads).not.toHaveBeenCalled()
+    await service.timeline(ids[0]!)
+    expect(reads).toHaveBeenCalled()
   })
 })

@@ -26,6 +26,16 @@ export const SESSION_TIME_SKEW_MS = 5 * 60_000
 /** Closed sessions kept in memory after a cold read (state and event handles), least recently used out. */
 export const CLOSED_CACHE_SIZE = 1024
 
+/**
+ * Verified events kept for timelines (every session's, open or closed), at most this many in all, least
+ * recently read sessions out. Events never change once stored, so a prefix read once (re-hashed and
+ * chain-checked by the store) is served again from memory.
+ *
+ * @example
+ * await EmbeddedSessionRepository.open(open, { timelineCacheEvents: TIMELINE_CACHE_EVENTS / 4 })
+ */
+export const TIMELINE_CACHE_EVENTS = 16_384
+
 /** During a replay, answers older than the hot horizon are let go every this many events. */
 const REPLAY_PRUNE_EVERY = 65_536
 /** While running, the same every this many writes (the lifecycle also prunes on its sweeps). */
@@ -75,6 +85,8 @@ export interface EmbeddedRepositoryOptions<Ref> {
    * only segments from the record_id's time on are searched). Default: the whole retry window.
    */
   hotAnswersMs?: number
+  /** Verified events kept in memory for timelines, in all (default {@link TIMELINE_CACHE_EVENTS}). */
+  timelineCacheEvents?: number
 }
 
 interface IndexedSession<Ref> {
@@ -116,6 +128,10 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   private readonly sessions = new Map<string, IndexedSession<Ref>>()
   private readonly closedCache = new Map<string, { state: SessionState; refs: Ref[] }>()
   private readonly answers = new Map<string, AnswerEntry<Ref>>()
+  /** Per session, its first events as read (and verified) from the store: events[i] is refs[i]'s. */
+  private readonly timelines = new Map<string, StoredEvent[]>()
+  private timelineEvents = 0
+  private timelineCacheEvents = TIMELINE_CACHE_EVENTS
   private readonly schedule = new ExpirySchedule()
   private openCount = 0
   private newest = 0
@@ -144,6 +160,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const repository = new EmbeddedSessionRepository<Ref>()
     repository.retryWindowMs = options.retryWindowMs
     repository.hotAnswersMs = options.hotAnswersMs
+    repository.timelineCacheEvents = options.timelineCacheEvents ?? TIMELINE_CACHE_EVENTS
     if (options.restore) repository.restore(options.restore)
     repository.replaying = true
     const store = await open((event, ref) => repository.applyStored(event, ref))
@@ -246,9 +263,37 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const session = this.sessions.get(sessionId) ?? (await this.coldSession(sessionId))
     if (!session) return undefined
     const { refs } = session
-    const end = Math.min(to, refs.length)
-    const events = from < end ? await this.store.read(refs.slice(from, end)) : []
-    return { events, total: refs.length }
+    const total = refs.length
+    const end = Math.min(to, total)
+    if (from >= end) return { events: [], total }
+    const cached = this.timelines.get(sessionId)
+    if (cached) {
+      this.timelines.delete(sessionId) // re-inserted: most recently read last
+      this.timelines.set(sessionId, cached)
+      if (cached.length >= end) return { events: cached.slice(from, end), total }
+    }
+    const have = cached?.length ?? 0
+    if (from > have) return { events: await this.store.read(refs.slice(from, end)), total }
+    // Read only what the cached prefix lacks, then extend the prefix.
+    const read = await this.store.read(refs.slice(have, end))
+    const events = cached ? [...cached, ...read] : read
+    this.cacheTimeline(sessionId, events)
+    return { events: events.slice(from, end), total }
+  }
+
+  /** Keeps `events` as `sessionId`'s verified prefix (unless a longer one was cached meanwhile). */
+  private cacheTimeline(sessionId: string, events: StoredEvent[]): void {
+    if (events.length > this.timelineCacheEvents) return
+    const current = this.timelines.get(sessionId)
+    if (current && current.length >= events.length) return
+    this.timelineEvents += events.length - (current?.length ?? 0)
+    this.timelines.delete(sessionId)
+    this.timelines.set(sessionId, events)
+    for (const [id, old] of this.timelines) {
+      if (this.timelineEvents <= this.timelineCacheEvents) break
+      this.timelines.delete(id)
+      this.timelineEvents -= old.length
+    }
   }
 
   countOpen(): Promise<number> {
@@ -403,8 +448,10 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const store = this.store
     const time = timeOf(sessionId)
     const notBefore = Number.isFinite(time) ? { notBefore: time - SESSION_TIME_SKEW_MS } : {}
-    const refs: Ref[] = []
-    for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
+    let refs: Ref[] = []
+    let events: StoredEvent[] | undefined
+    if (store.sessionEvents) ({ refs, events } = await store.sessionEvents(sessionId, notBefore))
+    else for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
     if (refs.length === 0) {
       const archivedBefore = store.archivedBefore?.()
       if (archivedBefore !== undefined && time <= archivedBefore) throw new SessionArchivedError(sessionId)
@@ -414,7 +461,10 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const hot = this.sessions.get(sessionId)
     if (hot) return hot
     let state: SessionState | undefined
-    for (const event of await store.read(refs)) state = stateAfter(state, event)
+    events ??= await store.read(refs)
+    for (const event of events) state = stateAfter(state, event)
+    // Read and verified anyway: a timeline request (the usual reason for a cold read) uses them.
+    this.cacheTimeline(sessionId, events)
     const entry = { state: state!, refs }
     if (entry.state.end) this.cacheClosed(sessionId, entry)
     return entry

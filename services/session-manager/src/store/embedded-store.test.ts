@@ -19,12 +19,12 @@ async function freshDisk(): Promise<PowerLossFileSystem> {
   return fs
 }
 
-async function open(fs?: PowerLossFileSystem | FaultyFileSystem, dataDir = DATA) {
+async function open(fs?: PowerLossFileSystem | FaultyFileSystem, dataDir = DATA, maxFileBytes = 4096) {
   const { lines, logger } = captureLogger()
   const embedded = await openEmbeddedStore({
     dataDir,
     ...(fs ? { fs } : {}),
-    log: { maxFileBytes: 4096 },
+    log: { maxFileBytes },
     snapshots: { enabled: true, everyEvents: 1_000_000, intervalMs: 3_600_000 },
     logger,
   })
@@ -138,6 +138,69 @@ describe('starting the embedded store from snapshots', () => {
       await again.service.close()
     } finally {
       await dirs.cleanup()
+    }
+  })
+})
+
+describe("the active segment's index saved with each snapshot", () => {
+  const ONE_SEGMENT = 1024 * 1024
+
+  it('lets a start from the snapshot skip reading the active segment, with the same answers', async () => {
+    const disk = await freshDisk()
+    const first = await open(disk, DATA, ONE_SEGMENT)
+    const ids = await startSome(first.service, 5)
+    await first.service.end(endInputAt(clock.now(), ids[0]!))
+    await first.service.close() // the shutdown snapshot saves the index too
+    expect(disk.fileNames(`${DATA}/events`)).toContain('events-000001.active.idx')
+
+    const again = await open(disk, DATA, ONE_SEGMENT)
+    expect(again.embedded.facts.events_replayed).toBe(0)
+    expect(await again.embedded.store.activePrefixBytesRead()).toBe(0)
+    const closed = await again.service.timeline(ids[0]!)
+    expect(closed?.events.map((e) => e.event)).toEqual(['session.start', 'session.end'])
+    expect(await again.service.describe(ids[4]!)).toMatchObject({ status: 'open' })
+    await again.service.close()
+  })
+
+  it('is saved at shutdown even when no event came since the snapshot (a log without one yet)', async () => {
+    const disk = await freshDisk()
+    const first = await open(disk, DATA, ONE_SEGMENT)
+    await startSome(first.service, 3)
+    await first.service.close()
+    await disk.unlink(`${DATA}/events/events-000001.active.idx`)
+    const idle = await open(disk, DATA, ONE_SEGMENT)
+    expect(await idle.embedded.store.activePrefixBytesRead()).toBeGreaterThan(0)
+    await idle.service.close()
+    expect(disk.fileNames(`${DATA}/events`)).toContain('events-000001.active.idx')
+    const again = await open(disk, DATA, ONE_SEGMENT)
+    expect(await again.embedded.store.activePrefixBytesRead()).toBe(0)
+    expect(await again.service.openSessions()).toBe(3)
+    await again.service.close()
+  })
+
+  it('a crash at any point of writing the snapshot and the index leaves a correct start', async () => {
+    for (let crashAt = 1; ; crashAt++) {
+      const disk = await freshDisk()
+      const first = await open(disk, DATA, ONE_SEGMENT)
+      const ids = await startSome(first.service, 4)
+      await first.service.end(endInputAt(clock.now(), ids[0]!))
+      disk.crashAt(crashAt)
+      await first.embedded.snapshots.snapshotNow('test')
+      const crashed = disk.crashed
+      first.embedded.repository.beforeClose = undefined
+      await first.service.close().catch(() => {})
+      disk.reboot('power-loss')
+
+      const again = await open(disk, DATA, ONE_SEGMENT)
+      expect(await again.service.openSessions()).toBe(3)
+      const closed = await again.service.timeline(ids[0]!)
+      expect(closed?.events.map((e) => e.event)).toEqual(['session.start', 'session.end'])
+      for (const id of ids.slice(1)) {
+        expect((await again.service.timeline(id))?.events.map((e) => e.event)).toEqual(['session.start'])
+      }
+      await again.service.close()
+      if (!crashed) break // the snapshot and the index were written without reaching the crash point
+      expect(crashAt).toBeLessThan(100)
     }
   })
 })

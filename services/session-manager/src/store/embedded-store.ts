@@ -171,7 +171,7 @@ async function attempt(
         ...(options.hotAnswersMs !== undefined ? { hotAnswersMs: options.hotAnswersMs } : {}),
       },
     )
-    const snapshots = new Snapshotter(repository, files, options.snapshots, tree, options.logger)
+    const snapshots = new Snapshotter(repository, files, options.snapshots, tree, options.logger, store)
     if (snapshot) snapshots.resumedFrom(snapshot.point.seq)
     repository.beforeClose = () => snapshots.close()
     snapshots.start()
@@ -212,6 +212,8 @@ export class Snapshotter {
   private lastEvents = 0
   private lastAt = Date.now()
   private lastWrittenAt: number | undefined
+  /** The snapshot seq the active index was last saved for. */
+  private indexedSeq = -1
   private closed = false
   /** Snapshots written and failed since start (metrics). */
   written = 0
@@ -223,6 +225,8 @@ export class Snapshotter {
     private readonly cadence: SnapshotCadence,
     private readonly tree?: SnapshotTree,
     private readonly logger?: EmbeddedStoreOptions['logger'],
+    /** Saves the active segment's index after each snapshot (a start then skips reading that segment). */
+    private readonly activeIndex?: { persistActiveIndex(): Promise<void> },
   ) {}
 
   /** The start resumed from the snapshot at `seq` (no need to write the same one again). */
@@ -267,6 +271,17 @@ export class Snapshotter {
     await this.writing
   }
 
+  /** Saves the active segment's index (derived data: a failure only makes the next start read more). */
+  private async saveActiveIndex(seq: number): Promise<void> {
+    if (!this.activeIndex) return
+    try {
+      await this.activeIndex.persistActiveIndex()
+      this.indexedSeq = seq
+    } catch (error) {
+      this.logger?.warn({ err: error }, "could not save the active segment's index")
+    }
+  }
+
   private async write(reason: string): Promise<void> {
     if (this.closed) return
     const started = performance.now()
@@ -278,8 +293,13 @@ export class Snapshotter {
       const resumePoint = point as LogResumePoint
       this.lastEvents = events
       this.lastAt = Date.now()
-      // Nothing new since the last one (or an empty log: nothing to resume from).
-      if (resumePoint.seq === this.lastSeq || resumePoint.seq === 0) return
+      // Nothing new since the last one (or an empty log: nothing to resume from); the active index
+      // is still saved once for it (a start from an older build's snapshot has none).
+      if (resumePoint.seq === this.lastSeq || resumePoint.seq === 0) {
+        if (resumePoint.seq > 0 && this.indexedSeq !== resumePoint.seq)
+          await this.saveActiveIndex(resumePoint.seq)
+        return
+      }
       const path = await this.files.write({
         point: resumePoint,
         createdAt: new Date().toISOString(),
@@ -289,6 +309,9 @@ export class Snapshotter {
       this.lastSeq = resumePoint.seq
       this.lastWrittenAt = Date.now()
       this.written++
+      const indexStarted = performance.now()
+      await this.saveActiveIndex(resumePoint.seq)
+      const indexMs = Math.round(performance.now() - indexStarted)
       this.logger?.info(
         {
           file: path,
@@ -297,6 +320,7 @@ export class Snapshotter {
           answers: hot.answers.length,
           reason,
           ms: Math.round(performance.now() - started),
+          active_index_ms: indexMs,
         },
         'snapshot written',
       )

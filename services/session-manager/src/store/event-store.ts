@@ -52,6 +52,15 @@ export interface IndexedEventStore<Ref = unknown, Point = unknown> extends Event
    * nothing was archived. A session whose id time is at or before this and that is not found was archived.
    */
   archivedBefore?(): number | undefined
+  /**
+   * One session's events and their handles in log order, as `lookup(sessionKey(id), options)` finds
+   * them and `read` returns them, but the store may stop searching once it has read the session's end
+   * event (later segments are not searched). Optional: the repository falls back to `lookup` + `read`.
+   */
+  sessionEvents?(
+    sessionId: string,
+    options?: { notBefore?: number },
+  ): Promise<{ refs: Ref[]; events: StoredEvent[] }>
 }
 
 /**

@@ -51,3 +51,41 @@ describe('FileEventStore', () => {
     await store.close()
   })
 })
+
+describe('FileEventStore.sessionEvents', () => {
+  it("reads a closed session segment by segment and opens no index after its end's segment", async () => {
+    const dir = await dirs.make()
+    const event = (i: number, kind: 'session.start' | 'session.touch' | 'session.end', session: number) =>
+      sampleEvent(i, kind, session) as unknown as SessionLifecycleEvent
+    const first = await FileEventStore.open({ dir, maxFileBytes: 2500 }, () => {})
+    const mine: StoredEvent[] = []
+    mine.push((await first.append(event(1, 'session.start', 1))).stored)
+    for (let i = 2; i <= 8; i++) await first.append(event(i, 'session.start', i))
+    mine.push((await first.append(event(9, 'session.touch', 1))).stored)
+    for (let i = 10; i <= 14; i++) await first.append(event(i, 'session.touch', i - 8))
+    const end = await first.append(event(15, 'session.end', 1))
+    mine.push(end.stored)
+    for (let i = 16; i <= 60; i++) await first.append(event(i, 'session.touch', 2))
+    await first.close()
+
+    const opened: string[] = []
+    const fs = new FaultyFileSystem()
+    const open = fs.open.bind(fs)
+    fs.open = (path, mode) => {
+      opened.push(path.slice(path.lastIndexOf('/') + 1))
+      return open(path, mode)
+    }
+    const store = await FileEventStore.open({ dir, fs, indexMissing: false }, () => {})
+    const { refs, events } = await store.sessionEvents(sampleEvent(1).session_id as string)
+    expect(events).toEqual(mine)
+    expect(await store.read(refs)).toEqual(mine)
+    const indexes = opened.filter((name) => name.endsWith('.idx')).map((name) => Number(/\d+/.exec(name)![0]))
+    expect(indexes.length).toBeGreaterThan(0)
+    expect(Math.max(...indexes)).toBe(end.ref.file)
+    const segments = opened
+      .filter((name) => name.endsWith('.jsonl'))
+      .map((name) => Number(/\d+/.exec(name)![0]))
+    expect(Math.max(...segments)).toBeGreaterThan(end.ref.file + 3) // the log goes on well after it
+    await store.close()
+  })
+})

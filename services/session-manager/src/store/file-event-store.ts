@@ -15,7 +15,7 @@ import {
   type StoredEvent,
   StoreUnavailableError,
 } from './event-store.js'
-import { indexKeysOf, recordTimeOf } from './index-keys.js'
+import { indexKeysOf, recordTimeOf, sessionKey } from './index-keys.js'
 
 /**
  * `StoreUnavailableError.code` of a read that hit a damaged log line (`cause` is the `LogCorruptError`
@@ -57,6 +57,39 @@ export class FileEventStore implements IndexedEventStore<LogPosition, LogResumeP
   /** Positions of the events indexed under `key` (see `index-keys.ts`), read from the segments' indexes. */
   lookup(key: string, options?: LookupOptions): AsyncIterable<LogPosition> {
     return this.log.lookup(key, options)
+  }
+
+  /**
+   * One session's positions and events, searching and reading segment by segment and stopping after
+   * the segment whose last event is the session's end (every line read is verified as by `read`): an
+   * old closed session costs the segments it spans, not one index per segment written after it.
+   */
+  async sessionEvents(
+    sessionId: string,
+    options: { notBefore?: number } = {},
+  ): Promise<{ refs: LogPosition[]; events: StoredEvent[] }> {
+    const refs: LogPosition[] = []
+    const events: StoredEvent[] = []
+    for await (const { positions } of this.log.lookupBySegment(sessionKey(sessionId), options)) {
+      if (positions.length === 0) continue
+      refs.push(...positions)
+      events.push(...(await this.read(positions)))
+      if (events.at(-1)?.event === 'session.end') break
+    }
+    return { refs, events }
+  }
+
+  /**
+   * Saves the active segment's index as it is now (`events-NNNNNN.active.idx`), so a start resuming
+   * from a snapshot taken up to now reads only the active segment's lines after it. Call after a snapshot.
+   */
+  persistActiveIndex(): Promise<void> {
+    return this.log.persistActiveIndex()
+  }
+
+  /** Bytes of the active segment read at open to index the lines before the resume point (see EventLog). */
+  activePrefixBytesRead(): Promise<number | undefined> {
+    return this.log.activePrefixBytesRead()
   }
 
   resumePoint(): LogResumePoint {
