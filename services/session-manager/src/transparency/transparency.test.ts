@@ -256,6 +256,13 @@ describe('the service as a transparency log', { timeout: 30_000 }, () => {
       expect(await res.json()).toMatchObject({ error: 'validation_failed' })
     }
     expect((await fetch(`${url}/proofs/export?session_id=nope`)).status).toBe(400)
+    for (const query of ['', '?session_id=']) {
+      const missing = await fetch(`${url}/proofs/export${query}`)
+      expect([missing.status, ((await missing.json()) as { error: string }).error]).toEqual([
+        400,
+        'session_id_missing',
+      ])
+    }
   })
 
   it('writes a final checkpoint at shutdown and resumes the tree after a restart', async () => {
