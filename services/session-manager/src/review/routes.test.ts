@@ -43,7 +43,8 @@ describe('unknown /review paths', () => {
   })
 
   it('answer a non-browser client (no Accept, or JSON) with the JSON not_found error', async () => {
-    for (const headers of [{}, { accept: 'application/json' }, { accept: '*/*' }]) {
+    const variants: Record<string, string>[] = [{}, { accept: 'application/json' }, { accept: '*/*' }]
+    for (const headers of variants) {
       const res = await fetch(`${url}/review/zzz/deeper`, { headers })
       expect(res.status).toBe(404)
       expect(await res.json()).toMatchObject({ error: 'not_found' })
