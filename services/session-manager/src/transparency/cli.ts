@@ -108,14 +108,23 @@ export async function runTransparencyCommand(
             verifiers,
           )
     const problems = [...(chain.problem === undefined ? [] : [chain.problem]), ...report.problems]
-    if (report.checkpoints.length === 0) problems.push(`no checkpoints in ${checkpointsDir}`)
+    // Nothing signed yet is a failure (nothing was proven against a key), said as what it is.
+    const noCheckpointYet = report.checkpoints.length === 0
+    if (noCheckpointYet)
+      problems.push(
+        `no checkpoint has been written yet in ${checkpointsDir}: the service signs one (with CARE_CHECKPOINT_KEY_FILE set) ` +
+          'after CARE_CHECKPOINT_EVERY records, CARE_CHECKPOINT_INTERVAL_MS after the first unsigned record, and at shutdown; ' +
+          'nothing could be checked against the public key (verify without --public-key checks the hash chain alone)',
+      )
     if (values.json) {
       io.stdout.write(`${JSON.stringify({ ...subject, chain_ok: chain.ok, ...report, problems })}\n`)
     } else {
       const newest = report.newestVerified
       io.stdout.write(
         `${problems.length === 0 ? 'OK' : 'FAILED'}: ${report.records} record(s); hash chain ${chain.ok ? 'ok' : 'BROKEN'}; ` +
-          `${report.checkpoints.filter((c) => c.ok).length}/${report.checkpoints.length} checkpoint(s) verified` +
+          (noCheckpointYet
+            ? 'no checkpoint written yet'
+            : `${report.checkpoints.filter((c) => c.ok).length}/${report.checkpoints.length} checkpoint(s) verified`) +
           `${newest ? `; newest verified checkpoint: size ${newest.size} root ${newest.rootHash} (${newest.file})` : ''}\n`,
       )
       for (const problem of problems) io.stderr.write(`${problem}\n`)

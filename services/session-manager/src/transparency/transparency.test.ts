@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -464,6 +464,21 @@ describe('tamper detection with signed checkpoints', { timeout: 30_000 }, () => 
     expect(parseSignerKey(skey).keyId).toBe(parseVerifierKey(vkey).keyId)
     const { statSync } = await import('node:fs')
     expect(statSync(`${prefix}.skey`).mode & 0o777).toBe(0o600)
+  })
+
+  it('verify --public-key before any checkpoint exists fails saying no checkpoint has been written yet', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const { url, sm } = await start(dir, key)
+    await startSessions(url, 2)
+    await stop(sm)
+    const empty = join(tempDir(), 'checkpoints')
+    mkdirSync(empty)
+    const result = await cli('verify', dir, '--public-key', key.verifierKey, '--checkpoints', empty)
+    expect(result.code).toBe(1)
+    expect(result.stdout).toMatch(/^FAILED: \d+ record\(s\); hash chain ok; no checkpoint written yet\n$/)
+    expect(result.stderr).toContain(`no checkpoint has been written yet in ${empty}`)
+    expect(result.stderr).toContain('CARE_CHECKPOINT_KEY_FILE')
   })
 
   it('keygen refuses an existing key file with a clear message and exit 2, and replaces both with --force', async () => {
