@@ -1,7 +1,8 @@
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
 
 const DOC = new URL('../../docs/configuration.md', import.meta.url)
+const SERVICE_SOURCES = ['session-manager/src', 'sample-worker/src']
 const SCRIPTS = ['start.mjs', 'demo.mjs', 'running-file.mjs', 'care-sessions.mjs']
 
 interface Setting {
@@ -67,4 +68,44 @@ describe('docs/configuration.md lists every variable of every service, as the co
     expect(own.every((name) => read.has(name))).toBe(true)
     expect(own).toEqual(['SESSION_MANAGER_PORT', 'SAMPLE_WORKER_PORT', 'CARE_DATA_ROOT', 'CARE_RUNNING_FILE'])
   })
+
+  it("every CARE_* variable read anywhere in the services' source is a row of docs/configuration.md", async () => {
+    const doc = await readFile(DOC, 'utf8')
+    const documented = new Set([...doc.matchAll(/^\| `(CARE_[A-Z0-9_]+)`/gm)].map((m) => m[1]))
+    const read = new Map<string, string>()
+    for (const dir of SERVICE_SOURCES) {
+      for (const file of await serviceSourceFiles(new URL(`../../services/${dir}/`, import.meta.url))) {
+        for (const name of careVariablesRead(await readFile(file, 'utf8'))) read.set(name, file.pathname)
+      }
+    }
+    expect(read.size, 'the scan finds the variables the services read').toBeGreaterThan(10)
+    const undocumented = [...read].filter(([name]) => !documented.has(name)).map(([n, f]) => `${n} (${f})`)
+    expect(undocumented).toEqual([])
+  })
 })
+
+/** The production source files under `dir` (no tests, no test support, no .d.ts). */
+async function serviceSourceFiles(dir: URL): Promise<URL[]> {
+  const files: URL[] = []
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) {
+      if (entry.name !== 'test-support' && entry.name !== 'node_modules')
+        files.push(...(await serviceSourceFiles(new URL(`${entry.name}/`, dir))))
+    } else if (/\.ts$/.test(entry.name) && !/\.(test|fuzz)\.ts$|\.d\.ts$/.test(entry.name)) {
+      files.push(new URL(entry.name, dir))
+    }
+  }
+  return files
+}
+
+/** The CARE_* names a source reads (`env.X`, `env['X']`, a settings row `name: 'X'`), comments left out. */
+function careVariablesRead(source: string): string[] {
+  const code = source
+    .split('\n')
+    .filter((line) => !/^\s*(\/\/|\*|\/\*)/.test(line))
+    .join('\n')
+  const names = new Set<string>()
+  for (const m of code.matchAll(/env(?:\.|\[\s*['"])(CARE_[A-Z0-9_]+)/g)) names.add(m[1] ?? '')
+  for (const m of code.matchAll(/name:\s*'(CARE_[A-Z0-9_]+)'/g)) names.add(m[1] ?? '')
+  return [...names]
+}

@@ -39,6 +39,16 @@ function fail(message) {
   process.exit(1)
 }
 
+/** A hint for a 401/403: the services were started with tokens the demo was not given. */
+function authHint(message) {
+  if (!/\b(401|403)\b|unauthori[sz]ed|forbidden/i.test(message)) return ''
+  return callerToken
+    ? '\n       The session-manager refused the caller token the demo sent (the first of CARE_CALLER_TOKENS):' +
+        '\n       run `pnpm demo` with the same CARE_CALLER_TOKENS as the session-manager was started with.'
+    : '\n       The session-manager requires a bearer token (it was started with CARE_CALLER_TOKENS).' +
+        '\n       Run the demo with the same tokens: CARE_CALLER_TOKENS=<token> pnpm demo (it sends the first one).'
+}
+
 if (!existsSync(resolve(dist, 'sample-flow.js'))) {
   fail('The session-manager is not built yet. Run `pnpm start` (it builds everything) and then `pnpm demo`.')
 }
@@ -88,7 +98,8 @@ try {
     onStep: (step) => console.log(`  - ${step}`),
   }))
 } catch (err) {
-  if (err instanceof SampleFlowError) fail(`The ${err.step} step failed: ${err.message}`)
+  if (err instanceof SampleFlowError)
+    fail(`The ${err.step} step failed: ${err.message}${authHint(err.message)}`)
   throw err
 }
 

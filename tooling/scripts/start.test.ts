@@ -1,6 +1,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { createServer as createHttpServer } from 'node:http'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -189,6 +190,13 @@ describe('pnpm start, pnpm demo and Ctrl-C', () => {
     expect(await demo.exited).toBe(0)
     expect(demo.output()).toContain(`--data-dir ${join(dir, 'data', 'session-manager')}`)
     expect(demo.output()).toMatch(/session\.end/)
+    expect(demo.output()).toContain(`--with ${join(dir, 'data', 'worker')}`)
+
+    // Every data path README.md names exists after pnpm start and pnpm demo (with CARE_DATA_ROOT for ./.care-data).
+    const rootReadme = await readFile(new URL('../../README.md', import.meta.url), 'utf8')
+    const named = [...rootReadme.matchAll(/`\.care-data\/([^`\s]+)`/g)].map((m) => m[1] ?? '')
+    expect(named).toContain('worker/events/events-000001.jsonl')
+    for (const path of named) expect(existsSync(join(dir, 'data', path)), `.care-data/${path}`).toBe(true)
 
     // The sample worker README's example runs as written against this system.
     const readme = await readFile(new URL('../../services/sample-worker/README.md', import.meta.url), 'utf8')
@@ -212,5 +220,31 @@ describe('pnpm start, pnpm demo and Ctrl-C', () => {
     for (const pid of [running.session_manager.pid, running.sample_worker.pid]) {
       expect(() => process.kill(pid, 0)).toThrow()
     }
+  })
+})
+
+describe('pnpm demo against services that require tokens', () => {
+  it('says to set CARE_CALLER_TOKENS when the session-manager answers 401', async () => {
+    const dir = await tempDir()
+    await mkdir(join(dir, 'events'))
+    const server = createHttpServer((req, res) => {
+      if (req.method === 'GET')
+        return res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
+      res.writeHead(401, { 'content-type': 'application/json' })
+      res.end('{"error":"unauthorized","message":"A valid bearer token is required."}')
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())))
+    const port = String((server.address() as { port: number }).port)
+    const demo = run(DEMO, {
+      SESSION_MANAGER_PORT: port,
+      SAMPLE_WORKER_PORT: port,
+      CARE_DATA_DIR: dir,
+      CARE_WORKER_DATA_DIR: dir,
+      CARE_RUNNING_FILE: join(dir, 'no-running-file.json'),
+    })
+    expect(await demo.exited).toBe(1)
+    expect(demo.output()).toMatch(/401/)
+    expect(demo.output()).toContain('CARE_CALLER_TOKENS=<token> pnpm demo')
   })
 })

@@ -13,6 +13,7 @@ export {
 } from './error-response.js'
 export { FORBIDDEN_KEYS, type JsonBodyResult, MAX_JSON_DEPTH, parseJsonBody } from './json-body.js'
 export { jsonSchemaDocument } from './json-schema-document.js'
+export { allowedMethods } from './openapi-methods.js'
 export {
   Identifier,
   Metadata,

@@ -27,6 +27,26 @@ describe('parseJsonBody', () => {
     if (!result.ok) expect(result.message).toMatch(/not valid JSON/)
   })
 
+  it('never echoes raw body bytes: the message quotes a short excerpt with non-ASCII escaped', () => {
+    const gzip = `\u001f\u008b\u0008\u0000${'\u00ff\u0003'.repeat(200)}`
+    const result = parseJsonBody(gzip)
+    expect(result).toMatchObject({ ok: false, error: 'malformed_json' })
+    if (result.ok) return
+    expect(result.message).toMatch(/^The request body is not valid JSON/)
+    const unprintable = [...result.message].filter((ch) => (ch < ' ' || ch > '~') && ch !== '…')
+    expect(unprintable).toEqual([])
+    expect(result.message).toContain('\\u001f\\u008b')
+    expect(result.message.length).toBeLessThan(250)
+  })
+
+  it('names the position of the error and quotes at most a short excerpt from there', () => {
+    const body = `{"user_id": "u", ${'x'.repeat(1000)}}`
+    const result = parseJsonBody(body)
+    if (result.ok) throw new Error('expected malformed_json')
+    expect(result.message).toMatch(/at position 17: "x{24}…"/)
+    expect(result.message.length).toBeLessThan(120)
+  })
+
   it('forbids exactly __proto__, constructor and prototype', () => {
     expect([...FORBIDDEN_KEYS].sort()).toEqual(['__proto__', 'constructor', 'prototype'])
   })

@@ -24,7 +24,7 @@ export function parseJsonBody(text: string): JsonBodyResult {
     return {
       ok: false,
       error: 'malformed_json',
-      message: `The request body is not valid JSON: ${(err as Error).message}`,
+      message: malformedJsonMessage(text, (err as Error).message),
     }
   }
   const problem = findUnsafeStructure(value, 0)
@@ -35,6 +35,35 @@ export function parseJsonBody(text: string): JsonBodyResult {
       message: describe(problem),
     }
   return { ok: true, value }
+}
+
+/** Longest excerpt of the body a malformed_json message quotes. */
+const EXCERPT_CHARS = 24
+
+/**
+ * The message of a body JSON.parse refused. V8's own message quotes the raw body (binary bytes
+ * of a compressed body, a whole payload): only the position is kept, with a short excerpt from
+ * there in which anything but printable ASCII is escaped as `\uXXXX`.
+ */
+function malformedJsonMessage(text: string, parserMessage: string): string {
+  if (text.trim() === '') return 'The request body is not valid JSON: it is empty.'
+  if (/end of JSON input/.test(parserMessage))
+    return 'The request body is not valid JSON: it ends before the value is complete.'
+  const at = /at position (\d+)/.exec(parserMessage)
+  const position = at ? Math.min(Number(at[1]), text.length) : 0
+  const excerpt = [...text.slice(position, position + EXCERPT_CHARS)]
+    .map((ch) => (/^[\x20-\x7e]$/.test(ch) && ch !== '"' && ch !== '\\' ? ch : escapeChar(ch)))
+    .join('')
+  const where = at ? `at position ${position}` : 'near the start'
+  const more = text.length > position + EXCERPT_CHARS ? '…' : ''
+  return `The request body is not valid JSON (${where}: "${excerpt}${more}").`
+}
+
+function escapeChar(ch: string): string {
+  return ch
+    .split('')
+    .map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    .join('')
 }
 
 function describe(problem: string): string {

@@ -4,7 +4,12 @@
  * `@care/session-guard/express` and `@care/session-guard/hono`.
  */
 
-export { classifyContentType, type JsonContentKind, parseGuardedBody } from './json-body.js'
+export {
+  classifyContentType,
+  type JsonContentKind,
+  parseGuardedBody,
+  unsupportedEncoding,
+} from './json-body.js'
 export {
   ALL_SESSION_ID_SOURCES,
   DEFAULT_MAX_BODY_BYTES,

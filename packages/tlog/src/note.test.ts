@@ -123,6 +123,20 @@ describe('signed notes', () => {
     )
   })
 
+  it('names the signing keys found and the keys given when no signature verifies (a wrong public key)', () => {
+    const note = `${GO_TEXT}\n${PETER_SIG}`
+    const stranger = parseVerifierKey(
+      signerKeyFromSeed('care.example/other', Buffer.alloc(32, 2)).verifierKey,
+    )
+    const hex = stranger.keyId.toString(16).padStart(8, '0')
+    expect(() => openNote(note, [stranger])).toThrow(
+      new RegExp(
+        `no verifiable signatures \\(signed by PeterNeumann\\+[0-9a-f]{8}; the given public key\\(s\\): care\\.example/other\\+${hex};`,
+      ),
+    )
+    expect(() => openNote(note, [])).toThrow(/the given public key\(s\): none;/)
+  })
+
   it('rejects a note whose known key signature does not verify, and a note with an edited text', () => {
     const peter = parseVerifierKey(PETER_VKEY)
     const badSig = `${PETER_SIG.slice(0, 60)}ABCD${PETER_SIG.slice(60)}`

@@ -254,8 +254,21 @@ export function openNote(note: string | Uint8Array, verifiers: readonly NoteVeri
     seen.add(tag)
     verified.push(signature)
   }
-  if (verified.length === 0) throw new NoteError('unverified_note', 'note has no verifiable signatures')
+  if (verified.length === 0) {
+    // Name the keys on both sides: a wrong --public-key is the usual cause.
+    const found = signatures.map((sig) => `${sig.name}+${hex8(sig.keyId)}`)
+    const expected = verifiers.map((v) => `${v.name}+${hex8(v.keyId)}`)
+    throw new NoteError(
+      'unverified_note',
+      `note has no verifiable signatures (signed by ${listOrNone([...new Set(found)])}; ` +
+        `the given public key(s): ${listOrNone(expected)}; is it the .vkey of the key that signs?)`,
+    )
+  }
   return { text, verified, unverified }
+}
+
+function listOrNone(names: readonly string[]): string {
+  return names.length === 0 ? 'none' : names.join(', ')
 }
 
 /**

@@ -216,4 +216,16 @@ describe('sample worker: errors in the shared shape', () => {
     ])
     expect((await fetch(`${url}/healthz`)).status).toBe(200)
   })
+
+  it('answers a POST route asked with GET with 405 method_not_allowed and Allow, like the session-manager', async () => {
+    const { url } = await start()
+    for (const path of ['/infer', '/steps/annotate']) {
+      const res = await fetch(`${url}${path}`)
+      expect(res.status).toBe(405)
+      expect(res.headers.get('allow')).toBe('POST')
+      expect(await res.json()).toMatchObject({ error: 'method_not_allowed' })
+    }
+    const head = await fetch(`${url}/healthz`, { method: 'DELETE' })
+    expect([head.status, head.headers.get('allow')]).toEqual([405, 'GET, HEAD'])
+  })
 })

@@ -6,7 +6,7 @@ import {
   type Tracing,
   tracedFetch,
 } from '@care/observability'
-import { errorResponse, type FieldError } from '@care/schemas'
+import { allowedMethods, errorResponse, type FieldError } from '@care/schemas'
 import { classifyContentType, type VerifyResult } from '@care/session-guard'
 import {
   requireSessionId,
@@ -191,8 +191,13 @@ export function createWorkerApp({
     res.status(200).json({ session_id: sessionId, annotations })
   })
 
-  app.use((_req, res) => {
-    send(res, errorResponse('not_found'))
+  app.use((req, res) => {
+    // A documented route asked with another method: 405 with the methods it does accept, as the
+    // session-manager answers (the same rule, from @care/schemas, over this service's OpenAPI document).
+    const allow = allowedMethods(openapi, req.path)
+    if (!allow) return send(res, errorResponse('not_found'))
+    res.setHeader('Allow', allow.join(', '))
+    send(res, errorResponse('method_not_allowed'))
   })
   app.use(
     sessionErrorHandler({

@@ -1,5 +1,6 @@
 import { type HttpObserver, type MetricsExposure, metricsAccessAllowed } from '@care/observability'
 import {
+  allowedMethods,
   type SessionManagerEndInput,
   type SessionManagerStartInput,
   type SessionManagerTouchInput,
@@ -18,7 +19,7 @@ import { createErrorHandler, sendError } from './http/errors.js'
 import { createExportHandler } from './http/export-route.js'
 import type { SessionManagerEnv } from './http/http-env.js'
 import { limitBody, requireJsonContentType, validJson } from './http/json-input.js'
-import { allowedMethods, buildOpenApiDocument } from './http/openapi.js'
+import { buildOpenApiDocument } from './http/openapi.js'
 import { observeRequests } from './observability/hono-observer.js'
 import { type ReviewRouteOptions, registerReviewRoutes } from './review/routes.js'
 import { MAX_TIMELINE_PAGE, type SessionLifecycle } from './sessions/session-lifecycle.js'

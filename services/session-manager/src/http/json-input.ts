@@ -1,19 +1,26 @@
 import { parseJsonBody, type RecordValidator } from '@care/schemas'
+import { unsupportedEncoding } from '@care/session-guard'
 import { guardedJsonBody } from '@care/session-guard/hono'
 import { readUnreadBody, unreadNodeRequest } from '@care/session-guard/node'
 import type { Context, MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { sendError } from './errors.js'
 import type { SessionManagerEnv } from './http-env.js'
 import { nodeRequestOf, requestHeader } from './node-request.js'
 
 const JSON_CONTENT_TYPE = /^application\/json\s*(;\s*charset\s*=\s*"?utf-8"?\s*)?$/i
 
-/** 415 unless the request declares a JSON body. */
+/**
+ * 415 unless the request declares an uncompressed JSON body: a `Content-Encoding` other than
+ * `identity` gets the session guard's (and so the sample worker's) 415 answer, one rule for both.
+ */
 export const requireJsonContentType: MiddlewareHandler<SessionManagerEnv> = async function requireJson(
   c,
   next,
 ) {
+  const encoded = unsupportedEncoding(requestHeader(c, 'content-encoding'))
+  if (encoded) return c.json(encoded.body, encoded.status as ContentfulStatusCode)
   if (!JSON_CONTENT_TYPE.test(requestHeader(c, 'content-type') ?? ''))
     return sendError(c, 'unsupported_media_type')
   await next()

@@ -331,27 +331,3 @@ export function buildOpenApiDocument(version: string): Record<string, unknown> {
     },
   }
 }
-
-/**
- * The methods the document lists for the route `path` matches (with HEAD wherever GET is, as the
- * server answers it), or undefined when no documented route matches. The app answers a documented
- * path requested with another method with 405 and this list in `Allow`.
- *
- * @example
- * allowedMethods(document, '/sessions.start') // ['POST']
- */
-export function allowedMethods(document: Record<string, unknown>, path: string): string[] | undefined {
-  const paths = document.paths as Record<string, Record<string, unknown>>
-  for (const [template, operations] of Object.entries(paths)) {
-    const pattern = new RegExp(
-      `^${template
-        .split(/\{[^}]+\}/)
-        .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-        .join('[^/]+')}$`,
-    )
-    if (!pattern.test(path)) continue
-    const methods = Object.keys(operations).map((m) => m.toUpperCase())
-    return methods.includes('GET') ? [...methods, 'HEAD'] : methods
-  }
-  return undefined
-}

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
 import { ERROR_CODES } from '@care/schemas'
 import { pino } from 'pino'
 import { ulid } from 'ulid'
@@ -129,5 +130,37 @@ describe('health and readiness', () => {
       status: 'ok',
       instance_id: 'instance-under-test',
     })
+  })
+})
+
+describe('compressed and binary bodies: a clean error, never the raw bytes', () => {
+  const gzipped = gzipSync(JSON.stringify(requestBody()))
+
+  for (const route of ['/sessions.start', '/sessions.touch', '/sessions.end']) {
+    it(`${route} answers a gzip body with the worker's 415 unsupported_media_type`, async () => {
+      const res = await fetch(`${url}${route}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'x-session-id': ulid() },
+        body: gzipped,
+      })
+      expect(res.status).toBe(415)
+      expect(await res.json()).toMatchObject({
+        error: 'unsupported_media_type',
+        message: 'Content-Encoding "gzip" is not supported here; send the body uncompressed.',
+      })
+    })
+  }
+
+  it('answers binary bytes sent as JSON with 400 malformed_json whose message holds only printable ASCII', async () => {
+    const res = await fetch(`${url}/sessions.start`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: gzipped,
+    })
+    expect(res.status).toBe(400)
+    const body = (await res.json()) as { error: string; message: string }
+    expect(body.error).toBe('malformed_json')
+    expect([...body.message].filter((ch) => (ch < ' ' || ch > '~') && ch !== '…')).toEqual([])
+    expect(body.message.length).toBeLessThan(250)
   })
 })

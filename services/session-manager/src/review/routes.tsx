@@ -12,6 +12,7 @@ import { parseExportFilters, SESSION_ID_PATTERN } from '../audit/export-filters.
 import { createPseudonymizer, loadPseudonymKey, type Pseudonymizer } from '../audit/pseudonymize.js'
 import { mergeTimeline, readWorkerRecords, WorkerLogError } from '../audit/timeline.js'
 import type { Role } from '../config.js'
+import { sendError } from '../http/errors.js'
 import type { SessionManagerEnv } from '../http/http-env.js'
 import { StoreUnavailableError } from '../store/event-store.js'
 import { LOG_INTEGRITY } from '../store/file-event-store.js'
@@ -340,6 +341,23 @@ export function registerReviewRoutes(app: Hono<SessionManagerEnv>, options: Revi
     })
   })
 
+  // Registered last: any other /review path. A browser (Accept naming text/html) gets the review's own
+  // HTML 404 page, as every error of the review page is; other clients the JSON `not_found`.
+  app.all(`${REVIEW_BASE}/*`, (c) => {
+    if (!acceptsHtml(c.req.header('accept'))) return sendError(c, 'not_found')
+    const signedInNow = signIns.touch(getCookie(c, SIGN_IN_COOKIE), now())
+    return page(
+      c,
+      <MessagePage
+        title="Page not found"
+        message="The review page has no page at this address."
+        signedIn={signedInNow}
+        zone={zoneOf(c)}
+      />,
+      404,
+    )
+  })
+
   async function readOrExplain<T>(
     c: Context<SessionManagerEnv>,
     zone: string,
@@ -368,6 +386,11 @@ export function registerReviewRoutes(app: Hono<SessionManagerEnv>, options: Revi
       )
     }
   }
+}
+
+/** True when the Accept header asks for HTML (a browser navigating), so an error page is worth showing. */
+function acceptsHtml(accept: string | undefined): boolean {
+  return /(^|,)\s*(text\/html|application\/xhtml\+xml)\s*(;|,|$)/i.test(accept ?? '')
 }
 
 function page(

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { generateNoteKey, NoteError } from '@care/tlog'
@@ -14,7 +14,7 @@ export interface TransparencyCliIo {
   env: Record<string, string | undefined>
 }
 
-export const TRANSPARENCY_USAGE = `  care-sessions keygen --name <origin> --out <path-prefix>
+export const TRANSPARENCY_USAGE = `  care-sessions keygen --name <origin> --out <path-prefix> [--force]
   care-sessions verify <data-dir> --public-key <vkey|file>... [--checkpoints <dir>] [--json]
   care-sessions verify --database-url <url> [--schema <name>] --public-key <vkey|file>... [--checkpoints <dir>] [--json]
   care-sessions verify-export --public-key <vkey|file>... <proven-export.json>
@@ -56,6 +56,7 @@ export async function runTransparencyCommand(
         manifest: { type: 'string' },
         proofs: { type: 'string' },
         json: { type: 'boolean' },
+        force: { type: 'boolean' },
       },
     })
     values = parsed.values
@@ -107,14 +108,23 @@ export async function runTransparencyCommand(
             verifiers,
           )
     const problems = [...(chain.problem === undefined ? [] : [chain.problem]), ...report.problems]
-    if (report.checkpoints.length === 0) problems.push(`no checkpoints in ${checkpointsDir}`)
+    // Nothing signed yet is a failure (nothing was proven against a key), said as what it is.
+    const noCheckpointYet = report.checkpoints.length === 0
+    if (noCheckpointYet)
+      problems.push(
+        `no checkpoint has been written yet in ${checkpointsDir}: the service signs one (with CARE_CHECKPOINT_KEY_FILE set) ` +
+          'after CARE_CHECKPOINT_EVERY records, CARE_CHECKPOINT_INTERVAL_MS after the first unsigned record, and at shutdown; ' +
+          'nothing could be checked against the public key (verify without --public-key checks the hash chain alone)',
+      )
     if (values.json) {
       io.stdout.write(`${JSON.stringify({ ...subject, chain_ok: chain.ok, ...report, problems })}\n`)
     } else {
       const newest = report.newestVerified
       io.stdout.write(
         `${problems.length === 0 ? 'OK' : 'FAILED'}: ${report.records} record(s); hash chain ${chain.ok ? 'ok' : 'BROKEN'}; ` +
-          `${report.checkpoints.filter((c) => c.ok).length}/${report.checkpoints.length} checkpoint(s) verified` +
+          (noCheckpointYet
+            ? 'no checkpoint written yet'
+            : `${report.checkpoints.filter((c) => c.ok).length}/${report.checkpoints.length} checkpoint(s) verified`) +
           `${newest ? `; newest verified checkpoint: size ${newest.size} root ${newest.rootHash} (${newest.file})` : ''}\n`,
       )
       for (const problem of problems) io.stderr.write(`${problem}\n`)
@@ -184,14 +194,34 @@ function keygen(values: Record<string, unknown>, io: TransparencyCliIo): number 
   const name = values.name
   const out = values.out
   if (typeof name !== 'string' || typeof out !== 'string') return usage(io, 'keygen needs --name and --out')
+  const files = [`${out}.skey`, `${out}.vkey`]
+  if (values.force === true) {
+    for (const file of files) rmSync(file, { force: true })
+  } else {
+    const existing = files.find((file) => existsSync(file))
+    if (existing !== undefined) return keyFileExists(io, existing)
+  }
   const { signerKey, verifierKey } = generateNoteKey(name)
-  // 'wx': never overwrite a key; the signer key is readable by its owner only.
-  writeFileSync(`${out}.skey`, `${signerKey}\n`, { flag: 'wx', mode: 0o600 })
-  writeFileSync(`${out}.vkey`, `${verifierKey}\n`, { flag: 'wx', mode: 0o644 })
+  // 'wx': never overwrite a key (a concurrent keygen loses cleanly); the signer key is readable by its owner only.
+  try {
+    writeFileSync(`${out}.skey`, `${signerKey}\n`, { flag: 'wx', mode: 0o600 })
+    writeFileSync(`${out}.vkey`, `${verifierKey}\n`, { flag: 'wx', mode: 0o644 })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return keyFileExists(io, (err as NodeJS.ErrnoException).path ?? out)
+    throw err
+  }
   io.stdout.write(
     `${verifierKey}\nwrote ${out}.skey (secret: set CARE_CHECKPOINT_KEY_FILE=${resolve(`${out}.skey`)}) and ${out}.vkey (give it to auditors)\n`,
   )
   return 0
+}
+
+function keyFileExists(io: TransparencyCliIo, file: string): number {
+  io.stderr.write(
+    `care-sessions: key file ${file} exists; remove it or pass --force (checkpoints signed with the old key then need the old .vkey to verify)\n`,
+  )
+  return 2
 }
 
 /** A `care.proven-export` JSON document (from `GET /proofs/export`) rather than a JSONL export. */

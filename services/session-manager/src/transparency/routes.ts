@@ -89,7 +89,8 @@ export function registerTransparencyRoutes(
 
   app.get('/proofs/export', auditor, withLog, async (c) => {
     const sessionId = c.req.query('session_id')
-    if (sessionId === undefined || !SESSION_ID.test(sessionId)) return sendError(c, 'session_id_invalid')
+    if (!sessionId) return sendError(c, 'session_id_missing')
+    if (!SESSION_ID.test(sessionId)) return sendError(c, 'session_id_invalid')
     const doc = await buildProvenExport(tlog(), (record) => record.session_id === sessionId)
     if (!doc) return sendError(c, 'not_found', { message: 'No checkpoint has been signed yet.' })
     if (doc.records.length === 0) return sendError(c, 'session_not_found')

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -256,6 +256,13 @@ describe('the service as a transparency log', { timeout: 30_000 }, () => {
       expect(await res.json()).toMatchObject({ error: 'validation_failed' })
     }
     expect((await fetch(`${url}/proofs/export?session_id=nope`)).status).toBe(400)
+    for (const query of ['', '?session_id=']) {
+      const missing = await fetch(`${url}/proofs/export${query}`)
+      expect([missing.status, ((await missing.json()) as { error: string }).error]).toEqual([
+        400,
+        'session_id_missing',
+      ])
+    }
   })
 
   it('writes a final checkpoint at shutdown and resumes the tree after a restart', async () => {
@@ -457,7 +464,41 @@ describe('tamper detection with signed checkpoints', { timeout: 30_000 }, () => 
     expect(parseSignerKey(skey).keyId).toBe(parseVerifierKey(vkey).keyId)
     const { statSync } = await import('node:fs')
     expect(statSync(`${prefix}.skey`).mode & 0o777).toBe(0o600)
-    expect((await cli('keygen', '--name', ORIGIN, '--out', prefix)).code).toBe(1)
+  })
+
+  it('verify --public-key before any checkpoint exists fails saying no checkpoint has been written yet', async () => {
+    const dir = tempDir()
+    const key = keys()
+    const { url, sm } = await start(dir, key)
+    await startSessions(url, 2)
+    await stop(sm)
+    const empty = join(tempDir(), 'checkpoints')
+    mkdirSync(empty)
+    const result = await cli('verify', dir, '--public-key', key.verifierKey, '--checkpoints', empty)
+    expect(result.code).toBe(1)
+    expect(result.stdout).toMatch(/^FAILED: \d+ record\(s\); hash chain ok; no checkpoint written yet\n$/)
+    expect(result.stderr).toContain(`no checkpoint has been written yet in ${empty}`)
+    expect(result.stderr).toContain('CARE_CHECKPOINT_KEY_FILE')
+  })
+
+  it('keygen refuses an existing key file with a clear message and exit 2, and replaces both with --force', async () => {
+    const dir = tempDir()
+    const prefix = join(dir, 'log')
+    expect((await cli('keygen', '--name', ORIGIN, '--out', prefix)).code).toBe(0)
+    const first = readFileSync(`${prefix}.vkey`, 'utf8')
+    const again = await cli('keygen', '--name', ORIGIN, '--out', prefix)
+    expect(again.code).toBe(2)
+    expect(again.stderr).toContain(`key file ${prefix}.skey exists; remove it or pass --force`)
+    expect(again.stderr).not.toContain('EEXIST')
+    expect(readFileSync(`${prefix}.vkey`, 'utf8')).toBe(first)
+    const forced = await cli('keygen', '--name', ORIGIN, '--out', prefix, '--force')
+    expect(forced.code).toBe(0)
+    const skey = readFileSync(`${prefix}.skey`, 'utf8').trim()
+    const vkey = readFileSync(`${prefix}.vkey`, 'utf8')
+    expect(vkey).not.toBe(first)
+    expect(parseSignerKey(skey).keyId).toBe(parseVerifierKey(vkey.trim()).keyId)
+    const { statSync } = await import('node:fs')
+    expect(statSync(`${prefix}.skey`).mode & 0o777).toBe(0o600)
   })
 })
 
