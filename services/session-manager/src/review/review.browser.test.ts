@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
@@ -15,7 +15,16 @@ const CALLER = 'caller-token-for-review-tests'
 const REVIEWER = 'reviewer-token-for-review-tests'
 const XSS_METADATA = '<script>alert("metadata")</script>'
 const XSS_WORKER = '<img src=x onerror=alert("worker")>'
-const SCREENSHOTS = new URL('../../../../docs/review/', import.meta.url)
+// The screenshots in docs/review.md are refreshed only on request (`CARE_UPDATE_SCREENSHOTS=1`): they embed
+// times, so taking them into docs/ on every run would leave every checkout with changed files. Without it the
+// same screenshots are still taken (the step is exercised), into a temporary directory.
+const UPDATE_SCREENSHOTS = process.env.CARE_UPDATE_SCREENSHOTS === '1'
+const DOCS_SCREENSHOTS = new URL('../../../../docs/review/', import.meta.url).pathname
+let screenshots: string
+
+function screenshotPath(name: string): string {
+  return join(UPDATE_SCREENSHOTS ? DOCS_SCREENSHOTS : screenshots, name)
+}
 
 let dir: string
 let service: SpawnedSessionManager
@@ -42,7 +51,7 @@ async function newPage(): Promise<Page> {
 
 async function expectAccessible(page: Page, screenshot?: string) {
   expect(await axeViolations(page)).toEqual([])
-  if (screenshot) await page.screenshot({ path: new URL(screenshot, SCREENSHOTS).pathname, fullPage: true })
+  if (screenshot) await page.screenshot({ path: screenshotPath(screenshot), fullPage: true })
 }
 
 /** Presses Tab until the focused element matches `selector` (bounded), as a keyboard-only user would. */
@@ -61,6 +70,8 @@ async function tabTo(page: Page, selector: string, max = 80): Promise<void> {
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'care-review-'))
+  screenshots = join(dir, 'screenshots')
+  mkdirSync(screenshots)
   const workerLog = join(dir, 'worker.jsonl')
   writeFileSync(workerLog, '')
   service = await spawnSessionManager({
@@ -221,7 +232,7 @@ describe('the review page in a real browser', { timeout: 120_000 }, () => {
       expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(320)
       await expectAccessible(page)
     }
-    await page.screenshot({ path: new URL('session-320px.png', SCREENSHOTS).pathname, fullPage: true })
+    await page.screenshot({ path: screenshotPath('session-320px.png'), fullPage: true })
     await page.close()
   })
 
