@@ -12,7 +12,14 @@ import {
   startTestPostgres,
   type TestPostgres,
 } from './test-support/postgres-server.js'
-import { loadPersistedTree, readTreeNodes, type TableNodeStore, type TreeTableDb } from './tree-table.js'
+import { PostgresTreeStorage } from './tree-feed.js'
+import {
+  loadPersistedTree,
+  readTreeNodes,
+  type TableNodeStore,
+  type TreeTableDb,
+  treeNodesMissing,
+} from './tree-table.js'
 
 // A persisted tree of N leaves written straight into tree_nodes: large enough that reading the table
 // (2N rows) and reading O(log N) rows differ by orders of magnitude, small enough for a 2-core CI box.
@@ -220,20 +227,57 @@ describe('the PostgreSQL tree lives in its table, not in memory', () => {
     expect('rebuild' in damaged ? damaged.rebuild : '').toMatch(/do not give the persisted root/)
     await pool.query(`UPDATE ${t.treeNodes} SET hash = $1 WHERE level = 12 AND idx = 8`, [edge.rows[0]!.hash])
 
-    // A hash neither the start nor the newest checkpoints read: the start resumes, a proof using it rejects
-    // (the route answers 503; an export fails rather than write a proof that does not verify).
+    // A hole inside a level (a hash neither the compact range nor the newest checkpoints read): the
+    // start's count per level finds it and rebuilds; until then a proof using it rejects (the route
+    // answers 503; an export fails rather than write a proof that does not verify).
     const inner = await pool.query<{ hash: Buffer }>(
       `SELECT hash FROM ${t.treeNodes} WHERE level = 0 AND idx = 100`,
     )
+    const before = await loadPersistedTree(pool, t, noCheck)
     await pool.query(`DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 100`)
-    const loaded = await loadPersistedTree(pool, t, noCheck)
-    expect('store' in loaded).toBe(true)
-    const proofs = new TreeProofs((loaded as { store: TableNodeStore }).store)
+    const holed = await loadPersistedTree(pool, t, noCheck)
+    expect('rebuild' in holed ? holed.rebuild : '').toMatch(/level 0 .*fewer than 40000 hashes \(39999\)/)
+    const proofs = new TreeProofs((before as { store: TableNodeStore }).store)
     await expect(proofs.inclusion(101, N)).rejects.toThrow(/no hash at level 0, index 100/)
     expect((await proofs.inclusion(5000, N)).proof).toEqual(reference.inclusionProof(5000, N))
     await pool.query(`INSERT INTO ${t.treeNodes} (level, idx, hash) VALUES (0, 100, $1)`, [
       inner.rows[0]!.hash,
     ])
+    expect('store' in (await loadPersistedTree(pool, t, noCheck))).toBe(true)
     expect(leafHash(Buffer.from('synthetic leaf 100'))).toEqual(inner.rows[0]!.hash)
+  }, 60_000)
+
+  it('an instance that rebuilds and stops midway while another keeps writing leaves no hole: the table still proves every leaf', async () => {
+    // Instance A resumes the persisted tree at N (as a start does); instance B rebuilds from the first row.
+    await pool.query(`DELETE FROM ${t.treeHeads}`)
+    await pool.query(
+      `INSERT INTO ${t.treeHeads} (size, event_seq, line_hash, prev_line_hash, root) VALUES ($1, $2, $3, $4, $5)`,
+      [head.size, head.eventSeq, head.lineHash, head.prevLineHash, head.root],
+    )
+    const loaded = await loadPersistedTree(pool, t, noCheck)
+    const storageA = new PostgresTreeStorage(pool, t, (loaded as { store: TableNodeStore }).store)
+    const treeA = new MerkleTree(storageA.open())
+    const storageB = new PostgresTreeStorage(pool, t)
+    const treeB = new MerkleTree(storageB.open())
+    for (let i = 0; i < 1000; i++) treeB.append(Buffer.from(`synthetic leaf ${i}`))
+    // B's first write (its head at 1000, after its 1000 leaves' hashes), then B stops.
+    await storageB.persist({ ...head, size: 1000, root: treeB.root() })
+    expect(await treeNodesMissing(pool, t, N)).toBeUndefined()
+    // A keeps writing: the same 37 leaves the reference tree grew by, and its head above them.
+    const grown = N + 37
+    for (let i = N; i < grown; i++) treeA.append(Buffer.from(`later leaf ${i}`))
+    expect(treeA.root()).toEqual(reference.root(grown))
+    await storageA.persist({ ...head, size: grown, root: treeA.root() })
+    const { rows } = await pool.query<{ size: string }>(`SELECT size FROM ${t.treeHeads}`)
+    expect(rows.map((r) => Number(r.size))).toEqual([grown])
+    // Every hash below A's head is in the table: a start finds none missing, and every leaf, also those
+    // between B's stop and A's head, has its proof from the table.
+    expect(await treeNodesMissing(pool, t, grown)).toBeUndefined()
+    const fromTable = new TreeProofs({ readNodes: (keys) => readTreeNodes(pool, t, keys) })
+    for (const index of [0, 999, 1000, 1001, 20_000, N - 1, N, grown - 1]) {
+      expect((await fromTable.inclusion(index, grown)).proof, `${index}`).toEqual(
+        reference.inclusionProof(index, grown),
+      )
+    }
   }, 60_000)
 })

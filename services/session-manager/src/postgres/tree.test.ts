@@ -511,26 +511,55 @@ describe('several instances on one database', () => {
       // Both serve proofs from the one tree_nodes table (each wrote the same hashes): byte-identical,
       // and each verifies against the checkpoint signed at 20 (checked below, once both stopped).
       for (const url of [a.url, b.url]) {
-        for (let i = 0; i < 200; i++) {
+        let status = 0
+        for (let i = 0; i < 200 && status !== 200; i++) {
           const res = await fetch(`${url}/proofs/inclusion?seq=20&size=20`)
           await res.body?.cancel()
-          if (res.status === 200) break
-          await new Promise((r) => setTimeout(r, 50))
+          status = res.status
+          if (status !== 200) await new Promise((r) => setTimeout(r, 50))
         }
+        expect(status, `${url} serves proofs at size 20`).toBe(200)
       }
       const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
       try {
+        // The session with a record at seq 4, whose proof needs leaf 2 (index 2).
+        const lines = await collect(postgresTreeLines(admin, t))
+        const session = (JSON.parse(String(lines[3])) as { session_id: string }).session_id
         // A hash the table lacks (derived data, deleted by hand): the proof that needs it is a 503 in
-        // the shared error shape, not a 500 and not a wrong proof.
-        const saved = await admin.query<{ hash: Buffer }>(
-          `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 2 RETURNING hash`,
-        )
-        const missing = await fetch(`${a.url}/proofs/inclusion?seq=4&size=20`)
-        expect(missing.status).toBe(503)
-        expect(await missing.json()).toMatchObject({ error: 'upstream_unavailable' })
-        await admin.query(`INSERT INTO ${t.treeNodes} (level, idx, hash) VALUES (0, 2, $1)`, [
-          saved.rows[0]!.hash,
-        ])
+        // the shared error shape, not a 500 and not a wrong proof. Instance a serves leaf 2 from memory
+        // until its own write of it (after the read that brought it) is done: wait for that explicitly,
+        // a 200 here meaning a still held it unwritten (its write then puts the row back).
+        let saved: Buffer | undefined
+        let missing: Response | undefined
+        for (let i = 0; i < 100; i++) {
+          const deleted = await admin.query<{ hash: Buffer }>(
+            `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 2 RETURNING hash`,
+          )
+          saved = deleted.rows[0]?.hash ?? saved
+          if (deleted.rows.length === 1) {
+            missing = await fetch(`${a.url}/proofs/inclusion?seq=4&size=20`)
+            if (missing.status === 503) break
+            await missing.body?.cancel()
+          }
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        expect(missing?.status).toBe(503)
+        expect(await missing!.json()).toMatchObject({ error: 'upstream_unavailable' })
+        // The proven export of that session: a 503 too (it was an unhandled RangeError, a 500).
+        const exportMissing = await fetch(`${a.url}/proofs/export?session_id=${session}`)
+        expect(exportMissing.status).toBe(503)
+        expect(await exportMissing.json()).toMatchObject({ error: 'upstream_unavailable' })
+        // A damaged row: its proof does not give the checkpoint's root, so the export answers 503
+        // (it was a 200 with a proof that does not verify).
+        await admin.query(`INSERT INTO ${t.treeNodes} (level, idx, hash) VALUES (0, 2, sha256('x'))`)
+        const exportDamaged = await fetch(`${a.url}/proofs/export?session_id=${session}`)
+        expect(exportDamaged.status).toBe(503)
+        expect(await exportDamaged.json()).toMatchObject({ error: 'upstream_unavailable' })
+        await admin.query(`UPDATE ${t.treeNodes} SET hash = $1 WHERE level = 0 AND idx = 2`, [saved])
+        // Restored: the export is served and verifies (the damaged hash read back was not kept).
+        const exportOk = await fetch(`${a.url}/proofs/export?session_id=${session}`)
+        expect(exportOk.status).toBe(200)
+        expect(verifyProvenExport(await exportOk.json(), [key.verifier]).records).toBeGreaterThan(0)
       } finally {
         await admin.end()
       }

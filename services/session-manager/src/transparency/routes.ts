@@ -1,8 +1,9 @@
-import { ProofError } from '@care/tlog'
 import type { Hono, MiddlewareHandler } from 'hono'
 import { SESSION_ID_PATTERN } from '../audit/export-filters.js'
 import { sendError } from '../http/errors.js'
 import type { SessionManagerEnv } from '../http/http-env.js'
+import { StoreUnavailableError } from '../store/event-store.js'
+import { TreeFilesError } from './export-proofs.js'
 import { buildProvenExport } from './proven-export.js'
 import type { TransparencyLog } from './transparency-log.js'
 
@@ -24,9 +25,21 @@ export function registerTransparencyRoutes(
     transparency: () => TransparencyLog | undefined
     dataDir: string
     auditor: MiddlewareHandler<SessionManagerEnv>
+    /** Where a 503 for unreadable or mismatching stored hashes is logged (what it maps, and why). */
+    logger?: { error(o: object, m: string): void; warn?(o: object, m: string): void }
   },
 ): void {
   const { auditor } = options
+  const readHashes = async <T>(read: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> => {
+    try {
+      return { ok: true, value: await read() }
+    } catch (err) {
+      if (!isUnreadableHashes(err)) throw err
+      const log = options.logger?.warn?.bind(options.logger) ?? options.logger?.error.bind(options.logger)
+      log?.({ err }, "transparency: the tree's stored hashes could not be read or do not match; answered 503")
+      return { ok: false }
+    }
+  }
   const withLog: MiddlewareHandler<SessionManagerEnv> = async function requireTransparency(c, next) {
     if (!options.transparency()) {
       return sendError(c, 'not_found', {
@@ -90,7 +103,11 @@ export function registerTransparencyRoutes(
   app.get('/proofs/export', auditor, withLog, async (c) => {
     const sessionId = c.req.query('session_id')
     if (sessionId === undefined || !SESSION_ID.test(sessionId)) return sendError(c, 'session_id_invalid')
-    const doc = await buildProvenExport(tlog(), (record) => record.session_id === sessionId)
+    const read = await readHashes(() =>
+      buildProvenExport(tlog(), (record) => record.session_id === sessionId),
+    )
+    if (!read.ok) return unreadable(c)
+    const doc = read.value
     if (!doc) return sendError(c, 'not_found', { message: 'No checkpoint has been signed yet.' })
     if (doc.records.length === 0) return sendError(c, 'session_not_found')
     return c.json(doc)
@@ -98,21 +115,19 @@ export function registerTransparencyRoutes(
 }
 
 /**
- * The stored hashes a proof needs, read (from the PostgreSQL table they may be unreachable or, derived
- * data being deletable, missing: then the route answers 503 instead of a 500).
+ * The errors a read of the stored hashes may meet for a reason outside the request (they answer 503):
+ * a hash missing from the table (`RangeError`; derived data can be deleted), hashes that do not give
+ * the signed root (`TreeFilesError`), the database unreachable (`StoreUnavailableError`). Anything else
+ * is a bug and reaches the error handler.
  */
-async function readHashes<T>(read: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
-  try {
-    return { ok: true, value: await read() }
-  } catch (err) {
-    if (err instanceof ProofError) throw err
-    return { ok: false }
-  }
+function isUnreadableHashes(err: unknown): boolean {
+  return err instanceof RangeError || err instanceof TreeFilesError || err instanceof StoreUnavailableError
 }
 
 function unreadable(c: Parameters<MiddlewareHandler>[0]): Response {
   return sendError(c, 'upstream_unavailable', {
-    message: "The tree's stored hashes could not be read; try again (a restart rebuilds missing ones).",
+    message:
+      "The tree's stored hashes could not be read, or do not match the signed checkpoint; try again later. A start of the service finds and rewrites missing hashes.",
   })
 }
 
