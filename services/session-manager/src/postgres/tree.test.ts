@@ -354,6 +354,54 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
     expect(edited.code).toBe(1)
   })
 
+  it('care-sessions export --database-url proves against the newest checkpoint the persisted tree reaches, and says when none is persisted yet', async () => {
+    // A checkpoint an instance signed from its tree before writing the hashes to the table: size 12,
+    // one more than tree_heads reaches (11).
+    const ahead = signCheckpoint(
+      { origin: ORIGIN, size: 12, rootHash: rootOf([...leaves, Buffer.from('{"seq":12}')]) },
+      [key.signer],
+    )
+    const withNewer = tempDir()
+    for (const file of listCheckpointFiles(join(dataDir, 'checkpoints'))) {
+      writeFileSync(join(withNewer, file.path.split('/').at(-1)!), readFileSync(file.path))
+    }
+    writeFileSync(join(withNewer, checkpointFileName(12)), ahead)
+    const out = join(tempDir(), 'session.jsonl')
+    const exported = await cli(
+      'export',
+      '--database-url',
+      databaseUrl,
+      '--checkpoints',
+      withNewer,
+      '--session-id',
+      sessions[1]!,
+      '--out',
+      out,
+    )
+    expect(exported.code, exported.stderr).toBe(0)
+    expect(exported.stderr).toMatch(/against the checkpoint at tree size 11/)
+    const ok = await cli('verify-export', '--public-key', key.verifierKey, out)
+    expect(ok.stderr).toBe('')
+    expect(ok.code).toBe(0)
+    // Only checkpoints beyond the persisted tree: not a mismatch, the hashes are not written yet.
+    const onlyNewer = tempDir()
+    writeFileSync(join(onlyNewer, checkpointFileName(12)), ahead)
+    const early = await cli(
+      'export',
+      '--database-url',
+      databaseUrl,
+      '--checkpoints',
+      onlyNewer,
+      '--session-id',
+      sessions[1]!,
+      '--out',
+      join(tempDir(), 'early.jsonl'),
+    )
+    expect(early.code).toBe(1)
+    expect(early.stderr).toMatch(/reaches size 11.*not persisted yet/)
+    expect(early.stderr).not.toMatch(/does not match/)
+  })
+
   it('care-sessions export --database-url refuses to write proofs from a tree_nodes table that does not match the checkpoint', async () => {
     const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
     const out = join(tempDir(), 'all.jsonl')
@@ -748,6 +796,10 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
           `UPDATE ${t.treeNodes} SET hash = sha256('x') WHERE level = 3 AND idx = 0`,
         ],
         ['a cut level', `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx >= 4`],
+        // Holes neither the compact range, the last leaf nor a checkpoint's root reads: found by the
+        // count per level, and rewritten by the rebuild.
+        ['a hole inside level 0', `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 5`],
+        ['a hole inside level 1', `DELETE FROM ${t.treeNodes} WHERE level = 1 AND idx = 1`],
         ['the persisted root', `UPDATE ${t.treeHeads} SET root = sha256('x')`],
         ['everything', `DELETE FROM ${t.treeNodes}; DELETE FROM ${t.treeHeads}`],
       ]
