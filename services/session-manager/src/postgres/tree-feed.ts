@@ -118,7 +118,12 @@ export class PostgresTreeFeed {
       // An unreachable database is waited for like at any other start.
       throw unavailable(error)
     }
-    await options.tlog.finishRecovery(feed.#cursor.leaves)
+    try {
+      // It reads stored hashes (the newest checkpoint's root): a database error is waited for too.
+      await options.tlog.finishRecovery(feed.#cursor.leaves)
+    } catch (error) {
+      throw unavailable(error)
+    }
     await feed.#persist()
     const pollMs = options.pollMs ?? TREE_POLL_MS
     feed.#timer = setInterval(() => void feed.poll(), pollMs)

@@ -1,3 +1,4 @@
+import { parseCheckpoint, parseNote, verifyConsistency, verifyInclusion } from '@care/tlog'
 import type { Hono, MiddlewareHandler } from 'hono'
 import { SESSION_ID_PATTERN } from '../audit/export-filters.js'
 import { sendError } from '../http/errors.js'
@@ -13,7 +14,9 @@ const SESSION_ID = new RegExp(SESSION_ID_PATTERN)
  * Adds the transparency endpoints (all behind `auditor`): `GET /checkpoint` (the newest signed
  * checkpoint, `text/plain`), `GET /proofs/inclusion?seq=&size=`, `GET /proofs/consistency?from=&to=`
  * (`size`/`to` default to the newest checkpoint's size) and `GET /proofs/export?session_id=` (a
- * `ProvenExport` of one session against the newest checkpoint), for either store. Without a
+ * `ProvenExport` of one session against the newest checkpoint), for either store. Proofs at the current
+ * size or the newest checkpoint's are checked against that root (the in-memory tree's, the signed one)
+ * before they are served; stored hashes that are missing, damaged or unreachable answer 503. Without a
  * transparency log (turned off, or the PostgreSQL store without a checkpoint key) they answer 404.
  *
  * @example
@@ -49,6 +52,31 @@ export function registerTransparencyRoutes(
     await next()
   }
   const tlog = () => options.transparency()!
+  /**
+   * The root the log vouches for at `size` without reading stored hashes: the in-memory tree's at the
+   * current size, the newest signed checkpoint's at its size; undefined for other sizes.
+   */
+  const trustedRoot = (size: number): Buffer | undefined => {
+    const log = tlog()
+    if (size === log.size) return log.tree.root()
+    const latest = log.latestCheckpoint
+    if (latest?.size === size) return parseCheckpoint(parseNote(latest.note).text).rootHash
+    return undefined
+  }
+  /** Checks a proof read from stored hashes against `trustedRoot` (where there is one). */
+  const checked = async <T>(read: () => Promise<T>, check: (value: T) => void): Promise<T> => {
+    const value = await read()
+    try {
+      check(value)
+    } catch (err) {
+      // A damaged stored hash (perhaps kept from an earlier read): the next proof reads them again.
+      tlog().proofs.forget()
+      throw new TreeFilesError(
+        `a proof from the stored hashes does not give the trusted root: ${(err as Error).message}`,
+      )
+    }
+    return value
+  }
   const badQuery = (c: Parameters<MiddlewareHandler>[0], message: string) =>
     sendError(c, 'validation_failed', { fields: [{ path: '/query', message }] })
   const defaultSize = () => tlog().latestCheckpoint?.size ?? tlog().size
@@ -68,7 +96,17 @@ export function registerTransparencyRoutes(
       return badQuery(c, `size must be an integer in [1, ${tlog().size}]`)
     }
     if (seq < 1 || seq > size) return badQuery(c, `seq must be in [1, ${size}]`)
-    const read = await readHashes(() => tlog().proofs.inclusion(seq - 1, size))
+    const read = await readHashes(() =>
+      checked(
+        () => tlog().proofs.inclusion(seq - 1, size),
+        ({ leafHash, root, proof }) => {
+          const trusted = trustedRoot(size)
+          if (trusted === undefined) return
+          if (!trusted.equals(root)) throw new Error(`root at ${size} differs`)
+          verifyInclusion(seq - 1, size, leafHash, proof, trusted)
+        },
+      ),
+    )
     if (!read.ok) return unreadable(c)
     const { leafHash, root, proof } = read.value
     return c.json({
@@ -88,7 +126,20 @@ export function registerTransparencyRoutes(
     if (to === null || to < 1 || to > tlog().size)
       return badQuery(c, `to must be an integer in [1, ${tlog().size}]`)
     if (from < 1 || from > to) return badQuery(c, `from must be in [1, ${to}]`)
-    const read = await readHashes(() => tlog().proofs.consistency(from, to))
+    const read = await readHashes(() =>
+      checked(
+        () => tlog().proofs.consistency(from, to),
+        ({ root1, root2, proof }) => {
+          const trusted1 = trustedRoot(from)
+          const trusted2 = trustedRoot(to)
+          if (trusted1 !== undefined && !trusted1.equals(root1)) throw new Error(`root at ${from} differs`)
+          if (trusted2 !== undefined) {
+            if (!trusted2.equals(root2)) throw new Error(`root at ${to} differs`)
+            verifyConsistency(from, to, proof, root1, trusted2)
+          }
+        },
+      ),
+    )
     if (!read.ok) return unreadable(c)
     const { root1, root2, proof } = read.value
     return c.json({
