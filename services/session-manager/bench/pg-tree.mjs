@@ -21,7 +21,7 @@ import pg from 'pg'
 import { ulid } from 'ulid'
 import { eventOfBody } from '../dist/postgres/event-chain.js'
 import { schemaNames } from '../dist/postgres/schema-names.js'
-import { loadPersistedTree, readTreeNodes } from '../dist/postgres/tree-table.js'
+import { loadPersistedTree, readTreeNodes, treeNodesMissing } from '../dist/postgres/tree-table.js'
 
 const LEAVES = Number(process.env.BENCH_TREE_LEAVES ?? 1_000_000)
 const PROOFS = Number(process.env.BENCH_PROOFS ?? 300)
@@ -168,7 +168,20 @@ async function writeTree(pool) {
     `INSERT INTO ${t.treeHeads} (size, event_seq, line_hash, prev_line_hash, root) VALUES ($1, $2, $3, $4, $5)`,
     [LEAVES, rows[0].seq, record.hash, prevLineHash, root],
   )
+  // The start's count per level (every hash below the head present): before the table was vacuumed
+  // (fresh rows, the visibility map unset: the count visits the heap) and after (index-only).
+  const countMs = async () => {
+    const t0 = performance.now()
+    const missing = await treeNodesMissing(pool, t, LEAVES)
+    if (missing !== undefined) throw new Error(`the bench tree has a hole: ${missing}`)
+    return (performance.now() - t0).toFixed(1)
+  }
+  const fresh = [await countMs(), await countMs()]
   await pool.query(`VACUUM ANALYZE ${t.treeNodes}`)
+  const vacuumed = [await countMs(), await countMs()]
+  console.log(
+    `count per level (treeNodesMissing): before VACUUM ${fresh.join(' / ')} ms, after ${vacuumed.join(' / ')} ms (first / second run)`,
+  )
   const { rows: count } = await pool.query(`SELECT count(*)::bigint AS n FROM ${t.treeNodes}`)
   console.log(
     `wrote a ${LEAVES.toLocaleString('en-US')}-leaf tree (${Number(count[0].n).toLocaleString('en-US')} tree_nodes rows) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
