@@ -77,7 +77,7 @@ function fixture() {
     const res = await app.request(path)
     return { status: res.status, body: (await res.json()) as Record<string, unknown> }
   }
-  return { tree, stored, state, logged, get, note }
+  return { tree, stored, state, logged, get, note, tlog }
 }
 
 describe('transparency routes over stored hashes that are missing, damaged or unreachable', () => {
@@ -133,6 +133,17 @@ describe('transparency routes over stored hashes that are missing, damaged or un
     expect(logged).toHaveLength(2)
     expect(logged[0]!.m).toMatch(/stored hashes could not be read/)
     expect((logged[0]!.o as { err: Error }).err).toBe(state.fault)
+    // The leaves read for a proven export (the rows, on PostgreSQL) unreachable: a 503 too.
+    const leavesDown = fixture()
+    const down = new StoreUnavailableError('database: Connection terminated', 'PG_ECONNRESET')
+    Object.assign(leavesDown.tlog, {
+      // biome-ignore lint/correctness/useYield: the read fails before the first line
+      async *leaves() {
+        throw down
+      },
+    })
+    expect(await leavesDown.get(`/proofs/export?session_id=${SESSION}`)).toMatchObject({ status: 503 })
+    expect((leavesDown.logged[0]!.o as { err: Error }).err).toBe(down)
     state.fault = new TypeError("Cannot read properties of undefined (reading 'hash')")
     for (const path of [
       '/proofs/inclusion?seq=4&size=10',
