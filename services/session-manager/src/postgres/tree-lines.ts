@@ -4,6 +4,7 @@ import type { StoredEvent } from '../store/event-store.js'
 import { eventOfBody } from './event-chain.js'
 import { unavailable } from './pg-errors.js'
 import type { SchemaNames } from './schema-names.js'
+import type { TreeTableDb } from './tree-table.js'
 
 const PAGE = 5000
 
@@ -57,7 +58,7 @@ export class TreeLineCursor {
   }
 
   /** Lines of the rows after the last one read, up to table seq `high` (pass `committedHigh`). */
-  async *read(db: pg.Pool | pg.PoolClient, t: SchemaNames, high: number): AsyncGenerator<Buffer> {
+  async *read(db: TreeTableDb, t: SchemaNames, high: number): AsyncGenerator<Buffer> {
     while (this.eventSeq < high) {
       let rows: { seq: string; body: string }[]
       try {

@@ -217,7 +217,8 @@ export class TableNodeStore implements NodeStore {
 /**
  * Checks that `tree_nodes` holds every complete-subtree hash of the tree of `size` leaves: level `L`
  * must hold `floor(size / 2^L)` rows with an index below that (an index-only count per level, one
- * query; rows beyond, written ahead of a head, are not counted). Undefined when none is missing, else
+ * query, linear in the tree's size: for tools and tests, not a start; `TreeHoleCheck` is the background
+ * form that also repairs; rows beyond, written ahead of a head, are not counted). Undefined when none is missing, else
  * which level lacks how many (a cut level, or a hole inside one).
  *
  * @example
@@ -256,8 +257,8 @@ export interface PersistedTree {
 
 /**
  * Reads where the persisted tree ends (`tree_heads`) and checks it cheaply before it is trusted, reading
- * O(log n) rows of `tree_nodes`, never the whole table: every level must hold every hash the head's size
- * needs (`treeNodesMissing`, an index-only count per level: a cut level or a hole fails); the last leaf is recomputed
+ * O(log n) rows of `tree_nodes`, never the whole table (a hole inside a level is not looked for here:
+ * `TreeHoleCheck` finds and repairs those in the background after the start); the last leaf is recomputed
  * from its row (the row at the head's `seq`, as the line at that position after the head's previous
  * line hash) and must equal the stored leaf hash and line hash; the compact range at the head's size
  * must give the root persisted with the head (so the edge new leaves build on is intact); and `check`
@@ -287,8 +288,6 @@ export async function loadPersistedTree(
     lineHash: row.line_hash,
     prevLineHash: row.prev_line_hash,
   }
-  const hole = await treeNodesMissing(db, t, head.size)
-  if (hole !== undefined) return { rebuild: hole }
   const edgeKeys = rootNodes(head.size)
   const lastLeaf = { level: 0, index: head.size - 1 }
   let read: Buffer[]
