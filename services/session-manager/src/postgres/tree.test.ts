@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CompactRange, signCheckpoint } from '@care/tlog'
+import { CompactRange, signCheckpoint, TreeProofs } from '@care/tlog'
 import pg from 'pg'
 import { pino } from 'pino'
 import { ulid } from 'ulid'
@@ -34,6 +34,7 @@ import {
   type TestPostgres,
 } from './test-support/postgres-server.js'
 import { postgresTreeLines } from './tree-lines.js'
+import { readTreeNodes } from './tree-table.js'
 
 const ORIGIN = 'care.example/pg-sessions'
 const t = schemaNames()
@@ -717,7 +718,7 @@ describe('leaf order is the commit order of seq', () => {
 })
 
 describe('the persisted tree (tree_nodes, tree_heads)', () => {
-  it('is resumed at the next start, and rebuilt from the rows when its hashes are damaged or cut; checkpoints still verify', async () => {
+  it('is resumed at the next start, rebuilt from the rows when its edge, last leaf or root is damaged, and its holes repaired after the start; checkpoints still verify', async () => {
     const databaseUrl = await createServiceDatabase(server)
     const dataDir = tempDir()
     const key = keys()
@@ -751,11 +752,11 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
         transparency: { signer: key.signer, verifier: key.verifier, everyRecords: 4, intervalMs: 60_000 },
       })
       const tlog = backend.transparency!
-      const opened = {
-        size: tlog.size,
-        root: tlog.tree.root(),
-        said: said.filter((m) => m.startsWith('transparency')),
-      }
+      const size = tlog.size
+      const root = tlog.tree.root()
+      // The start did not wait for the hole check (it runs after, in the background): wait for it here.
+      const holes = await backend.treeHoleCheck?.done
+      const opened = { size, root, holes, said: said.filter((m) => m.startsWith('transparency')) }
       await backend.close()
       return opened
     }
@@ -796,10 +797,6 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
           `UPDATE ${t.treeNodes} SET hash = sha256('x') WHERE level = 3 AND idx = 0`,
         ],
         ['a cut level', `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx >= 4`],
-        // Holes neither the compact range, the last leaf nor a checkpoint's root reads: found by the
-        // count per level, and rewritten by the rebuild.
-        ['a hole inside level 0', `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 5`],
-        ['a hole inside level 1', `DELETE FROM ${t.treeNodes} WHERE level = 1 AND idx = 1`],
         ['the persisted root', `UPDATE ${t.treeHeads} SET root = sha256('x')`],
         ['everything', `DELETE FROM ${t.treeNodes}; DELETE FROM ${t.treeHeads}`],
       ]
@@ -811,6 +808,32 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
         // The rebuild wrote the tables afresh: the next start resumes again.
         expect(await persisted(), what).toEqual(written)
       }
+      // Holes neither the compact range, the last leaf nor a checkpoint's root reads: the start resumes
+      // (it does not look for them), the background check finds them and writes them back (a leaf from
+      // its row's line, an inner hash from its children); then proofs over them verify again.
+      for (const [what, sql] of [
+        ['a hole inside level 0', `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 5`],
+        ['a hole inside level 1', `DELETE FROM ${t.treeNodes} WHERE level = 1 AND idx = 1`],
+        [
+          'holes inside levels 0 and 1 at once',
+          `DELETE FROM ${t.treeNodes} WHERE (level = 0 AND idx IN (2, 3)) OR (level = 1 AND idx IN (1, 3))`,
+        ],
+      ] as const) {
+        await admin.query(sql)
+        const resumedOver = await reopen()
+        expect(resumedOver.said.join('\n'), what).toMatch(/resuming the persisted tree/)
+        expect(resumedOver.said.join('\n'), what).toMatch(/missing hashes; recomputed and written/)
+        expect(resumedOver, what).toMatchObject({ size: 10, root, holes: { state: 'repaired' } })
+        expect(await persisted(), what).toEqual(written)
+        const fromTable = new TreeProofs({ readNodes: (keys) => readTreeNodes(admin, t, keys) })
+        for (let index = 0; index < 10; index++) {
+          const proof = await fromTable.inclusion(index, 10)
+          expect(proof.root, `${what} ${index}`).toEqual(root)
+          expect(proof.leafHash).toEqual(independentLeafHash(leaves[index]!))
+        }
+      }
+      expect((await reopen()).holes).toMatchObject({ state: 'ok', found: 0 })
+
       // A checkpointed prefix that no longer matches its signed root is rebuilt too (the head still fits):
       // a checkpoint at 4 (the one this key signs for those rows), then a hash only its root uses.
       writeFileSync(
