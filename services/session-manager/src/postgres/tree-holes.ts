@@ -43,6 +43,8 @@ export class TreeHoleCheck {
   readonly #done: Promise<TreeHoleStatus>
   #stopped = false
   #wake: (() => void) | undefined
+  /** The rows' tree lines, read on demand when a leaf is missing. */
+  readonly #lines = new TreeLineCursor()
 
   private constructor(
     private readonly db: TreeTableDb,
@@ -119,49 +121,62 @@ export class TreeHoleCheck {
     return s
   }
 
-  /** The indexes in `[from, to)` that `level` lacks (a count first; listed only when short). */
+  /** The indexes in `[from, to)` that `level` lacks (a count first; listed only when short, `LISTED` per query). */
   async #missing(level: number, from: number, to: number): Promise<number[]> {
     const { rows } = await this.db.query<{ held: string }>(
       `SELECT count(*) AS held FROM ${this.t.treeNodes} WHERE level = $1 AND idx >= $2 AND idx < $3`,
       [level, from, to],
     )
-    if (Number(rows[0]!.held) >= to - from || this.#stopped) return []
-    const listed = await this.db.query<{ idx: string }>(
-      `SELECT g.idx FROM generate_series($2::bigint, $3::bigint - 1) AS g(idx)
-       WHERE NOT EXISTS (SELECT 1 FROM ${this.t.treeNodes} n WHERE n.level = $1 AND n.idx = g.idx)
-       ORDER BY g.idx LIMIT ${LISTED}`,
-      [level, from, to],
-    )
-    return listed.rows.map((r) => Number(r.idx))
+    const lacking = to - from - Number(rows[0]!.held)
+    const out: number[] = []
+    let next = from
+    while (out.length < lacking && next < to && !this.#stopped) {
+      const listed = await this.db.query<{ idx: string }>(
+        `SELECT g.idx FROM generate_series($2::bigint, $3::bigint - 1) AS g(idx)
+         WHERE NOT EXISTS (SELECT 1 FROM ${this.t.treeNodes} n WHERE n.level = $1 AND n.idx = g.idx)
+         ORDER BY g.idx LIMIT ${LISTED}`,
+        [level, next, to],
+      )
+      if (listed.rows.length === 0) break
+      for (const r of listed.rows) out.push(Number(r.idx))
+      next = out.at(-1)! + 1
+    }
+    return out
   }
 
   async #repair(level: number, missing: readonly number[]): Promise<void> {
     const hashes = level === 0 ? await this.#leaves(missing) : await this.#inner(level, missing)
-    if (hashes.size === 0 || this.#stopped) return
     const idx = [...hashes.keys()]
-    await this.db.query(
-      `INSERT INTO ${this.t.treeNodes} (level, idx, hash)
-       SELECT $1::smallint, * FROM unnest($2::bigint[], $3::bytea[])
-       ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash
-         WHERE ${this.t.treeNodes}.hash IS DISTINCT FROM EXCLUDED.hash`,
-      [level, idx, idx.map((i) => hashes.get(i)!)],
-    )
-    this.status.repaired += hashes.size
+    for (let at = 0; at < idx.length && !this.#stopped; at += LISTED) {
+      const batch = idx.slice(at, at + LISTED)
+      await this.db.query(
+        `INSERT INTO ${this.t.treeNodes} (level, idx, hash)
+         SELECT $1::smallint, * FROM unnest($2::bigint[], $3::bytea[])
+         ON CONFLICT (level, idx) DO UPDATE SET hash = EXCLUDED.hash
+           WHERE ${this.t.treeNodes}.hash IS DISTINCT FROM EXCLUDED.hash`,
+        [level, batch, batch.map((i) => hashes.get(i)!)],
+      )
+      this.status.repaired += batch.length
+    }
   }
 
-  /** Leaf hashes of `missing` from the rows' tree lines (read from the first row up to the last needed). */
+  /**
+   * Leaf hashes of `missing` from the rows' tree lines. One cursor for the whole check (chunks come in
+   * increasing order): the rows are read once, from the first up to the highest missing leaf.
+   */
   async #leaves(missing: readonly number[]): Promise<Map<number, Buffer>> {
     const wanted = new Set(missing)
     const last = Math.max(...missing)
     const out = new Map<number, Buffer>()
-    const cursor = new TreeLineCursor()
-    let index = 0
-    // Only rows the persisted tree already holds (its head's size), committed long ago: no watermark.
-    for await (const line of cursor.read(this.db, this.t, Number.MAX_SAFE_INTEGER)) {
-      if (this.#stopped) return out
-      if (wanted.has(index)) out.set(index, leafHash(line))
-      if (index === last) break
-      index++
+    const cursor = this.#lines
+    // Only rows the persisted tree already holds (below its head), all committed: no watermark needed.
+    if (cursor.leaves <= last) {
+      for await (const line of cursor.read(this.db, this.t, Number.MAX_SAFE_INTEGER)) {
+        if (this.#stopped) return out
+        const index = cursor.leaves - 1
+        if (wanted.has(index)) out.set(index, leafHash(line))
+        if (index >= last) break
+      }
     }
     if (out.size < missing.length) {
       this.status.detail = `the rows end before leaf ${last} (${cursor.leaves} rows): leaf hashes not recomputed`

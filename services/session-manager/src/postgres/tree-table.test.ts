@@ -231,6 +231,17 @@ describe('the PostgreSQL tree lives in its table, not in memory', () => {
     expect(level4After.rows.map((r) => [Number(r.idx), r.hash])).toEqual(
       level4.rows.map((r) => [Number(r.idx), r.hash]),
     )
+    // A wide hole (more than one listing query's worth in one chunk): every hash of it is written back.
+    const level1 = await pool.query<{ idx: string; hash: Buffer }>(
+      `SELECT idx, hash FROM ${t.treeNodes} WHERE level = 1 AND idx >= 3000 AND idx < 10000 ORDER BY idx`,
+    )
+    await pool.query(`DELETE FROM ${t.treeNodes} WHERE level = 1 AND idx >= 3000 AND idx < 10000`)
+    const wide = await TreeHoleCheck.start(pool, t, N, { pauseMs: 0 }).done
+    expect(wide).toMatchObject({ state: 'repaired', found: 7000, repaired: 7000 })
+    const level1After = await pool.query<{ idx: string; hash: Buffer }>(
+      `SELECT idx, hash FROM ${t.treeNodes} WHERE level = 1 AND idx >= 3000 AND idx < 10000 ORDER BY idx`,
+    )
+    expect(level1After.rows).toEqual(level1.rows)
     // Every compact-range hash is its level's last; a damaged one no longer gives the head's root.
     const edge = await pool.query<{ hash: Buffer }>(
       `SELECT hash FROM ${t.treeNodes} WHERE level = 12 AND idx = 8`,
