@@ -115,7 +115,9 @@ export class TreeHoleCheck {
         { ...s },
         s.state === 'repaired'
           ? 'transparency: the persisted tree had missing hashes; recomputed and written'
-          : 'transparency: the persisted tree has missing hashes it could not repair (proofs needing them answer 503)',
+          : s.state === 'stopped'
+            ? 'transparency: the check of the persisted tree for missing hashes stopped before it finished'
+            : 'transparency: the persisted tree has missing hashes it could not repair (proofs needing them answer 503)',
       )
     }
     return s
