@@ -846,8 +846,20 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
       expect(inner.said.join('\n')).toMatch(/rebuilding the tree from the rows/)
       expect(await persisted()).toEqual(written)
 
+      // The service reports the hole check in /readyz (store.tree_hole_check) once ready.
+      await admin.query(`DELETE FROM ${t.treeNodes} WHERE level = 1 AND idx = 0`)
       const again = await startService(env, key, 4)
       try {
+        let check: { state?: string; found?: number; repaired?: number } | undefined
+        for (let i = 0; i < 100 && check?.state !== 'repaired'; i++) {
+          const ready = await fetch(`${again.url}/readyz`)
+          expect(ready.status).toBe(200)
+          check = ((await ready.json()) as { store?: { tree_hole_check?: typeof check } }).store
+            ?.tree_hole_check
+          if (check?.state !== 'repaired') await new Promise((r) => setTimeout(r, 50))
+        }
+        expect(check).toMatchObject({ state: 'repaired', found: 1, repaired: 1 })
+        expect(await persisted()).toEqual(written)
         await workload(again.url, 2, 'later')
       } finally {
         await again.sm.stop()
