@@ -107,12 +107,54 @@ describe('TreeProofs over an asynchronous node reader', () => {
     expect(() => rootNodes(-1)).toThrow(ProofError)
   })
 
-  it('rejects when the reader lacks a node', async () => {
-    const missing: AsyncNodeReader = {
-      readNodes: async () => {
-        throw new RangeError('no stored hash')
+  it('rejects naming the node a store really lacks, and serves the proofs that do not need it', async () => {
+    // The tree of 10 leaves kept in a MemoryNodeStore without node (1, 0), the hash of leaves 0..1:
+    // the inclusion proof of leaf 3 needs it, the one of leaf 9 does not.
+    const { tree, store } = treeOf(10)
+    const stored = new Map<string, Buffer>()
+    for (let level = 0; level < 4; level++) {
+      for (let index = 0; index < Math.floor(10 / 2 ** level); index++) {
+        if (level !== 1 || index !== 0) stored.set(`${level}/${index}`, store.node(level, index))
+      }
+    }
+    const reader = asyncNodeReader({
+      node(level, index) {
+        const hash = stored.get(`${level}/${index}`)
+        if (hash === undefined) throw new RangeError(`no stored hash at level ${level}, index ${index}`)
+        return hash
+      },
+    })
+    expect(inclusionProofNodes(3, 10)).toContainEqual({ level: 1, index: 0 })
+    const proofs = new TreeProofs(reader)
+    await expect(proofs.inclusion(3, 10)).rejects.toThrow(/no stored hash at level 1, index 0/)
+    expect((await proofs.inclusion(9, 10)).proof).toEqual(tree.inclusionProof(9, 10))
+  })
+
+  it('forget drops what a caching reader kept, so a proof reads every hash again', async () => {
+    const { store } = treeOf(10)
+    const kept = new Map<string, Buffer>()
+    let forgotten = 0
+    const reader: AsyncNodeReader = {
+      async readNodes(keys) {
+        return keys.map((k) => {
+          const key = `${k.level}/${k.index}`
+          const hash = kept.get(key) ?? store.node(k.level, k.index)
+          kept.set(key, hash)
+          return hash
+        })
+      },
+      forget() {
+        forgotten++
+        kept.clear()
       },
     }
-    await expect(new TreeProofs(missing).inclusion(3, 10)).rejects.toThrow(RangeError)
+    const proofs = new TreeProofs(reader)
+    await proofs.inclusion(3, 10)
+    expect(kept.size).toBeGreaterThan(0)
+    proofs.forget()
+    expect(forgotten).toBe(1)
+    expect(kept.size).toBe(0)
+    // A reader without forget: a no-op.
+    expect(() => new TreeProofs(asyncNodeReader(store)).forget()).not.toThrow()
   })
 })

@@ -23,6 +23,8 @@ export interface NodeKey {
  */
 export interface AsyncNodeReader {
   readNodes(keys: readonly NodeKey[]): Promise<Buffer[]>
+  /** Drops hashes kept from earlier reads (a reader that caches; called after a proof failed a check). */
+  forget?(): void
 }
 
 /**
@@ -90,6 +92,14 @@ export class TreeProofs {
 
   constructor(reader: AsyncNodeReader) {
     this.#reader = reader
+  }
+
+  /**
+   * Drops whatever the reader kept from earlier reads (`AsyncNodeReader.forget`), so the next proof
+   * reads every hash again: call it when a proof did not verify against a signed root.
+   */
+  forget(): void {
+    this.#reader.forget?.()
   }
 
   /** Reads `keys` in one call and runs `compute` over them. */

@@ -196,7 +196,7 @@ export function createSessionManagerApp(options: SessionManagerAppOptions): Hono
 
   if (options.transparency) {
     const { log, dataDir } = options.transparency
-    registerTransparencyRoutes(app, { transparency: log, dataDir, auditor })
+    registerTransparencyRoutes(app, { transparency: log, dataDir, auditor, logger: options.logger })
   }
 
   if (options.review) {

@@ -10,6 +10,7 @@ import { PostgresEventStore } from './postgres/postgres-event-store.js'
 import { PostgresSessionRepository } from './postgres/postgres-session-repository.js'
 import { schemaNames } from './postgres/schema-names.js'
 import { PostgresTreeFeed, PostgresTreeStorage } from './postgres/tree-feed.js'
+import { TreeHoleCheck } from './postgres/tree-holes.js'
 import { postgresTreeAuditSource, postgresTreeLines } from './postgres/tree-lines.js'
 import { loadPersistedTree } from './postgres/tree-table.js'
 import { LookupReviewCatalog, type ReviewCatalog } from './review/catalog.js'
@@ -54,6 +55,8 @@ export interface Backend {
   pool?: PoolCounts
   /** The store's Merkle tree and signed checkpoints (either store); undefined when turned off. */
   transparency?: TransparencyLog
+  /** PostgreSQL store with a resumed tree: the background check for holes in `tree_nodes` (status, `done`). */
+  treeHoleCheck?: TreeHoleCheck
   /** What recovery found, for the "ready" log line. */
   facts: Record<string, unknown>
   /** Stops the lifecycle and releases the store (flush, sync, lock). Idempotent. */
@@ -146,6 +149,7 @@ export async function openBackend(
         storageNote: () => undefined,
         pool: repository.pool,
         ...(tree ? { transparency: tree.tlog, stopFeed: tree.stop } : {}),
+        ...(tree?.holes ? { treeHoleCheck: tree.holes } : {}),
         facts: { store: 'postgres', schema: store.schema, ...(tree ? { tree_size: tree.tlog.size } : {}) },
       })
     }, options)
@@ -213,6 +217,7 @@ async function recovered(
     | 'transparency'
     | 'integrityProblem'
     | 'storeStatus'
+    | 'treeHoleCheck'
   > & {
     stopFeed?: () => Promise<void>
   },
@@ -250,7 +255,7 @@ async function openPostgresTree(
   store: { url?: string; schema: string },
   dataDir: string,
   options: OpenBackendOptions,
-): Promise<{ tlog: TransparencyLog; stop: () => Promise<void> } | undefined> {
+): Promise<{ tlog: TransparencyLog; stop: () => Promise<void>; holes?: TreeHoleCheck } | undefined> {
   const settings = options.transparency
   // Without a checkpoint key nothing could be proven against a signed root: keep no tree (and touch no
   // data directory, which a PostgreSQL deployment may not have).
@@ -297,9 +302,17 @@ async function openPostgresTree(
       ...('head' in loaded ? { from: loaded.head } : {}),
       ...(logger ? { logger } : {}),
     })
+    // The resumed tree's levels are checked for holes in the background (linear in the tree's size, so
+    // not on the start path): the start does not wait for it; what it finds it recomputes and writes.
+    const holes =
+      'head' in loaded
+        ? TreeHoleCheck.start(pool, names, loaded.head.size, logger ? { logger } : {})
+        : undefined
     return {
       tlog,
+      ...(holes ? { holes } : {}),
       stop: async () => {
+        await holes?.stop()
         await feed.close()
         await pool.end()
       },

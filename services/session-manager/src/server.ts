@@ -128,7 +128,10 @@ export async function startSessionManager(
     storageHealthy: () => backend?.healthy() ?? true,
     storageNote: () => backend?.storageNote(),
     integrityProblem: () => backend?.integrityProblem?.(),
-    storeStatus: () => backend?.storeStatus?.(),
+    // The embedded store's status; on PostgreSQL with a resumed tree, the background hole check's.
+    storeStatus: () =>
+      backend?.storeStatus?.() ??
+      (backend?.treeHoleCheck ? { tree_hole_check: backend.treeHoleCheck.status } : undefined),
     audit: () => backend?.audit,
     transparency: { log: () => backend?.transparency, dataDir: config.dataDir },
     review: {

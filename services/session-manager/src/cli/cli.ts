@@ -17,6 +17,7 @@ import {
 } from '../audit/timeline.js'
 import { DEFAULT_DATA_DIR, databaseUrlProblem } from '../config.js'
 import type { DatabaseCommand, DatabaseCommandOptions } from '../postgres/cli.js'
+import { StoreUnavailableError } from '../store/event-store.js'
 import { runTransparencyCommand, TRANSPARENCY_USAGE } from '../transparency/cli.js'
 import { storedExportProver, TreeFilesError } from '../transparency/export-proofs.js'
 import { CHECKPOINTS_DIR } from '../transparency/transparency-log.js'
@@ -323,7 +324,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo()): Pr
       )
       return EXIT_FAILED
     }
-    if (err instanceof WorkerLogError) {
+    if (err instanceof WorkerLogError || err instanceof StoreUnavailableError) {
+      // StoreUnavailableError: a database the command reads is unreachable (message names the cause).
       io.stderr.write(`care-sessions: ${err.message}\n`)
       return EXIT_FAILED
     }

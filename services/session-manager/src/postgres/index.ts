@@ -25,6 +25,7 @@ export {
 } from './postgres-session-repository.js'
 export { DEFAULT_SCHEMA, type SchemaNames, schemaNames } from './schema-names.js'
 export { PostgresTreeFeed, PostgresTreeStorage, TREE_POLL_MS } from './tree-feed.js'
+export { TreeHoleCheck, type TreeHoleStatus } from './tree-holes.js'
 export { committedHigh, postgresTreeAuditSource, postgresTreeLines, TreeLineCursor } from './tree-lines.js'
 export {
   loadPersistedTree,

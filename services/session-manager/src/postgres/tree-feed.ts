@@ -9,8 +9,8 @@ import { type StoredHead, TableNodeStore, type TreeHead } from './tree-table.js'
  * Tree storage for the PostgreSQL store: the hashes in the `tree_nodes` table (`TableNodeStore`: only
  * the compact range, unwritten hashes and a small cache in memory), written by the feed after commit
  * together with the `tree_heads` row (derived data). `open` gives the tree a start resumes from
- * (checked by `loadPersistedTree`) or an empty one; `remove` (a rebuild) starts empty and clears the
- * tables at the next `persist`.
+ * (checked by `loadPersistedTree`) or an empty one; `remove` (a rebuild) starts empty and deletes the
+ * `tree_heads` rows at the next `persist` (never `tree_nodes`: the rebuild rewrites its rows in place).
  *
  * @example
  * const storage = new PostgresTreeStorage(pool, names, loaded.store)
@@ -20,7 +20,7 @@ export class PostgresTreeStorage implements TreeStorage {
   #current: TableNodeStore
   #clear: boolean
 
-  /** `resumed`: the checked persisted tree; without it the tables are cleared at the first persist. */
+  /** `resumed`: the checked persisted tree; without it the heads are deleted at the first persist. */
   constructor(
     private readonly db: pg.Pool,
     private readonly names: SchemaNames,
@@ -39,11 +39,13 @@ export class PostgresTreeStorage implements TreeStorage {
     this.#clear = true
   }
 
-  /** Writes the hashes added since the last call and the tree's `head` (clearing stale tables first). */
+  /** Writes the hashes added since the last call and the tree's `head` (deleting stale heads first). */
   async persist(head: StoredHead): Promise<void> {
     if (this.#clear) {
+      // Only the heads: other instances may serve proofs from tree_nodes meanwhile and keep writing
+      // their new hashes and heads above it. Every hash has one right value, so this instance's writes
+      // overwrite damaged rows in place, and its own heads are written after all its hashes below them.
       await this.db.query(`DELETE FROM ${this.names.treeHeads}`)
-      await this.db.query(`DELETE FROM ${this.names.treeNodes}`)
       this.#clear = false
     }
     await this.#current.persist(head)
@@ -116,7 +118,12 @@ export class PostgresTreeFeed {
       // An unreachable database is waited for like at any other start.
       throw unavailable(error)
     }
-    await options.tlog.finishRecovery(feed.#cursor.leaves)
+    try {
+      // It reads stored hashes (the newest checkpoint's root): a database error is waited for too.
+      await options.tlog.finishRecovery(feed.#cursor.leaves)
+    } catch (error) {
+      throw unavailable(error)
+    }
     await feed.#persist()
     const pollMs = options.pollMs ?? TREE_POLL_MS
     feed.#timer = setInterval(() => void feed.poll(), pollMs)

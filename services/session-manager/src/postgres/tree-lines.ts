@@ -2,20 +2,27 @@ import { encodeRecord, GENESIS_HASH } from '@care/event-log'
 import type pg from 'pg'
 import type { StoredEvent } from '../store/event-store.js'
 import { eventOfBody } from './event-chain.js'
+import { unavailable } from './pg-errors.js'
 import type { SchemaNames } from './schema-names.js'
+import type { TreeTableDb } from './tree-table.js'
 
 const PAGE = 5000
 
 /**
  * The highest `seq` below which every row is committed (`events_watermark()`: a brief SHARE lock that
  * waits for inserts in flight). Rows up to it are final: no transaction can still add one below it.
+ * A failed query rejects with `StoreUnavailableError` (as do the cursor's reads).
  *
  * @example
  * const high = await committedHigh(pool, schemaNames())
  */
 export async function committedHigh(db: pg.Pool | pg.PoolClient, t: SchemaNames): Promise<number> {
-  const { rows } = await db.query<{ high: string }>(`SELECT ${t.watermark} AS high`)
-  return Number(rows[0]!.high)
+  try {
+    const { rows } = await db.query<{ high: string }>(`SELECT ${t.watermark} AS high`)
+    return Number(rows[0]!.high)
+  } catch (error) {
+    throw unavailable(error)
+  }
 }
 
 /**
@@ -51,12 +58,17 @@ export class TreeLineCursor {
   }
 
   /** Lines of the rows after the last one read, up to table seq `high` (pass `committedHigh`). */
-  async *read(db: pg.Pool | pg.PoolClient, t: SchemaNames, high: number): AsyncGenerator<Buffer> {
+  async *read(db: TreeTableDb, t: SchemaNames, high: number): AsyncGenerator<Buffer> {
     while (this.eventSeq < high) {
-      const { rows } = await db.query<{ seq: string; body: string }>(
-        `SELECT seq, body FROM ${t.events} WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT ${PAGE}`,
-        [this.eventSeq, high],
-      )
+      let rows: { seq: string; body: string }[]
+      try {
+        ;({ rows } = await db.query<{ seq: string; body: string }>(
+          `SELECT seq, body FROM ${t.events} WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT ${PAGE}`,
+          [this.eventSeq, high],
+        ))
+      } catch (error) {
+        throw unavailable(error)
+      }
       for (const row of rows) {
         const { record, line } = encodeRecord(eventOfBody(row.body), this.leaves + 1, this.lastHash)
         this.eventSeq = Number(row.seq)

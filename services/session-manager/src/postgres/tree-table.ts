@@ -2,6 +2,7 @@ import { encodeRecord, GENESIS_HASH } from '@care/event-log'
 import { leafHash, MerkleTree, type NodeKey, type NodeStore, rootNodes, TreeProofs } from '@care/tlog'
 import type pg from 'pg'
 import { eventOfBody } from './event-chain.js'
+import { unavailable } from './pg-errors.js'
 import type { SchemaNames } from './schema-names.js'
 
 const BATCH = 5000
@@ -37,8 +38,9 @@ export interface TreeTableDb {
 const nodeKey = (level: number, index: number) => `${level}/${index}`
 
 /**
- * Reads the hashes of `keys` from `tree_nodes` in one query (in the order of `keys`); rejects naming
- * the first node the table does not hold (derived data: a rebuild at the next start restores it).
+ * Reads the hashes of `keys` from `tree_nodes` in one query (in the order of `keys`); rejects with a
+ * `RangeError` naming the first node the table does not hold (derived data: the next start finds and
+ * rewrites it), or with `StoreUnavailableError` when the query fails (database unreachable).
  *
  * @example
  * const [leaf] = await readTreeNodes(pool, names, [{ level: 0, index: 41 }])
@@ -49,11 +51,16 @@ export async function readTreeNodes(
   keys: readonly NodeKey[],
 ): Promise<Buffer[]> {
   if (keys.length === 0) return []
-  const { rows } = await db.query<{ level: number; idx: string; hash: Buffer }>(
-    `SELECT n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx)
-     JOIN ${t.treeNodes} n ON n.level = k.level AND n.idx = k.idx`,
-    [keys.map((k) => k.level), keys.map((k) => k.index)],
-  )
+  let rows: { level: number; idx: string; hash: Buffer }[]
+  try {
+    ;({ rows } = await db.query<{ level: number; idx: string; hash: Buffer }>(
+      `SELECT n.level, n.idx, n.hash FROM unnest($1::smallint[], $2::bigint[]) AS k(level, idx)
+       JOIN ${t.treeNodes} n ON n.level = k.level AND n.idx = k.idx`,
+      [keys.map((k) => k.level), keys.map((k) => k.index)],
+    ))
+  } catch (error) {
+    throw unavailable(error)
+  }
   const found = new Map(rows.map((r) => [nodeKey(r.level, Number(r.idx)), r.hash]))
   return keys.map((k) => {
     const hash = found.get(nodeKey(k.level, k.index))
@@ -140,6 +147,11 @@ export class TableNodeStore implements NodeStore {
     return keys.map((k, i) => out[i] ?? byKey.get(nodeKey(k.level, k.index))!)
   }
 
+  /** Drops the hashes read back from the table (after a proof from them failed a check: re-read them). */
+  forget(): void {
+    this.#cache.clear()
+  }
+
   #cached(key: string): Buffer | undefined {
     const hash = this.#cache.get(key)
     if (hash !== undefined) {
@@ -203,6 +215,36 @@ export class TableNodeStore implements NodeStore {
 }
 
 /**
+ * Checks that `tree_nodes` holds every complete-subtree hash of the tree of `size` leaves: level `L`
+ * must hold `floor(size / 2^L)` rows with an index below that (an index-only count per level, one
+ * query, linear in the tree's size: for tools and tests, not a start; `TreeHoleCheck` is the background
+ * form that also repairs; rows beyond, written ahead of a head, are not counted). Undefined when none is missing, else
+ * which level lacks how many (a cut level, or a hole inside one).
+ *
+ * @example
+ * const reason = await treeNodesMissing(pool, names, head.size)
+ * if (reason) rebuild(reason)
+ */
+export async function treeNodesMissing(
+  db: TreeTableDb,
+  t: SchemaNames,
+  size: number,
+): Promise<string | undefined> {
+  const { rows } = await db.query<{ level: number; needed: string; held: string }>(
+    `SELECT l.level, $1::bigint >> l.level AS needed,
+       (SELECT count(*) FROM ${t.treeNodes} WHERE level = l.level AND idx < ($1::bigint >> l.level)) AS held
+     FROM generate_series(0, 62) AS l(level) WHERE ($1::bigint >> l.level) > 0`,
+    [size],
+  )
+  for (const { level, needed, held } of rows) {
+    if (Number(held) < Number(needed)) {
+      return `level ${level} of the persisted tree holds fewer than ${needed} hashes (${held})`
+    }
+  }
+  return undefined
+}
+
+/**
  * The tree as a start check sees it: its size and its root at any size up to it (read from the table).
  *
  * @example
@@ -215,8 +257,8 @@ export interface PersistedTree {
 
 /**
  * Reads where the persisted tree ends (`tree_heads`) and checks it cheaply before it is trusted, reading
- * O(log n) rows of `tree_nodes`, never the whole table: every level must reach as far as the head's size
- * needs (its highest index, one index lookup per level: a cut level fails); the last leaf is recomputed
+ * O(log n) rows of `tree_nodes`, never the whole table (a hole inside a level is not looked for here:
+ * `TreeHoleCheck` finds and repairs those in the background after the start); the last leaf is recomputed
  * from its row (the row at the head's `seq`, as the line at that position after the head's previous
  * line hash) and must equal the stored leaf hash and line hash; the compact range at the head's size
  * must give the root persisted with the head (so the edge new leaves build on is intact); and `check`
@@ -245,17 +287,6 @@ export async function loadPersistedTree(
     eventSeq: Number(row.event_seq),
     lineHash: row.line_hash,
     prevLineHash: row.prev_line_hash,
-  }
-  // Each level's highest stored index (an index lookup each): level k must hold floor(size / 2^k) hashes.
-  const levels = await db.query<{ level: number; top: string | null }>(
-    `SELECT l.level, (SELECT max(idx) FROM ${t.treeNodes} WHERE level = l.level) AS top
-     FROM generate_series(0, 63) AS l(level)`,
-  )
-  for (const { level, top } of levels.rows) {
-    const needed = Math.floor(head.size / 2 ** level)
-    if (needed > 0 && (top === null || Number(top) < needed - 1)) {
-      return { rebuild: `level ${level} of the persisted tree holds fewer than ${needed} hashes` }
-    }
   }
   const edgeKeys = rootNodes(head.size)
   const lastLeaf = { level: 0, index: head.size - 1 }

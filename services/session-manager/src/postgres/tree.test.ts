@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CompactRange, signCheckpoint } from '@care/tlog'
+import { CompactRange, signCheckpoint, TreeProofs } from '@care/tlog'
 import pg from 'pg'
 import { pino } from 'pino'
 import { ulid } from 'ulid'
@@ -34,6 +34,7 @@ import {
   type TestPostgres,
 } from './test-support/postgres-server.js'
 import { postgresTreeLines } from './tree-lines.js'
+import { readTreeNodes } from './tree-table.js'
 
 const ORIGIN = 'care.example/pg-sessions'
 const t = schemaNames()
@@ -354,6 +355,54 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
     expect(edited.code).toBe(1)
   })
 
+  it('care-sessions export --database-url proves against the newest checkpoint the persisted tree reaches, and says when none is persisted yet', async () => {
+    // A checkpoint an instance signed from its tree before writing the hashes to the table: size 12,
+    // one more than tree_heads reaches (11).
+    const ahead = signCheckpoint(
+      { origin: ORIGIN, size: 12, rootHash: rootOf([...leaves, Buffer.from('{"seq":12}')]) },
+      [key.signer],
+    )
+    const withNewer = tempDir()
+    for (const file of listCheckpointFiles(join(dataDir, 'checkpoints'))) {
+      writeFileSync(join(withNewer, file.path.split('/').at(-1)!), readFileSync(file.path))
+    }
+    writeFileSync(join(withNewer, checkpointFileName(12)), ahead)
+    const out = join(tempDir(), 'session.jsonl')
+    const exported = await cli(
+      'export',
+      '--database-url',
+      databaseUrl,
+      '--checkpoints',
+      withNewer,
+      '--session-id',
+      sessions[1]!,
+      '--out',
+      out,
+    )
+    expect(exported.code, exported.stderr).toBe(0)
+    expect(exported.stderr).toMatch(/against the checkpoint at tree size 11/)
+    const ok = await cli('verify-export', '--public-key', key.verifierKey, out)
+    expect(ok.stderr).toBe('')
+    expect(ok.code).toBe(0)
+    // Only checkpoints beyond the persisted tree: not a mismatch, the hashes are not written yet.
+    const onlyNewer = tempDir()
+    writeFileSync(join(onlyNewer, checkpointFileName(12)), ahead)
+    const early = await cli(
+      'export',
+      '--database-url',
+      databaseUrl,
+      '--checkpoints',
+      onlyNewer,
+      '--session-id',
+      sessions[1]!,
+      '--out',
+      join(tempDir(), 'early.jsonl'),
+    )
+    expect(early.code).toBe(1)
+    expect(early.stderr).toMatch(/reaches size 11.*not persisted yet/)
+    expect(early.stderr).not.toMatch(/does not match/)
+  })
+
   it('care-sessions export --database-url refuses to write proofs from a tree_nodes table that does not match the checkpoint', async () => {
     const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
     const out = join(tempDir(), 'all.jsonl')
@@ -511,26 +560,55 @@ describe('several instances on one database', () => {
       // Both serve proofs from the one tree_nodes table (each wrote the same hashes): byte-identical,
       // and each verifies against the checkpoint signed at 20 (checked below, once both stopped).
       for (const url of [a.url, b.url]) {
-        for (let i = 0; i < 200; i++) {
+        let status = 0
+        for (let i = 0; i < 200 && status !== 200; i++) {
           const res = await fetch(`${url}/proofs/inclusion?seq=20&size=20`)
           await res.body?.cancel()
-          if (res.status === 200) break
-          await new Promise((r) => setTimeout(r, 50))
+          status = res.status
+          if (status !== 200) await new Promise((r) => setTimeout(r, 50))
         }
+        expect(status, `${url} serves proofs at size 20`).toBe(200)
       }
       const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
       try {
+        // The session with a record at seq 4, whose proof needs leaf 2 (index 2).
+        const lines = await collect(postgresTreeLines(admin, t))
+        const session = (JSON.parse(String(lines[3])) as { session_id: string }).session_id
         // A hash the table lacks (derived data, deleted by hand): the proof that needs it is a 503 in
-        // the shared error shape, not a 500 and not a wrong proof.
-        const saved = await admin.query<{ hash: Buffer }>(
-          `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 2 RETURNING hash`,
-        )
-        const missing = await fetch(`${a.url}/proofs/inclusion?seq=4&size=20`)
-        expect(missing.status).toBe(503)
-        expect(await missing.json()).toMatchObject({ error: 'upstream_unavailable' })
-        await admin.query(`INSERT INTO ${t.treeNodes} (level, idx, hash) VALUES (0, 2, $1)`, [
-          saved.rows[0]!.hash,
-        ])
+        // the shared error shape, not a 500 and not a wrong proof. Instance a serves leaf 2 from memory
+        // until its own write of it (after the read that brought it) is done: wait for that explicitly,
+        // a 200 here meaning a still held it unwritten (its write then puts the row back).
+        let saved: Buffer | undefined
+        let missing: Response | undefined
+        for (let i = 0; i < 100; i++) {
+          const deleted = await admin.query<{ hash: Buffer }>(
+            `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 2 RETURNING hash`,
+          )
+          saved = deleted.rows[0]?.hash ?? saved
+          if (deleted.rows.length === 1) {
+            missing = await fetch(`${a.url}/proofs/inclusion?seq=4&size=20`)
+            if (missing.status === 503) break
+            await missing.body?.cancel()
+          }
+          await new Promise((r) => setTimeout(r, 50))
+        }
+        expect(missing?.status).toBe(503)
+        expect(await missing!.json()).toMatchObject({ error: 'upstream_unavailable' })
+        // The proven export of that session: a 503 too (it was an unhandled RangeError, a 500).
+        const exportMissing = await fetch(`${a.url}/proofs/export?session_id=${session}`)
+        expect(exportMissing.status).toBe(503)
+        expect(await exportMissing.json()).toMatchObject({ error: 'upstream_unavailable' })
+        // A damaged row: its proof does not give the checkpoint's root, so the export answers 503
+        // (it was a 200 with a proof that does not verify).
+        await admin.query(`INSERT INTO ${t.treeNodes} (level, idx, hash) VALUES (0, 2, sha256('x'))`)
+        const exportDamaged = await fetch(`${a.url}/proofs/export?session_id=${session}`)
+        expect(exportDamaged.status).toBe(503)
+        expect(await exportDamaged.json()).toMatchObject({ error: 'upstream_unavailable' })
+        await admin.query(`UPDATE ${t.treeNodes} SET hash = $1 WHERE level = 0 AND idx = 2`, [saved])
+        // Restored: the export is served and verifies (the damaged hash read back was not kept).
+        const exportOk = await fetch(`${a.url}/proofs/export?session_id=${session}`)
+        expect(exportOk.status).toBe(200)
+        expect(verifyProvenExport(await exportOk.json(), [key.verifier]).records).toBeGreaterThan(0)
       } finally {
         await admin.end()
       }
@@ -640,7 +718,7 @@ describe('leaf order is the commit order of seq', () => {
 })
 
 describe('the persisted tree (tree_nodes, tree_heads)', () => {
-  it('is resumed at the next start, and rebuilt from the rows when its hashes are damaged or cut; checkpoints still verify', async () => {
+  it('is resumed at the next start, rebuilt from the rows when its edge, last leaf or root is damaged, and its holes repaired after the start; checkpoints still verify', async () => {
     const databaseUrl = await createServiceDatabase(server)
     const dataDir = tempDir()
     const key = keys()
@@ -674,11 +752,11 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
         transparency: { signer: key.signer, verifier: key.verifier, everyRecords: 4, intervalMs: 60_000 },
       })
       const tlog = backend.transparency!
-      const opened = {
-        size: tlog.size,
-        root: tlog.tree.root(),
-        said: said.filter((m) => m.startsWith('transparency')),
-      }
+      const size = tlog.size
+      const root = tlog.tree.root()
+      // The start did not wait for the hole check (it runs after, in the background): wait for it here.
+      const holes = await backend.treeHoleCheck?.done
+      const opened = { size, root, holes, said: said.filter((m) => m.startsWith('transparency')) }
       await backend.close()
       return opened
     }
@@ -730,6 +808,32 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
         // The rebuild wrote the tables afresh: the next start resumes again.
         expect(await persisted(), what).toEqual(written)
       }
+      // Holes neither the compact range, the last leaf nor a checkpoint's root reads: the start resumes
+      // (it does not look for them), the background check finds them and writes them back (a leaf from
+      // its row's line, an inner hash from its children); then proofs over them verify again.
+      for (const [what, sql] of [
+        ['a hole inside level 0', `DELETE FROM ${t.treeNodes} WHERE level = 0 AND idx = 5`],
+        ['a hole inside level 1', `DELETE FROM ${t.treeNodes} WHERE level = 1 AND idx = 1`],
+        [
+          'holes inside levels 0 and 1 at once',
+          `DELETE FROM ${t.treeNodes} WHERE (level = 0 AND idx IN (2, 3)) OR (level = 1 AND idx IN (1, 3))`,
+        ],
+      ] as const) {
+        await admin.query(sql)
+        const resumedOver = await reopen()
+        expect(resumedOver.said.join('\n'), what).toMatch(/resuming the persisted tree/)
+        expect(resumedOver.said.join('\n'), what).toMatch(/missing hashes; recomputed and written/)
+        expect(resumedOver, what).toMatchObject({ size: 10, root, holes: { state: 'repaired' } })
+        expect(await persisted(), what).toEqual(written)
+        const fromTable = new TreeProofs({ readNodes: (keys) => readTreeNodes(admin, t, keys) })
+        for (let index = 0; index < 10; index++) {
+          const proof = await fromTable.inclusion(index, 10)
+          expect(proof.root, `${what} ${index}`).toEqual(root)
+          expect(proof.leafHash).toEqual(independentLeafHash(leaves[index]!))
+        }
+      }
+      expect((await reopen()).holes).toMatchObject({ state: 'ok', found: 0 })
+
       // A checkpointed prefix that no longer matches its signed root is rebuilt too (the head still fits):
       // a checkpoint at 4 (the one this key signs for those rows), then a hash only its root uses.
       writeFileSync(
@@ -742,8 +846,20 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
       expect(inner.said.join('\n')).toMatch(/rebuilding the tree from the rows/)
       expect(await persisted()).toEqual(written)
 
+      // The service reports the hole check in /readyz (store.tree_hole_check) once ready.
+      await admin.query(`DELETE FROM ${t.treeNodes} WHERE level = 1 AND idx = 0`)
       const again = await startService(env, key, 4)
       try {
+        let check: { state?: string; found?: number; repaired?: number } | undefined
+        for (let i = 0; i < 100 && check?.state !== 'repaired'; i++) {
+          const ready = await fetch(`${again.url}/readyz`)
+          expect(ready.status).toBe(200)
+          check = ((await ready.json()) as { store?: { tree_hole_check?: typeof check } }).store
+            ?.tree_hole_check
+          if (check?.state !== 'repaired') await new Promise((r) => setTimeout(r, 50))
+        }
+        expect(check).toMatchObject({ state: 'repaired', found: 1, repaired: 1 })
+        expect(await persisted()).toEqual(written)
         await workload(again.url, 2, 'later')
       } finally {
         await again.sm.stop()

@@ -52,8 +52,9 @@ export function serviceExportProver(
  * A prover against the signed checkpoint `note` (C2SP signed note; its signature is not checked here,
  * `verify-export` does that) with proofs from `proofs`: each batch's proofs come from one read of the
  * stored hashes, and every proof is checked against the checkpoint's root before it is handed out, so
- * stored hashes that do not match (damaged, cut, from another history) fail the export with the error
- * `mismatch` makes instead of producing a proof that does not verify.
+ * stored hashes that do not match (damaged, missing, cut, from another history) fail the export with
+ * the error `mismatch` makes instead of producing a proof that does not verify. Other errors of the
+ * read (an unreachable database: `StoreUnavailableError`) pass through unchanged.
  *
  * @example
  * const prover = checkpointProver(note, tlog.proofs, (seq, err) => new TreeFilesError(`seq ${seq}: ${err.message}`))
@@ -77,7 +78,11 @@ export function checkpointProver(
           )
         }
       } catch (err) {
-        throw mismatch(within[0]!.seq, err as Error)
+        // A missing hash (RangeError) or an impossible request is the stored tree's fault; anything else
+        // (the database unreachable, a timeout) is not a mismatch and passes through as it is.
+        if (!(err instanceof RangeError || err instanceof ProofError)) throw err
+        proofs.forget()
+        throw mismatch(within[0]!.seq, err)
       }
       const bySeq = new Map<number, Buffer[]>()
       for (const [i, record] of within.entries()) {
@@ -85,6 +90,8 @@ export function checkpointProver(
         try {
           verifyInclusion(record.seq - 1, size, record.leafHash, proof, rootHash)
         } catch (err) {
+          // Hashes read back and kept may be the damaged ones: the next proof reads them again.
+          proofs.forget()
           throw mismatch(record.seq, err as Error)
         }
         bySeq.set(record.seq, proof)

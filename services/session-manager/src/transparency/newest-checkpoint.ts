@@ -39,13 +39,22 @@ export async function newestCheckpointMismatch(
 }
 
 /**
- * The newest checkpoint file in `dir` (largest size) and its note text, or undefined when there is none
- * (the signature is not checked here: `verify-export` checks it against the verifier keys).
+ * The newest checkpoint file in `dir` (largest size, at most `maxSize` when given) and its note text,
+ * or undefined when there is none (the signature is not checked here: `verify-export` checks it
+ * against the verifier keys).
  *
  * @example
  * const newest = readNewestCheckpoint(join(dataDir, 'checkpoints'))
+ * const provable = readNewestCheckpoint(join(dataDir, 'checkpoints'), persistedSize)
  */
-export function readNewestCheckpoint(dir: string): { path: string; note: string } | undefined {
-  const newest = listCheckpointFiles(dir).at(-1)
-  return newest === undefined ? undefined : { path: newest.path, note: readFileSync(newest.path, 'utf8') }
+export function readNewestCheckpoint(
+  dir: string,
+  maxSize = Number.POSITIVE_INFINITY,
+): { path: string; size: number; note: string } | undefined {
+  const newest = listCheckpointFiles(dir)
+    .filter((f) => f.size <= maxSize)
+    .at(-1)
+  return newest === undefined
+    ? undefined
+    : { path: newest.path, size: newest.size, note: readFileSync(newest.path, 'utf8') }
 }

@@ -7,6 +7,7 @@ import {
   parseVerifierKey,
   verifyInclusion,
 } from '@care/tlog'
+import { checkpointProver, TreeFilesError } from './export-proofs.js'
 import type { TransparencyLog } from './transparency-log.js'
 
 /**
@@ -41,7 +42,9 @@ const PROOF_BATCH = 256
 
 /**
  * Builds a `ProvenExport` of the records `select` picks (parsed JSON of each line), against the newest
- * signed checkpoint; undefined when there is no checkpoint yet. Reads the store's leaves once.
+ * signed checkpoint; undefined when there is no checkpoint yet. Reads the store's leaves once. Every
+ * proof is checked against the checkpoint's root (`checkpointProver`): stored hashes that are missing
+ * or do not match reject with `TreeFilesError` instead of giving a proof that does not verify.
  *
  * @example
  * const doc = await buildProvenExport(tlog, (record) => record.session_id === id)
@@ -52,27 +55,38 @@ export async function buildProvenExport(
 ): Promise<ProvenExport | undefined> {
   const latest = tlog.latestCheckpoint
   if (!latest) return undefined
-  const records: ProvenExport['records'] = []
+  const records: (ProvenExport['records'][number] & { leafHash: Buffer })[] = []
   let index = 0
   for await (const line of tlog.leaves()) {
     if (index >= latest.size) break
     const text = line.toString('utf8')
     const record = JSON.parse(text) as Record<string, unknown>
-    if (select(record)) records.push({ seq: index + 1, line: text, inclusion_proof: [] })
+    if (select(record)) {
+      records.push({ seq: index + 1, line: text, inclusion_proof: [], leafHash: leafHash(line) })
+    }
     index++
   }
+  const prover = checkpointProver(
+    latest.note,
+    tlog.proofs,
+    (seq, err) =>
+      new TreeFilesError(
+        `cannot prove seq ${seq} against the checkpoint at size ${latest.size}: the tree's stored hashes do not match it (${err.message})`,
+      ),
+  )
   // The proofs of PROOF_BATCH records at a time, each batch from one read of the stored hashes.
   for (let at = 0; at < records.length; at += PROOF_BATCH) {
     const batch = records.slice(at, at + PROOF_BATCH)
-    const proofs = await tlog.proofs.inclusionProofs(
-      batch.map((r) => r.seq - 1),
-      latest.size,
-    )
+    const proofs = await prover.prove(batch)
     for (const [i, r] of batch.entries()) r.inclusion_proof = proofs[i]!.map((h) => h.toString('base64'))
   }
-  return { kind: 'care.proven-export', version: 1, checkpoint: latest.note, records }
+  return {
+    kind: 'care.proven-export',
+    version: 1,
+    checkpoint: latest.note,
+    records: records.map(({ seq, line, inclusion_proof }) => ({ seq, line, inclusion_proof })),
+  }
 }
-
 /**
  * Checks a proven export offline: the checkpoint must be signed by one of `verifiers` (unknown keys are
  * refused), and every record's line must be the leaf at its `seq` in the checkpoint's tree. Returns the

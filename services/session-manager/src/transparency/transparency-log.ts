@@ -57,12 +57,17 @@ function checkpointFilesIn(dir: string, names: readonly string[]): { size: numbe
 /**
  * A tree's node store as `TreeStorage` opens it: a `NodeStore`, optionally with `sync` (fsync at a clean
  * shutdown) and `readNodes` (an asynchronous read of many stored hashes at once, for stores whose
- * hashes are not all in memory, such as the PostgreSQL table; without it proofs read `node`).
+ * hashes are not all in memory, such as the PostgreSQL table; without it proofs read `node`) and
+ * `forget` (drops hashes it kept from earlier reads, after a proof from them failed a check).
  *
  * @example
  * const store: OpenedTreeStore = FileNodeStore.open(dir)
  */
-export type OpenedTreeStore = NodeStore & { sync?(): void; readNodes?: AsyncNodeReader['readNodes'] }
+export type OpenedTreeStore = NodeStore & {
+  sync?(): void
+  readNodes?: AsyncNodeReader['readNodes']
+  forget?(): void
+}
 
 /**
  * Where the tree's complete-subtree hashes live (derived data): `open` the store in a directory, `remove`
@@ -473,7 +478,9 @@ export class TransparencyLog {
 
 /** A store opened for the tree: the tree over it and its asynchronous proofs. */
 function opened(store: OpenedTreeStore): { store: OpenedTreeStore; tree: MerkleTree; proofs: TreeProofs } {
-  const reader = store.readNodes ? { readNodes: store.readNodes.bind(store) } : asyncNodeReader(store)
+  const reader: AsyncNodeReader = store.readNodes
+    ? { readNodes: store.readNodes.bind(store), forget: () => store.forget?.() }
+    : asyncNodeReader(store)
   return { store, tree: new MerkleTree(store), proofs: new TreeProofs(reader) }
 }
 
