@@ -13,7 +13,8 @@ const SESSION_ID = new RegExp(SESSION_ID_PATTERN)
 /**
  * Adds the transparency endpoints (all behind `auditor`): `GET /checkpoint` (the newest signed
  * checkpoint, `text/plain`), `GET /proofs/inclusion?seq=&size=`, `GET /proofs/consistency?from=&to=`
- * (`size`/`to` default to the newest checkpoint's size, or to the live tree size before the first checkpoint) and `GET /proofs/export?session_id=` (a
+ * (`size`/`to` default to the newest checkpoint's size, or to the live tree size before the first
+ * checkpoint) and `GET /proofs/export?session_id=` (a
  * `ProvenExport` of one session against the newest checkpoint), for either store. Proofs at the current
  * size or the newest checkpoint's are checked against that root (the in-memory tree's, the signed one)
  * before they are served; stored hashes that are missing, damaged or unreachable answer 503. Without a
