@@ -230,23 +230,7 @@ export class SidecarIndex {
       if (errnoOf(err) === 'ENOENT') throw new IndexInvalidError(`${path} is missing`)
       throw err
     }
-    const newline = data.indexOf(NEWLINE)
-    let header: IndexHeader
-    try {
-      header = JSON.parse(data.toString('utf8', 0, newline === -1 ? 0 : newline)) as IndexHeader
-    } catch {
-      throw new IndexInvalidError(`${path}: header is not JSON`)
-    }
-    const body = data.subarray(newline + 1)
-    if (header.format !== INDEX_FORMAT)
-      throw new IndexInvalidError(`${path}: unknown format ${header.format}`)
-    if (header.segment !== segment.name) throw new IndexInvalidError(`${path}: indexes ${header.segment}`)
-    if (body.length !== header.body_bytes) {
-      throw new IndexInvalidError(`${path}: body is ${body.length} bytes, header says ${header.body_bytes}`)
-    }
-    if (createHash('sha256').update(body).digest('hex') !== header.body_sha256) {
-      throw new IndexInvalidError(`${path}: body checksum does not match`)
-    }
+    const { header, body } = checkedIndexFile(path, data, segment)
     if (
       header.bytes !== state.bytes ||
       header.last_seq !== state.lastSeq ||
@@ -257,19 +241,7 @@ export class SidecarIndex {
           `the segment has ${state.bytes} bytes ending at seq ${state.lastSeq}`,
       )
     }
-    // Walk the postings once: every entry well-formed and inside the segment.
-    let p = 0
-    while (p < header.fence_offset) {
-      const keyLength = body.readUInt16LE(p)
-      p += 2 + keyLength
-      const count = body.readUInt32LE(p)
-      p += 4
-      for (let i = 0; i < count; i++, p += 10) {
-        const end = body.readUIntLE(p, 6) + body.readUInt32LE(p + 6)
-        if (end >= header.bytes) throw new IndexInvalidError(`${path}: a position points past its segment`)
-      }
-    }
-    if (p !== header.fence_offset) throw new IndexInvalidError(`${path}: postings overrun the fence table`)
+    let p = checkPostings(path, body, header, 'segment')
     const fences: { key: Buffer; at: number }[] = []
     for (let i = 0; i < header.fence_count; i++) {
       const keyLength = body.readUInt16LE(p)
@@ -280,7 +252,7 @@ export class SidecarIndex {
       p += 2 + keyLength + 6
     }
     if (p !== body.length) throw new IndexInvalidError(`${path}: trailing bytes after the fence table`)
-    return new SidecarIndex(path, header, newline + 1, fences)
+    return new SidecarIndex(path, header, data.length - body.length, fences)
   }
 
   /** Closes the read handle (at once, or after the finds in progress). */
@@ -370,6 +342,27 @@ export async function loadActiveIndex(
 ): Promise<{ index: MemoryIndex; from: number } | undefined> {
   const data = await readWholeFile(fs, path)
   if (data === undefined) return undefined
+  const { header, body } = checkedIndexFile(path, data, segment)
+  if (!Number.isSafeInteger(header.bytes) || header.bytes < 1 || !Number.isSafeInteger(header.fence_offset)) {
+    throw new IndexInvalidError(`${path}: covers no bytes`)
+  }
+  const problem = await recordEndingAt(fs, segment, header.bytes, header.last_seq, header.last_hash)
+  if (problem) throw new IndexInvalidError(`${path}: ${problem}`)
+  checkPostings(path, body, header, 'prefix')
+  const index = MemoryIndex.fromBody(body, header.fence_offset, upTo, header.time)
+  return { index, from: Math.min(header.bytes, upTo) }
+}
+
+/**
+ * The header and body of an index file (`.idx` or `.active.idx`) for `segment`, checked: the header is
+ * JSON of our format and names the segment, and the body has the length and SHA-256 the header gives.
+ * Throws IndexInvalidError naming `path` otherwise.
+ */
+function checkedIndexFile(
+  path: string,
+  data: Buffer,
+  segment: Segment,
+): { header: IndexHeader; body: Buffer } {
   const newline = data.indexOf(NEWLINE)
   let header: IndexHeader
   try {
@@ -386,11 +379,20 @@ export async function loadActiveIndex(
   if (createHash('sha256').update(body).digest('hex') !== header.body_sha256) {
     throw new IndexInvalidError(`${path}: body checksum does not match`)
   }
-  if (!Number.isSafeInteger(header.bytes) || header.bytes < 1 || !Number.isSafeInteger(header.fence_offset)) {
-    throw new IndexInvalidError(`${path}: covers no bytes`)
-  }
-  const problem = await recordEndingAt(fs, segment, header.bytes, header.last_seq, header.last_hash)
-  if (problem) throw new IndexInvalidError(`${path}: ${problem}`)
+  return { header, body }
+}
+
+/**
+ * Walks the postings of a checked index body once: every entry well-formed and ending before
+ * `header.bytes` (the end of the segment, or of the prefix an active index covers). Returns the offset
+ * of the fence table.
+ */
+function checkPostings(
+  path: string,
+  body: Buffer,
+  header: IndexHeader,
+  covers: 'segment' | 'prefix',
+): number {
   let p = 0
   while (p < header.fence_offset) {
     const keyLength = body.readUInt16LE(p)
@@ -399,13 +401,12 @@ export async function loadActiveIndex(
     p += 4
     for (let i = 0; i < count; i++, p += 10) {
       if (body.readUIntLE(p, 6) + body.readUInt32LE(p + 6) >= header.bytes) {
-        throw new IndexInvalidError(`${path}: a position points past its prefix`)
+        throw new IndexInvalidError(`${path}: a position points past its ${covers}`)
       }
     }
   }
   if (p !== header.fence_offset) throw new IndexInvalidError(`${path}: postings overrun the fence table`)
-  const index = MemoryIndex.fromBody(body, header.fence_offset, upTo, header.time)
-  return { index, from: Math.min(header.bytes, upTo) }
+  return p
 }
 
 /**

@@ -9,9 +9,8 @@
 //   BENCH_BASE=/path/to/other/services/session-manager/dist/main.js node …  # also that build, same run
 //
 // Env: BENCH_TREE_LEAVES (default 1,000,000), BENCH_PROOFS (HTTP proofs per build, default 300).
-import { execFileSync, spawn } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -23,6 +22,7 @@ import { eventOfBody } from '../dist/postgres/event-chain.js'
 import { schemaNames } from '../dist/postgres/schema-names.js'
 import { TreeHoleCheck } from '../dist/postgres/tree-holes.js'
 import { loadPersistedTree, readTreeNodes } from '../dist/postgres/tree-table.js'
+import { startPostgres } from './throwaway-postgres.mjs'
 
 const LEAVES = Number(process.env.BENCH_TREE_LEAVES ?? 1_000_000)
 const PROOFS = Number(process.env.BENCH_PROOFS ?? 300)
@@ -30,73 +30,6 @@ const MAIN_JS = new URL('../dist/main.js', import.meta.url).pathname
 const BASE_JS = process.env.BENCH_BASE
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 const t = schemaNames()
-
-function postgresBin() {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir
-  }
-  const root = '/usr/lib/postgresql'
-  const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined
-  if (version) return join(root, version, 'bin')
-  throw new Error('postgres/initdb not found')
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-/** A throwaway server (fsync on), run as nobody if we are root. */
-async function startPostgres() {
-  const bin = postgresBin()
-  const root = mkdtempSync(join(tmpdir(), 'care-pg-tree-bench-'))
-  const asUser = (cmd, args) =>
-    process.getuid() === 0
-      ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', cmd, ...args]]
-      : [cmd, args]
-  if (process.getuid() === 0) chownSync(root, 65534, 65534)
-  const data = join(root, 'data')
-  const [initCmd, initArgs] = asUser(join(bin, 'initdb'), [
-    '-D',
-    data,
-    '-U',
-    'postgres',
-    '--auth=trust',
-    '--no-sync',
-  ])
-  execFileSync(initCmd, initArgs, { cwd: root, stdio: 'ignore' })
-  const port = await freePort()
-  const [cmd, args] = asUser(join(bin, 'postgres'), [
-    ...['-D', data, '-p', String(port), '-k', root, '-c', 'listen_addresses=127.0.0.1'],
-    ...['-c', 'shared_buffers=128MB'],
-  ])
-  const child = spawn(cmd, args, { cwd: root, stdio: 'ignore' })
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
-  for (let i = 0; ; i++) {
-    const c = new pg.Client({ connectionString: url })
-    try {
-      await c.connect()
-      await c.end()
-      break
-    } catch {
-      if (i > 300) throw new Error('postgres did not start')
-      await sleep(50)
-    }
-  }
-  return {
-    url,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r))
-      child.kill('SIGINT')
-      await exited
-      rmSync(root, { recursive: true, force: true })
-    },
-  }
-}
 
 /** A service instance of build `mainJs`; resolves once /readyz answers 200, with its pid and start time. */
 async function startInstance(mainJs, env) {
@@ -220,7 +153,7 @@ async function measureBuild(name, mainJs, env) {
 }
 
 async function main() {
-  const server = await startPostgres()
+  const server = await startPostgres('care-pg-tree-bench-')
   const tmp = mkdtempSync(join(tmpdir(), 'care-pg-tree-key-'))
   try {
     const keyFile = join(tmp, 'log.skey')

@@ -12,9 +12,8 @@
 // BENCH_ONLY=start (issue 18: plain INSERTs, the in-process start and POST /sessions.start on PostgreSQL in
 // BENCH_ROUNDS alternating rounds at BENCH_CONNECTIONS, same-run ratios and server CPU per start;
 // BENCH_WRITE_CONCURRENCY=1,4 adds in-process runs with those batch concurrencies).
-import { execFileSync, spawn } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -25,6 +24,7 @@ import pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
 import { openPostgresSessions } from '../dist/postgres/postgres-session-repository.js'
+import { startPostgres } from './throwaway-postgres.mjs'
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64)
@@ -37,84 +37,6 @@ if (!existsSync(MAIN_JS)) {
 
 const recordId = monotonicFactory()
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-function postgresBin() {
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir && existsSync(join(dir, 'postgres')) && existsSync(join(dir, 'initdb'))) return dir
-  }
-  const root = '/usr/lib/postgresql'
-  const version = existsSync(root) ? readdirSync(root).sort((a, b) => Number(b) - Number(a))[0] : undefined
-  if (version) return join(root, version, 'bin')
-  throw new Error('postgres/initdb not found')
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address()
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-/** A throwaway server with production durability (fsync, synchronous_commit on), run as nobody if we are root. */
-async function startPostgres() {
-  const bin = postgresBin()
-  const root = mkdtempSync(join(tmpdir(), 'care-pg-bench-'))
-  const asUser = (cmd, args) =>
-    process.getuid() === 0
-      ? ['setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', cmd, ...args]]
-      : [cmd, args]
-  if (process.getuid() === 0) chownSync(root, 65534, 65534)
-  const data = join(root, 'data')
-  const [initCmd, initArgs] = asUser(join(bin, 'initdb'), [
-    '-D',
-    data,
-    '-U',
-    'postgres',
-    '--auth=trust',
-    '--no-sync',
-  ])
-  execFileSync(initCmd, initArgs, { cwd: root, stdio: 'ignore' })
-  const port = await freePort()
-  const [cmd, args] = asUser(join(bin, 'postgres'), [
-    '-D',
-    data,
-    '-p',
-    String(port),
-    '-k',
-    root,
-    '-c',
-    'listen_addresses=127.0.0.1',
-    '-c',
-    'max_connections=200',
-    '-c',
-    'shared_buffers=128MB',
-  ])
-  const child = spawn(cmd, args, { cwd: root, stdio: 'ignore' })
-  const url = `postgres://postgres@127.0.0.1:${port}/postgres`
-  for (let i = 0; ; i++) {
-    const c = new pg.Client({ connectionString: url })
-    try {
-      await c.connect()
-      await c.end()
-      break
-    } catch {
-      if (i > 300) throw new Error('postgres did not start')
-      await sleep(50)
-    }
-  }
-  return {
-    url,
-    pid: child.pid,
-    stop: async () => {
-      const exited = new Promise((r) => child.once('exit', r))
-      child.kill('SIGINT')
-      await exited
-      rmSync(root, { recursive: true, force: true })
-    },
-  }
-}
 
 function startBody() {
   return JSON.stringify({

@@ -1,35 +1,14 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { ERROR_CODES } from '@care/schemas'
-import { pino } from 'pino'
 import { ulid } from 'ulid'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../config.js'
-import { type RunningSessionManager, startSessionManager } from '../server.js'
+import { describe, expect, it } from 'vitest'
+import { useInProcessSessionManager } from '../test-support/in-process-service.js'
 import { postJson, requestBody } from '../test-support/records.js'
 
-let dir: string
-let running: RunningSessionManager
-let url: string
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'session-requests-'))
-  running = await startSessionManager(
-    loadConfig({ PORT: '0', CARE_DATA_DIR: dir, CARE_INSTANCE_ID: 'instance-under-test' }),
-    { logger: pino({ level: 'silent' }) },
-  )
-  await running.ready
-  url = `http://127.0.0.1:${running.port}`
-})
-afterAll(async () => {
-  await running.stop()
-  await rm(dir, { recursive: true, force: true })
-})
+const service = useInProcessSessionManager('session-requests-', { CARE_INSTANCE_ID: 'instance-under-test' })
 
 async function startSession(): Promise<string> {
-  const started = await postJson(`${url}/sessions.start`, requestBody())
+  const started = await postJson(`${service.url}/sessions.start`, requestBody())
   expect(started?.status).toBe(201)
   return started!.body.session_id as string
 }
@@ -38,27 +17,31 @@ describe('session_id on touch and end: the x-session-id header, the body, or bot
   for (const route of ['/sessions.touch', '/sessions.end']) {
     it(`${route} takes the session from the header alone`, async () => {
       const id = await startSession()
-      const res = await postJson(`${url}${route}`, requestBody(), { 'x-session-id': id })
+      const res = await postJson(`${service.url}${route}`, requestBody(), { 'x-session-id': id })
       expect(res).toMatchObject({ status: 200, body: { session_id: id } })
     })
 
     it(`${route} takes the session from the body alone`, async () => {
       const id = await startSession()
-      const res = await postJson(`${url}${route}`, requestBody({ session_id: id }))
+      const res = await postJson(`${service.url}${route}`, requestBody({ session_id: id }))
       expect(res).toMatchObject({ status: 200, body: { session_id: id } })
     })
 
     it(`${route} accepts the header and the body when they are equal`, async () => {
       const id = await startSession()
-      const res = await postJson(`${url}${route}`, requestBody({ session_id: id }), { 'x-session-id': id })
+      const res = await postJson(`${service.url}${route}`, requestBody({ session_id: id }), {
+        'x-session-id': id,
+      })
       expect(res).toMatchObject({ status: 200, body: { session_id: id } })
     })
 
     it(`${route} refuses two different values with 400 session_id_conflict, recording nothing`, async () => {
       const [a, b] = [await startSession(), await startSession()]
-      const res = await postJson(`${url}${route}`, requestBody({ session_id: a }), { 'x-session-id': b })
+      const res = await postJson(`${service.url}${route}`, requestBody({ session_id: a }), {
+        'x-session-id': b,
+      })
       expect(res).toMatchObject({ status: 400, body: { error: 'session_id_conflict' } })
-      const timeline = await fetch(`${url}/sessions/${a}/timeline`).then((r) => r.json())
+      const timeline = await fetch(`${service.url}/sessions/${a}/timeline`).then((r) => r.json())
       expect((timeline as { events: unknown[] }).events).toHaveLength(1)
     })
   }
@@ -66,8 +49,8 @@ describe('session_id on touch and end: the x-session-id header, the body, or bot
   it('answers a retry sent once with the header and once in the body with the original output', async () => {
     const id = await startSession()
     const body = requestBody()
-    const first = await postJson(`${url}/sessions.touch`, body, { 'x-session-id': id })
-    const retry = await postJson(`${url}/sessions.touch`, { ...body, session_id: id })
+    const first = await postJson(`${service.url}/sessions.touch`, body, { 'x-session-id': id })
+    const retry = await postJson(`${service.url}/sessions.touch`, { ...body, session_id: id })
     expect(first?.status).toBe(200)
     expect(retry).toEqual(first)
   })
@@ -79,7 +62,7 @@ describe('the OpenAPI document states the same rule', () => {
       parameters?: { name: string; in: string; required: boolean }[]
       requestBody: { content: { 'application/json': { schema: { required?: string[] } } } }
     }
-    const doc = (await fetch(`${url}/openapi.json`).then((r) => r.json())) as {
+    const doc = (await fetch(`${service.url}/openapi.json`).then((r) => r.json())) as {
       paths: Record<string, { post: Operation }>
     }
     for (const route of ['/sessions.touch', '/sessions.end']) {
@@ -96,17 +79,17 @@ describe('the OpenAPI document states the same rule', () => {
 
 describe('error messages say what happened and what to do', () => {
   it('session_not_found on touch, idempotency_conflict, record_id_expired and record_id_in_future', async () => {
-    const unknown = await postJson(`${url}/sessions.touch`, requestBody({ session_id: ulid() }))
+    const unknown = await postJson(`${service.url}/sessions.touch`, requestBody({ session_id: ulid() }))
     const id = await startSession()
     const body = requestBody({ session_id: id })
-    await postJson(`${url}/sessions.touch`, body)
-    const conflict = await postJson(`${url}/sessions.touch`, { ...body, source: 'another_source' })
+    await postJson(`${service.url}/sessions.touch`, body)
+    const conflict = await postJson(`${service.url}/sessions.touch`, { ...body, source: 'another_source' })
     const expired = await postJson(
-      `${url}/sessions.start`,
+      `${service.url}/sessions.start`,
       requestBody({ record_id: ulid(Date.now() - 25 * 3_600_000) }),
     )
     const future = await postJson(
-      `${url}/sessions.start`,
+      `${service.url}/sessions.start`,
       requestBody({ record_id: ulid(Date.now() + 3_600_000) }),
     )
     const answers = {
@@ -126,7 +109,7 @@ describe('error messages say what happened and what to do', () => {
 
 describe('health and readiness', () => {
   it('names this process in /healthz', async () => {
-    expect(await fetch(`${url}/healthz`).then((r) => r.json())).toEqual({
+    expect(await fetch(`${service.url}/healthz`).then((r) => r.json())).toEqual({
       status: 'ok',
       instance_id: 'instance-under-test',
     })
@@ -138,7 +121,7 @@ describe('compressed and binary bodies: a clean error, never the raw bytes', () 
 
   for (const route of ['/sessions.start', '/sessions.touch', '/sessions.end']) {
     it(`${route} answers a gzip body with the worker's 415 unsupported_media_type`, async () => {
-      const res = await fetch(`${url}${route}`, {
+      const res = await fetch(`${service.url}${route}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'x-session-id': ulid() },
         body: gzipped,
@@ -152,7 +135,7 @@ describe('compressed and binary bodies: a clean error, never the raw bytes', () 
   }
 
   it('answers binary bytes sent as JSON with 400 malformed_json whose message holds only printable ASCII', async () => {
-    const res = await fetch(`${url}/sessions.start`, {
+    const res = await fetch(`${service.url}/sessions.start`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: gzipped,

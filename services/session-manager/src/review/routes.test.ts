@@ -1,32 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { pino } from 'pino'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../config.js'
-import { type RunningSessionManager, startSessionManager } from '../server.js'
+import { describe, expect, it } from 'vitest'
+import { useInProcessSessionManager } from '../test-support/in-process-service.js'
 
-let dir: string
-let running: RunningSessionManager
-let url: string
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'review-routes-'))
-  running = await startSessionManager(
-    loadConfig({ PORT: '0', CARE_DATA_DIR: dir, CARE_REVIEWER_TOKENS: 'reviewer-token-for-route-tests' }),
-    { logger: pino({ level: 'silent' }) },
-  )
-  await running.ready
-  url = `http://127.0.0.1:${running.port}`
-})
-afterAll(async () => {
-  await running.stop()
-  await rm(dir, { recursive: true, force: true })
+const service = useInProcessSessionManager('review-routes-', {
+  CARE_REVIEWER_TOKENS: 'reviewer-token-for-route-tests',
 })
 
 describe('unknown /review paths', () => {
   it("answer a browser with the review page's own HTML 404 page, with its headers", async () => {
-    const res = await fetch(`${url}/review/zzz`, {
+    const res = await fetch(`${service.url}/review/zzz`, {
       headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' },
     })
     expect(res.status).toBe(404)
@@ -45,14 +26,14 @@ describe('unknown /review paths', () => {
   it('answer a non-browser client (no Accept, or JSON) with the JSON not_found error', async () => {
     const variants: Record<string, string>[] = [{}, { accept: 'application/json' }, { accept: '*/*' }]
     for (const headers of variants) {
-      const res = await fetch(`${url}/review/zzz/deeper`, { headers })
+      const res = await fetch(`${service.url}/review/zzz/deeper`, { headers })
       expect(res.status).toBe(404)
       expect(await res.json()).toMatchObject({ error: 'not_found' })
     }
   })
 
   it('leave the real review pages alone', async () => {
-    const res = await fetch(`${url}/review/sign-in`, { headers: { accept: 'text/html' } })
+    const res = await fetch(`${service.url}/review/sign-in`, { headers: { accept: 'text/html' } })
     expect(res.status).toBe(200)
     expect(await res.text()).toContain('<form')
   })
