@@ -1,4 +1,4 @@
-import pg from 'pg'
+import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { requestBody } from '../test-support/records.js'
 import { writeCheckpoint } from './checkpoints.js'
@@ -8,6 +8,7 @@ import {
   createServiceDatabase,
   startTestPostgres,
   type TestPostgres,
+  testPool,
 } from './test-support/postgres-server.js'
 import { checkInvariants, Workload } from './test-support/workload.js'
 import { verifyPostgres } from './verify.js'
@@ -22,7 +23,7 @@ beforeAll(async () => {
   assertBuilt()
   server = await startTestPostgres()
   url = await createServiceDatabase(server)
-  admin = new pg.Pool({ connectionString: url.replace('care_service@', 'postgres@'), max: 2 })
+  admin = testPool(url.replace('care_service@', 'postgres@'), 2)
   // Two instances starting at once: the migration advisory lock must let exactly one create the schema.
   instances.push(
     ...(await Promise.all([

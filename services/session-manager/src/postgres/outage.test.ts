@@ -1,5 +1,5 @@
 import type { SessionManagerStartInput } from '@care/schemas'
-import pg from 'pg'
+import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdFactory } from '../ids/id-factory.js'
 import { StoreUnavailableError } from '../store/event-store.js'
@@ -12,6 +12,7 @@ import {
   createServiceDatabase,
   startTestPostgres,
   type TestPostgres,
+  testPool,
 } from './test-support/postgres-server.js'
 import { checkInvariants, Workload } from './test-support/workload.js'
 import { verifyPostgres } from './verify.js'
@@ -26,8 +27,7 @@ beforeAll(async () => {
   assertBuilt()
   server = await startTestPostgres()
   url = await createServiceDatabase(server)
-  admin = new pg.Pool({ connectionString: url.replace('care_service@', 'postgres@'), max: 2 })
-  admin.on('error', () => {}) // idle connections die with the server restarts below
+  admin = testPool(url.replace('care_service@', 'postgres@'), 2) // its idle connections die with the server restarts below
 }, 60_000)
 
 afterAll(async () => {

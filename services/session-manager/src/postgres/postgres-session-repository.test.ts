@@ -1,4 +1,4 @@
-import pg from 'pg'
+import type pg from 'pg'
 import { ulid } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdFactory } from '../ids/id-factory.js'
@@ -11,6 +11,7 @@ import {
   createServiceDatabase,
   startTestPostgres,
   type TestPostgres,
+  testPool,
 } from './test-support/postgres-server.js'
 import { verifyPostgres } from './verify.js'
 
@@ -25,8 +26,7 @@ let schemas = 0
 beforeAll(async () => {
   server = await startTestPostgres()
   url = await createServiceDatabase(server)
-  admin = new pg.Pool({ connectionString: url.replace('care_service@', 'postgres@'), max: 2 })
-  admin.on('error', () => {})
+  admin = testPool(url.replace('care_service@', 'postgres@'), 2)
 }, 60_000)
 
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { EventLog } from '@care/event-log'
-import pg from 'pg'
+import type pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { main as careSessions } from '../cli/cli.js'
@@ -20,6 +20,7 @@ import {
   createServiceDatabase,
   startTestPostgres,
   type TestPostgres,
+  testPool,
 } from './test-support/postgres-server.js'
 import { verifyPostgres } from './verify.js'
 
@@ -43,8 +44,7 @@ afterAll(async () => {
 }, 30_000)
 
 function pool(connectionString: string): pg.Pool {
-  const p = new pg.Pool({ connectionString, max: 3 })
-  p.on('error', () => {})
+  const p = testPool(connectionString, 3)
   pools.push(p)
   return p
 }

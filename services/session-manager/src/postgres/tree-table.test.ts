@@ -1,6 +1,6 @@
 import { encodeRecord } from '@care/event-log'
 import { leafHash, MemoryNodeStore, MerkleTree, TreeProofs } from '@care/tlog'
-import pg from 'pg'
+import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openBackend } from '../backend.js'
 import { loadConfig } from '../config.js'
@@ -11,6 +11,7 @@ import {
   createServiceDatabase,
   startTestPostgres,
   type TestPostgres,
+  testPool,
 } from './test-support/postgres-server.js'
 import { PostgresTreeStorage } from './tree-feed.js'
 import { TreeHoleCheck } from './tree-holes.js'
@@ -78,7 +79,7 @@ beforeAll(async () => {
   )
   expect((await backend.sessions.start(startInputAt(Date.now(), { user_id: 'last' }))).status).toBe(201)
   await backend.close()
-  pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+  pool = testPool(databaseUrl, 2)
   const { rows } = await pool.query<{ seq: string; body: string }>(`SELECT seq, body FROM ${t.events}`)
   const prevLineHash = 'ab'.repeat(32)
   const { record, line } = encodeRecord(eventOfBody(rows[0]!.body), N, prevLineHash)

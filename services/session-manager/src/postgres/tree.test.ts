@@ -2,7 +2,6 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CompactRange, signCheckpoint, TreeProofs } from '@care/tlog'
-import pg from 'pg'
 import { pino } from 'pino'
 import { ulid } from 'ulid'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -32,6 +31,7 @@ import {
   postgresBinDir,
   startTestPostgres,
   type TestPostgres,
+  testPool,
 } from './test-support/postgres-server.js'
 import { postgresTreeLines } from './tree-lines.js'
 import { readTreeNodes } from './tree-table.js'
@@ -158,7 +158,7 @@ describe('the PostgreSQL store keeps the same Merkle tree as the embedded log', 
     const databaseUrl = await createServiceDatabase(server)
     const imported = await importJsonlLog(source, { url: databaseUrl, ownerRole: 'care_owner' })
     expect(imported.ok).toBe(true)
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+    const pool = testPool(databaseUrl, 2)
     try {
       const database = await collect(postgresTreeLines(pool, t))
       expect(database.map(String)).toEqual(embedded.map(String))
@@ -212,7 +212,7 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
       )
       expect(odd?.status).toBe(201)
       note = await waitForCheckpoint(url, 4)
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+      const pool = testPool(databaseUrl, 2)
       leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
       const checkpoint = independentOpenCheckpoint(note, key.verifierKey)!
       const res = await fetch(`${url}/proofs/inclusion?seq=3&size=${checkpoint.size}`)
@@ -404,7 +404,7 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
   })
 
   it('care-sessions export --database-url refuses to write proofs from a tree_nodes table that does not match the checkpoint', async () => {
-    const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
+    const admin = testPool(superuserUrl(databaseUrl), 1)
     const out = join(tempDir(), 'all.jsonl')
     const saved = await admin.query<{ hash: Buffer }>(
       `SELECT hash FROM ${t.treeNodes} WHERE level = 0 AND idx = 0`,
@@ -465,7 +465,7 @@ describe('signed checkpoints, proofs and proven exports on the PostgreSQL store'
     }
     const verifyOwn = (url = databaseUrl) => verifyDatabase(url, key.verifierKey, dataDir)
     const checkpointsDir = () => join(dataDir, 'checkpoints')
-    const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
+    const admin = testPool(superuserUrl(databaseUrl), 1)
     const tool = (name: string) =>
       [
         postgresBinDir(),
@@ -569,7 +569,7 @@ describe('several instances on one database', () => {
         }
         expect(status, `${url} serves proofs at size 20`).toBe(200)
       }
-      const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
+      const admin = testPool(superuserUrl(databaseUrl), 1)
       try {
         // The session with a record at seq 4, whose proof needs leaf 2 (index 2).
         const lines = await collect(postgresTreeLines(admin, t))
@@ -635,7 +635,7 @@ describe('several instances on one database', () => {
     expect(notes.map((n) => n.size)).toEqual([20, 20])
     expect(readFileSync(notes[0]!.path, 'utf8')).toBe(readFileSync(notes[1]!.path, 'utf8'))
     const signed = independentOpenCheckpoint(readFileSync(notes[0]!.path, 'utf8'), key.verifierKey)!
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+    const pool = testPool(databaseUrl, 1)
     const leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
     expect(served).toHaveLength(20)
     for (const [i, path] of served.entries()) {
@@ -673,7 +673,7 @@ describe('leaf order is the commit order of seq', () => {
     const backend = await openBackend(config, {
       transparency: { signer: key.signer, verifier: key.verifier, everyRecords: 1000, intervalMs: 60_000 },
     })
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 })
+    const pool = testPool(databaseUrl, 2)
     const held = await pool.connect()
     const tlog = backend.transparency!
     const waitForSize = async (size: number) => {
@@ -738,7 +738,7 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
         '--checkpoints',
         join(dataDir, 'checkpoints'),
       )
-    const admin = new pg.Pool({ connectionString: superuserUrl(databaseUrl), max: 1 })
+    const admin = testPool(superuserUrl(databaseUrl), 1)
     /** Opens and closes the backend; what it logged about the tree, its size and root. */
     const reopen = async () => {
       const said: string[] = []
@@ -774,7 +774,7 @@ describe('the persisted tree (tree_nodes, tree_heads)', () => {
       } finally {
         await sm.stop()
       }
-      const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+      const pool = testPool(databaseUrl, 1)
       const leaves = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
       expect(leaves).toHaveLength(10)
       const root = rootOf(leaves)
@@ -933,13 +933,13 @@ describe('a PostgreSQL service killed while appending and signing', () => {
     instance = undefined
     const final = await verify()
     expect(final.code).toBe(0)
-    const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+    const pool = testPool(databaseUrl, 1)
     const rows = await collect(postgresTreeLines(pool, t)).finally(() => pool.end())
     expect(final.stdout).toMatch(
       new RegExp(`^OK: ${rows.length} record\\(s\\).*newest verified checkpoint: size ${rows.length} `),
     )
     // The persisted tree (resumed or rebuilt after each kill) ends at the rows' root.
-    const check = new pg.Pool({ connectionString: databaseUrl, max: 1 })
+    const check = testPool(databaseUrl, 1)
     const heads = await check
       .query<{ size: string; root: Buffer }>(`SELECT size, root FROM ${t.treeHeads}`)
       .finally(() => check.end())

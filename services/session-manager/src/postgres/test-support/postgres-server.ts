@@ -184,3 +184,18 @@ export async function createServiceDatabase(server: TestPostgres): Promise<strin
 }
 
 export { run as execFileAsync }
+
+/**
+ * A `pg.Pool` for a test's own queries (setup, damage, checks). It has an `'error'` listener: the test
+ * server is stopped at teardown, and an idle client that then receives 57P01 ("terminating connection
+ * due to administrator command") would otherwise be an uncaught exception that fails the whole run.
+ *
+ * @example
+ * const admin = testPool(superuserUrl, 2)
+ * await admin.query('SELECT 1')
+ */
+export function testPool(connectionString: string, max: number): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max })
+  pool.on('error', () => {})
+  return pool
+}
