@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 
 /** Length in bytes of every hash in the tree (SHA-256). */
 export const HASH_SIZE = 32
 
-const LEAF_PREFIX = Buffer.from([0x00])
-const NODE_PREFIX = Buffer.from([0x01])
+const LEAF_PREFIX = 0x00
+const NODE_PREFIX = 0x01
+const EMPTY = Buffer.alloc(0)
 
 /**
  * RFC 6962 §2.1 leaf hash: SHA-256(0x00 ‖ entry). The domain-separation byte keeps a leaf from ever
@@ -14,7 +15,12 @@ const NODE_PREFIX = Buffer.from([0x01])
  * const leaf = leafHash(Buffer.from('{"seq":1,...}'))
  */
 export function leafHash(entry: Uint8Array): Buffer {
-  return createHash('sha256').update(LEAF_PREFIX).update(entry).digest()
+  // One-shot `crypto.hash` over one buffer is cheaper per record than a `createHash` object (the
+  // tree hashes every appended line; see docs/benchmarks.md, 2026-11-30 tree append cost).
+  const input = Buffer.allocUnsafe(entry.byteLength + 1)
+  input[0] = LEAF_PREFIX
+  input.set(entry, 1)
+  return hash('sha256', input, 'buffer')
 }
 
 /**
@@ -24,7 +30,11 @@ export function leafHash(entry: Uint8Array): Buffer {
  * const parent = nodeHash(leafHash(a), leafHash(b))
  */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(NODE_PREFIX).update(left).update(right).digest()
+  const input = Buffer.allocUnsafe(1 + left.byteLength + right.byteLength)
+  input[0] = NODE_PREFIX
+  input.set(left, 1)
+  input.set(right, 1 + left.byteLength)
+  return hash('sha256', input, 'buffer')
 }
 
 /**
@@ -34,7 +44,7 @@ export function nodeHash(left: Uint8Array, right: Uint8Array): Buffer {
  * if (size === 0) return emptyRoot()
  */
 export function emptyRoot(): Buffer {
-  return createHash('sha256').digest()
+  return hash('sha256', EMPTY, 'buffer')
 }
 
 /** Largest power of two strictly less than `n` (n ≥ 2): the RFC's split point `k`. */

@@ -340,6 +340,31 @@ describe('FileNodeStore (flat level files)', () => {
     expect(readFileSync(join(dir, levelFileName(0))).length).toBe(50 * 32)
   })
 
+  it('serves every hash like the memory store before and after flushes, past the 64 KiB write buffer', () => {
+    const entries = entriesOf(5000)
+    const memory = new MemoryNodeStore()
+    const reference = new MerkleTree(memory)
+    const store = FileNodeStore.open(tempDir())
+    const tree = new MerkleTree(store)
+    let pendingRead: Buffer | undefined
+    for (const [i, entry] of entries.entries()) {
+      reference.append(entry)
+      tree.append(entry)
+      if (i === 1500) pendingRead = store.node(0, 1500)
+      if (i === 3333) store.flush()
+    }
+    // A hash read while pending is a copy: later flushes and appends do not change it.
+    expect(pendingRead?.equals(leafHash(entries[1500]!))).toBe(true)
+    for (let level = 0; 2 ** level <= entries.length; level++) {
+      for (let index = 0; index < Math.floor(entries.length / 2 ** level); index++) {
+        expect(store.node(level, index).equals(memory.node(level, index))).toBe(true)
+      }
+    }
+    expect(() => store.node(0, entries.length)).toThrow(RangeError)
+    expect(tree.root().equals(referenceRoot(entries))).toBe(true)
+    store.close()
+  })
+
   it('rejects proofs for sizes the tree does not have', () => {
     const tree = treeOf(entriesOf(10))
     expect(() => tree.inclusionProof(3, 11)).toThrow(ProofError)

@@ -94,7 +94,9 @@ export class FileNodeStore implements NodeStore {
   readonly #dir: string
   readonly #fds: number[] = []
   readonly #persisted: number[] = []
-  readonly #pending: Buffer[][] = []
+  /** Per level, hashes not yet written, packed back to back (at most FLUSH_BYTES in all levels). */
+  readonly #pending: Buffer[] = []
+  readonly #pendingCount: number[] = []
   #pendingBytes = 0
   #leafCount = 0
 
@@ -133,11 +135,22 @@ export class FileNodeStore implements NodeStore {
   }
 
   put(level: number, index: number, hash: Buffer): void {
-    const expected = (this.#persisted[level] ?? 0) + (this.#pending[level]?.length ?? 0)
+    const count = this.#pendingCount[level] ?? 0
+    const expected = (this.#persisted[level] ?? 0) + count
     if (index !== expected) throw new RangeError(`level ${level}: expected index ${expected}, got ${index}`)
-    const pending = this.#pending[level] ?? []
-    this.#pending[level] = pending
-    pending.push(hash)
+    if (hash.byteLength !== HASH_SIZE)
+      throw new RangeError(`a hash is ${HASH_SIZE} bytes, got ${hash.byteLength}`)
+    // Copied into one buffer per level, so a flush is one write per level without concatenating.
+    let pending = this.#pending[level]
+    if (pending === undefined || pending.byteLength < (count + 1) * HASH_SIZE) {
+      // Grown by doubling up to FLUSH_BYTES (never more: a flush comes first), kept across flushes.
+      const grown = Buffer.allocUnsafe(Math.min(FLUSH_BYTES, Math.max(4096, 2 * (pending?.byteLength ?? 0))))
+      if (pending !== undefined) pending.copy(grown, 0, 0, count * HASH_SIZE)
+      pending = grown
+      this.#pending[level] = pending
+    }
+    pending.set(hash, count * HASH_SIZE)
+    this.#pendingCount[level] = count + 1
     if (level === 0) this.#leafCount = index + 1
     this.#pendingBytes += HASH_SIZE
     if (this.#pendingBytes >= FLUSH_BYTES) this.flush()
@@ -146,9 +159,10 @@ export class FileNodeStore implements NodeStore {
   node(level: number, index: number): Buffer {
     const persisted = this.#persisted[level] ?? 0
     if (index >= persisted) {
-      const hash = this.#pending[level]?.[index - persisted]
-      if (hash === undefined) throw new RangeError(`no stored hash at level ${level}, index ${index}`)
-      return hash
+      const at = index - persisted
+      if (!Number.isSafeInteger(at) || at >= (this.#pendingCount[level] ?? 0))
+        throw new RangeError(`no stored hash at level ${level}, index ${index}`)
+      return Buffer.from(this.#pending[level]!.subarray(at * HASH_SIZE, (at + 1) * HASH_SIZE))
     }
     const out = Buffer.allocUnsafe(HASH_SIZE)
     const read = readSync(this.#fds[level]!, out, 0, HASH_SIZE, index * HASH_SIZE)
@@ -157,16 +171,17 @@ export class FileNodeStore implements NodeStore {
   }
 
   flush(): void {
-    for (const [level, hashes] of this.#pending.entries()) {
-      if (!hashes || hashes.length === 0) continue
+    for (const [level, count] of this.#pendingCount.entries()) {
+      if (!count) continue
       if (this.#fds[level] === undefined) this.#openLevel(level)
-      const data = Buffer.concat(hashes)
+      const length = count * HASH_SIZE
+      const data = this.#pending[level]!
       const at = (this.#persisted[level] ?? 0) * HASH_SIZE
       let written = 0
-      while (written < data.length)
-        written += writeSync(this.#fds[level]!, data, written, data.length - written, at + written)
-      this.#persisted[level] = (this.#persisted[level] ?? 0) + hashes.length
-      hashes.length = 0
+      while (written < length)
+        written += writeSync(this.#fds[level]!, data, written, length - written, at + written)
+      this.#persisted[level] = (this.#persisted[level] ?? 0) + count
+      this.#pendingCount[level] = 0
     }
     this.#pendingBytes = 0
   }
