@@ -1,3 +1,4 @@
+import { LogCorruptError } from '@care/event-log'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createSessionManagerApp } from '../app.js'
 import { createIdFactory } from '../ids/id-factory.js'
@@ -5,7 +6,8 @@ import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
 import { endInputAt, MINUTE, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
 import { ManualClock, MemoryEventStore } from '../sessions/test-support/memory-event-store.js'
 import { EmbeddedSessionRepository, type HotState } from './embedded-session-repository.js'
-import { SessionArchivedError } from './event-store.js'
+import { SessionArchivedError, StoreUnavailableError } from './event-store.js'
+import { LOG_INTEGRITY } from './file-event-store.js'
 
 const policy = TEST_POLICY
 let clock: ManualClock
@@ -238,6 +240,51 @@ describe('timelines are served from verified events kept in memory', () => {
     const page = await service.timeline(output.session_id)
     expect(page?.events.map((e) => e.event)).toEqual(['session.start', 'session.touch'])
     expect(reads.mock.calls.at(-1)?.[0]).toEqual([1])
+  })
+
+  it('answers 503 log_integrity for a cached timeline once a read found the log damaged', async () => {
+    const { service } = await boot()
+    const damaged = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), damaged.output.session_id))
+    const other = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), other.output.session_id))
+    const app = createSessionManagerApp({
+      sessions: () => service,
+      config: { tokens: new Map(), bodyLimitBytes: 16 * 1024 },
+      logger: { error() {} },
+    })
+    const path = `/sessions/${damaged.output.session_id}/timeline`
+    expect((await app.request(path)).status).toBe(200) // now cached
+    const integrity = () =>
+      new StoreUnavailableError('event log is damaged at events-000001.jsonl:1', LOG_INTEGRITY, {
+        cause: new LogCorruptError('events-000001.jsonl', 1, 'hash mismatch'),
+      })
+    // Another session's read finds the damage; the cached session's lines are in the same file.
+    vi.spyOn(store, 'read').mockRejectedValue(integrity())
+    expect((await app.request(`/sessions/${other.output.session_id}/timeline`)).status).toBe(503)
+    const res = await app.request(path)
+    expect(res.status).toBe(503)
+    expect(await res.json()).toMatchObject({ error: 'log_integrity' })
+  })
+
+  it('bypasses the timeline cache while the store reports a scrub mismatch', async () => {
+    const { service } = await boot()
+    const { output } = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), output.session_id))
+    await service.timeline(output.session_id) // now cached
+    Object.assign(store, { integrityProblem: 'event log segment events-000001.jsonl:1 no longer matches' })
+    const reads = vi.spyOn(store, 'read').mockRejectedValue(
+      new StoreUnavailableError('event log is damaged', LOG_INTEGRITY, {
+        cause: new LogCorruptError('events-000001.jsonl', 1, 'hash mismatch'),
+      }),
+    )
+    await expect(service.timeline(output.session_id)).rejects.toBeInstanceOf(StoreUnavailableError)
+    expect(reads).toHaveBeenCalled()
+    // Cleared, not just bypassed: once the mismatch is gone the session is read again, not served stale.
+    Object.assign(store, { integrityProblem: undefined })
+    reads.mockRestore()
+    const page = await service.timeline(output.session_id)
+    expect(page?.events.map((e) => e.event)).toEqual(['session.start', 'session.end'])
   })
 
   it('keeps at most timelineCacheEvents events, dropping the least recently read sessions', async () => {

@@ -11,7 +11,8 @@ import {
   stateAfter,
 } from '../sessions/session-repository.js'
 import type { EventStore, IndexedEventStore, StoredEvent } from './event-store.js'
-import { SessionArchivedError } from './event-store.js'
+import { SessionArchivedError, StoreUnavailableError } from './event-store.js'
+import { LOG_INTEGRITY } from './file-event-store.js'
 import { recordKey, sessionKey } from './index-keys.js'
 
 const INSERTED: StartInsert = Object.freeze({ kind: 'inserted' })
@@ -131,6 +132,8 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   /** Per session, its first events as read (and verified) from the store: events[i] is refs[i]'s. */
   private readonly timelines = new Map<string, StoredEvent[]>()
   private timelineEvents = 0
+  /** A read threw LOG_INTEGRITY: the timeline cache stays off (see `logDamaged`). */
+  private readFoundDamage = false
   private timelineCacheEvents = TIMELINE_CACHE_EVENTS
   private readonly schedule = new ExpirySchedule()
   private openCount = 0
@@ -266,6 +269,12 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const total = refs.length
     const end = Math.min(to, total)
     if (from >= end) return { events: [], total }
+    if (this.logDamaged()) {
+      // The log was found damaged: every page is read (and verified) from the store again, so a damaged
+      // line answers log_integrity instead of an earlier verified copy.
+      this.clearTimelines()
+      return { events: await this.readVerified(refs.slice(from, end)), total }
+    }
     const cached = this.timelines.get(sessionId)
     if (cached) {
       this.timelines.delete(sessionId) // re-inserted: most recently read last
@@ -273,16 +282,47 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
       if (cached.length >= end) return { events: cached.slice(from, end), total }
     }
     const have = cached?.length ?? 0
-    if (from > have) return { events: await this.store.read(refs.slice(from, end)), total }
+    if (from > have) return { events: await this.readVerified(refs.slice(from, end)), total }
     // Read only what the cached prefix lacks, then extend the prefix.
-    const read = await this.store.read(refs.slice(have, end))
+    const read = await this.readVerified(refs.slice(have, end))
     const events = cached ? [...cached, ...read] : read
     this.cacheTimeline(sessionId, events)
     return { events: events.slice(from, end), total }
   }
 
+  /**
+   * Whether the timeline cache must be bypassed: a read threw the integrity error (kept until restart), or
+   * the store's scrub reports a segment that no longer matches its digest.
+   */
+  private logDamaged(): boolean {
+    return this.readFoundDamage || this.store.integrityProblem !== undefined
+  }
+
+  /** `store.read`, noting (and dropping every cached timeline) when it finds a damaged line. */
+  private readVerified(refs: readonly Ref[]): Promise<StoredEvent[]> {
+    return this.noticingDamage(() => this.store.read(refs))
+  }
+
+  private async noticingDamage<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read()
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && error.code === LOG_INTEGRITY) {
+        this.readFoundDamage = true
+        this.clearTimelines()
+      }
+      throw error
+    }
+  }
+
+  private clearTimelines(): void {
+    this.timelines.clear()
+    this.timelineEvents = 0
+  }
+
   /** Keeps `events` as `sessionId`'s verified prefix (unless a longer one was cached meanwhile). */
   private cacheTimeline(sessionId: string, events: StoredEvent[]): void {
+    if (this.logDamaged()) return
     if (events.length > this.timelineCacheEvents) return
     const current = this.timelines.get(sessionId)
     if (current && current.length >= events.length) return
@@ -450,8 +490,10 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const notBefore = Number.isFinite(time) ? { notBefore: time - SESSION_TIME_SKEW_MS } : {}
     let refs: Ref[] = []
     let events: StoredEvent[] | undefined
-    if (store.sessionEvents) ({ refs, events } = await store.sessionEvents(sessionId, notBefore))
-    else for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
+    const { sessionEvents } = store
+    if (sessionEvents) {
+      ;({ refs, events } = await this.noticingDamage(() => sessionEvents.call(store, sessionId, notBefore)))
+    } else for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
     if (refs.length === 0) {
       const archivedBefore = store.archivedBefore?.()
       if (archivedBefore !== undefined && time <= archivedBefore) throw new SessionArchivedError(sessionId)
@@ -461,7 +503,7 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const hot = this.sessions.get(sessionId)
     if (hot) return hot
     let state: SessionState | undefined
-    events ??= await store.read(refs)
+    events ??= await this.readVerified(refs)
     for (const event of events) state = stateAfter(state, event)
     // Read and verified anyway: a timeline request (the usual reason for a cold read) uses them.
     this.cacheTimeline(sessionId, events)
