@@ -16,12 +16,12 @@ let store: MemoryEventStore
 async function boot(
   restore?: { hot: HotState<number>; point: { seq: number } },
   hotAnswersMs?: number,
-  timelineCacheEvents?: number,
+  timelineCache?: { timelineCacheBytes?: number; timelineCacheSessionBytes?: number },
 ) {
   const repository = await EmbeddedSessionRepository.open(store.opener(restore?.point), {
     ...(restore ? { restore: restore.hot } : {}),
     ...(hotAnswersMs ? { hotAnswersMs } : {}),
-    ...(timelineCacheEvents ? { timelineCacheEvents } : {}),
+    ...timelineCache,
   })
   const service = new SessionLifecycleService(repository, {
     newId: createIdFactory(),
@@ -287,20 +287,58 @@ describe('timelines are served from verified events kept in memory', () => {
     expect(page?.events.map((e) => e.event)).toEqual(['session.start', 'session.end'])
   })
 
-  it('keeps at most timelineCacheEvents events, dropping the least recently read sessions', async () => {
-    const { service } = await boot(undefined, undefined, 6)
+  it('keeps at most timelineCacheBytes bytes, dropping the least recently read sessions', async () => {
     const ids: string[] = []
-    // Each session has 2 events; one more session than fits.
+    const { service: measuring, repository: measured } = await boot()
+    // Each session has 2 events of about the same size; one more session than fits.
     for (let i = 0; i <= 3; i++) {
-      const { output } = await service.start(startInputAt(clock.now()))
-      await service.end(endInputAt(clock.now(), output.session_id))
+      const { output } = await measuring.start(startInputAt(clock.now()))
+      await measuring.end(endInputAt(clock.now(), output.session_id))
       ids.push(output.session_id)
     }
+    await measuring.timeline(ids[0]!)
+    const sessionBytes = measured.timelineCachedBytes
+    expect(sessionBytes).toBeGreaterThan(100)
+    const { service, repository } = await boot(undefined, undefined, {
+      timelineCacheBytes: Math.floor(sessionBytes * 3.5),
+    })
     for (const id of ids) await service.timeline(id)
+    expect(repository.timelineCachedBytes).toBeLessThanOrEqual(sessionBytes * 3.5)
     const reads = vi.spyOn(store, 'read')
     await service.timeline(ids.at(-1)!)
     expect(reads).not.toHaveBeenCalled()
     await service.timeline(ids[0]!)
+    expect(reads).toHaveBeenCalled()
+  })
+
+  it('keeps the cached bytes under the cap however many sessions are read', async () => {
+    const cap = 4096
+    const { service, repository } = await boot(undefined, undefined, { timelineCacheBytes: cap })
+    for (let i = 0; i < 60; i++) {
+      const { output } = await service.start(
+        startInputAt(clock.now(), { performer_id: `performer-${'x'.repeat(200)}` }),
+      )
+      clock.advance(1)
+      await service.touch(endInputAt(clock.now(), output.session_id))
+      await service.end(endInputAt(clock.now(), output.session_id))
+      await service.timeline(output.session_id)
+      expect(repository.timelineCachedBytes).toBeLessThanOrEqual(cap)
+    }
+    expect(repository.timelineCachedBytes).toBeGreaterThan(cap / 2)
+  })
+
+  it('does not cache a session over the per-session cap: it is read from the store each time', async () => {
+    const { service, repository } = await boot(undefined, undefined, { timelineCacheSessionBytes: 1000 })
+    const { output } = await service.start(startInputAt(clock.now()))
+    for (let i = 0; i < 10; i++) {
+      clock.advance(1)
+      await service.touch(endInputAt(clock.now(), output.session_id))
+    }
+    await service.end(endInputAt(clock.now(), output.session_id))
+    await service.timeline(output.session_id)
+    expect(repository.timelineCachedBytes).toBe(0)
+    const reads = vi.spyOn(store, 'read')
+    expect((await service.timeline(output.session_id))?.events).toHaveLength(12)
     expect(reads).toHaveBeenCalled()
   })
 })
