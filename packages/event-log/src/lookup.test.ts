@@ -130,6 +130,39 @@ describe('EventLog lookup', () => {
     await third.close()
   })
 
+  it('rebuilds an index whose header (not covered by the body checksum) runs its counts past the body', async () => {
+    const dir = await dirs.make()
+    const { log } = await writeSessions(dir)
+    const want = await collect(log, `s:${sessionId(7)}`)
+    await log.close()
+    const [a, b] = (await sidecars(dir, '.idx')).map((n) => join(dir, 'events', n))
+    const rewrite = async (path: string, change: (h: Record<string, number>) => void) => {
+      const text = await readFile(path, 'latin1')
+      const end = text.indexOf('\n')
+      const header = JSON.parse(text.slice(0, end)) as Record<string, number>
+      change(header)
+      await writeFile(path, Buffer.from(JSON.stringify(header) + text.slice(end), 'latin1'))
+    }
+    await rewrite(a!, (h) => {
+      h.fence_offset = h.body_bytes! + 1000
+    })
+    await rewrite(b!, (h) => {
+      h.fence_count = h.fence_count! + 1000
+    })
+    const warnings: string[] = []
+    const logger = {
+      info() {},
+      error() {},
+      warn: (o: object, m: string) => warnings.push(`${m} ${JSON.stringify(o)}`),
+    }
+    const { log: again } = await EventLog.open<Sample>({ dir, ...keyed, logger })
+    expect(await collect(again, `s:${sessionId(7)}`)).toEqual(want)
+    for (let s = 1; s <= 20; s++) await collect(again, `s:${sessionId(s)}`)
+    expect(warnings.join('\n')).toMatch(/fence_offset \d+ is outside/)
+    expect(warnings.join('\n')).toMatch(/fence table runs past the body/)
+    await again.close()
+  })
+
   it('finds nothing without indexKeys and writes no index files', async () => {
     const dir = await dirs.make()
     const { log } = await EventLog.open({ dir, maxFileBytes: 2000 })
