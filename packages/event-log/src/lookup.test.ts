@@ -273,6 +273,37 @@ describe('EventLog lookup reads little of the indexes it does not need', () => {
     await again.close()
   })
 
+  it('does not skip a segment by the time of a stale index of the same size (another last record)', async () => {
+    const dir = await dirs.make()
+    const { log, all } = await writeSessions(dir)
+    const first = all[0]!
+    await log.close()
+    const segment = {
+      index: 1,
+      name: 'events-000001.jsonl',
+      path: join(dir, 'events', 'events-000001.jsonl'),
+    }
+    const tail = (await segmentTail(nodeFileSystem, segment))!
+    // Same format, name and size; made for another last record, with a time range long before.
+    const stale = new MemoryIndex()
+    stale.add([`s:${sessionId(1)}`], { offset: 0, length: 10 }, 1)
+    await writeFile(
+      join(dir, 'events', 'events-000001.idx'),
+      stale.encode(segment, { ...tail, lastSeq: tail.lastSeq + 1, lastHash: 'f'.repeat(64) }),
+    )
+    const { log: again } = await EventLog.open<Sample>({
+      dir,
+      ...keyed,
+      indexMissing: false,
+      logger: { info() {}, warn() {}, error() {} },
+    })
+    const found = await collect(again, `s:${first.session_id}`, {
+      notBefore: Date.parse(String(first.timestamp)),
+    })
+    expect((await again.read(found)).map((r) => r.seq)).toContain(first.seq)
+    await again.close()
+  })
+
   it('lookupBySegment loads no index after the segment where the caller stops', async () => {
     const dir = await dirs.make()
     const { log, all } = await writeSessions(dir)

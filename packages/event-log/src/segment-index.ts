@@ -457,8 +457,10 @@ async function recordEndingAt(
 
 /**
  * The header line of `segment`'s sidecar index (one pread of at most 4 KiB), when it is there, parses,
- * has this format, names `segment` and was made for the segment's current size; else undefined. Only
- * for skipping segments by time before loading (and fully checking) an index.
+ * has this format, names `segment` and was made for the segment as it is now: its size and its last
+ * record's seq and hash (read from the segment's tail, as `SidecarIndex.load` checks them), so a stale
+ * index of the same size is not trusted; else undefined. Only for skipping segments by time before
+ * loading (and fully checking) an index.
  */
 export async function readIndexHeader(
   fs: LogFileSystem,
@@ -466,11 +468,18 @@ export async function readIndexHeader(
   segment: Segment,
 ): Promise<Pick<IndexHeader, 'bytes' | 'time'> | undefined> {
   try {
-    const [data, stat] = await Promise.all([readWholeFile(fs, path, HEADER_MAX_BYTES), fs.stat(segment.path)])
+    const data = await readWholeFile(fs, path, HEADER_MAX_BYTES)
     const newline = data?.indexOf(NEWLINE) ?? -1
     if (data === undefined || newline === -1) return undefined
     const header = JSON.parse(data.toString('utf8', 0, newline)) as Partial<IndexHeader>
-    if (header.format !== INDEX_FORMAT || header.segment !== segment.name || header.bytes !== stat.size) {
+    if (header.format !== INDEX_FORMAT || header.segment !== segment.name) return undefined
+    const tail = await segmentTail(fs, segment)
+    if (
+      tail === undefined ||
+      header.bytes !== tail.bytes ||
+      header.last_seq !== tail.lastSeq ||
+      header.last_hash !== tail.lastHash
+    ) {
       return undefined
     }
     const time = header.time
