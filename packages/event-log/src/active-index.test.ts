@@ -47,6 +47,18 @@ async function reopen(dir: string, point: LogResumePoint, sessions: number, logg
   return { log, read, found }
 }
 
+/** Rewrites the header line of the active index (not covered by its body checksum) with `change`. */
+async function rewriteHeader(
+  dir: string,
+  change: (header: Record<string, unknown>) => Record<string, unknown>,
+) {
+  const path = join(dir, ACTIVE_INDEX)
+  const text = await readFile(path, 'latin1')
+  const end = text.indexOf('\n')
+  const header = change(JSON.parse(text.slice(0, end)) as Record<string, unknown>)
+  await writeFile(path, Buffer.from(JSON.stringify(header) + text.slice(end), 'latin1'))
+}
+
 /** Every session's seqs: session s holds 3s-2, 3s-1, 3s. */
 const expected = (sessions: number) =>
   Array.from({ length: sessions }, (_, i) => [3 * i + 1, 3 * i + 2, 3 * i + 3])
@@ -121,6 +133,16 @@ describe('the active segment index saved at snapshot time', () => {
         await writeFile(join(dir, ACTIVE_INDEX), await readFile(join(other, ACTIVE_INDEX)))
       },
       /another log|no line ends/,
+    ],
+    [
+      'whose header puts the fence table past the body',
+      async (dir: string) => rewriteHeader(dir, (h) => ({ ...h, fence_offset: Number(h.body_bytes) + 1000 })),
+      /fence_offset \d+ is outside the \d+-byte body/,
+    ],
+    [
+      'whose header puts the fence table inside the postings',
+      async (dir: string) => rewriteHeader(dir, (h) => ({ ...h, fence_offset: Number(h.fence_offset) - 3 })),
+      /postings overrun the fence table/,
     ],
   ])('an index %s is detected, reported and rebuilt from the segment', async (_, damage, reason) => {
     const dir = await dirs.make()

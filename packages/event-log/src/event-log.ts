@@ -539,7 +539,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
   /**
    * Whether `options` excludes segment `file` by its time range: one already known, else (with a time
    * bound given) the range in its sidecar's header line, read with one pread without loading the index
-   * (the header is used only when it names this segment at its current size).
+   * (the header is used only when it names this segment at its current size and last record).
    */
   async #skipsByTime(file: number, options: LookupOptions): Promise<boolean> {
     if (options.notBefore === undefined && options.notAfter === undefined) return false

@@ -130,6 +130,39 @@ describe('EventLog lookup', () => {
     await third.close()
   })
 
+  it('rebuilds an index whose header (not covered by the body checksum) runs its counts past the body', async () => {
+    const dir = await dirs.make()
+    const { log } = await writeSessions(dir)
+    const want = await collect(log, `s:${sessionId(7)}`)
+    await log.close()
+    const [a, b] = (await sidecars(dir, '.idx')).map((n) => join(dir, 'events', n))
+    const rewrite = async (path: string, change: (h: Record<string, number>) => void) => {
+      const text = await readFile(path, 'latin1')
+      const end = text.indexOf('\n')
+      const header = JSON.parse(text.slice(0, end)) as Record<string, number>
+      change(header)
+      await writeFile(path, Buffer.from(JSON.stringify(header) + text.slice(end), 'latin1'))
+    }
+    await rewrite(a!, (h) => {
+      h.fence_offset = h.body_bytes! + 1000
+    })
+    await rewrite(b!, (h) => {
+      h.fence_count = h.fence_count! + 1000
+    })
+    const warnings: string[] = []
+    const logger = {
+      info() {},
+      error() {},
+      warn: (o: object, m: string) => warnings.push(`${m} ${JSON.stringify(o)}`),
+    }
+    const { log: again } = await EventLog.open<Sample>({ dir, ...keyed, logger })
+    expect(await collect(again, `s:${sessionId(7)}`)).toEqual(want)
+    for (let s = 1; s <= 20; s++) await collect(again, `s:${sessionId(s)}`)
+    expect(warnings.join('\n')).toMatch(/fence_offset \d+ is outside/)
+    expect(warnings.join('\n')).toMatch(/fence table runs past the body/)
+    await again.close()
+  })
+
   it('finds nothing without indexKeys and writes no index files', async () => {
     const dir = await dirs.make()
     const { log } = await EventLog.open({ dir, maxFileBytes: 2000 })
@@ -237,6 +270,37 @@ describe('EventLog lookup reads little of the indexes it does not need', () => {
       expect(opens.get(name)).toBe(1)
       expect(bytes.get(name)).toBeLessThanOrEqual(4096)
     }
+    await again.close()
+  })
+
+  it('does not skip a segment by the time of a stale index of the same size (another last record)', async () => {
+    const dir = await dirs.make()
+    const { log, all } = await writeSessions(dir)
+    const first = all[0]!
+    await log.close()
+    const segment = {
+      index: 1,
+      name: 'events-000001.jsonl',
+      path: join(dir, 'events', 'events-000001.jsonl'),
+    }
+    const tail = (await segmentTail(nodeFileSystem, segment))!
+    // Same format, name and size; made for another last record, with a time range long before.
+    const stale = new MemoryIndex()
+    stale.add([`s:${sessionId(1)}`], { offset: 0, length: 10 }, 1)
+    await writeFile(
+      join(dir, 'events', 'events-000001.idx'),
+      stale.encode(segment, { ...tail, lastSeq: tail.lastSeq + 1, lastHash: 'f'.repeat(64) }),
+    )
+    const { log: again } = await EventLog.open<Sample>({
+      dir,
+      ...keyed,
+      indexMissing: false,
+      logger: { info() {}, warn() {}, error() {} },
+    })
+    const found = await collect(again, `s:${first.session_id}`, {
+      notBefore: Date.parse(String(first.timestamp)),
+    })
+    expect((await again.read(found)).map((r) => r.seq)).toContain(first.seq)
     await again.close()
   })
 

@@ -243,8 +243,14 @@ export class SidecarIndex {
     }
     let p = checkPostings(path, body, header, 'segment')
     const fences: { key: Buffer; at: number }[] = []
-    for (let i = 0; i < header.fence_count; i++) {
+    const fenceCount = Number.isSafeInteger(header.fence_count) ? header.fence_count : -1
+    if (fenceCount < 0) throw new IndexInvalidError(`${path}: fence_count is not a count`)
+    for (let i = 0; i < fenceCount; i++) {
+      if (p + 2 > body.length) throw new IndexInvalidError(`${path}: fence table runs past the body`)
       const keyLength = body.readUInt16LE(p)
+      if (p + 2 + keyLength + 6 > body.length) {
+        throw new IndexInvalidError(`${path}: fence table runs past the body`)
+      }
       const key = Buffer.from(body.subarray(p + 2, p + 2 + keyLength))
       const at = body.readUIntLE(p + 2 + keyLength, 6)
       if (at >= header.fence_offset) throw new IndexInvalidError(`${path}: fence points past the postings`)
@@ -383,7 +389,8 @@ function checkedIndexFile(
 }
 
 /**
- * Walks the postings of a checked index body once: every entry well-formed and ending before
+ * Walks the postings of a checked index body once: `header.fence_offset` inside the body (the header is
+ * not covered by the body checksum), every entry well-formed, inside the postings and ending before
  * `header.bytes` (the end of the segment, or of the prefix an active index covers). Returns the offset
  * of the fence table.
  */
@@ -393,19 +400,26 @@ function checkPostings(
   header: IndexHeader,
   covers: 'segment' | 'prefix',
 ): number {
+  const end = header.fence_offset
+  if (!Number.isSafeInteger(end) || end < 0 || end > body.length) {
+    throw new IndexInvalidError(`${path}: fence_offset ${end} is outside the ${body.length}-byte body`)
+  }
+  const overrun = () => new IndexInvalidError(`${path}: postings overrun the fence table`)
   let p = 0
-  while (p < header.fence_offset) {
+  while (p < end) {
+    if (p + 2 > end) throw overrun()
     const keyLength = body.readUInt16LE(p)
     p += 2 + keyLength
+    if (p + 4 > end) throw overrun()
     const count = body.readUInt32LE(p)
     p += 4
+    if (p + count * 10 > end) throw overrun()
     for (let i = 0; i < count; i++, p += 10) {
       if (body.readUIntLE(p, 6) + body.readUInt32LE(p + 6) >= header.bytes) {
         throw new IndexInvalidError(`${path}: a position points past its ${covers}`)
       }
     }
   }
-  if (p !== header.fence_offset) throw new IndexInvalidError(`${path}: postings overrun the fence table`)
   return p
 }
 
@@ -443,8 +457,10 @@ async function recordEndingAt(
 
 /**
  * The header line of `segment`'s sidecar index (one pread of at most 4 KiB), when it is there, parses,
- * has this format, names `segment` and was made for the segment's current size; else undefined. Only
- * for skipping segments by time before loading (and fully checking) an index.
+ * has this format, names `segment` and was made for the segment as it is now: its size and its last
+ * record's seq and hash (read from the segment's tail, as `SidecarIndex.load` checks them), so a stale
+ * index of the same size is not trusted; else undefined. Only for skipping segments by time before
+ * loading (and fully checking) an index.
  */
 export async function readIndexHeader(
   fs: LogFileSystem,
@@ -452,11 +468,18 @@ export async function readIndexHeader(
   segment: Segment,
 ): Promise<Pick<IndexHeader, 'bytes' | 'time'> | undefined> {
   try {
-    const [data, stat] = await Promise.all([readWholeFile(fs, path, HEADER_MAX_BYTES), fs.stat(segment.path)])
+    const data = await readWholeFile(fs, path, HEADER_MAX_BYTES)
     const newline = data?.indexOf(NEWLINE) ?? -1
     if (data === undefined || newline === -1) return undefined
     const header = JSON.parse(data.toString('utf8', 0, newline)) as Partial<IndexHeader>
-    if (header.format !== INDEX_FORMAT || header.segment !== segment.name || header.bytes !== stat.size) {
+    if (header.format !== INDEX_FORMAT || header.segment !== segment.name) return undefined
+    const tail = await segmentTail(fs, segment)
+    if (
+      tail === undefined ||
+      header.bytes !== tail.bytes ||
+      header.last_seq !== tail.lastSeq ||
+      header.last_hash !== tail.lastHash
+    ) {
       return undefined
     }
     const time = header.time

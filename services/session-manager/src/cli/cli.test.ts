@@ -358,6 +358,21 @@ describe('care-sessions archive', () => {
     expect(await readdir(to).catch(() => [])).toEqual([])
   })
 
+  it('refuses a --to other than the directory the log already archives to, with the message, not a stack', async () => {
+    const { dir, log } = await segmentedLog()
+    await log.close()
+    const first = join(await dirs.make(), 'archive')
+    expect((await run(['archive', dir, '--before', '2026-03-01T12:00:20Z', '--to', first])).code).toBe(
+      EXIT_OK,
+    )
+    const other = join(await dirs.make(), 'elsewhere')
+    const result = await run(['archive', dir, '--before', '2026-03-01T12:00:40Z', '--to', other])
+    expect(result.code).toBe(EXIT_USAGE)
+    expect(result.stderr).toMatch(/archives to .*archive, not .*elsewhere/)
+    expect(result.stderr).not.toMatch(/\n\s+at /)
+    expect(await readdir(other).catch(() => [])).toEqual([])
+  })
+
   it('refuses an archive directory inside the data directory', async () => {
     const { dir, log } = await segmentedLog()
     await log.close()

@@ -454,6 +454,12 @@ async function archive(values: Values, positionals: string[], io: CliIo): Promis
     before,
     to: archiveDir,
     recordTime: (record) => Date.parse(String(record.timestamp)),
+  }).catch((err: unknown) => {
+    // The log's archive manifest names another directory: a --to that does not fit this log.
+    if (err instanceof TypeError && / archives to .*, not /.test(err.message)) {
+      throw new UsageError(`${err.message.replace(/^archiveSegments: /, '')}; pass that directory as --to`)
+    }
+    throw err
   })
   if (values.json) {
     io.stdout.write(

@@ -91,6 +91,17 @@ describe('BatchedLogLines', () => {
     expect(sink.writes).toEqual(['held\n'])
   })
 
+  it('still writes the held lines when flushing the sink throws, then reports the error', () => {
+    const sink = recordingSink()
+    sink.flushSync = () => {
+      throw new Error('sonic boom is not ready yet')
+    }
+    const stream = new BatchedLogLines(sink)
+    stream.write('held\n')
+    expect(() => stream.flushSync()).toThrow(/not ready/)
+    expect(sink.writes).toEqual(['held\n'])
+  })
+
   it('loses no line when the process exits right after logging', () => {
     // The built module in a child process (as dist/main.js runs it): build @care/session-manager first.
     const built = new URL('../../dist/observability/batched-log-lines.js', import.meta.url)

@@ -73,18 +73,26 @@ export class BatchedLogLines {
   /**
    * Writes everything synchronously: first what the sink holds, then the lines held here (straight to
    * the sink's file descriptor when it has one: an asynchronous sink would start a write that an
-   * exiting process never finishes).
+   * exiting process never finishes). When flushing the sink throws, the lines held here are still
+   * written, then the error is rethrown.
    */
   flushSync(): void {
     const text = this.#take()
-    this.#sink.flushSync?.()
-    if (text === undefined) return
-    const fd = this.#sink.fd
-    if (typeof fd === 'number' && fd >= 0) writeAllSync(fd, Buffer.from(text))
-    else {
-      this.#sink.write(text)
+    let failed: { error: unknown } | undefined
+    try {
       this.#sink.flushSync?.()
+    } catch (error) {
+      failed = { error }
     }
+    if (text !== undefined) {
+      const fd = this.#sink.fd
+      if (typeof fd === 'number' && fd >= 0) writeAllSync(fd, Buffer.from(text))
+      else {
+        this.#sink.write(text)
+        if (!failed) this.#sink.flushSync?.()
+      }
+    }
+    if (failed) throw failed.error
   }
 
   /** Hands the lines held so far to the sink as one write. */

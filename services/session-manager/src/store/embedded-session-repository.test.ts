@@ -1,3 +1,4 @@
+import { LogCorruptError } from '@care/event-log'
 import { beforeEach, describe, expect, it, vi } from 'vitest'
 import { createSessionManagerApp } from '../app.js'
 import { createIdFactory } from '../ids/id-factory.js'
@@ -5,7 +6,8 @@ import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
 import { endInputAt, MINUTE, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
 import { ManualClock, MemoryEventStore } from '../sessions/test-support/memory-event-store.js'
 import { EmbeddedSessionRepository, type HotState } from './embedded-session-repository.js'
-import { SessionArchivedError } from './event-store.js'
+import { SessionArchivedError, StoreUnavailableError } from './event-store.js'
+import { LOG_INTEGRITY } from './file-event-store.js'
 
 const policy = TEST_POLICY
 let clock: ManualClock
@@ -14,12 +16,12 @@ let store: MemoryEventStore
 async function boot(
   restore?: { hot: HotState<number>; point: { seq: number } },
   hotAnswersMs?: number,
-  timelineCacheEvents?: number,
+  timelineCache?: { timelineCacheBytes?: number; timelineCacheSessionBytes?: number },
 ) {
   const repository = await EmbeddedSessionRepository.open(store.opener(restore?.point), {
     ...(restore ? { restore: restore.hot } : {}),
     ...(hotAnswersMs ? { hotAnswersMs } : {}),
-    ...(timelineCacheEvents ? { timelineCacheEvents } : {}),
+    ...timelineCache,
   })
   const service = new SessionLifecycleService(repository, {
     newId: createIdFactory(),
@@ -240,20 +242,103 @@ describe('timelines are served from verified events kept in memory', () => {
     expect(reads.mock.calls.at(-1)?.[0]).toEqual([1])
   })
 
-  it('keeps at most timelineCacheEvents events, dropping the least recently read sessions', async () => {
-    const { service } = await boot(undefined, undefined, 6)
+  it('answers 503 log_integrity for a cached timeline once a read found the log damaged', async () => {
+    const { service } = await boot()
+    const damaged = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), damaged.output.session_id))
+    const other = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), other.output.session_id))
+    const app = createSessionManagerApp({
+      sessions: () => service,
+      config: { tokens: new Map(), bodyLimitBytes: 16 * 1024 },
+      logger: { error() {} },
+    })
+    const path = `/sessions/${damaged.output.session_id}/timeline`
+    expect((await app.request(path)).status).toBe(200) // now cached
+    const integrity = () =>
+      new StoreUnavailableError('event log is damaged at events-000001.jsonl:1', LOG_INTEGRITY, {
+        cause: new LogCorruptError('events-000001.jsonl', 1, 'hash mismatch'),
+      })
+    // Another session's read finds the damage; the cached session's lines are in the same file.
+    vi.spyOn(store, 'read').mockRejectedValue(integrity())
+    expect((await app.request(`/sessions/${other.output.session_id}/timeline`)).status).toBe(503)
+    const res = await app.request(path)
+    expect(res.status).toBe(503)
+    expect(await res.json()).toMatchObject({ error: 'log_integrity' })
+  })
+
+  it('bypasses the timeline cache while the store reports a scrub mismatch', async () => {
+    const { service } = await boot()
+    const { output } = await service.start(startInputAt(clock.now()))
+    await service.end(endInputAt(clock.now(), output.session_id))
+    await service.timeline(output.session_id) // now cached
+    Object.assign(store, { integrityProblem: 'event log segment events-000001.jsonl:1 no longer matches' })
+    const reads = vi.spyOn(store, 'read').mockRejectedValue(
+      new StoreUnavailableError('event log is damaged', LOG_INTEGRITY, {
+        cause: new LogCorruptError('events-000001.jsonl', 1, 'hash mismatch'),
+      }),
+    )
+    await expect(service.timeline(output.session_id)).rejects.toBeInstanceOf(StoreUnavailableError)
+    expect(reads).toHaveBeenCalled()
+    // Cleared, not just bypassed: once the mismatch is gone the session is read again, not served stale.
+    Object.assign(store, { integrityProblem: undefined })
+    reads.mockRestore()
+    const page = await service.timeline(output.session_id)
+    expect(page?.events.map((e) => e.event)).toEqual(['session.start', 'session.end'])
+  })
+
+  it('keeps at most timelineCacheBytes bytes, dropping the least recently read sessions', async () => {
     const ids: string[] = []
-    // Each session has 2 events; one more session than fits.
+    const { service: measuring, repository: measured } = await boot()
+    // Each session has 2 events of about the same size; one more session than fits.
     for (let i = 0; i <= 3; i++) {
-      const { output } = await service.start(startInputAt(clock.now()))
-      await service.end(endInputAt(clock.now(), output.session_id))
+      const { output } = await measuring.start(startInputAt(clock.now()))
+      await measuring.end(endInputAt(clock.now(), output.session_id))
       ids.push(output.session_id)
     }
+    await measuring.timeline(ids[0]!)
+    const sessionBytes = measured.timelineCachedBytes
+    expect(sessionBytes).toBeGreaterThan(100)
+    const { service, repository } = await boot(undefined, undefined, {
+      timelineCacheBytes: Math.floor(sessionBytes * 3.5),
+    })
     for (const id of ids) await service.timeline(id)
+    expect(repository.timelineCachedBytes).toBeLessThanOrEqual(sessionBytes * 3.5)
     const reads = vi.spyOn(store, 'read')
     await service.timeline(ids.at(-1)!)
     expect(reads).not.toHaveBeenCalled()
     await service.timeline(ids[0]!)
+    expect(reads).toHaveBeenCalled()
+  })
+
+  it('keeps the cached bytes under the cap however many sessions are read', async () => {
+    const cap = 4096
+    const { service, repository } = await boot(undefined, undefined, { timelineCacheBytes: cap })
+    for (let i = 0; i < 60; i++) {
+      const { output } = await service.start(
+        startInputAt(clock.now(), { performer_id: `performer-${'x'.repeat(200)}` }),
+      )
+      clock.advance(1)
+      await service.touch(endInputAt(clock.now(), output.session_id))
+      await service.end(endInputAt(clock.now(), output.session_id))
+      await service.timeline(output.session_id)
+      expect(repository.timelineCachedBytes).toBeLessThanOrEqual(cap)
+    }
+    expect(repository.timelineCachedBytes).toBeGreaterThan(cap / 2)
+  })
+
+  it('does not cache a session over the per-session cap: it is read from the store each time', async () => {
+    const { service, repository } = await boot(undefined, undefined, { timelineCacheSessionBytes: 1000 })
+    const { output } = await service.start(startInputAt(clock.now()))
+    for (let i = 0; i < 10; i++) {
+      clock.advance(1)
+      await service.touch(endInputAt(clock.now(), output.session_id))
+    }
+    await service.end(endInputAt(clock.now(), output.session_id))
+    await service.timeline(output.session_id)
+    expect(repository.timelineCachedBytes).toBe(0)
+    const reads = vi.spyOn(store, 'read')
+    expect((await service.timeline(output.session_id))?.events).toHaveLength(12)
     expect(reads).toHaveBeenCalled()
   })
 })

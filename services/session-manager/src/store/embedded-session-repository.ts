@@ -11,7 +11,8 @@ import {
   stateAfter,
 } from '../sessions/session-repository.js'
 import type { EventStore, IndexedEventStore, StoredEvent } from './event-store.js'
-import { SessionArchivedError } from './event-store.js'
+import { SessionArchivedError, StoreUnavailableError } from './event-store.js'
+import { LOG_INTEGRITY } from './file-event-store.js'
 import { recordKey, sessionKey } from './index-keys.js'
 
 const INSERTED: StartInsert = Object.freeze({ kind: 'inserted' })
@@ -27,14 +28,24 @@ export const SESSION_TIME_SKEW_MS = 5 * 60_000
 export const CLOSED_CACHE_SIZE = 1024
 
 /**
- * Verified events kept for timelines (every session's, open or closed), at most this many in all, least
- * recently read sessions out. Events never change once stored, so a prefix read once (re-hashed and
- * chain-checked by the store) is served again from memory.
+ * Verified events kept for timelines (every session's, open or closed), at most this many bytes of log
+ * lines in all (16 MiB), least recently read sessions out. Events never change once stored, so a prefix
+ * read once (re-hashed and chain-checked by the store) is served again from memory. Bytes are the stored
+ * lines' lengths (a handle's `length`, as a `LogPosition` has; else the event's JSON length).
  *
  * @example
- * await EmbeddedSessionRepository.open(open, { timelineCacheEvents: TIMELINE_CACHE_EVENTS / 4 })
+ * await EmbeddedSessionRepository.open(open, { timelineCacheBytes: TIMELINE_CACHE_BYTES / 4 })
  */
-export const TIMELINE_CACHE_EVENTS = 16_384
+export const TIMELINE_CACHE_BYTES = 16 * 1024 * 1024
+
+/**
+ * At most this many bytes of one session's timeline are kept (1 MiB): a longer session is read from the
+ * store on every request, so one huge session cannot push every other out.
+ *
+ * @example
+ * await EmbeddedSessionRepository.open(open, { timelineCacheSessionBytes: TIMELINE_CACHE_SESSION_BYTES * 2 })
+ */
+export const TIMELINE_CACHE_SESSION_BYTES = 1024 * 1024
 
 /** During a replay, answers older than the hot horizon are let go every this many events. */
 const REPLAY_PRUNE_EVERY = 65_536
@@ -85,8 +96,10 @@ export interface EmbeddedRepositoryOptions<Ref> {
    * only segments from the record_id's time on are searched). Default: the whole retry window.
    */
   hotAnswersMs?: number
-  /** Verified events kept in memory for timelines, in all (default {@link TIMELINE_CACHE_EVENTS}). */
-  timelineCacheEvents?: number
+  /** Bytes of verified events kept in memory for timelines, in all (default {@link TIMELINE_CACHE_BYTES}). */
+  timelineCacheBytes?: number
+  /** Bytes of one session's verified events kept at most (default {@link TIMELINE_CACHE_SESSION_BYTES}). */
+  timelineCacheSessionBytes?: number
 }
 
 interface IndexedSession<Ref> {
@@ -129,9 +142,12 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
   private readonly closedCache = new Map<string, { state: SessionState; refs: Ref[] }>()
   private readonly answers = new Map<string, AnswerEntry<Ref>>()
   /** Per session, its first events as read (and verified) from the store: events[i] is refs[i]'s. */
-  private readonly timelines = new Map<string, StoredEvent[]>()
-  private timelineEvents = 0
-  private timelineCacheEvents = TIMELINE_CACHE_EVENTS
+  private readonly timelines = new Map<string, { events: StoredEvent[]; bytes: number }>()
+  private timelineBytes = 0
+  /** A read threw LOG_INTEGRITY: the timeline cache stays off (see `logDamaged`). */
+  private readFoundDamage = false
+  private timelineCacheBytes = TIMELINE_CACHE_BYTES
+  private timelineCacheSessionBytes = TIMELINE_CACHE_SESSION_BYTES
   private readonly schedule = new ExpirySchedule()
   private openCount = 0
   private newest = 0
@@ -160,7 +176,8 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const repository = new EmbeddedSessionRepository<Ref>()
     repository.retryWindowMs = options.retryWindowMs
     repository.hotAnswersMs = options.hotAnswersMs
-    repository.timelineCacheEvents = options.timelineCacheEvents ?? TIMELINE_CACHE_EVENTS
+    repository.timelineCacheBytes = options.timelineCacheBytes ?? TIMELINE_CACHE_BYTES
+    repository.timelineCacheSessionBytes = options.timelineCacheSessionBytes ?? TIMELINE_CACHE_SESSION_BYTES
     if (options.restore) repository.restore(options.restore)
     repository.replaying = true
     const store = await open((event, ref) => repository.applyStored(event, ref))
@@ -266,34 +283,83 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const total = refs.length
     const end = Math.min(to, total)
     if (from >= end) return { events: [], total }
-    const cached = this.timelines.get(sessionId)
-    if (cached) {
+    if (this.logDamaged()) {
+      // The log was found damaged: every page is read (and verified) from the store again, so a damaged
+      // line answers log_integrity instead of an earlier verified copy.
+      this.clearTimelines()
+      return { events: await this.readVerified(refs.slice(from, end)), total }
+    }
+    const entry = this.timelines.get(sessionId)
+    const cached = entry?.events
+    if (entry && cached) {
       this.timelines.delete(sessionId) // re-inserted: most recently read last
-      this.timelines.set(sessionId, cached)
+      this.timelines.set(sessionId, entry)
       if (cached.length >= end) return { events: cached.slice(from, end), total }
     }
     const have = cached?.length ?? 0
-    if (from > have) return { events: await this.store.read(refs.slice(from, end)), total }
+    if (from > have) return { events: await this.readVerified(refs.slice(from, end)), total }
     // Read only what the cached prefix lacks, then extend the prefix.
-    const read = await this.store.read(refs.slice(have, end))
+    const read = await this.readVerified(refs.slice(have, end))
     const events = cached ? [...cached, ...read] : read
-    this.cacheTimeline(sessionId, events)
+    this.cacheTimeline(sessionId, events, refs)
     return { events: events.slice(from, end), total }
   }
 
-  /** Keeps `events` as `sessionId`'s verified prefix (unless a longer one was cached meanwhile). */
-  private cacheTimeline(sessionId: string, events: StoredEvent[]): void {
-    if (events.length > this.timelineCacheEvents) return
-    const current = this.timelines.get(sessionId)
-    if (current && current.length >= events.length) return
-    this.timelineEvents += events.length - (current?.length ?? 0)
-    this.timelines.delete(sessionId)
-    this.timelines.set(sessionId, events)
-    for (const [id, old] of this.timelines) {
-      if (this.timelineEvents <= this.timelineCacheEvents) break
-      this.timelines.delete(id)
-      this.timelineEvents -= old.length
+  /**
+   * Whether the timeline cache must be bypassed: a read threw the integrity error (kept until restart), or
+   * the store's scrub reports a segment that no longer matches its digest.
+   */
+  private logDamaged(): boolean {
+    return this.readFoundDamage || this.store.integrityProblem !== undefined
+  }
+
+  /** `store.read`, noting (and dropping every cached timeline) when it finds a damaged line. */
+  private readVerified(refs: readonly Ref[]): Promise<StoredEvent[]> {
+    return this.noticingDamage(() => this.store.read(refs))
+  }
+
+  private async noticingDamage<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read()
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && error.code === LOG_INTEGRITY) {
+        this.readFoundDamage = true
+        this.clearTimelines()
+      }
+      throw error
     }
+  }
+
+  private clearTimelines(): void {
+    this.timelines.clear()
+    this.timelineBytes = 0
+  }
+
+  /**
+   * Keeps `events` (the events of `refs[0..]`) as `sessionId`'s verified prefix, unless a longer one was
+   * cached meanwhile or it is over the per-session cap; then drops least recently read sessions until the
+   * cache is within {@link TIMELINE_CACHE_BYTES} (or the configured cap).
+   */
+  private cacheTimeline(sessionId: string, events: StoredEvent[], refs: readonly Ref[]): void {
+    if (this.logDamaged()) return
+    const current = this.timelines.get(sessionId)
+    if (current && current.events.length >= events.length) return
+    let bytes = 0
+    for (let i = 0; i < events.length; i++) bytes += lineBytesOf(refs[i], events[i]!)
+    if (bytes > this.timelineCacheSessionBytes || bytes > this.timelineCacheBytes) return
+    this.timelineBytes += bytes - (current?.bytes ?? 0)
+    this.timelines.delete(sessionId)
+    this.timelines.set(sessionId, { events, bytes })
+    for (const [id, old] of this.timelines) {
+      if (this.timelineBytes <= this.timelineCacheBytes) break
+      this.timelines.delete(id)
+      this.timelineBytes -= old.bytes
+    }
+  }
+
+  /** Bytes of verified events the timeline cache holds now (see {@link TIMELINE_CACHE_BYTES}). */
+  get timelineCachedBytes(): number {
+    return this.timelineBytes
   }
 
   countOpen(): Promise<number> {
@@ -450,8 +516,10 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const notBefore = Number.isFinite(time) ? { notBefore: time - SESSION_TIME_SKEW_MS } : {}
     let refs: Ref[] = []
     let events: StoredEvent[] | undefined
-    if (store.sessionEvents) ({ refs, events } = await store.sessionEvents(sessionId, notBefore))
-    else for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
+    const { sessionEvents } = store
+    if (sessionEvents) {
+      ;({ refs, events } = await this.noticingDamage(() => sessionEvents.call(store, sessionId, notBefore)))
+    } else for await (const ref of store.lookup(sessionKey(sessionId), notBefore)) refs.push(ref)
     if (refs.length === 0) {
       const archivedBefore = store.archivedBefore?.()
       if (archivedBefore !== undefined && time <= archivedBefore) throw new SessionArchivedError(sessionId)
@@ -461,10 +529,10 @@ export class EmbeddedSessionRepository<Ref = unknown> implements SessionReposito
     const hot = this.sessions.get(sessionId)
     if (hot) return hot
     let state: SessionState | undefined
-    events ??= await store.read(refs)
+    events ??= await this.readVerified(refs)
     for (const event of events) state = stateAfter(state, event)
     // Read and verified anyway: a timeline request (the usual reason for a cold read) uses them.
-    this.cacheTimeline(sessionId, events)
+    this.cacheTimeline(sessionId, events, refs)
     const entry = { state: state!, refs }
     if (entry.state.end) this.cacheClosed(sessionId, entry)
     return entry
@@ -561,4 +629,12 @@ function timeOf(id: string): number {
   } catch {
     return Number.NaN
   }
+}
+
+/** A stored line's length: the handle's `length` when it has one (a `LogPosition`), else the event's JSON. */
+function lineBytesOf(ref: unknown, event: StoredEvent): number {
+  if (typeof ref === 'object' && ref !== null && 'length' in ref && typeof ref.length === 'number') {
+    return ref.length
+  }
+  return JSON.stringify(event).length + 1
 }

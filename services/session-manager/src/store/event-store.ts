@@ -53,6 +53,11 @@ export interface IndexedEventStore<Ref = unknown, Point = unknown> extends Event
    */
   archivedBefore?(): number | undefined
   /**
+   * Set while the store knows its log is damaged (a background scrub found a line that no longer matches
+   * what was written): caches of verified events must not be trusted then. Optional: undefined when unknown.
+   */
+  readonly integrityProblem?: string | undefined
+  /**
    * One session's events and their handles in log order, as `lookup(sessionKey(id), options)` finds
    * them and `read` returns them, but the store may stop searching once it has read the session's end
    * event (later segments are not searched). Optional: the repository falls back to `lookup` + `read`.
