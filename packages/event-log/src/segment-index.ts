@@ -424,6 +424,22 @@ function checkPostings(
 }
 
 /**
+ * The bytes of the line (without its newline) that ends at byte `end` of an open segment, read from the
+ * end backwards (one pread of at most 64 KiB, more only for a longer line); undefined when no line ends
+ * there.
+ */
+async function lineEndingAt(handle: LogFileHandle, end: number): Promise<Buffer | undefined> {
+  if (end === 0) return undefined
+  for (let window = Math.min(end, 64 * 1024); ; window = Math.min(end, window * 4)) {
+    const buf = await readFully(handle, window, end - window)
+    if (buf.length !== window || buf[window - 1] !== NEWLINE) return undefined
+    const previous = buf.lastIndexOf(NEWLINE, window - 2)
+    if (previous === -1 && window < end) continue
+    return buf.subarray(previous + 1, window - 1)
+  }
+}
+
+/**
  * Why the line of `segment` ending (with its newline) at byte `end` is not the record `seq`/`hash`
  * (re-hashed), or undefined when it is.
  */
@@ -438,18 +454,14 @@ async function recordEndingAt(
   try {
     const size = await handle.size()
     if (end > size) return `covers ${end} bytes, the segment has ${size}`
-    for (let window = Math.min(end, 64 * 1024); ; window = Math.min(end, window * 4)) {
-      const buf = await readFully(handle, window, end - window)
-      if (buf.length !== window || buf[window - 1] !== NEWLINE) return `no line ends at byte ${end}`
-      const previous = buf.lastIndexOf(NEWLINE, window - 2)
-      if (previous === -1 && window < end) continue
-      const record = decodeLine(buf, previous + 1, window - 1)
-      if (typeof record === 'string') return `the line ending at byte ${end}: ${record}`
-      if (record.seq !== seq || record.hash !== hash) {
-        return `the line ending at byte ${end} is seq ${record.seq}, not the indexed seq ${seq} (another log?)`
-      }
-      return undefined
+    const line = await lineEndingAt(handle, end)
+    if (line === undefined) return `no line ends at byte ${end}`
+    const record = decodeLine(line, 0, line.length)
+    if (typeof record === 'string') return `the line ending at byte ${end}: ${record}`
+    if (record.seq !== seq || record.hash !== hash) {
+      return `the line ending at byte ${end} is seq ${record.seq}, not the indexed seq ${seq} (another log?)`
     }
+    return undefined
   } finally {
     await handle.close()
   }
@@ -531,21 +543,14 @@ export async function segmentTail(
   try {
     const size = await handle.size()
     if (size === 0) return undefined
-    for (let window = Math.min(size, 64 * 1024); ; window = Math.min(size, window * 4)) {
-      const buf = await readFully(handle, window, size - window)
-      if (buf[window - 1] !== NEWLINE) return undefined
-      const previous = buf.lastIndexOf(NEWLINE, window - 2)
-      if (previous === -1 && window < size) continue
-      try {
-        const record = JSON.parse(buf.toString('utf8', previous + 1, window - 1)) as {
-          seq?: unknown
-          hash?: unknown
-        }
-        if (typeof record.seq !== 'number' || typeof record.hash !== 'string') return undefined
-        return { bytes: size, lines: 0, lastSeq: record.seq, lastHash: record.hash }
-      } catch {
-        return undefined
-      }
+    const line = await lineEndingAt(handle, size)
+    if (line === undefined) return undefined
+    try {
+      const record = JSON.parse(line.toString('utf8')) as { seq?: unknown; hash?: unknown }
+      if (typeof record.seq !== 'number' || typeof record.hash !== 'string') return undefined
+      return { bytes: size, lines: 0, lastSeq: record.seq, lastHash: record.hash }
+    } catch {
+      return undefined
     }
   } finally {
     await handle.close()
