@@ -348,6 +348,7 @@ describe('care-sessions archive', () => {
     [['--before', 'yesterday', '--to', 'TO'], /not an ISO date/],
     [['--before', '2026-02-30', '--to', 'TO'], /not an ISO date/],
     [['--before', '2026-03-01T25:00', '--to', 'TO'], /not an ISO date/],
+    [['--before', '2999-03-01', '--to', 'TO'], /2999-03-01T00:00:00\.000Z is in the future/],
   ])('answers a usage error for %j', async (args, message) => {
     const { dir, log } = await segmentedLog()
     await log.close()

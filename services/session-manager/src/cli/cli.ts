@@ -132,7 +132,7 @@ then checks the kept log from the manifest's last archived record.
 
 Options:
   --data-dir <dir>   session-manager data directory (or give it as <data-dir>)
-  --before <date>    e.g. 2026-01-01 or 2026-01-01T00:00:00Z (UTC when no zone is given)
+  --before <date>    e.g. 2026-01-01 or 2026-01-01T00:00:00Z (UTC when no zone is given; not in the future)
   --to <dir>         archive directory (created if missing; reuse it to extend the archive)
   --json             print the report as JSON
   -h, --help
@@ -445,6 +445,13 @@ async function archive(values: Values, positionals: string[], io: CliIo): Promis
   if (beforeText === undefined) throw new UsageError('archive needs --before <date>')
   if (to === undefined) throw new UsageError('archive needs --to <dir>')
   const before = parseBefore(beforeText)
+  // A cut-off in the future would archive the segments still being written to (a typo in the year
+  // is the usual cause); retention is always about the past.
+  if (before > Date.now()) {
+    throw new UsageError(
+      `--before ${new Date(before).toISOString()} is in the future; retention only archives the past`,
+    )
+  }
   const dir = await dataDirOf(values, positionals[0], io)
   const archiveDir = resolve(to)
   if (archiveDir === dir || archiveDir.startsWith(`${dir}/`)) {
