@@ -743,18 +743,23 @@ export class EventLog<R extends object = Record<string, unknown>> {
     if (this.#closed) throw new StorageError('LOG_CLOSED', 'event log is closed')
     if (!this.#activeIndex) return
     if (this.#activePrefix) await this.#activePrefixDone()
-    // Everything below up to the write is synchronous: the index matches the durable size exactly.
+    // The state is taken synchronously here, where the index matches the durable size exactly; the
+    // encoding then runs in slices (appends go on, and it leaves out what they add) and close() waits.
     const segment = this.#segment
     const index = this.#activeIndex
     if (this.#durableSize === 0 || index.lastSeq !== this.#durableHead.seq) return
-    const data = index.encode(segment, {
+    const state = {
       bytes: this.#durableSize,
       lines: index.lines,
       lastSeq: this.#durableHead.seq,
       lastHash: this.#durableHead.hash,
-    })
+    }
     const path = activeIndexPathOf(this.#eventsDir, segment)
-    await this.#track(writeFileAtomically(this.#fs, this.#eventsDir, path, data))
+    await this.#track(
+      index
+        .encodeInSlices(segment, state)
+        .then((data) => writeFileAtomically(this.#fs, this.#eventsDir, path, data)),
+    )
     // Sealed meanwhile: the sealed segment has its own index; this file would only be stale.
     if (segment.index !== this.#segment.index) await this.#fs.unlink(path).catch(() => {})
   }

@@ -112,35 +112,99 @@ export class MemoryIndex {
 
   /** The sidecar file's bytes: a JSON header line, then the sorted key postings and the fence table. */
   encode(segment: Segment, state: IndexedSegmentState): Buffer {
-    const sorted = [...this.#keys].map(([key, list]) => ({ key: Buffer.from(key, 'utf8'), list }))
-    sorted.sort((a, b) => Buffer.compare(a.key, b.key))
-    const parts: Buffer[] = []
-    const fences: Buffer[] = []
-    let at = 0
-    for (const [i, { key, list }] of sorted.entries()) {
-      if (i % FENCE_EVERY === 0) {
-        const fence = Buffer.allocUnsafe(2 + key.length + 6)
-        fence.writeUInt16LE(key.length, 0)
-        key.copy(fence, 2)
-        fence.writeUIntLE(at, 2 + key.length, 6)
-        fences.push(fence)
+    const work = this.#encoding(segment, state)
+    for (;;) {
+      const step = work.next()
+      if (step.done) return step.value
+    }
+  }
+
+  /**
+   * The same bytes as {@link MemoryIndex.encode}, computed in slices of about `sliceMs` of CPU with the
+   * event loop free in between: encoding a full active segment's index (sorting ~10^5 keys) takes
+   * hundreds of milliseconds at once. Appends may go on meanwhile: what is encoded is the index as it
+   * was when the call started (postings at or past `state.bytes` are left out, and the key count, line
+   * count and time range are taken at the start), so `state` must describe the index at the call.
+   *
+   * @example
+   * const bytes = await index.encodeInSlices(segment, { bytes, lines: index.lines, lastSeq, lastHash })
+   */
+  async encodeInSlices(segment: Segment, state: IndexedSegmentState, sliceMs = 8): Promise<Buffer> {
+    const work = this.#encoding(segment, state)
+    for (;;) {
+      const sliceEnds = performance.now() + sliceMs
+      for (;;) {
+        const step = work.next()
+        if (step.done) return step.value
+        if (performance.now() >= sliceEnds) break
       }
-      const count = list.length / 2
-      const entry = Buffer.allocUnsafe(2 + key.length + 4 + count * 10)
-      entry.writeUInt16LE(key.length, 0)
-      key.copy(entry, 2)
-      let p = 2 + key.length
-      entry.writeUInt32LE(count, p)
+      await new Promise<void>((resolve) => setImmediate(resolve))
+    }
+  }
+
+  /** The encoder; it yields every few thousand units of work, where a sliced caller may pause. */
+  *#encoding(segment: Segment, state: IndexedSegmentState): Generator<void, Buffer> {
+    const upTo = state.bytes
+    const time = this.#time ? { ...this.#time } : null
+    // Postings are appended in log order, so those of records at or past `upTo` (appended after the
+    // call started) are a suffix of each list; a key first seen after the start has only such postings.
+    const counts = new Map<string, number>()
+    const unsorted: string[] = []
+    let surrogates = false
+    let visited = 0
+    for (const [key, list] of this.#keys) {
+      let count = list.length / 2
+      while (count > 0 && list[(count - 1) * 2]! >= upTo) count--
+      if (count > 0) {
+        counts.set(key, count)
+        unsorted.push(key)
+        surrogates ||= SURROGATE.test(key)
+      }
+      if (++visited % STEP === 0) yield
+    }
+    const keys = yield* sortedInSteps(unsorted, surrogates)
+    const keyBytes = new Array<number>(keys.length)
+    let fenceBytes = 0
+    let postingBytes = 0
+    for (let i = 0; i < keys.length; i++) {
+      const length = Buffer.byteLength(keys[i]!, 'utf8')
+      keyBytes[i] = length
+      if (i % FENCE_EVERY === 0) fenceBytes += 2 + length + 6
+      postingBytes += 2 + length + 4 + counts.get(keys[i]!)! * 10
+      if (i % STEP === STEP - 1) yield
+    }
+    // One buffer, written in place (a buffer per key joined by a concat took several times longer).
+    const body = Buffer.allocUnsafe(postingBytes + fenceBytes)
+    let p = 0
+    let fence = postingBytes
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!
+      const length = keyBytes[i]!
+      if (i % FENCE_EVERY === 0) {
+        body.writeUInt16LE(length, fence)
+        body.write(key, fence + 2, length, 'utf8')
+        body.writeUIntLE(p, fence + 2 + length, 6)
+        fence += 2 + length + 6
+      }
+      const list = this.#keys.get(key)!
+      const count = counts.get(key)!
+      body.writeUInt16LE(length, p)
+      body.write(key, p + 2, length, 'utf8')
+      p += 2 + length
+      body.writeUInt32LE(count, p)
       p += 4
-      for (let j = 0; j < list.length; j += 2) {
-        entry.writeUIntLE(list[j]!, p, 6)
-        entry.writeUInt32LE(list[j + 1]!, p + 6)
+      for (let j = 0; j < count * 2; j += 2) {
+        body.writeUIntLE(list[j]!, p, 6)
+        body.writeUInt32LE(list[j + 1]!, p + 6)
         p += 10
       }
-      parts.push(entry)
-      at += entry.length
+      if (i % STEP === STEP - 1) yield
     }
-    const body = Buffer.concat([...parts, ...fences])
+    const hash = createHash('sha256')
+    for (let at = 0; at < body.length; at += HASH_CHUNK) {
+      hash.update(body.subarray(at, at + HASH_CHUNK))
+      yield
+    }
     const header = {
       format: INDEX_FORMAT,
       segment: segment.name,
@@ -148,17 +212,84 @@ export class MemoryIndex {
       lines: state.lines,
       last_seq: state.lastSeq,
       last_hash: state.lastHash,
-      time: this.#time,
-      keys: sorted.length,
+      time,
+      keys: keys.length,
       fence_every: FENCE_EVERY,
-      fence_offset: at,
-      fence_count: fences.length,
+      fence_offset: postingBytes,
+      fence_count: Math.ceil(keys.length / FENCE_EVERY),
       body_bytes: body.length,
-      body_sha256: createHash('sha256').update(body).digest('hex'),
+      body_sha256: hash.digest('hex'),
     }
     return Buffer.concat([Buffer.from(`${JSON.stringify(header)}\n`), body])
   }
 }
+
+/** Units of work (keys visited, written or merged) between two points where an encoder may pause. */
+const STEP = 2048
+const HASH_CHUNK = 1 << 20
+/** Keys sorted per chunk before the chunks are merged (a chunk's sort is the longest single step). */
+const SORT_CHUNK = 4096
+
+/**
+ * `keys` sorted by their UTF-8 bytes, the order the sidecar's fences are searched in.
+ *
+ * @example
+ * sortedByUtf8Bytes(['\u{1F600}', '\uFFFD']) // ['\uFFFD', '\u{1F600}']: byte order, not UTF-16 order
+ */
+export function sortedByUtf8Bytes(keys: string[]): string[] {
+  const work = sortedInSteps(
+    keys,
+    keys.some((key) => SURROGATE.test(key)),
+  )
+  for (;;) {
+    const step = work.next()
+    if (step.done) return step.value
+  }
+}
+
+/**
+ * Sorts `keys` by their UTF-8 bytes (`surrogates`: whether any key holds a surrogate). JavaScript's
+ * default string order compares UTF-16 code units, which is UTF-8 byte order unless a key holds a
+ * surrogate pair (U+10000 and above sort before U+E000..U+FFFF in UTF-16, after them in UTF-8):
+ * only then are keys compared as bytes, a native call per comparison. Chunks are sorted, then merged
+ * pairwise, yielding between steps.
+ */
+function* sortedInSteps(keys: string[], surrogates: boolean): Generator<void, string[]> {
+  const bytes = surrogates ? new Map(keys.map((key) => [key, Buffer.from(key, 'utf8')])) : undefined
+  const before = bytes
+    ? (a: string, b: string) => Buffer.compare(bytes.get(a)!, bytes.get(b)!) < 0
+    : (a: string, b: string) => a < b
+  let runs: string[][] = []
+  for (let at = 0; at < keys.length; at += SORT_CHUNK) {
+    const chunk = keys.slice(at, at + SORT_CHUNK)
+    if (bytes) chunk.sort((a, b) => Buffer.compare(bytes.get(a)!, bytes.get(b)!))
+    else chunk.sort()
+    runs.push(chunk)
+    yield
+  }
+  while (runs.length > 1) {
+    const merged: string[][] = []
+    for (let r = 0; r < runs.length; r += 2) {
+      const a = runs[r]!
+      const b = runs[r + 1]
+      if (!b) {
+        merged.push(a)
+        continue
+      }
+      const out = new Array<string>(a.length + b.length)
+      let i = 0
+      let j = 0
+      for (let k = 0; k < out.length; k++) {
+        out[k] = j >= b.length || (i < a.length && !before(b[j]!, a[i]!)) ? a[i++]! : b[j++]!
+        if (k % STEP === STEP - 1) yield
+      }
+      merged.push(out)
+    }
+    runs = merged
+  }
+  return runs[0] ?? []
+}
+const SURROGATE = /[\uD800-\uDFFF]/
 
 interface IndexHeader {
   format: string
