@@ -598,7 +598,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
       lastHash: pass.digest.last.hash,
     }
     try {
-      await writeFileAtomically(this.#fs, this.#eventsDir, path, index.encode(segment, state))
+      await writeFileAtomically(this.#fs, this.#eventsDir, path, await index.encodeInSlices(segment, state))
       return sidecarKeyIndex(await SidecarIndex.load(this.#fs, path, segment, state))
     } catch (err) {
       // Derived data only: answer from memory this time; the next process rebuilds it again.
@@ -801,7 +801,7 @@ export class EventLog<R extends object = Record<string, unknown>> {
           this.#fs,
           this.#eventsDir,
           indexPathOf(this.#eventsDir, segment),
-          index.encode(segment, state),
+          await index.encodeInSlices(segment, state),
         )
       }
     } catch (err) {
