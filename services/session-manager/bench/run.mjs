@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Session-manager benchmarks (issue 4). Run after a build: `pnpm bench` at the root, or
 // `node bench/run.mjs [--events 1000000] [--sessions 100000] [--duration 8]` here; the checkpoints
-// section also takes `[--replicas 3] [--slice 1] [--budget 180] [--warmup 3000 requests]
-// [--variants off,tree,on,off_b]`.
+// section also takes `[--replicas 3] [--slice 1] [--budget 180] [--warmup 5000 requests]
+// [--variants off,tree,on,off_b] [--save rounds.json]`.
 // Every comparison is a ratio of two measurements taken in this same run, alternating A/B
 // where it matters, because these machines are shared and noisy.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -34,7 +34,8 @@ const { values } = parseArgs({
     replicas: { type: 'string', default: '3' },
     slice: { type: 'string', default: '1' },
     budget: { type: 'string', default: '180' },
-    warmup: { type: 'string', default: '3000' },
+    warmup: { type: 'string', default: '5000' },
+    save: { type: 'string' }, // file for the checkpoints section's raw rounds (pool runs with compareVariants)
     variants: { type: 'string', default: 'off,tree,on,off_b' },
   },
 })
@@ -120,7 +121,8 @@ async function startThroughput() {
 
 // Same-run A/B of durable starts (issue 17): CARE_TRANSPARENCY=off (`off`), the Merkle tree without a
 // key (`tree`) and the tree with signed checkpoints every 1000 records (`on`), plus a second copy of
-// `off` (`off_b`) whose ratio to `off` is this run's A/A noise floor. `--replicas` processes per
+// `off` (`off_b`) whose ratio to `off` is this run's A/A noise floor (`on_1s`, checkpoints once a
+// second instead of every 1000 records, on request with `--variants`). `--replicas` processes per
 // variant run at once, each warmed up, then `loadInterleaved` loads them in `--slice`-second slices in
 // balanced order for as many rounds as fit `--budget` seconds (at least 2), so host drift and one
 // process's JIT luck cancel. `ratio` is on/off over all slices; the medians and ranges are per round;
@@ -135,6 +137,12 @@ async function checkpointOverhead() {
     off_b: { CARE_TRANSPARENCY: 'off' },
     tree: {},
     on: { CARE_CHECKPOINT_KEY_FILE: keyFile, CARE_CHECKPOINT_EVERY: '1000' },
+    // checkpoints at a cadence that does not grow with load: one a second while records arrive
+    on_1s: {
+      CARE_CHECKPOINT_KEY_FILE: keyFile,
+      CARE_CHECKPOINT_EVERY: '100000000',
+      CARE_CHECKPOINT_INTERVAL_MS: '1000',
+    },
   }
   const names = values.variants.split(',')
   for (const name of names) if (!catalog[name]) throw new Error(`unknown variant ${name}`)
@@ -172,6 +180,7 @@ async function checkpointOverhead() {
               .join('; '),
         ),
     })
+    if (values.save) writeFileSync(values.save, JSON.stringify(runs))
     const by = compareVariants(runs, 'off')
     const pick = (name, keys) =>
       by[name] ? Object.fromEntries(keys.map((k) => [`${name}_${k}`, by[name][k]])) : {}
@@ -201,6 +210,7 @@ async function checkpointOverhead() {
         stats.slice(1).filter((k) => k !== 'ratio'),
       ),
       ...pick('tree', stats),
+      ...pick('on_1s', stats),
       ...pick('off_b', stats),
       errors_or_non2xx: Object.values(by).reduce((a, v) => a + v.failed, 0),
       goal: 'ratio >= 0.95 (tree + checkpoints within 5% of durable starts without them); off_b is the A/A noise floor',
