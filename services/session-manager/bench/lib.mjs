@@ -235,8 +235,9 @@ export function cpuMicros(pid) {
  * sequence backwards (ABBA), so each variant takes every position equally often. Per target and round
  * it records completed requests, wall seconds (around the autocannon run), server CPU µs (from /proc)
  * and the slice's p99 and non-2xx/error count. `onRound(round, rows)` is called after each round.
- * Returns `{ rounds: [{ [variant]: { requests, seconds, cpuUs, p99, failed } }] }`, the replicas of a
- * variant summed per round; `compareVariants` turns it into ratios.
+ * Returns `{ variants, rounds: [{ [variant]: { requests, seconds, cpuUs, p99, failed } }], processes }`,
+ * the replicas of a variant summed per round, and `processes` the same totals per target (to see
+ * whether one process ran slower throughout); `compareVariants` turns it into ratios.
  *
  * @example
  * const runs = await loadInterleaved(
@@ -258,7 +259,11 @@ export async function loadInterleaved(
     groups[replica] ??= []
     groups[replica].push(target)
   }
-  const result = { variants, rounds: [] }
+  const result = {
+    variants,
+    rounds: [],
+    processes: targets.map((t) => ({ variant: t.variant, pid: t.pid, requests: 0, seconds: 0, cpuUs: 0 })),
+  }
   for (let round = 0; round < rounds; round++) {
     let order = groups.flatMap((group, g) => {
       const shift = (round + g) % group.length
@@ -273,10 +278,15 @@ export async function loadInterleaved(
       const t0 = performance.now()
       const r = await load(target.url, { duration: sliceSeconds, connections })
       const seconds = (performance.now() - t0) / 1000
+      const cpuUs = cpuMicros(target.pid) - cpu0
       const cell = row[target.variant]
-      cell.cpuUs += cpuMicros(target.pid) - cpu0
+      const process = result.processes[targets.indexOf(target)]
+      cell.cpuUs += cpuUs
       cell.requests += r['2xx']
       cell.seconds += seconds
+      process.cpuUs += cpuUs
+      process.requests += r['2xx']
+      process.seconds += seconds
       cell.p99 = Math.max(cell.p99, r.latency.p99)
       cell.failed += r.non2xx + r.errors + r.timeouts
     }

@@ -216,6 +216,15 @@ async function checkpointOverhead() {
       goal: 'ratio >= 0.95 (tree + checkpoints within 5% of durable starts without them); off_b is the A/A noise floor',
     }
     console.log('checkpoints', results.checkpoints)
+    console.log(
+      'checkpoints per process:',
+      runs.processes
+        .map(
+          (p) =>
+            `${p.variant} ${Math.round(p.requests / p.seconds)} req/s ${Math.round(p.cpuUs / p.requests)} µs/req`,
+        )
+        .join('; '),
+    )
   } finally {
     for (const { service } of services) await service.stop()
   }
