@@ -280,13 +280,13 @@ export async function loadInterleaved(
       const seconds = (performance.now() - t0) / 1000
       const cpuUs = cpuMicros(target.pid) - cpu0
       const cell = row[target.variant]
-      const process = result.processes[targets.indexOf(target)]
+      const totals = result.processes[targets.indexOf(target)]
       cell.cpuUs += cpuUs
       cell.requests += r['2xx']
       cell.seconds += seconds
-      process.cpuUs += cpuUs
-      process.requests += r['2xx']
-      process.seconds += seconds
+      totals.cpuUs += cpuUs
+      totals.requests += r['2xx']
+      totals.seconds += seconds
       cell.p99 = Math.max(cell.p99, r.latency.p99)
       cell.failed += r.non2xx + r.errors + r.timeouts
     }
