@@ -235,6 +235,9 @@ export function cpuMicros(pid) {
  * sequence backwards (ABBA), so each variant takes every position equally often. Per target and round
  * it records completed requests, wall seconds (around the autocannon run), server CPU µs (from /proc)
  * and the slice's p99 and non-2xx/error count. `onRound(round, rows)` is called after each round.
+ * With `together`, each slice loads one replica of every variant at the same time instead (one
+ * autocannon per target, `connections` each), so every burst of outside load hits all variants alike:
+ * their CPU per request is then compared under identical conditions (their req/s share the CPU).
  * Returns `{ variants, rounds: [{ [variant]: { requests, seconds, cpuUs, p99, failed } }], processes }`,
  * the replicas of a variant summed per round, and `processes` the same totals per target (to see
  * whether one process ran slower throughout); `compareVariants` turns it into ratios.
@@ -248,7 +251,7 @@ export function cpuMicros(pid) {
  */
 export async function loadInterleaved(
   targets,
-  { rounds, sliceSeconds = 1, connections = 50, onRound = () => {} },
+  { rounds, sliceSeconds = 1, connections = 50, together = false, onRound = () => {} },
 ) {
   const variants = [...new Set(targets.map((t) => t.variant))]
   const groups = []
@@ -273,22 +276,29 @@ export async function loadInterleaved(
     const row = Object.fromEntries(
       variants.map((v) => [v, { requests: 0, seconds: 0, cpuUs: 0, p99: 0, failed: 0 }]),
     )
-    for (const target of order) {
-      const cpu0 = cpuMicros(target.pid)
+    // One slice per target, or with `together` one slice per replica group, all its variants at once.
+    const slices = together
+      ? groups.map((group) => group.filter((t) => order.includes(t)))
+      : order.map((t) => [t])
+    for (const slice of slices) {
+      const cpu0 = slice.map((t) => cpuMicros(t.pid))
       const t0 = performance.now()
-      const r = await load(target.url, { duration: sliceSeconds, connections })
+      const runs = await Promise.all(slice.map((t) => load(t.url, { duration: sliceSeconds, connections })))
       const seconds = (performance.now() - t0) / 1000
-      const cpuUs = cpuMicros(target.pid) - cpu0
-      const cell = row[target.variant]
-      const totals = result.processes[targets.indexOf(target)]
-      cell.cpuUs += cpuUs
-      cell.requests += r['2xx']
-      cell.seconds += seconds
-      totals.cpuUs += cpuUs
-      totals.requests += r['2xx']
-      totals.seconds += seconds
-      cell.p99 = Math.max(cell.p99, r.latency.p99)
-      cell.failed += r.non2xx + r.errors + r.timeouts
+      for (const [i, target] of slice.entries()) {
+        const r = runs[i]
+        const cpuUs = cpuMicros(target.pid) - cpu0[i]
+        const cell = row[target.variant]
+        const totals = result.processes[targets.indexOf(target)]
+        cell.cpuUs += cpuUs
+        cell.requests += r['2xx']
+        cell.seconds += seconds
+        totals.cpuUs += cpuUs
+        totals.requests += r['2xx']
+        totals.seconds += seconds
+        cell.p99 = Math.max(cell.p99, r.latency.p99)
+        cell.failed += r.non2xx + r.errors + r.timeouts
+      }
     }
     result.rounds.push(row)
     onRound(round, row)

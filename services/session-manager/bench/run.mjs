@@ -2,7 +2,7 @@
 // Session-manager benchmarks (issue 4). Run after a build: `pnpm bench` at the root, or
 // `node bench/run.mjs [--events 1000000] [--sessions 100000] [--duration 8]` here; the checkpoints
 // section also takes `[--replicas 3] [--slice 1] [--budget 180] [--warmup 5000 requests]
-// [--variants off,tree,on,off_b] [--save rounds.json]`.
+// [--variants off,tree,on,off_b] [--together] [--save rounds.json]`.
 // Every comparison is a ratio of two measurements taken in this same run, alternating A/B
 // where it matters, because these machines are shared and noisy.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -35,6 +35,7 @@ const { values } = parseArgs({
     slice: { type: 'string', default: '1' },
     budget: { type: 'string', default: '180' },
     warmup: { type: 'string', default: '5000' },
+    together: { type: 'boolean', default: false }, // load one replica of every variant at once
     save: { type: 'string' }, // file for the checkpoints section's raw rounds (pool runs with compareVariants)
     variants: { type: 'string', default: 'off,tree,on,off_b' },
   },
@@ -165,10 +166,12 @@ async function checkpointOverhead() {
     }
     // Warm-up by request count, not time, so every process has run the same code as often (JIT tiers).
     for (const { url } of services) await load(url, { amount: Number(values.warmup) })
-    const rounds = Math.max(2, Math.floor(Number(values.budget) / (slice * services.length)))
+    const perRound = values.together ? replicas : services.length
+    const rounds = Math.max(2, Math.floor(Number(values.budget) / (slice * perRound)))
     const runs = await loadInterleaved(services, {
       rounds,
       sliceSeconds: slice,
+      together: values.together,
       onRound: (round, row) =>
         console.log(
           `checkpoints round ${round + 1}/${rounds}: ` +
@@ -195,7 +198,7 @@ async function checkpointOverhead() {
       'cpu_ratio_range',
     ]
     results.checkpoints = {
-      method: `interleaved slices, ${replicas} processes per variant, ${rounds} rounds`,
+      method: `${values.together ? 'simultaneous' : 'interleaved'} slices, ${replicas} processes per variant, ${rounds} rounds`,
       replicas,
       rounds,
       slice_s: slice,
