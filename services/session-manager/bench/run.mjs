@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Session-manager benchmarks (issue 4). Run after a build: `pnpm bench` at the root, or
 // `node bench/run.mjs [--events 1000000] [--sessions 100000] [--duration 8]` here; the checkpoints
-// section also takes `[--replicas 3] [--slice 1] [--budget 180] [--warmup 5000 requests]
+// section also takes `[--replicas 3] [--slice 1] [--budget 150] [--warmup 5000 requests]
 // [--variants off,tree,on,off_b] [--together] [--save rounds.json]`.
 // Every comparison is a ratio of two measurements taken in this same run, alternating A/B
 // where it matters, because these machines are shared and noisy.
@@ -33,7 +33,7 @@ const { values } = parseArgs({
     // checkpoints section: processes per variant, slice seconds, load budget seconds, variants
     replicas: { type: 'string', default: '3' },
     slice: { type: 'string', default: '1' },
-    budget: { type: 'string', default: '180' },
+    budget: { type: 'string', default: '150' },
     warmup: { type: 'string', default: '5000' },
     together: { type: 'boolean', default: false }, // load one replica of every variant at once
     save: { type: 'string' }, // file for the checkpoints section's raw rounds (pool runs with compareVariants)
