@@ -277,9 +277,7 @@ export async function loadInterleaved(
       variants.map((v) => [v, { requests: 0, seconds: 0, cpuUs: 0, p99: 0, failed: 0 }]),
     )
     // One slice per target, or with `together` one slice per replica group, all its variants at once.
-    const slices = together
-      ? groups.map((group) => group.filter((t) => order.includes(t)))
-      : order.map((t) => [t])
+    const slices = together ? (round % 2 === 1 ? [...groups].reverse() : groups) : order.map((t) => [t])
     for (const slice of slices) {
       const cpu0 = slice.map((t) => cpuMicros(t.pid))
       const t0 = performance.now()
