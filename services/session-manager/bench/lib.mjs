@@ -212,3 +212,141 @@ export function load(url, { connections = 50, duration = 8, amount } = {}) {
     ],
   })
 }
+
+/**
+ * CPU time (user + system) process `pid` has used so far, in µs, from `/proc/<pid>/stat` (Linux; the
+ * kernel counts in clock ticks of 10 ms, so read it around slices of a second or more).
+ *
+ * @example
+ * const before = cpuMicros(service.child.pid)
+ */
+export function cpuMicros(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100
+}
+
+/**
+ * Interleaved-slice load over services that run at the same time, for same-run A/B comparisons that
+ * a ±10 % host drift and one process's JIT luck cannot decide. `targets` are `{ variant, url, pid }`,
+ * usually several (replicas) per variant, each a separate process. Every round loads every target once
+ * for `sliceSeconds` (whole seconds; autocannon stops on its 1 s tick) with `connections` connections
+ * and the `load` start bodies. The order is balanced: targets are grouped by replica, the variants in
+ * each group rotate by one place per round and per group, and every second round runs the whole
+ * sequence backwards (ABBA), so each variant takes every position equally often. Per target and round
+ * it records completed requests, wall seconds (around the autocannon run), server CPU µs (from /proc)
+ * and the slice's p99 and non-2xx/error count. `onRound(round, rows)` is called after each round.
+ * With `together`, each slice loads one replica of every variant at the same time instead (one
+ * autocannon per target, `connections` each), so every burst of outside load hits all variants alike:
+ * their CPU per request is then compared under identical conditions (their req/s share the CPU).
+ * Returns `{ variants, rounds: [{ [variant]: { requests, seconds, cpuUs, p99, failed } }], processes }`,
+ * the replicas of a variant summed per round, and `processes` the same totals per target (to see
+ * whether one process ran slower throughout); `compareVariants` turns it into ratios.
+ *
+ * @example
+ * const runs = await loadInterleaved(
+ *   [{ variant: 'off', url: a.url, pid: a.child.pid }, { variant: 'on', url: b.url, pid: b.child.pid }],
+ *   { rounds: 10, sliceSeconds: 1 },
+ * )
+ * console.log(compareVariants(runs, 'off').on.ratio_median)
+ */
+export async function loadInterleaved(
+  targets,
+  { rounds, sliceSeconds = 1, connections = 50, together = false, onRound = () => {} },
+) {
+  const variants = [...new Set(targets.map((t) => t.variant))]
+  const groups = []
+  const seen = new Map()
+  for (const target of targets) {
+    const replica = seen.get(target.variant) ?? 0
+    seen.set(target.variant, replica + 1)
+    groups[replica] ??= []
+    groups[replica].push(target)
+  }
+  const result = {
+    variants,
+    rounds: [],
+    processes: targets.map((t) => ({ variant: t.variant, pid: t.pid, requests: 0, seconds: 0, cpuUs: 0 })),
+  }
+  for (let round = 0; round < rounds; round++) {
+    let order = groups.flatMap((group, g) => {
+      const shift = (round + g) % group.length
+      return [...group.slice(shift), ...group.slice(0, shift)]
+    })
+    if (round % 2 === 1) order = order.reverse()
+    const row = Object.fromEntries(
+      variants.map((v) => [v, { requests: 0, seconds: 0, cpuUs: 0, p99: 0, failed: 0 }]),
+    )
+    // One slice per target, or with `together` one slice per replica group, all its variants at once.
+    const slices = together ? (round % 2 === 1 ? [...groups].reverse() : groups) : order.map((t) => [t])
+    for (const slice of slices) {
+      const cpu0 = slice.map((t) => cpuMicros(t.pid))
+      const t0 = performance.now()
+      const runs = await Promise.all(slice.map((t) => load(t.url, { duration: sliceSeconds, connections })))
+      const seconds = (performance.now() - t0) / 1000
+      for (const [i, target] of slice.entries()) {
+        const r = runs[i]
+        const cpuUs = cpuMicros(target.pid) - cpu0[i]
+        const cell = row[target.variant]
+        const totals = result.processes[targets.indexOf(target)]
+        cell.cpuUs += cpuUs
+        cell.requests += r['2xx']
+        cell.seconds += seconds
+        totals.cpuUs += cpuUs
+        totals.requests += r['2xx']
+        totals.seconds += seconds
+        cell.p99 = Math.max(cell.p99, r.latency.p99)
+        cell.failed += r.non2xx + r.errors + r.timeouts
+      }
+    }
+    result.rounds.push(row)
+    onRound(round, row)
+  }
+  return result
+}
+
+/**
+ * Summarises a `loadInterleaved` result against the `baseline` variant. Per variant: `rps` (requests
+ * over all its slices ÷ their seconds), `cpu_us_per_req` (server CPU over all slices ÷ requests),
+ * `ratio` (rps ÷ the baseline's), `ratio_median` with `ratio_range` [min, max] of the per-round
+ * ratios, `cpu_ratio` (baseline CPU per request ÷ this variant's, so below 1 means costlier, like
+ * `ratio`) with `cpu_ratio_median`/`cpu_ratio_range` per round, the worst slice `p99_ms` and `failed`.
+ *
+ * @example
+ * const { tree } = compareVariants(await loadInterleaved(targets, { rounds: 8 }), 'off')
+ * console.log(tree.ratio_median, tree.ratio_range)
+ */
+export function compareVariants({ variants, rounds }, baseline) {
+  const sum = (v, k) => rounds.reduce((a, row) => a + row[v][k], 0)
+  const rps = (cell) => cell.requests / cell.seconds
+  const cpu = (cell) => cell.cpuUs / cell.requests
+  const median = (xs) => {
+    const s = [...xs].sort((a, b) => a - b)
+    return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2
+  }
+  const r3 = (x) => Math.round(x * 1000) / 1000
+  const baseRps = sum(baseline, 'requests') / sum(baseline, 'seconds')
+  const baseCpu = sum(baseline, 'cpuUs') / sum(baseline, 'requests')
+  return Object.fromEntries(
+    variants.map((v) => {
+      const ratios = rounds.map((row) => rps(row[v]) / rps(row[baseline]))
+      const cpuRatios = rounds.map((row) => cpu(row[baseline]) / cpu(row[v]))
+      const vRps = sum(v, 'requests') / sum(v, 'seconds')
+      const vCpu = sum(v, 'cpuUs') / sum(v, 'requests')
+      return [
+        v,
+        {
+          rps: Math.round(vRps),
+          cpu_us_per_req: Math.round(vCpu),
+          ratio: r3(vRps / baseRps),
+          ratio_median: r3(median(ratios)),
+          ratio_range: [r3(Math.min(...ratios)), r3(Math.max(...ratios))],
+          cpu_ratio: r3(baseCpu / vCpu),
+          cpu_ratio_median: r3(median(cpuRatios)),
+          cpu_ratio_range: [r3(Math.min(...cpuRatios)), r3(Math.max(...cpuRatios))],
+          p99_ms: Math.max(...rounds.map((row) => row[v].p99)),
+          failed: sum(v, 'failed'),
+        },
+      ]
+    }),
+  )
+}

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Session-manager benchmarks (issue 4). Run after a build: `pnpm bench` at the root, or
-// `node bench/run.mjs [--events 1000000] [--sessions 100000] [--duration 8]` here.
+// `node bench/run.mjs [--events 1000000] [--sessions 100000] [--duration 8]` here; the checkpoints
+// section also takes `[--replicas 3] [--slice 1] [--budget 150] [--warmup 5000 requests]
+// [--variants off,tree,on,off_b] [--together] [--save rounds.json]`.
 // Every comparison is a ratio of two measurements taken in this same run, alternating A/B
 // where it matters, because these machines are shared and noisy.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
@@ -11,7 +13,16 @@ import { parseArgs } from 'node:util'
 import { generateNoteKey } from '@care/tlog'
 import { ulid } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
-import { generateLog, load, rssMb, spawnNode, startService, stop } from './lib.mjs'
+import {
+  compareVariants,
+  generateLog,
+  load,
+  loadInterleaved,
+  rssMb,
+  spawnNode,
+  startService,
+  stop,
+} from './lib.mjs'
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +30,14 @@ const { values } = parseArgs({
     sessions: { type: 'string', default: '100000' },
     duration: { type: 'string', default: '8' },
     only: { type: 'string' },
+    // checkpoints section: processes per variant, slice seconds, load budget seconds, variants
+    replicas: { type: 'string', default: '3' },
+    slice: { type: 'string', default: '1' },
+    budget: { type: 'string', default: '150' },
+    warmup: { type: 'string', default: '5000' },
+    together: { type: 'boolean', default: false }, // load one replica of every variant at once
+    save: { type: 'string' }, // file for the checkpoints section's raw rounds (pool runs with compareVariants)
+    variants: { type: 'string', default: 'off,tree,on,off_b' },
   },
 })
 const results = {}
@@ -101,46 +120,117 @@ async function startThroughput() {
   console.log('start', results.start)
 }
 
-// Same-run A/B of durable starts: the Merkle tree and signed checkpoints (every 1000 records) on,
-// against CARE_TRANSPARENCY=off, alternating rounds on one machine.
+// Same-run A/B of durable starts (issue 17): CARE_TRANSPARENCY=off (`off`), the Merkle tree without a
+// key (`tree`) and the tree with signed checkpoints every 1000 records (`on`), plus a second copy of
+// `off` (`off_b`) whose ratio to `off` is this run's A/A noise floor (`on_1s`, checkpoints once a
+// second instead of every 1000 records, on request with `--variants`). `--replicas` processes per
+// variant run at once, each warmed up, then `loadInterleaved` loads them in `--slice`-second slices in
+// balanced order for as many rounds as fit `--budget` seconds (at least 2), so host drift and one
+// process's JIT luck cancel. `ratio` is on/off over all slices; the medians and ranges are per round;
+// the cpu ratios compare server CPU per request (/proc). Bounded: about budget seconds plus start-up and a --warmup of requests per process.
 async function checkpointOverhead() {
-  const duration = Math.max(2, Number(values.duration) / 2)
+  const replicas = Number(values.replicas)
+  const slice = Number(values.slice)
   const keyFile = join(tmp, 'bench.skey')
   writeFileSync(keyFile, generateNoteKey('bench.example/log').signerKey)
-  const variants = {
-    off: { CARE_DATA_DIR: join(tmp, 'tlog-off'), CARE_TRANSPARENCY: 'off' },
-    on: {
-      CARE_DATA_DIR: join(tmp, 'tlog-on'),
+  const catalog = {
+    off: { CARE_TRANSPARENCY: 'off' },
+    off_b: { CARE_TRANSPARENCY: 'off' },
+    tree: {},
+    on: { CARE_CHECKPOINT_KEY_FILE: keyFile, CARE_CHECKPOINT_EVERY: '1000' },
+    // checkpoints at a cadence that does not grow with load: one a second while records arrive
+    on_1s: {
       CARE_CHECKPOINT_KEY_FILE: keyFile,
-      CARE_CHECKPOINT_EVERY: '1000',
+      CARE_CHECKPOINT_EVERY: '100000000',
+      CARE_CHECKPOINT_INTERVAL_MS: '1000',
     },
   }
-  const runs = { off: [], on: [] }
-  for (let round = 0; round < 2; round++) {
-    for (const name of round === 0 ? ['off', 'on'] : ['on', 'off']) {
-      const service = await startService(variants[name])
-      await load(`${service.url}/sessions.start`, { duration: 1 })
-      const r = await load(`${service.url}/sessions.start`, { duration })
-      runs[name].push({
-        rps: r.requests.average,
-        p99: r.latency.p99,
-        non2xx: r.non2xx + r.errors + r.timeouts,
-      })
-      console.log(`checkpoints ${name} round ${round + 1}`, runs[name].at(-1))
-      await service.stop()
+  const names = values.variants.split(',')
+  for (const name of names) if (!catalog[name]) throw new Error(`unknown variant ${name}`)
+  if (!names.includes('off')) throw new Error('--variants needs off (the baseline)')
+  const services = []
+  try {
+    for (let replica = 0; replica < replicas; replica++) {
+      for (const name of names) {
+        const service = await startService({
+          CARE_DATA_DIR: join(tmp, `tlog-${name}-${replica}`),
+          ...catalog[name],
+        })
+        services.push({
+          variant: name,
+          url: `${service.url}/sessions.start`,
+          pid: service.child.pid,
+          service,
+        })
+      }
     }
+    // Warm-up by request count, not time, so every process has run the same code as often (JIT tiers).
+    for (const { url } of services) await load(url, { amount: Number(values.warmup) })
+    const perRound = values.together ? replicas : services.length
+    const rounds = Math.max(2, Math.floor(Number(values.budget) / (slice * perRound)))
+    const runs = await loadInterleaved(services, {
+      rounds,
+      sliceSeconds: slice,
+      together: values.together,
+      onRound: (round, row) =>
+        console.log(
+          `checkpoints round ${round + 1}/${rounds}: ` +
+            names
+              .map(
+                (n) =>
+                  `${n} ${Math.round(row[n].requests / row[n].seconds)} req/s ${Math.round(row[n].cpuUs / row[n].requests)} µs/req`,
+              )
+              .join('; '),
+        ),
+    })
+    if (values.save) writeFileSync(values.save, JSON.stringify(runs))
+    const by = compareVariants(runs, 'off')
+    const pick = (name, keys) =>
+      by[name] ? Object.fromEntries(keys.map((k) => [`${name}_${k}`, by[name][k]])) : {}
+    const stats = [
+      'rps',
+      'cpu_us_per_req',
+      'ratio',
+      'ratio_median',
+      'ratio_range',
+      'cpu_ratio',
+      'cpu_ratio_median',
+      'cpu_ratio_range',
+    ]
+    results.checkpoints = {
+      method: `${values.together ? 'simultaneous' : 'interleaved'} slices, ${replicas} processes per variant, ${rounds} rounds`,
+      replicas,
+      rounds,
+      slice_s: slice,
+      duration_s: rounds * slice * replicas,
+      off_rps: by.off.rps,
+      off_cpu_us_per_req: by.off.cpu_us_per_req,
+      on_rps: by.on?.rps,
+      ratio: by.on?.ratio,
+      on_p99_ms: by.on?.p99_ms,
+      ...pick(
+        'on',
+        stats.slice(1).filter((k) => k !== 'ratio'),
+      ),
+      ...pick('tree', stats),
+      ...pick('on_1s', stats),
+      ...pick('off_b', stats),
+      errors_or_non2xx: Object.values(by).reduce((a, v) => a + v.failed, 0),
+      goal: 'ratio >= 0.95 (tree + checkpoints within 5% of durable starts without them); off_b is the A/A noise floor',
+    }
+    console.log('checkpoints', results.checkpoints)
+    console.log(
+      'checkpoints per process:',
+      runs.processes
+        .map(
+          (p) =>
+            `${p.variant} ${Math.round(p.requests / p.seconds)} req/s ${Math.round(p.cpuUs / p.requests)} µs/req`,
+        )
+        .join('; '),
+    )
+  } finally {
+    for (const { service } of services) await service.stop()
   }
-  const mean = (xs) => xs.reduce((a, x) => a + x.rps, 0) / xs.length
-  results.checkpoints = {
-    duration_s: duration,
-    off_rps: round(mean(runs.off)),
-    on_rps: round(mean(runs.on)),
-    ratio: round(mean(runs.on) / mean(runs.off), 3),
-    on_p99_ms: Math.max(...runs.on.map((r) => r.p99)),
-    errors_or_non2xx: [...runs.on, ...runs.off].reduce((a, r) => a + r.non2xx, 0),
-    goal: 'ratio >= 0.95 (tree + checkpoints within 5% of durable starts without them)',
-  }
-  console.log('checkpoints', results.checkpoints)
 }
 
 async function restart() {
