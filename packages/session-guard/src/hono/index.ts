@@ -1,5 +1,5 @@
 import { type ErrorResponse, errorResponse } from '@care/schemas'
-import type { Context, ErrorHandler, MiddlewareHandler } from 'hono'
+import type { Context, ErrorHandler, MiddlewareHandler, Next } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { recordSessionOnActiveSpan } from '../active-span.js'
@@ -137,23 +137,12 @@ export function sessionGuard({
 }: HonoSessionGuardOptions = {}): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
   const config = resolveGuardConfig({ sources, exemptPaths, maxBodyBytes, verify })
   const limit = config.maxBodyBytes
-  // Made once per guard, not per request: the check that Node's body stayed within the limit.
-  const withinLimit = (text: string | undefined): string => {
-    if (text === undefined) throw new SessionGuardException(tooLarge(limit))
-    return text
-  }
 
-  return async function sessionGuardMiddleware(c, next) {
-    if (config.hasExemptions && config.isExempt(c.req.path)) return next()
-    const incoming = nodeIncomingOf(c)
-    // GET and HEAD carry no body; checking first also avoids touching c.req.raw.body, which makes
-    // @hono/node-server build a full Request object.
-    const method = c.req.method
-    let body: unknown
-    if (config.readBody && method !== 'GET' && method !== 'HEAD') {
-      const read = readJsonBody(c, incoming, limit, withinLimit)
-      body = read === undefined ? undefined : await read
-    }
+  /**
+   * Decides on the id once the body (if any) is known and runs the rest of the chain. Not async:
+   * without `verify` the accepted request costs no promise of its own, only `next()`'s.
+   */
+  function admit(c: Context, next: Next, incoming: NodeIncoming | undefined, body: unknown): Promise<void> {
     const decided = decideFromValues(
       config.readHeader
         ? incoming
@@ -164,14 +153,44 @@ export function sessionGuard({
       config.readQuery ? extractSessionIdFromQuery(incoming ? incoming.url : c.req.url) : undefined,
     )
     if (typeof decided !== 'string') throw new SessionGuardException(rejectWith(decided.code))
-    if (config.verify) {
-      const rejection = judgeVerifyResult(await config.verify(decided, c))
-      if (rejection) throw new SessionGuardException(rejection)
-    }
+    if (config.verify) return verifyThenAdmit(config.verify, decided, c, next)
     c.set('sessionId', decided)
     recordSessionOnActiveSpan(decided)
-    await next()
+    return next()
   }
+
+  // A plain function returning a promise (Hono's compose awaits it): the common path has no async
+  // frame of its own, and a request with a body waits on one promise chain (read, parse, decide).
+  return function sessionGuardMiddleware(c, next) {
+    try {
+      if (config.hasExemptions && config.isExempt(c.req.path)) return next()
+      const incoming = nodeIncomingOf(c)
+      // GET and HEAD carry no body; checking first also avoids touching c.req.raw.body, which makes
+      // @hono/node-server build a full Request object.
+      const method = c.req.method
+      if (config.readBody && method !== 'GET' && method !== 'HEAD') {
+        const read = readJsonBody(c, incoming, limit)
+        if (read !== undefined) return read.then((body) => admit(c, next, incoming, body))
+      }
+      return admit(c, next, incoming, undefined)
+    } catch (err) {
+      // Callers (and Hono's single-handler path) get a rejected promise, never a synchronous throw.
+      return Promise.reject(err)
+    }
+  }
+}
+
+async function verifyThenAdmit(
+  verify: NonNullable<HonoSessionGuardOptions['verify']>,
+  sessionId: string,
+  c: Context,
+  next: Next,
+): Promise<void> {
+  const rejection = judgeVerifyResult(await verify(sessionId, c))
+  if (rejection) throw new SessionGuardException(rejection)
+  c.set('sessionId', sessionId)
+  recordSessionOnActiveSpan(sessionId)
+  await next()
 }
 
 type NodeIncoming = { headers: Record<string, string | string[] | undefined>; url: string }
@@ -202,12 +221,7 @@ function joinedHeader(value: string | string[] | undefined): string | undefined 
  * Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler; undefined at
  * once (no promise) when the request has no JSON body to read.
  */
-function readJsonBody(
-  c: Context,
-  incoming: NodeIncoming | undefined,
-  limit: number,
-  withinLimit: (text: string | undefined) => string,
-): Promise<unknown> | undefined {
+function readJsonBody(c: Context, incoming: NodeIncoming | undefined, limit: number): Promise<unknown> | undefined {
   const kind = classifyContentType(
     incoming ? joinedHeader(incoming.headers['content-type']) : c.req.header('content-type'),
   )
@@ -232,9 +246,9 @@ function readJsonBody(
     // Request and web stream for it, which made a guarded POST several times slower than its route.
     const declared = Number(unread.headers['content-length'] ?? Number.NaN)
     if (declared > limit) throw new SessionGuardException(tooLarge(limit))
-    const text = readUnreadBody(unread, limit).then(withinLimit)
-    cache.text = text
-    return parseRead(c, text, true)
+    // One promise from the stream's end to the parsed value: the text reaches Hono's cache, already
+    // resolved, only once it is known to be within the limit and the body has been read whole.
+    return readUnreadBody(unread, limit).then((text) => parseNodeText(c, cache, text, limit), unreadable)
   }
   if (cache?.text === undefined) {
     const { raw } = c.req
@@ -245,6 +259,18 @@ function readJsonBody(
     if (Number.isNaN(declared) && cache) cache.text = readCapped(raw.body, limit)
   }
   return parseRead(c, c.req.text(), cache !== undefined, limit)
+}
+
+/** The body read straight from Node's stream: over the limit is 413, then the same parse as below. */
+function parseNodeText(c: Context, cache: BodyCache, text: string | undefined, limit: number): unknown {
+  if (text === undefined) throw new SessionGuardException(tooLarge(limit))
+  cache.text = Promise.resolve(text)
+  return parsedForHandler(c, text)
+}
+
+/** A body stream that failed (the client went away) is answered as an unreadable body. */
+function unreadable(): never {
+  throw new SessionGuardException(rejectWith('malformed_json', 'The request body could not be read.'))
 }
 
 /**
@@ -266,6 +292,15 @@ async function parseRead(
   }
   if (!cached && limit !== undefined && new TextEncoder().encode(text).byteLength > limit)
     throw new SessionGuardException(tooLarge(limit))
+  return parsedForHandler(c, text)
+}
+
+/**
+ * Parses the body text once (with the checks of every CARE service) and leaves the value for the
+ * handler's `c.req.json()` and `guardedJsonBody(c)`; throws the guard's rejection when it is not
+ * acceptable JSON.
+ */
+function parsedForHandler(c: Context, text: string): unknown {
   const parsed = parseGuardedBody(text)
   if (!parsed.ok) throw new SessionGuardException(parsed.rejection)
   if (parsed.value !== undefined) {
