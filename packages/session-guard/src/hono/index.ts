@@ -10,7 +10,7 @@ import {
   unsupportedCharset,
   unsupportedEncoding,
 } from '../json-body.js'
-import { readUnreadBody, unreadNodeRequest } from '../node/request-body.js'
+import { OVER_LIMIT, readUnreadBody, takeArrivedBody, unreadNodeRequest } from '../node/request-body.js'
 import {
   ALL_SESSION_ID_SOURCES,
   DEFAULT_MAX_BODY_BYTES,
@@ -160,7 +160,8 @@ export function sessionGuard({
   }
 
   // A plain function returning a promise (Hono's compose awaits it): the common path has no async
-  // frame of its own, and a request with a body waits on one promise chain (read, parse, decide).
+  // frame of its own; a body that has arrived whole is taken and parsed synchronously, and one
+  // still on its way is waited for on one promise chain (read, parse, decide).
   return function sessionGuardMiddleware(c, next) {
     try {
       if (config.hasExemptions && config.isExempt(c.req.path)) return next()
@@ -169,8 +170,9 @@ export function sessionGuard({
       // @hono/node-server build a full Request object.
       const method = c.req.method
       if (config.readBody && method !== 'GET' && method !== 'HEAD') {
-        const read = readJsonBody(c, incoming, limit)
-        if (read !== undefined) return read.then((body) => admit(c, next, incoming, body))
+        const body = readJsonBody(c, incoming, limit)
+        if (body instanceof Promise) return body.then((read) => admit(c, next, incoming, read))
+        return admit(c, next, incoming, body)
       }
       return admit(c, next, incoming, undefined)
     } catch (err) {
@@ -218,10 +220,11 @@ function joinedHeader(value: string | string[] | undefined): string | undefined 
 }
 
 /**
- * Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler; undefined at
- * once (no promise) when the request has no JSON body to read.
+ * Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler: the parsed
+ * value at once (undefined when there is no JSON body) when no wait is needed, else a promise of
+ * it. A parsed JSON value is never a promise, so `instanceof Promise` tells the two apart.
  */
-function readJsonBody(c: Context, incoming: NodeIncoming | undefined, limit: number): Promise<unknown> | undefined {
+function readJsonBody(c: Context, incoming: NodeIncoming | undefined, limit: number): unknown {
   const kind = classifyContentType(
     incoming ? joinedHeader(incoming.headers['content-type']) : c.req.header('content-type'),
   )
@@ -237,7 +240,7 @@ function readJsonBody(c: Context, incoming: NodeIncoming | undefined, limit: num
   // is pinned by tests (framework-behaviour.test.ts) against the versions in the peer range.
   // A guard earlier in the chain already parsed this body: the same value, not a second parse.
   const guarded = (c.req as unknown as GuardedHonoRequest)[GUARDED_BODY]
-  if (guarded !== undefined) return Promise.resolve(guarded)
+  if (guarded !== undefined) return guarded
   const cache = bodyCacheOf(c)
   if (cache?.json !== undefined) return parsedOrReject(cache.json)
   const unread = cache?.text === undefined ? unreadNodeRequest(c.env?.incoming) : undefined
@@ -246,6 +249,13 @@ function readJsonBody(c: Context, incoming: NodeIncoming | undefined, limit: num
     // Request and web stream for it, which made a guarded POST several times slower than its route.
     const declared = Number(unread.headers['content-length'] ?? Number.NaN)
     if (declared > limit) throw new SessionGuardException(tooLarge(limit))
+    const arrived = takeArrivedBody(unread, limit)
+    if (arrived === OVER_LIMIT) throw new SessionGuardException(tooLarge(limit))
+    if (arrived !== undefined) {
+      // The whole body was already here (the common case): no listener, no promise, no await.
+      cache.text = Promise.resolve(arrived)
+      return parsedForHandler(c, arrived)
+    }
     // One promise from the stream's end to the parsed value: the text reaches Hono's cache, already
     // resolved, only once it is known to be within the limit and the body has been read whole.
     return readUnreadBody(unread, limit).then((text) => parseNodeText(c, cache, text, limit), unreadable)
