@@ -7,8 +7,8 @@
 // `node bench/guard-route-inprocess.mjs [label=dist-dir ...]` compares builds of the guard
 // (default: this package's dist). N requests per round (env N, default 5000), ROUNDS rounds (8).
 import { IncomingMessage, ServerResponse } from 'node:http'
-import { Duplex } from 'node:stream'
 import { resolve } from 'node:path'
+import { Duplex } from 'node:stream'
 import { pathToFileURL } from 'node:url'
 import { getRequestListener } from '@hono/node-server'
 import express from 'express'
@@ -57,15 +57,17 @@ function exchange(kind) {
     ...(kind === 'header' ? { 'x-session-id': ID } : {}),
   }
   req.rawHeaders = Object.entries(req.headers).flat()
-  req.push(Buffer.from(body))
-  req.push(null)
-  // As Node's HTTP parser marks a fully received message; without it, the request's auto-destroy
-  // after 'end' counts as an abort ('aborted', socket destroyed, a premature-close error built).
-  req.complete = true
   const res = new ServerResponse(req)
   res.assignSocket(new NullSocket())
   const done = new Promise((resolve) => res.once('finish', resolve))
-  return { req, res, done }
+  // As Node's HTTP parser does for a request that arrives in one packet: the route starts on the
+  // headers, and the body, its end and `complete` follow synchronously, before any promise job runs.
+  const arrive = () => {
+    req.push(Buffer.from(body))
+    req.push(null)
+    req.complete = true
+  }
+  return { req, res, done, arrive }
 }
 
 async function honoListener(variant, guardModule) {
@@ -108,7 +110,9 @@ for (const framework of FRAMEWORKS)
       const guardModule = dir ? await import(`${dir}/${framework}/index.js`) : undefined
       const name = variant.startsWith('guarded') ? 'guarded' : variant
       const listener =
-        framework === 'hono' ? await honoListener(name, guardModule) : await expressListener(name, guardModule)
+        framework === 'hono'
+          ? await honoListener(name, guardModule)
+          : await expressListener(name, guardModule)
       routes.push({ framework, kind, variant, listener, cpu: [] })
     }
   }
@@ -119,8 +123,9 @@ async function load(route, n) {
   async function lane() {
     while (next < n) {
       next++
-      const { req, res, done } = exchange(route.kind)
+      const { req, res, done, arrive } = exchange(route.kind)
       route.listener(req, res)
+      arrive()
       await done
       if (res.statusCode !== 200) throw new Error(`${route.framework} ${route.variant}: ${res.statusCode}`)
     }
