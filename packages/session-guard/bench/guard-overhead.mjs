@@ -24,8 +24,12 @@
 // BENCH_PROFILE_SECONDS of load after a warm-up, and prints the CPU split between the guard's own frames, the observer, the
 // framework, Node and the GC (see bench/profile-areas.mjs).
 //
+// BENCH_PASSTHROUGH=1 adds a third variant, the route behind an empty middleware: what any
+// middleware costs in the framework (on Hono, a route with one handler skips `compose`).
+//
 // Bounded: frameworks x kinds x metrics x variants x (ROUNDS x SECONDS + 1 s warm-up); about 5 min
-// with the defaults (2 x 2 x 2 x 2 x (8 x 2 + 1) s).
+// with the defaults (2 x 2 x 2 x 2 x (16 x 1 + 1) s). Each cell is printed with the quartiles of its
+// per-round ratios (req/s and CPU) and how many rounds met the goal, so a verdict shows its spread.
 import { fork } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -52,8 +56,10 @@ const METRICS = list(
   'off,on',
 )
 const VARIANTS = ['unguarded', ...(process.env.BENCH_PASSTHROUGH === '1' ? ['passthrough'] : []), 'guarded']
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
+// Many short interleaved slices rather than a few long ones (same bounded time): the host drifts by
+// ±10 % between 2 s windows, and more paired rounds make the median and its quartiles steadier.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 16)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 1)
 const WARMUP_SECONDS = 1
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10)
 const PROFILE_DIR = process.env.BENCH_PROFILE
@@ -227,10 +233,20 @@ async function serverCpu(child) {
   return (await ask(child, 'cpu')).cpuMicros
 }
 
-function median(values) {
+/** The q-quantile of `values` (linear between neighbours): 0.5 is the median. */
+function quantile(values, q) {
   const sorted = [...values].sort((a, b) => a - b)
-  const mid = (sorted.length - 1) / 2
-  return (sorted[Math.floor(mid)] + sorted[Math.ceil(mid)]) / 2
+  const at = (sorted.length - 1) * q
+  return sorted[Math.floor(at)] + (sorted[Math.ceil(at)] - sorted[Math.floor(at)]) * (at - Math.floor(at))
+}
+
+function median(values) {
+  return quantile(values, 0.5)
+}
+
+/** "median (lower quartile–upper quartile)" of per-round ratios. */
+function spread(values) {
+  return `${median(values).toFixed(3)} (${quantile(values, 0.25).toFixed(3)}–${quantile(values, 0.75).toFixed(3)})`
 }
 
 /** Checks the guarded route answers the echo and refuses a request without an id. */
@@ -267,6 +283,7 @@ async function measureCell(framework, child, ports, kind, metrics) {
   for (const variant of VARIANTS) await run(urls[variant], kind, WARMUP_SECONDS)
   const rpsRatios = []
   const cpuRatios = []
+  const passthroughRatios = []
   const totals = Object.fromEntries(VARIANTS.map((v) => [v, { requests: 0, cpu: 0 }]))
   for (let round = 0; round < ROUNDS; round++) {
     const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length])
@@ -284,6 +301,7 @@ async function measureCell(framework, child, ports, kind, metrics) {
       totals[variant].cpu += used
     }
     rpsRatios.push(rps.guarded / rps.unguarded)
+    if (rps.passthrough !== undefined) passthroughRatios.push(rps.passthrough / rps.unguarded)
     cpuRatios.push(cpu.unguarded / cpu.guarded)
   }
   const cell = {
@@ -294,7 +312,10 @@ async function measureCell(framework, child, ports, kind, metrics) {
     cpu: Object.fromEntries(VARIANTS.map((v) => [v, totals[v].cpu / totals[v].requests])),
     medianRatio: median(rpsRatios),
     ratioRange: [Math.min(...rpsRatios), Math.max(...rpsRatios)],
+    rpsSpread: spread(rpsRatios),
     cpuRatio: median(cpuRatios),
+    cpuSpread: spread(cpuRatios),
+    roundsMet: rpsRatios.filter((r) => r >= GOAL).length,
   }
   console.log(
     `${framework.padEnd(7)} ${kind.padEnd(6)} metrics ${metrics.padEnd(3)}  ` +
@@ -302,8 +323,9 @@ async function measureCell(framework, child, ports, kind, metrics) {
         (v) =>
           `${v} ${cell.rps[v].toFixed(0).padStart(6)} req/s ${cell.cpu[v].toFixed(1).padStart(6)} us/req`,
       ).join('  ') +
-      `  guarded/unguarded: median round ${cell.medianRatio.toFixed(3)} ` +
-      `(${cell.ratioRange.map((r) => r.toFixed(3)).join('-')}), CPU ${cell.cpuRatio.toFixed(3)}`,
+      `  guarded/unguarded: median round ${cell.rpsSpread} ` +
+      `[min-max ${cell.ratioRange.map((r) => r.toFixed(3)).join('-')}], CPU ${cell.cpuSpread}` +
+      (passthroughRatios.length ? `; empty middleware/unguarded ${spread(passthroughRatios)}` : ''),
   )
   return cell
 }
@@ -329,12 +351,17 @@ async function main() {
       child.kill()
     }
   }
-  console.log(`\nguarded / unguarded (goal >= ${GOAL}; verdict by the median of per-round req/s ratios)`)
-  console.log('framework  id in   metrics  median round  CPU-derived  verdict')
+  console.log(
+    `\nguarded / unguarded (goal >= ${GOAL}; verdict by the median of per-round req/s ratios; ` +
+      '(quartiles) of the rounds; rounds at or above the goal)',
+  )
+  console.log(
+    'framework  id in   metrics  req/s: median (quartiles)  CPU-derived: median (quartiles)  rounds met  verdict',
+  )
   for (const s of summary)
     console.log(
-      `${s.framework.padEnd(10)} ${s.kind.padEnd(7)} ${s.metrics.padEnd(8)} ${s.medianRatio.toFixed(3).padStart(12)} ` +
-        `${s.cpuRatio.toFixed(3).padStart(12)}  ${s.medianRatio >= GOAL ? 'met' : 'MISSED'}` +
+      `${s.framework.padEnd(10)} ${s.kind.padEnd(7)} ${s.metrics.padEnd(8)} ${s.rpsSpread.padStart(25)} ` +
+        `${s.cpuSpread.padStart(33)}  ${`${s.roundsMet}/${ROUNDS}`.padStart(10)}  ${s.medianRatio >= GOAL ? 'met' : 'MISSED'}` +
         `${(s.medianRatio >= GOAL) !== (s.cpuRatio >= GOAL) ? ' (CPU disagrees)' : ''}`,
     )
   console.log(`load average at the end ${loadAverage()}`)
