@@ -31,7 +31,12 @@ export function unreadNodeRequest(candidate: unknown): NodeRequestBody | undefin
 
 /**
  * What {@link takeArrivedBody} needs of a Node request besides {@link NodeRequestBody}: Node's own
- * public state of a message whose every byte has been received and parsed.
+ * public state of a message whose every byte has been received and parsed (`http.IncomingMessage`
+ * has all of it).
+ *
+ * @example
+ * const req: ArrivedNodeRequestBody = incomingMessage
+ * if (req.complete) console.log(`${req.readableLength} bytes buffered`)
  */
 export interface ArrivedNodeRequestBody extends NodeRequestBody {
   readonly complete: boolean
@@ -40,7 +45,12 @@ export interface ArrivedNodeRequestBody extends NodeRequestBody {
   read(): Buffer | null
 }
 
-/** What {@link takeArrivedBody} answers for a body that has arrived whole but is over the limit. */
+/**
+ * What {@link takeArrivedBody} answers for a body that has arrived whole but is over the limit.
+ *
+ * @example
+ * if (takeArrivedBody(incoming, limit) === OVER_LIMIT) return answer413()
+ */
 export const OVER_LIMIT: unique symbol = Symbol('care.sessionGuard.overLimit')
 
 /**
