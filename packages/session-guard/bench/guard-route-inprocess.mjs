@@ -6,6 +6,7 @@
 // prints are CPU-per-request ratios, unguarded / variant, the HTTP benchmark's "CPU-derived" column).
 // `node bench/guard-route-inprocess.mjs [label=dist-dir ...]` compares builds of the guard
 // (default: this package's dist). N requests per round (env N, default 5000), ROUNDS rounds (8).
+// PROMISES=1 instead counts the promises each route creates per request (exact, load-independent).
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { resolve } from 'node:path'
 import { Duplex } from 'node:stream'
@@ -134,6 +135,27 @@ async function load(route, n) {
 }
 
 for (const route of routes) await load(route, 2000)
+if (process.env.PROMISES === '1') {
+  // Deterministic, whatever the machine's load: promises created per request (async_hooks init).
+  const { createHook } = await import('node:async_hooks')
+  let promises = 0
+  const hook = createHook({
+    init(_id, type) {
+      if (type === 'PROMISE') promises++
+    },
+  })
+  console.log('promises created per request (async_hooks), 1000 requests per route')
+  for (const route of routes) {
+    promises = 0
+    hook.enable()
+    await load(route, 1000)
+    hook.disable()
+    console.log(
+      `${route.framework.padEnd(7)} ${route.kind.padEnd(6)} ${route.variant.padEnd(16)} ${(promises / 1000).toFixed(2)}`,
+    )
+  }
+  process.exit(0)
+}
 for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 ? [...routes].reverse() : routes
   for (const route of order) {
