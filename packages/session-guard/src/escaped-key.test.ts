@@ -48,8 +48,9 @@ function cases(seed: number, count: number) {
 }
 
 const ADAPTERS: readonly [string, StartHarness][] = [
-  ['hono, app.request()', honoHarness],
-  ['hono on @hono/node-server 2.x', honoNodeServerHarness(2)],
+  ['hono, app.request()', honoHarness('middleware')],
+  ['hono on @hono/node-server 2.x', honoNodeServerHarness(2, 'middleware')],
+  ['hono guarded(handler) on @hono/node-server 2.x', honoNodeServerHarness(2, 'handler')],
   ['express, no body parser', expressHarness('no parser')],
 ]
 

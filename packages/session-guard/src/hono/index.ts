@@ -1,6 +1,7 @@
 import { type ErrorResponse, errorResponse } from '@care/schemas'
-import type { Context, ErrorHandler, MiddlewareHandler, Next } from 'hono'
+import type { Context, Env, ErrorHandler, Handler, MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
+import type { BlankInput, HandlerResponse, Input } from 'hono/types'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { recordSessionOnActiveSpan } from '../active-span.js'
 import {
@@ -123,26 +124,91 @@ export type HonoSessionGuardOptions = SessionGuardOptions<Context>
  * otherwise it throws a {@link SessionGuardException} (400, or 404/409 from `verify`) and the
  * handler never runs. It reads a JSON body through Hono's body cache (capped at `maxBodyBytes`),
  * so the handler's own `c.req.json()` still works. Throws a `TypeError` at once for bad options.
+ * The default form for app-wide use; {@link guarded} is the same guard as a route's one handler.
  *
  * @example
  * const app = new Hono()
  * app.use('/sessions.*', sessionGuard({ sources: ['header', 'body'] }))
  * app.post('/sessions.end', (c) => c.json({ session_id: c.get('sessionId') }))
  */
-export function sessionGuard({
+export function sessionGuard(
+  options: HonoSessionGuardOptions = {},
+): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
+  const guard = createGuard(options)
+  if (options.verify) {
+    // As before the handler form existed: after `verify` the middleware resolves to nothing.
+    return function sessionGuardMiddleware(c, next) {
+      return guard(c, async () => {
+        await next()
+      })
+    }
+  }
+  // Without `verify` the accepted request returns `next()`'s own promise: no promise of its own.
+  return function sessionGuardMiddleware(c, next) {
+    return guard(c, next)
+  }
+}
+
+/**
+ * The Hono guard as a route's handler instead of a middleware in front of it: `guarded(handler)`
+ * is ONE Hono handler that makes exactly the decision {@link sessionGuard} makes (same options,
+ * same {@link SessionGuardException} rejections, same body handoff to `c.req.json()` and
+ * {@link guardedJsonBody}) and then returns `handler`'s response. A route whose only handler is
+ * this one keeps Hono's single-handler path (no middleware `compose`), which a middleware cannot;
+ * use it on hot routes of apps with no other middleware in front, and `sessionGuard()` for
+ * app-wide use. `c.get('sessionId')` is a `string` in `handler`. Throws a `TypeError` at once for
+ * bad options.
+ *
+ * @example
+ * const app = new Hono()
+ * app.post(
+ *   '/events',
+ *   guarded(async (c) => c.json({ session_id: c.get('sessionId'), body: await c.req.json() }), {
+ *     sources: ['header', 'body'],
+ *   }),
+ * )
+ */
+export function guarded<
+  E extends Env = Env,
+  P extends string = string,
+  I extends Input = BlankInput,
+  R extends HandlerResponse<unknown> = Response,
+>(
+  handler: Handler<E & { Variables: SessionGuardVariables }, P, I, R>,
+  options: HonoSessionGuardOptions = {},
+): Handler<E & { Variables: SessionGuardVariables }, P, I, R> {
+  const guard = createGuard(options)
+  // Typed as the handler's own result: Hono awaits whatever a handler returns, and the guard may
+  // turn a synchronous response into a promise of it (a body still arriving, `verify`, a refusal).
+  return function guardedHandler(c, next) {
+    return guard(c as unknown as Context, () => handler(c, next)) as R
+  }
+}
+
+/**
+ * The guard's one decision, shared by both forms: checks the request and, when it is accepted,
+ * sets `sessionId` and returns `proceed()` (the middleware's `next`, or the guarded handler);
+ * a refusal is a rejected promise of a {@link SessionGuardException}, never a synchronous throw.
+ * Not async: without `verify` an accepted request costs no promise of its own, and a body that
+ * has arrived whole is taken and parsed synchronously; one still on its way is waited for on one
+ * promise chain (read, parse, decide).
+ */
+function createGuard({
   sources = ALL_SESSION_ID_SOURCES,
   exemptPaths = [],
   maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
   verify,
-}: HonoSessionGuardOptions = {}): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
+}: HonoSessionGuardOptions): <T>(c: Context, proceed: () => T) => T | Promise<Awaited<T>> {
   const config = resolveGuardConfig({ sources, exemptPaths, maxBodyBytes, verify })
   const limit = config.maxBodyBytes
 
-  /**
-   * Decides on the id once the body (if any) is known and runs the rest of the chain. Not async:
-   * without `verify` the accepted request costs no promise of its own, only `next()`'s.
-   */
-  function admit(c: Context, next: Next, incoming: NodeIncoming | undefined, body: unknown): Promise<void> {
+  /** Decides on the id once the body (if any) is known and proceeds. */
+  function admit<T>(
+    c: Context,
+    proceed: () => T,
+    incoming: NodeIncoming | undefined,
+    body: unknown,
+  ): T | Promise<Awaited<T>> {
     const decided = decideFromValues(
       config.readHeader
         ? incoming
@@ -153,28 +219,26 @@ export function sessionGuard({
       config.readQuery ? extractSessionIdFromQuery(incoming ? incoming.url : c.req.url) : undefined,
     )
     if (typeof decided !== 'string') throw new SessionGuardException(rejectWith(decided.code))
-    if (config.verify) return verifyThenAdmit(config.verify, decided, c, next)
+    if (config.verify) return verifyThenProceed(config.verify, decided, c, proceed)
     c.set('sessionId', decided)
     recordSessionOnActiveSpan(decided)
-    return next()
+    return proceed()
   }
 
-  // A plain function returning a promise (Hono's compose awaits it): the common path has no async
-  // frame of its own; a body that has arrived whole is taken and parsed synchronously, and one
-  // still on its way is waited for on one promise chain (read, parse, decide).
-  return function sessionGuardMiddleware(c, next) {
+  return function guard<T>(c: Context, proceed: () => T): T | Promise<Awaited<T>> {
     try {
-      if (config.hasExemptions && config.isExempt(c.req.path)) return next()
+      if (config.hasExemptions && config.isExempt(c.req.path)) return proceed()
       const incoming = nodeIncomingOf(c)
       // GET and HEAD carry no body; checking first also avoids touching c.req.raw.body, which makes
       // @hono/node-server build a full Request object.
       const method = c.req.method
       if (config.readBody && method !== 'GET' && method !== 'HEAD') {
         const body = readJsonBody(c, incoming, limit)
-        if (body instanceof Promise) return body.then((read) => admit(c, next, incoming, read))
-        return admit(c, next, incoming, body)
+        if (body instanceof Promise)
+          return body.then((read) => admit(c, proceed, incoming, read)) as Promise<Awaited<T>>
+        return admit(c, proceed, incoming, body)
       }
-      return admit(c, next, incoming, undefined)
+      return admit(c, proceed, incoming, undefined)
     } catch (err) {
       // Callers (and Hono's single-handler path) get a rejected promise, never a synchronous throw.
       return Promise.reject(err)
@@ -182,17 +246,17 @@ export function sessionGuard({
   }
 }
 
-async function verifyThenAdmit(
+async function verifyThenProceed<T>(
   verify: NonNullable<HonoSessionGuardOptions['verify']>,
   sessionId: string,
   c: Context,
-  next: Next,
-): Promise<void> {
+  proceed: () => T,
+): Promise<Awaited<T>> {
   const rejection = judgeVerifyResult(await verify(sessionId, c))
   if (rejection) throw new SessionGuardException(rejection)
   c.set('sessionId', sessionId)
   recordSessionOnActiveSpan(sessionId)
-  await next()
+  return await proceed()
 }
 
 type NodeIncoming = { headers: Record<string, string | string[] | undefined>; url: string }
