@@ -6,6 +6,7 @@
 // prints are CPU-per-request ratios, unguarded / variant, the HTTP benchmark's "CPU-derived" column).
 // `node bench/guard-route-inprocess.mjs [label=dist-dir ...]` compares builds of the guard
 // (default: this package's dist). N requests per round (env N, default 5000), ROUNDS rounds (8).
+// Hono routes are also measured as `guarded(echo)` (variant "handler <label>"), for builds that have it.
 // PROMISES=1 instead counts the promises each route creates per request (exact, load-independent).
 import { IncomingMessage, ServerResponse } from 'node:http'
 import { resolve } from 'node:path'
@@ -83,7 +84,9 @@ async function honoListener(variant, guardModule) {
             },
           ]
         : []
-  app.post('/work', ...before, async (c) => c.json(await c.req.json()))
+  const echo = async (c) => c.json(await c.req.json())
+  // `handler`: the guard as the route's one handler (`guarded(echo)`), no middleware in front.
+  app.post('/work', ...before, variant === 'handler' ? guardModule.guarded(echo) : echo)
   return getRequestListener(app.fetch)
 }
 
@@ -107,9 +110,18 @@ for (const framework of FRAMEWORKS)
   for (const kind of KINDS) {
     const variants = { unguarded: undefined, passthrough: undefined }
     for (const [label, dir] of Object.entries(builds)) variants[`guarded ${label}`] = dir
+    // The handler form, for each build that has it (Hono's `guarded`, from this task on).
+    if (framework === 'hono')
+      for (const [label, dir] of Object.entries(builds))
+        if (typeof (await import(`${dir}/hono/index.js`)).guarded === 'function')
+          variants[`handler ${label}`] = dir
     for (const [variant, dir] of Object.entries(variants)) {
       const guardModule = dir ? await import(`${dir}/${framework}/index.js`) : undefined
-      const name = variant.startsWith('guarded') ? 'guarded' : variant
+      const name = variant.startsWith('guarded')
+        ? 'guarded'
+        : variant.startsWith('handler')
+          ? 'handler'
+          : variant
       const listener =
         framework === 'hono'
           ? await honoListener(name, guardModule)
