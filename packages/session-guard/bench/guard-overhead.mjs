@@ -24,8 +24,15 @@
 // BENCH_PROFILE_SECONDS of load after a warm-up, and prints the CPU split between the guard's own frames, the observer, the
 // framework, Node and the GC (see bench/profile-areas.mjs).
 //
+// On Hono a `handler` variant is measured too: the echo as `guarded(echo)`, the guard as the route's
+// one handler (its ratio to the unguarded route is printed beside the middleware form's).
+//
+// BENCH_PASSTHROUGH=1 adds a third variant, the route behind an empty middleware: what any
+// middleware costs in the framework (on Hono, a route with one handler skips `compose`).
+//
 // Bounded: frameworks x kinds x metrics x variants x (ROUNDS x SECONDS + 1 s warm-up); about 5 min
-// with the defaults (2 x 2 x 2 x 2 x (8 x 2 + 1) s).
+// with the defaults (2 x 2 x 2 x 2 x (16 x 1 + 1) s). Each cell is printed with the quartiles of its
+// per-round ratios (req/s and CPU) and how many rounds met the goal, so a verdict shows its spread.
 import { fork } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
@@ -52,8 +59,17 @@ const METRICS = list(
   'off,on',
 )
 const VARIANTS = ['unguarded', ...(process.env.BENCH_PASSTHROUGH === '1' ? ['passthrough'] : []), 'guarded']
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 2)
+/**
+ * A framework's variants: on Hono also `handler`, the same echo wrapped in `guarded(handler)` (the
+ * guard as the route's one handler, which keeps Hono's single-handler path); `guarded` stays the
+ * middleware form. BENCH_HONO_HANDLER=0 leaves it out.
+ */
+const variantsOf = (framework) =>
+  framework === 'hono' && process.env.BENCH_HONO_HANDLER !== '0' ? [...VARIANTS, 'handler'] : VARIANTS
+// Many short interleaved slices rather than a few long ones (same bounded time): the host drifts by
+// ±10 % between 2 s windows, and more paired rounds make the median and its quartiles steadier.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 16)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 1)
 const WARMUP_SECONDS = 1
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10)
 const PROFILE_DIR = process.env.BENCH_PROFILE
@@ -147,8 +163,10 @@ function passthroughExpress(_req, _res, next) {
 async function honoApp(kind, variant, observer) {
   const { Hono } = await import('hono')
   const { serve: listen } = await import('@hono/node-server')
-  const { sessionGuard } = await import('@care/session-guard/hono')
+  const { guarded, sessionGuard } = await import('@care/session-guard/hono')
   const app = new Hono()
+  // `handler`: the guard as the route's one handler, no middleware in front of the route.
+  const wrap = variant === 'handler' ? guarded : (handler) => handler
   if (observer) app.use(await honoObserver(observer))
   const before =
     variant === 'guarded'
@@ -162,9 +180,17 @@ async function honoApp(kind, variant, observer) {
         : []
   if (kind === 'get') {
     const answer = JSON.stringify({ ok: true })
-    app.get('/work', ...before, (c) => c.body(answer, 200, { 'content-type': 'application/json' }))
+    app.get(
+      '/work',
+      ...before,
+      wrap((c) => c.body(answer, 200, { 'content-type': 'application/json' })),
+    )
   } else {
-    app.post('/work', ...before, async (c) => c.json(await c.req.json()))
+    app.post(
+      '/work',
+      ...before,
+      wrap(async (c) => c.json(await c.req.json())),
+    )
   }
   return {
     listen: () =>
@@ -227,10 +253,20 @@ async function serverCpu(child) {
   return (await ask(child, 'cpu')).cpuMicros
 }
 
-function median(values) {
+/** The q-quantile of `values` (linear between neighbours): 0.5 is the median. */
+function quantile(values, q) {
   const sorted = [...values].sort((a, b) => a - b)
-  const mid = (sorted.length - 1) / 2
-  return (sorted[Math.floor(mid)] + sorted[Math.ceil(mid)]) / 2
+  const at = (sorted.length - 1) * q
+  return sorted[Math.floor(at)] + (sorted[Math.ceil(at)] - sorted[Math.floor(at)]) * (at - Math.floor(at))
+}
+
+function median(values) {
+  return quantile(values, 0.5)
+}
+
+/** "median (lower quartile–upper quartile)" of per-round ratios. */
+function spread(values) {
+  return `${median(values).toFixed(3)} (${quantile(values, 0.25).toFixed(3)}–${quantile(values, 0.75).toFixed(3)})`
 }
 
 /** Checks the guarded route answers the echo and refuses a request without an id. */
@@ -260,13 +296,18 @@ function startChild(framework, cells) {
 }
 
 async function measureCell(framework, child, ports, kind, metrics) {
+  const VARIANTS = variantsOf(framework)
   const urls = Object.fromEntries(
     VARIANTS.map((v) => [v, `http://127.0.0.1:${ports[cellKey(kind, metrics, v)]}/work`]),
   )
   await probe(framework, kind, urls.guarded)
+  if (urls.handler) await probe(framework, kind, urls.handler)
   for (const variant of VARIANTS) await run(urls[variant], kind, WARMUP_SECONDS)
   const rpsRatios = []
   const cpuRatios = []
+  const passthroughRatios = []
+  const handlerRatios = []
+  const handlerCpuRatios = []
   const totals = Object.fromEntries(VARIANTS.map((v) => [v, { requests: 0, cpu: 0 }]))
   for (let round = 0; round < ROUNDS; round++) {
     const order = VARIANTS.map((_, i) => VARIANTS[(i + round) % VARIANTS.length])
@@ -284,7 +325,12 @@ async function measureCell(framework, child, ports, kind, metrics) {
       totals[variant].cpu += used
     }
     rpsRatios.push(rps.guarded / rps.unguarded)
+    if (rps.passthrough !== undefined) passthroughRatios.push(rps.passthrough / rps.unguarded)
     cpuRatios.push(cpu.unguarded / cpu.guarded)
+    if (rps.handler !== undefined) {
+      handlerRatios.push(rps.handler / rps.unguarded)
+      handlerCpuRatios.push(cpu.unguarded / cpu.handler)
+    }
   }
   const cell = {
     framework,
@@ -294,7 +340,19 @@ async function measureCell(framework, child, ports, kind, metrics) {
     cpu: Object.fromEntries(VARIANTS.map((v) => [v, totals[v].cpu / totals[v].requests])),
     medianRatio: median(rpsRatios),
     ratioRange: [Math.min(...rpsRatios), Math.max(...rpsRatios)],
+    rpsSpread: spread(rpsRatios),
     cpuRatio: median(cpuRatios),
+    cpuSpread: spread(cpuRatios),
+    roundsMet: rpsRatios.filter((r) => r >= GOAL).length,
+    handler: handlerRatios.length
+      ? {
+          medianRatio: median(handlerRatios),
+          rpsSpread: spread(handlerRatios),
+          cpuRatio: median(handlerCpuRatios),
+          cpuSpread: spread(handlerCpuRatios),
+          roundsMet: handlerRatios.filter((r) => r >= GOAL).length,
+        }
+      : undefined,
   }
   console.log(
     `${framework.padEnd(7)} ${kind.padEnd(6)} metrics ${metrics.padEnd(3)}  ` +
@@ -302,8 +360,12 @@ async function measureCell(framework, child, ports, kind, metrics) {
         (v) =>
           `${v} ${cell.rps[v].toFixed(0).padStart(6)} req/s ${cell.cpu[v].toFixed(1).padStart(6)} us/req`,
       ).join('  ') +
-      `  guarded/unguarded: median round ${cell.medianRatio.toFixed(3)} ` +
-      `(${cell.ratioRange.map((r) => r.toFixed(3)).join('-')}), CPU ${cell.cpuRatio.toFixed(3)}`,
+      `  guarded/unguarded: median round ${cell.rpsSpread} ` +
+      `[min-max ${cell.ratioRange.map((r) => r.toFixed(3)).join('-')}], CPU ${cell.cpuSpread}` +
+      (passthroughRatios.length ? `; empty middleware/unguarded ${spread(passthroughRatios)}` : '') +
+      (handlerRatios.length
+        ? `; guarded(handler)/unguarded ${spread(handlerRatios)}, CPU ${spread(handlerCpuRatios)}`
+        : ''),
   )
   return cell
 }
@@ -318,7 +380,7 @@ async function main() {
   const summary = []
   for (const framework of FRAMEWORKS) {
     const cells = KINDS.flatMap((kind) =>
-      METRICS.flatMap((metrics) => VARIANTS.map((variant) => ({ kind, metrics, variant }))),
+      METRICS.flatMap((metrics) => variantsOf(framework).map((variant) => ({ kind, metrics, variant }))),
     )
     const { child, ready } = startChild(framework, cells)
     try {
@@ -329,14 +391,22 @@ async function main() {
       child.kill()
     }
   }
-  console.log(`\nguarded / unguarded (goal >= ${GOAL}; verdict by the median of per-round req/s ratios)`)
-  console.log('framework  id in   metrics  median round  CPU-derived  verdict')
-  for (const s of summary)
-    console.log(
-      `${s.framework.padEnd(10)} ${s.kind.padEnd(7)} ${s.metrics.padEnd(8)} ${s.medianRatio.toFixed(3).padStart(12)} ` +
-        `${s.cpuRatio.toFixed(3).padStart(12)}  ${s.medianRatio >= GOAL ? 'met' : 'MISSED'}` +
-        `${(s.medianRatio >= GOAL) !== (s.cpuRatio >= GOAL) ? ' (CPU disagrees)' : ''}`,
-    )
+  console.log(
+    `\nguarded / unguarded (goal >= ${GOAL}; verdict by the median of per-round req/s ratios; ` +
+      '(quartiles) of the rounds; rounds at or above the goal)',
+  )
+  console.log(
+    'framework  id in   metrics  req/s: median (quartiles)  CPU-derived: median (quartiles)  rounds met  verdict',
+  )
+  const row = (framework, s) =>
+    `${framework.padEnd(10)} ${s.kind.padEnd(7)} ${s.metrics.padEnd(8)} ${s.rpsSpread.padStart(25)} ` +
+    `${s.cpuSpread.padStart(33)}  ${`${s.roundsMet}/${ROUNDS}`.padStart(10)}  ${s.medianRatio >= GOAL ? 'met' : 'MISSED'}` +
+    `${(s.medianRatio >= GOAL) !== (s.cpuRatio >= GOAL) ? ' (CPU disagrees)' : ''}`
+  for (const s of summary) {
+    console.log(row(s.framework, s))
+    // The handler form's row: guarded(handler) / unguarded, in the same rounds.
+    if (s.handler) console.log(row(`${s.framework}(h)`, { ...s.handler, kind: s.kind, metrics: s.metrics }))
+  }
   console.log(`load average at the end ${loadAverage()}`)
 }
 
@@ -352,7 +422,7 @@ async function profileAll() {
   )
   for (const framework of FRAMEWORKS)
     for (const kind of KINDS)
-      for (const variant of VARIANTS) {
+      for (const variant of variantsOf(framework)) {
         const name = `${framework}-${kind}-${metrics}-${variant}`
         const { child, ready } = startChild(framework, [{ kind, metrics, variant }])
         let profile
@@ -361,7 +431,7 @@ async function profileAll() {
         try {
           const ports = await ready
           const url = `http://127.0.0.1:${ports[cellKey(kind, metrics, variant)]}/work`
-          if (variant === 'guarded') await probe(framework, kind, url)
+          if (variant === 'guarded' || variant === 'handler') await probe(framework, kind, url)
           await run(url, kind, WARMUP_SECONDS * 2)
           await ask(child, 'profile-start')
           const before = await serverCpu(child)

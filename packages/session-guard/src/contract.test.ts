@@ -10,9 +10,12 @@ const ADAPTERS: readonly [string, StartHarness][] = [
   ['express, no body parser', expressHarness('no parser')],
   ['express, express.json() before the guard', expressHarness('express.json() before')],
   ['express, express.json() after the guard', expressHarness('express.json() after')],
-  ['hono, app.request()', honoHarness],
-  ['hono on @hono/node-server 2.x', honoNodeServerHarness(2)],
-  ['hono on @hono/node-server 1.x', honoNodeServerHarness(1)],
+  ['hono, app.request()', honoHarness('middleware')],
+  ['hono on @hono/node-server 2.x', honoNodeServerHarness(2, 'middleware')],
+  ['hono on @hono/node-server 1.x', honoNodeServerHarness(1, 'middleware')],
+  ['hono guarded(handler), app.request()', honoHarness('handler')],
+  ['hono guarded(handler) on @hono/node-server 2.x', honoNodeServerHarness(2, 'handler')],
+  ['hono guarded(handler) on @hono/node-server 1.x', honoNodeServerHarness(1, 'handler')],
 ]
 
 describe.each(ADAPTERS)('session guard contract (%s)', (name, start) => {

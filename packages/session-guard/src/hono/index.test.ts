@@ -194,4 +194,64 @@ describe('Hono session guard', () => {
     }
     expect(await res.json()).toEqual({ same: true, body: { session_id: ACTIVE, text: 'hi' }, text: sent })
   })
+
+  it('under @hono/node-server takes a body that arrived before the guard at once: parsed once, limit and conflict kept', async () => {
+    const app = new Hono<{ Variables: SessionGuardVariables }>()
+    const complete: boolean[] = []
+    // An async middleware in front (auth, rate limiting) lets the whole body arrive first.
+    app.use(async (c, next) => {
+      const incoming = (c.env as { incoming: { complete: boolean } }).incoming
+      for (let i = 0; i < 100 && !incoming.complete; i++) await new Promise((r) => setTimeout(r, 5))
+      complete.push(incoming.complete)
+      await next()
+    })
+    app.post('/x', sessionGuard({ maxBodyBytes: 64 }), async (c) =>
+      c.json({ id: c.get('sessionId'), body: await c.req.json(), text: await c.req.text() }),
+    )
+    const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+      const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
+    })
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/x`
+    const post = (body: string, id = ACTIVE) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-session-id': id },
+        body,
+      })
+    const sent = JSON.stringify({ text: 'hi' })
+    const parse = vi.spyOn(JSON, 'parse')
+    try {
+      const ok = await post(sent)
+      expect(ok.status).toBe(200)
+      expect(parse.mock.calls.filter(([text]) => text === sent)).toHaveLength(1)
+      expect(await ok.json()).toEqual({ id: ACTIVE, body: { text: 'hi' }, text: sent })
+      const conflict = await post(JSON.stringify({ session_id: '01JNC3G8Z9X7W6V5T4S3R2Q1P9' }))
+      expect(conflict.status).toBe(400)
+      expect(await conflict.json()).toMatchObject({ error: 'session_id_conflict' })
+      const large = await post(JSON.stringify({ pad: 'x'.repeat(100) }))
+      expect(large.status).toBe(413)
+      const malformed = await post('{"text":')
+      expect(await malformed.json()).toMatchObject({ error: 'malformed_json' })
+    } finally {
+      parse.mockRestore()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+    expect(complete).toEqual([true, true, true, true])
+  })
+
+  it('answers a refused request with a rejected promise, never a synchronous throw', async () => {
+    const guard = sessionGuard()
+    const c = {
+      req: { path: '/x', method: 'GET', url: 'http://x/x', header: () => undefined },
+      env: undefined,
+    } as unknown as Parameters<typeof guard>[0]
+    const next = vi.fn(async () => {})
+    let result: Promise<unknown> | undefined
+    expect(() => {
+      result = guard(c, next) as Promise<unknown>
+    }).not.toThrow()
+    await expect(result).rejects.toBeInstanceOf(SessionGuardException)
+    await expect(result).rejects.toMatchObject({ status: 400, body: { error: 'session_id_missing' } })
+    expect(next).not.toHaveBeenCalled()
+  })
 })

@@ -1,6 +1,7 @@
 import { type ErrorResponse, errorResponse } from '@care/schemas'
-import type { Context, ErrorHandler, MiddlewareHandler } from 'hono'
+import type { Context, Env, ErrorHandler, Handler, MiddlewareHandler } from 'hono'
 import { HTTPException } from 'hono/http-exception'
+import type { BlankInput, HandlerResponse, Input } from 'hono/types'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { recordSessionOnActiveSpan } from '../active-span.js'
 import {
@@ -10,7 +11,7 @@ import {
   unsupportedCharset,
   unsupportedEncoding,
 } from '../json-body.js'
-import { readUnreadBody, unreadNodeRequest } from '../node/request-body.js'
+import { OVER_LIMIT, readUnreadBody, takeArrivedBody, unreadNodeRequest } from '../node/request-body.js'
 import {
   ALL_SESSION_ID_SOURCES,
   DEFAULT_MAX_BODY_BYTES,
@@ -123,37 +124,91 @@ export type HonoSessionGuardOptions = SessionGuardOptions<Context>
  * otherwise it throws a {@link SessionGuardException} (400, or 404/409 from `verify`) and the
  * handler never runs. It reads a JSON body through Hono's body cache (capped at `maxBodyBytes`),
  * so the handler's own `c.req.json()` still works. Throws a `TypeError` at once for bad options.
+ * The default form for app-wide use; {@link guarded} is the same guard as a route's one handler.
  *
  * @example
  * const app = new Hono()
  * app.use('/sessions.*', sessionGuard({ sources: ['header', 'body'] }))
  * app.post('/sessions.end', (c) => c.json({ session_id: c.get('sessionId') }))
  */
-export function sessionGuard({
+export function sessionGuard(
+  options: HonoSessionGuardOptions = {},
+): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
+  const guard = createGuard(options)
+  if (options.verify) {
+    // As before the handler form existed: after `verify` the middleware resolves to nothing.
+    return function sessionGuardMiddleware(c, next) {
+      return guard(c, async () => {
+        await next()
+      })
+    }
+  }
+  // Without `verify` the accepted request returns `next()`'s own promise: no promise of its own.
+  return function sessionGuardMiddleware(c, next) {
+    return guard(c, next)
+  }
+}
+
+/**
+ * The Hono guard as a route's handler instead of a middleware in front of it: `guarded(handler)`
+ * is ONE Hono handler that makes exactly the decision {@link sessionGuard} makes (same options,
+ * same {@link SessionGuardException} rejections, same body handoff to `c.req.json()` and
+ * {@link guardedJsonBody}) and then returns `handler`'s response. A route whose only handler is
+ * this one keeps Hono's single-handler path (no middleware `compose`), which a middleware cannot;
+ * use it on hot routes of apps with no other middleware in front, and `sessionGuard()` for
+ * app-wide use. `c.get('sessionId')` is a `string` in `handler`. Throws a `TypeError` at once for
+ * bad options.
+ *
+ * @example
+ * const app = new Hono()
+ * app.post(
+ *   '/events',
+ *   guarded(async (c) => c.json({ session_id: c.get('sessionId'), body: await c.req.json() }), {
+ *     sources: ['header', 'body'],
+ *   }),
+ * )
+ */
+export function guarded<
+  E extends Env = Env,
+  P extends string = string,
+  I extends Input = BlankInput,
+  R extends HandlerResponse<unknown> = Response,
+>(
+  handler: Handler<E & { Variables: SessionGuardVariables }, P, I, R>,
+  options: HonoSessionGuardOptions = {},
+): Handler<E & { Variables: SessionGuardVariables }, P, I, R> {
+  const guard = createGuard(options)
+  // Typed as the handler's own result: Hono awaits whatever a handler returns, and the guard may
+  // turn a synchronous response into a promise of it (a body still arriving, `verify`, a refusal).
+  return function guardedHandler(c, next) {
+    return guard(c as unknown as Context, () => handler(c, next)) as R
+  }
+}
+
+/**
+ * The guard's one decision, shared by both forms: checks the request and, when it is accepted,
+ * sets `sessionId` and returns `proceed()` (the middleware's `next`, or the guarded handler);
+ * a refusal is a rejected promise of a {@link SessionGuardException}, never a synchronous throw.
+ * Not async: without `verify` an accepted request costs no promise of its own, and a body that
+ * has arrived whole is taken and parsed synchronously; one still on its way is waited for on one
+ * promise chain (read, parse, decide).
+ */
+function createGuard({
   sources = ALL_SESSION_ID_SOURCES,
   exemptPaths = [],
   maxBodyBytes = DEFAULT_MAX_BODY_BYTES,
   verify,
-}: HonoSessionGuardOptions = {}): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
+}: HonoSessionGuardOptions): <T>(c: Context, proceed: () => T) => T | Promise<Awaited<T>> {
   const config = resolveGuardConfig({ sources, exemptPaths, maxBodyBytes, verify })
   const limit = config.maxBodyBytes
-  // Made once per guard, not per request: the check that Node's body stayed within the limit.
-  const withinLimit = (text: string | undefined): string => {
-    if (text === undefined) throw new SessionGuardException(tooLarge(limit))
-    return text
-  }
 
-  return async function sessionGuardMiddleware(c, next) {
-    if (config.hasExemptions && config.isExempt(c.req.path)) return next()
-    const incoming = nodeIncomingOf(c)
-    // GET and HEAD carry no body; checking first also avoids touching c.req.raw.body, which makes
-    // @hono/node-server build a full Request object.
-    const method = c.req.method
-    let body: unknown
-    if (config.readBody && method !== 'GET' && method !== 'HEAD') {
-      const read = readJsonBody(c, incoming, limit, withinLimit)
-      body = read === undefined ? undefined : await read
-    }
+  /** Decides on the id once the body (if any) is known and proceeds. */
+  function admit<T>(
+    c: Context,
+    proceed: () => T,
+    incoming: NodeIncoming | undefined,
+    body: unknown,
+  ): T | Promise<Awaited<T>> {
     const decided = decideFromValues(
       config.readHeader
         ? incoming
@@ -164,14 +219,44 @@ export function sessionGuard({
       config.readQuery ? extractSessionIdFromQuery(incoming ? incoming.url : c.req.url) : undefined,
     )
     if (typeof decided !== 'string') throw new SessionGuardException(rejectWith(decided.code))
-    if (config.verify) {
-      const rejection = judgeVerifyResult(await config.verify(decided, c))
-      if (rejection) throw new SessionGuardException(rejection)
-    }
+    if (config.verify) return verifyThenProceed(config.verify, decided, c, proceed)
     c.set('sessionId', decided)
     recordSessionOnActiveSpan(decided)
-    await next()
+    return proceed()
   }
+
+  return function guard<T>(c: Context, proceed: () => T): T | Promise<Awaited<T>> {
+    try {
+      if (config.hasExemptions && config.isExempt(c.req.path)) return proceed()
+      const incoming = nodeIncomingOf(c)
+      // GET and HEAD carry no body; checking first also avoids touching c.req.raw.body, which makes
+      // @hono/node-server build a full Request object.
+      const method = c.req.method
+      if (config.readBody && method !== 'GET' && method !== 'HEAD') {
+        const body = readJsonBody(c, incoming, limit)
+        if (body instanceof Promise)
+          return body.then((read) => admit(c, proceed, incoming, read)) as Promise<Awaited<T>>
+        return admit(c, proceed, incoming, body)
+      }
+      return admit(c, proceed, incoming, undefined)
+    } catch (err) {
+      // Callers (and Hono's single-handler path) get a rejected promise, never a synchronous throw.
+      return Promise.reject(err)
+    }
+  }
+}
+
+async function verifyThenProceed<T>(
+  verify: NonNullable<HonoSessionGuardOptions['verify']>,
+  sessionId: string,
+  c: Context,
+  proceed: () => T,
+): Promise<Awaited<T>> {
+  const rejection = judgeVerifyResult(await verify(sessionId, c))
+  if (rejection) throw new SessionGuardException(rejection)
+  c.set('sessionId', sessionId)
+  recordSessionOnActiveSpan(sessionId)
+  return await proceed()
 }
 
 type NodeIncoming = { headers: Record<string, string | string[] | undefined>; url: string }
@@ -199,15 +284,11 @@ function joinedHeader(value: string | string[] | undefined): string | undefined 
 }
 
 /**
- * Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler; undefined at
- * once (no promise) when the request has no JSON body to read.
+ * Reads and parses the JSON body, if any, leaving it in Hono's cache for the handler: the parsed
+ * value at once (undefined when there is no JSON body) when no wait is needed, else a promise of
+ * it. A parsed JSON value is never a promise, so `instanceof Promise` tells the two apart.
  */
-function readJsonBody(
-  c: Context,
-  incoming: NodeIncoming | undefined,
-  limit: number,
-  withinLimit: (text: string | undefined) => string,
-): Promise<unknown> | undefined {
+function readJsonBody(c: Context, incoming: NodeIncoming | undefined, limit: number): unknown {
   const kind = classifyContentType(
     incoming ? joinedHeader(incoming.headers['content-type']) : c.req.header('content-type'),
   )
@@ -223,7 +304,7 @@ function readJsonBody(
   // is pinned by tests (framework-behaviour.test.ts) against the versions in the peer range.
   // A guard earlier in the chain already parsed this body: the same value, not a second parse.
   const guarded = (c.req as unknown as GuardedHonoRequest)[GUARDED_BODY]
-  if (guarded !== undefined) return Promise.resolve(guarded)
+  if (guarded !== undefined) return guarded
   const cache = bodyCacheOf(c)
   if (cache?.json !== undefined) return parsedOrReject(cache.json)
   const unread = cache?.text === undefined ? unreadNodeRequest(c.env?.incoming) : undefined
@@ -232,9 +313,16 @@ function readJsonBody(
     // Request and web stream for it, which made a guarded POST several times slower than its route.
     const declared = Number(unread.headers['content-length'] ?? Number.NaN)
     if (declared > limit) throw new SessionGuardException(tooLarge(limit))
-    const text = readUnreadBody(unread, limit).then(withinLimit)
-    cache.text = text
-    return parseRead(c, text, true)
+    const arrived = takeArrivedBody(unread, limit)
+    if (arrived === OVER_LIMIT) throw new SessionGuardException(tooLarge(limit))
+    if (arrived !== undefined) {
+      // The whole body was already here (the common case): no listener, no promise, no await.
+      cache.text = Promise.resolve(arrived)
+      return parsedForHandler(c, arrived)
+    }
+    // One promise from the stream's end to the parsed value: the text reaches Hono's cache, already
+    // resolved, only once it is known to be within the limit and the body has been read whole.
+    return readUnreadBody(unread, limit).then((text) => parseNodeText(c, cache, text, limit), unreadable)
   }
   if (cache?.text === undefined) {
     const { raw } = c.req
@@ -245,6 +333,18 @@ function readJsonBody(
     if (Number.isNaN(declared) && cache) cache.text = readCapped(raw.body, limit)
   }
   return parseRead(c, c.req.text(), cache !== undefined, limit)
+}
+
+/** The body read straight from Node's stream: over the limit is 413, then the same parse as below. */
+function parseNodeText(c: Context, cache: BodyCache, text: string | undefined, limit: number): unknown {
+  if (text === undefined) throw new SessionGuardException(tooLarge(limit))
+  cache.text = Promise.resolve(text)
+  return parsedForHandler(c, text)
+}
+
+/** A body stream that failed (the client went away) is answered as an unreadable body. */
+function unreadable(): never {
+  throw new SessionGuardException(rejectWith('malformed_json', 'The request body could not be read.'))
 }
 
 /**
@@ -266,6 +366,15 @@ async function parseRead(
   }
   if (!cached && limit !== undefined && new TextEncoder().encode(text).byteLength > limit)
     throw new SessionGuardException(tooLarge(limit))
+  return parsedForHandler(c, text)
+}
+
+/**
+ * Parses the body text once (with the checks of every CARE service) and leaves the value for the
+ * handler's `c.req.json()` and `guardedJsonBody(c)`; throws the guard's rejection when it is not
+ * acceptable JSON.
+ */
+function parsedForHandler(c: Context, text: string): unknown {
   const parsed = parseGuardedBody(text)
   if (!parsed.ok) throw new SessionGuardException(parsed.rejection)
   if (parsed.value !== undefined) {

@@ -42,4 +42,11 @@ export function answerClientErrorsAsJson(server: ClientErrorSource): void {
   })
 }
 
-export { type NodeRequestBody, readUnreadBody, unreadNodeRequest } from './request-body.js'
+export {
+  type ArrivedNodeRequestBody,
+  type NodeRequestBody,
+  OVER_LIMIT,
+  readUnreadBody,
+  takeArrivedBody,
+  unreadNodeRequest,
+} from './request-body.js'

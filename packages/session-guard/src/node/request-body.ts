@@ -30,6 +30,58 @@ export function unreadNodeRequest(candidate: unknown): NodeRequestBody | undefin
 }
 
 /**
+ * What {@link takeArrivedBody} needs of a Node request besides {@link NodeRequestBody}: Node's own
+ * public state of a message whose every byte has been received and parsed (`http.IncomingMessage`
+ * has all of it).
+ *
+ * @example
+ * const req: ArrivedNodeRequestBody = incomingMessage
+ * if (req.complete) console.log(`${req.readableLength} bytes buffered`)
+ */
+export interface ArrivedNodeRequestBody extends NodeRequestBody {
+  readonly complete: boolean
+  readonly readableEncoding: string | null
+  readonly readableLength: number
+  read(): Buffer | null
+}
+
+/**
+ * What {@link takeArrivedBody} answers for a body that has arrived whole but is over the limit.
+ *
+ * @example
+ * if (takeArrivedBody(incoming, limit) === OVER_LIMIT) return answer413()
+ */
+export const OVER_LIMIT: unique symbol = Symbol('care.sessionGuard.overLimit')
+
+/**
+ * Takes, synchronously, the body of an unread Node request that has already arrived whole (Node's
+ * `complete`: for a small body, almost always by the time a route runs), as UTF-8 text without a
+ * leading byte-order mark; {@link OVER_LIMIT} when it holds more than `limit` bytes (left unread);
+ * undefined when some of it is still on its way, or the stream was given an encoding (read it
+ * with {@link readUnreadBody} then). Uses only public `Readable` state and `read()`: no listener,
+ * no promise.
+ *
+ * @example
+ * const taken = takeArrivedBody(incoming, 64 * 1024)
+ * const text = taken === undefined ? await readUnreadBody(incoming, 64 * 1024) : taken
+ */
+export function takeArrivedBody(
+  incoming: NodeRequestBody,
+  limit: number,
+): string | typeof OVER_LIMIT | undefined {
+  const arrived = incoming as Partial<ArrivedNodeRequestBody>
+  if (arrived.complete !== true || arrived.readableEncoding !== null || typeof arrived.read !== 'function')
+    return undefined
+  const size = arrived.readableLength
+  if (typeof size !== 'number') return undefined
+  if (size > limit) return OVER_LIMIT
+  // Without a size, read() hands over everything buffered, which for a complete message is the body.
+  const bytes = size === 0 ? null : arrived.read()
+  const text = bytes === null ? '' : bytes.toString('utf8')
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text
+}
+
+/**
  * Reads a Node request's body straight from its stream as UTF-8 text (a leading byte-order mark
  * dropped, as Fetch's `text()` does), or undefined as soon as it passes `limit` bytes (the rest is
  * left to flow unread). Rejects when the stream fails (the client went away: `ECONNRESET`). Under

@@ -137,6 +137,28 @@ export const CONTRACT_CASES: readonly ContractCase[] = [
     expected: { status: 400, error: 'session_id_conflict' },
   },
   {
+    name: 'returns 400 session_id_conflict when the body spells the key with a \\u escape',
+    request: {
+      method: 'POST',
+      path: '/work',
+      headers: { ...json, 'x-session-id': ACTIVE },
+      body: `{"text":"hi","session\\u005fid":"${OTHER}"}`,
+    },
+    expected: { status: 400, error: 'session_id_conflict' },
+  },
+  {
+    name: 'returns 400 forbidden_key for a reserved key in the body even when the id is in the header',
+    request: {
+      method: 'POST',
+      path: '/work',
+      headers: { ...json, 'x-session-id': ACTIVE },
+      body: '{"text":"hi","__proto__":{"admin":true}}',
+    },
+    expected: { status: 400, error: 'forbidden_key' },
+    // The app's own parser ran first and accepted it: the guard does not re-check a parsed body.
+    whenAppParsedFirst: { status: 200, echo: { session_id: ACTIVE } },
+  },
+  {
     name: 'returns 400 session_id_conflict when header and query disagree',
     request: { method: 'GET', path: `/work?session_id=${OTHER}`, headers: { 'x-session-id': ACTIVE } },
     expected: { status: 400, error: 'session_id_conflict' },
