@@ -14,7 +14,8 @@
 // BENCH_WRITE_CONCURRENCY=1,4 adds in-process runs with those batch concurrencies; each round also drives
 // an "HTTP + plain INSERT" server: this script re-run as a child with BENCH_INSERT_SERVER=<url>, the same
 // Hono + @hono/node-server stack answering POST /sessions.start with one pooled single-row INSERT
-// (10 connections) and no validation, hashing or batching: what HTTP costs here, apart from our store).
+// (10 connections) and no validation, hashing or batching: what HTTP costs here, apart from our store;
+// BENCH_BASE=<another build's dist/main.js> adds that build on PostgreSQL to the same rounds).
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
@@ -381,6 +382,18 @@ async function startRounds(url, postmaster) {
   const dataDir = mkdtempSync(join(tmpdir(), 'care-file-bench-'))
   const file = await startInstance({ CARE_DATA_DIR: dataDir })
   const httpInsert = await startInstance({ BENCH_INSERT_SERVER: url }, new URL(import.meta.url).pathname)
+  // BENCH_BASE=<another build's dist/main.js>: that build on PostgreSQL too, in the same rounds.
+  const base = process.env.BENCH_BASE
+    ? await startInstance(
+        {
+          CARE_STORE: 'postgres',
+          DATABASE_URL: url,
+          CARE_DB_SCHEMA: 'care_bench_rounds_base',
+          CARE_IDLE_TIMEOUT: '30m',
+        },
+        process.env.BENCH_BASE,
+      )
+    : undefined
   if (PROFILE_ARGS.length > 0)
     console.log(
       `profiled pids: PostgreSQL service ${instance.pid}, JSONL service ${file.pid}, HTTP + INSERT ${httpInsert.pid}`,
@@ -391,6 +404,7 @@ async function startRounds(url, postmaster) {
     cannon(instance.url, warmup, CONNECTIONS),
     cannon(file.url, warmup, CONNECTIONS),
     cannon(httpInsert.url, warmup, CONNECTIONS),
+    ...(base ? [cannon(base.url, warmup, CONNECTIONS)] : []),
   ])
   const rows = []
   const cpuOf = (r) =>
@@ -407,15 +421,22 @@ async function startRounds(url, postmaster) {
           c,
           await withCpu(postmaster, url, () => inProcessStarts(url, SECONDS, CONNECTIONS, c)),
         ])
-      // Alternate the order of the two HTTP-on-PostgreSQL runs between rounds.
-      const [first, second] = round % 2 === 1 ? [instance, httpInsert] : [httpInsert, instance]
-      const firstRun = await httpRun(first, url, postmaster)
-      const secondRun = await httpRun(second, url, postmaster)
-      const http = first === instance ? firstRun : secondRun
-      const bare = first === instance ? secondRun : firstRun
+      // Rotate the order of the HTTP-on-PostgreSQL runs between rounds.
+      const targets = [['http', instance], ['bare', httpInsert], ...(base ? [['base', base]] : [])]
+      const shift = (round - 1) % targets.length
+      const runs = {}
+      for (const [name, target] of [...targets.slice(shift), ...targets.slice(0, shift)])
+        runs[name] = await httpRun(target, url, postmaster)
+      const { http, bare } = runs
       const [load] = loadavg()
       const onFile = await httpRun(file, url, postmaster)
-      rows.push({ plain: plain.rate, inProcess: inProcess.rate, http: http.rate, bare: bare.rate })
+      rows.push({
+        plain: plain.rate,
+        inProcess: inProcess.rate,
+        http: http.rate,
+        bare: bare.rate,
+        ...(runs.base ? { base: runs.base.rate } : {}),
+      })
       console.log(
         `round ${round} (load ${load.toFixed(1)}): plain ${Math.round(plain.rate)}/s ${cpuOf(plain)}, ` +
           `in-process ${Math.round(inProcess.rate)}/s (${(inProcess.rate / plain.rate).toFixed(2)}) ${cpuOf(inProcess)}, ` +
@@ -428,11 +449,14 @@ async function startRounds(url, postmaster) {
           `HTTP + plain INSERT ${Math.round(bare.rate)}/s (${(bare.rate / plain.rate).toFixed(2)}), p99 ${bare.p99} ms, ${bare.bad} bad ${httpCpu(bare)}, ` +
           `HTTP on PostgreSQL ${Math.round(http.rate)}/s (${(http.rate / plain.rate).toFixed(2)}; ${(http.rate / bare.rate).toFixed(2)} of HTTP + INSERT), p99 ${http.p99} ms, ` +
           `${http.bad} bad ${httpCpu(http)}, ` +
+          (runs.base
+            ? `base build ${Math.round(runs.base.rate)}/s (${(runs.base.rate / plain.rate).toFixed(2)}; this/base ${(http.rate / runs.base.rate).toFixed(2)}), p99 ${runs.base.p99} ms ${httpCpu(runs.base)}, `
+            : '') +
           `HTTP on the JSONL store ${Math.round(onFile.rate)}/s [service ${(onFile.userUs + onFile.systemUs).toFixed(0)} µs CPU/start]`,
       )
     }
   } finally {
-    await Promise.all([instance.stop(), file.stop(), httpInsert.stop()])
+    await Promise.all([instance.stop(), file.stop(), httpInsert.stop(), base?.stop()])
     rmSync(dataDir, { recursive: true, force: true })
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
@@ -440,7 +464,8 @@ async function startRounds(url, postmaster) {
     `median ratios to plain INSERTs: in-process ${median(rows.map((r) => r.inProcess / r.plain)).toFixed(2)}, ` +
       `HTTP + plain INSERT ${median(rows.map((r) => r.bare / r.plain)).toFixed(2)}, ` +
       `HTTP on PostgreSQL ${median(rows.map((r) => r.http / r.plain)).toFixed(2)} (target >= 1.0); ` +
-      `HTTP on PostgreSQL / HTTP + plain INSERT ${median(rows.map((r) => r.http / r.bare)).toFixed(2)}`,
+      `HTTP on PostgreSQL / HTTP + plain INSERT ${median(rows.map((r) => r.http / r.bare)).toFixed(2)}` +
+      (rows[0]?.base ? `; this build / base ${median(rows.map((r) => r.http / r.base)).toFixed(2)}` : ''),
   )
 }
 
