@@ -8,14 +8,16 @@
 //   node services/session-manager/bench/pg-tree.mjs                      # starts a throwaway PostgreSQL
 //   BENCH_BASE=/path/to/other/services/session-manager/dist/main.js node …  # also that build, same run
 //
-// Env: BENCH_TREE_LEAVES (default 1,000,000), BENCH_PROOFS (HTTP proofs per build, default 300).
+// Env: BENCH_TREE_LEAVES (default 1,000,000), BENCH_PROOFS (HTTP proofs per build, default 300),
+// BENCH_HOLE_CHECKS=0 skips timing the background hole check (five passes over the table: minutes at 10M).
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 import { encodeRecord } from '@care/event-log'
-import { generateNoteKey, leafHash, TreeProofs, verifyInclusion } from '@care/tlog'
+import { generateNoteKey, leafHash, TreeProofs, verifyConsistency, verifyInclusion } from '@care/tlog'
 import pg from 'pg'
 import { ulid } from 'ulid'
 import { eventOfBody } from '../dist/postgres/event-chain.js'
@@ -26,6 +28,7 @@ import { startPostgres } from './throwaway-postgres.mjs'
 
 const LEAVES = Number(process.env.BENCH_TREE_LEAVES ?? 1_000_000)
 const PROOFS = Number(process.env.BENCH_PROOFS ?? 300)
+const HOLE_CHECKS = process.env.BENCH_HOLE_CHECKS !== '0'
 const MAIN_JS = new URL('../dist/main.js', import.meta.url).pathname
 const BASE_JS = process.env.BENCH_BASE
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -89,6 +92,9 @@ async function writeTree(pool) {
     leafHash(line.subarray(0, line.length - 1)),
   ])
   for (let level = 0; 2 ** (level + 1) <= LEAVES; level++) {
+    // Statistics of the level just written: without them the planner may scan a whole level of the
+    // index for every pair (at 10M leaves the level 1 -> 2 join ran for 28 minutes before it was cut).
+    await pool.query(`ANALYZE ${t.treeNodes}`)
     await pool.query(
       `INSERT INTO ${t.treeNodes} (level, idx, hash)
        SELECT $1::smallint + 1, a.idx / 2, sha256('\\x01'::bytea || a.hash || b.hash)
@@ -110,18 +116,109 @@ async function writeTree(pool) {
     if (status.state !== 'ok') throw new Error(`the bench tree has a hole: ${JSON.stringify(status)}`)
     return status.durationMs
   }
-  const fresh = [await checkMs(0), await checkMs(0)]
-  await pool.query(`VACUUM ANALYZE ${t.treeNodes}`)
-  const vacuumed = [await checkMs(0), await checkMs(0)]
-  const paused = await checkMs(undefined)
-  console.log(
-    `background hole check (TreeHoleCheck, after ready): no pause: before VACUUM ${fresh.join(' / ')} ms, after ${vacuumed.join(' / ')} ms (first / second run); with the default pause between chunks ${paused} ms`,
-  )
+  if (HOLE_CHECKS) {
+    const fresh = [await checkMs(0), await checkMs(0)]
+    await pool.query(`VACUUM ANALYZE ${t.treeNodes}`)
+    const vacuumed = [await checkMs(0), await checkMs(0)]
+    const paused = await checkMs(undefined)
+    console.log(
+      `background hole check (TreeHoleCheck, after ready): no pause: before VACUUM ${fresh.join(' / ')} ms, after ${vacuumed.join(' / ')} ms (first / second run); with the default pause between chunks ${paused} ms`,
+    )
+  } else {
+    await pool.query(`VACUUM ANALYZE ${t.treeNodes}`)
+  }
   const { rows: count } = await pool.query(`SELECT count(*)::bigint AS n FROM ${t.treeNodes}`)
   console.log(
     `wrote a ${LEAVES.toLocaleString('en-US')}-leaf tree (${Number(count[0].n).toLocaleString('en-US')} tree_nodes rows) in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   )
   return root
+}
+
+const summary = (xs) =>
+  `p50 ${percentile(xs, 0.5).toFixed(2)} ms, p99 ${percentile(xs, 0.99).toFixed(2)} ms, max ${Math.max(...xs).toFixed(2)} ms`
+
+/**
+ * Proof generation in this process against the table: inclusion and consistency proofs of random
+ * records (each one `tree_nodes` query + hashing, verified), the query sent as an unnamed statement (what
+ * the service does: parse + plan per query) and as a named prepared one, alternating per proof so both
+ * see the same load; `SELECT 1` round trips as the floor; the server's own time (EXPLAIN ANALYZE, BUFFERS)
+ * and the client's GC pauses over the same loop.
+ */
+async function measureProofs(pool, root) {
+  // readTreeNodes sends a named statement (what the service does); `unnamed` strips the name (parse +
+  // plan per query, what it did before).
+  const unnamed = {
+    query: (query, values) =>
+      pool.query(typeof query === 'string' ? query : { text: query.text, values: query.values }, values),
+  }
+  const byShape = {
+    unnamed: new TreeProofs({ readNodes: (keys) => readTreeNodes(unnamed, t, keys) }),
+    prepared: new TreeProofs({ readNodes: (keys) => readTreeNodes(pool, t, keys) }),
+  }
+  const gc = []
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) gc.push(entry.duration)
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  const times = {
+    inclusion: { unnamed: [], prepared: [] },
+    consistency: { unnamed: [], prepared: [] },
+    ping: [],
+  }
+  const loopStarted = performance.now()
+  for (let i = 0; i < 1000; i++) {
+    const order = i % 2 === 0 ? ['unnamed', 'prepared'] : ['prepared', 'unnamed']
+    const index = Math.floor(Math.random() * LEAVES)
+    let to = 2 + Math.floor(Math.random() * (LEAVES - 1))
+    if (i % 10 === 0) to = LEAVES
+    const from = 1 + Math.floor(Math.random() * (to - 1))
+    for (const shape of order) {
+      const t1 = performance.now()
+      const got = await byShape[shape].inclusion(index, LEAVES)
+      times.inclusion[shape].push(performance.now() - t1)
+      verifyInclusion(index, LEAVES, got.leafHash, got.proof, root)
+      const t2 = performance.now()
+      const c = await byShape[shape].consistency(from, to)
+      times.consistency[shape].push(performance.now() - t2)
+      verifyConsistency(from, to, c.proof, c.root1, c.root2)
+      if (to === LEAVES && !c.root2.equals(root)) throw new Error('consistency proof: wrong root')
+    }
+    const t3 = performance.now()
+    await pool.query('SELECT 1')
+    times.ping.push(performance.now() - t3)
+  }
+  const loopMs = performance.now() - loopStarted
+  observer.disconnect()
+  const n = LEAVES.toLocaleString('en-US')
+  for (const kind of ['inclusion', 'consistency']) {
+    for (const shape of ['unnamed', 'prepared']) {
+      const xs = times[kind][shape]
+      console.log(
+        `${kind} proof generation from tree_nodes, ${n} leaves, ${shape} statement, 1000 random: ${summary(xs)} (first 100: p50 ${percentile(xs.slice(0, 100), 0.5).toFixed(2)} ms; last 900: ${summary(xs.slice(100))})`,
+      )
+    }
+  }
+  console.log(`SELECT 1 round trip over the same pool, 1000: ${summary(times.ping)}`)
+  console.log(
+    `client GC during the ${(loopMs / 1000).toFixed(1)} s loop: ${gc.length} pauses, total ${gc.reduce((a, b) => a + b, 0).toFixed(1)} ms, max ${Math.max(0, ...gc).toFixed(2)} ms`,
+  )
+  // The server's side of one inclusion proof's query: plan, buffers (hit = shared_buffers, read = OS).
+  const index = Math.floor(Math.random() * LEAVES)
+  let captured
+  const capture = {
+    query: async (query, values) => {
+      captured =
+        typeof query === 'string' ? { text: query, values } : { text: query.text, values: query.values }
+      return pool.query(query, values)
+    },
+  }
+  await new TreeProofs({ readNodes: (keys) => readTreeNodes(capture, t, keys) }).inclusion(index, LEAVES)
+  for (const round of ['first', 'again']) {
+    const { rows } = await pool.query(`EXPLAIN (ANALYZE, BUFFERS) ${captured.text}`, captured.values)
+    console.log(
+      `EXPLAIN (ANALYZE, BUFFERS) of one inclusion proof's query (${captured.values[0].length} keys, ${round}):\n  ${rows.map((r) => r['QUERY PLAN']).join('\n  ')}`,
+    )
+  }
 }
 
 async function measureBuild(name, mainJs, env) {
@@ -194,18 +291,7 @@ async function main() {
       console.log(
         `start to ready in this process (loadPersistedTree): ${(performance.now() - t0).toFixed(1)} ms, ${rowsRead} rows read (of ~${(2 * LEAVES).toLocaleString('en-US')})`,
       )
-      const proofs = new TreeProofs({ readNodes: (keys) => readTreeNodes(pool, t, keys) })
-      const times = []
-      for (let i = 0; i < 1000; i++) {
-        const index = Math.floor(Math.random() * LEAVES)
-        const t1 = performance.now()
-        const got = await proofs.inclusion(index, LEAVES)
-        times.push(performance.now() - t1)
-        verifyInclusion(index, LEAVES, got.leafHash, got.proof, root)
-      }
-      console.log(
-        `proof generation from tree_nodes (one query + hashing), 1000 random records: p50 ${percentile(times, 0.5).toFixed(2)} ms, p99 ${percentile(times, 0.99).toFixed(2)} ms, max ${Math.max(...times).toFixed(2)} ms`,
-      )
+      await measureProofs(pool, root)
     } finally {
       await pool.end()
     }

@@ -11,7 +11,11 @@
 // CARE_TRANSPARENCY=off, alternating rounds, plus inclusion-proof time on a large in-memory tree),
 // BENCH_ONLY=start (issue 18: plain INSERTs, the in-process start and POST /sessions.start on PostgreSQL in
 // BENCH_ROUNDS alternating rounds at BENCH_CONNECTIONS, same-run ratios and server CPU per start;
-// BENCH_WRITE_CONCURRENCY=1,4 adds in-process runs with those batch concurrencies).
+// BENCH_WRITE_CONCURRENCY=1,4 adds in-process runs with those batch concurrencies; each round also drives
+// an "HTTP + plain INSERT" server: this script re-run as a child with BENCH_INSERT_SERVER=<url>, the same
+// Hono + @hono/node-server stack answering POST /sessions.start with one pooled single-row INSERT
+// (10 connections) and no validation, hashing or batching: what HTTP costs here, apart from our store;
+// BENCH_BASE=<another build's dist/main.js> adds that build on PostgreSQL to the same rounds).
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
@@ -19,7 +23,9 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { encodeRecord } from '@care/event-log'
 import { generateNoteKey, MemoryNodeStore, MerkleTree } from '@care/tlog'
+import { serve } from '@hono/node-server'
 import autocannon from 'autocannon'
+import { Hono } from 'hono'
 import pg from 'pg'
 import { monotonicFactory } from 'ulid'
 import { createIdFactory } from '../dist/ids/id-factory.js'
@@ -54,9 +60,7 @@ function startBody() {
 async function plainInserts(url, seconds, connections) {
   const pool = new pg.Pool({ connectionString: url, max: connections })
   await pool.query(`DROP TABLE IF EXISTS bench_plain`)
-  await pool.query(`CREATE TABLE bench_plain (
-    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, session_id text NOT NULL, record_id text NOT NULL UNIQUE,
-    input_record_id text UNIQUE, event_time timestamptz NOT NULL, body text NOT NULL, hash text NOT NULL)`)
+  await pool.query(PLAIN_TABLE.replace('%s', 'bench_plain'))
   const body = `${startBody().slice(0, -1)},"padding":"${'x'.repeat(400)}"}`
   let count = 0
   const deadline = performance.now() + seconds * 1000
@@ -74,6 +78,37 @@ async function plainInserts(url, seconds, connections) {
   const elapsed = (performance.now() - started) / 1000
   await pool.end()
   return { rate: count / elapsed, count }
+}
+
+const PLAIN_TABLE = `CREATE TABLE IF NOT EXISTS %s (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, session_id text NOT NULL, record_id text NOT NULL UNIQUE,
+    input_record_id text UNIQUE, event_time timestamptz NOT NULL, body text NOT NULL, hash text NOT NULL)`
+
+/**
+ * The "HTTP + plain INSERT" server (run as `BENCH_INSERT_SERVER=<database url> node bench/postgres.mjs`):
+ * Hono on @hono/node-server, POST /sessions.start parses the JSON body and does one single-row INSERT
+ * (autocommit, a pool of 10 connections) of it, answering 201 with ids once it is committed. Prints
+ * `{"port":…}` like the service.
+ */
+async function insertServer(url) {
+  const pool = new pg.Pool({ connectionString: url, max: PLAIN_CONNECTIONS })
+  await pool.query(PLAIN_TABLE.replace('%s', 'bench_http_plain'))
+  const app = new Hono()
+  app.post('/sessions.start', async (c) => {
+    const input = await c.req.json()
+    const sessionId = recordId()
+    const eventId = recordId()
+    await pool.query(
+      'INSERT INTO bench_http_plain (session_id, record_id, input_record_id, event_time, body, hash) VALUES ($1, $2, $3, $4, $5, $6)',
+      [sessionId, eventId, input.record_id, input.timestamp, JSON.stringify(input), 'f'.repeat(64)],
+    )
+    return c.json({ ...input, event: 'session.start', session_id: sessionId, record_id: eventId }, 201)
+  })
+  app.get('/readyz', (c) => c.json({ ok: true }))
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, (info) => {
+    console.log(`{"port":${info.port},"msg":"listening"}`)
+  })
+  process.once('SIGTERM', () => server.close(() => void pool.end().then(() => process.exit(0))))
 }
 
 /** The lifecycle's start on PostgreSQL in this process, `callers` concurrent callers: the store without HTTP. */
@@ -108,8 +143,8 @@ const PROFILE_ARGS = process.env.BENCH_PROFILE_DIR
   ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`]
   : []
 
-function startInstance(env) {
-  const child = spawn(process.execPath, [...PROFILE_ARGS, MAIN_JS], {
+function startInstance(env, script = MAIN_JS) {
+  const child = spawn(process.execPath, [...PROFILE_ARGS, script], {
     env: { PATH: process.env.PATH, HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -306,7 +341,34 @@ async function withCpu(postmaster, url, fn) {
   }
 }
 
-/** Same-run rounds: plain INSERTs, in-process starts, POST /sessions.start on one instance (issue 18). */
+/**
+ * Drives one HTTP server (a service instance or the HTTP + INSERT server) for `SECONDS` and measures,
+ * per 2xx answer: the server process's CPU (user, system), PostgreSQL's CPU and starts per commit.
+ */
+async function httpRun(instance, url, postmaster) {
+  const commitsBefore = await commitsSoFar(url)
+  const cpuBefore = cpuMsOf(instance.pid)
+  const serverBefore = serverCpuMs(postmaster)
+  const http = await cannon(instance.url, SECONDS, CONNECTIONS)
+  const serverMs = serverCpuMs(postmaster) - serverBefore
+  const cpuAfter = cpuMsOf(instance.pid)
+  const n = Math.max(1, http['2xx'])
+  const perCommit = http['2xx'] / Math.max(1, (await commitsSoFar(url)) - commitsBefore)
+  return {
+    rate: http['2xx'] / SECONDS,
+    p99: http.latency.p99,
+    bad: http.non2xx + http.errors,
+    userUs: ((cpuAfter.user - cpuBefore.user) * 1000) / n,
+    systemUs: ((cpuAfter.system - cpuBefore.system) * 1000) / n,
+    serverUs: (serverMs * 1000) / n,
+    perCommit,
+  }
+}
+
+/**
+ * Same-run rounds (issue 18): plain INSERTs, in-process starts, POST /sessions.start on one PostgreSQL
+ * instance, the HTTP + plain INSERT server, and the service on the JSONL store.
+ */
 async function startRounds(url, postmaster) {
   const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
   const concurrencies = (process.env.BENCH_WRITE_CONCURRENCY ?? '').split(',').filter(Boolean).map(Number)
@@ -316,15 +378,39 @@ async function startRounds(url, postmaster) {
     CARE_DB_SCHEMA: 'care_bench_rounds',
     CARE_IDLE_TIMEOUT: '30m',
   })
-  // The same HTTP stack on the embedded JSONL store (durable too): what HTTP alone costs here.
+  // The same HTTP stack on the embedded JSONL store (durable too), and bare HTTP + one INSERT per request.
   const dataDir = mkdtempSync(join(tmpdir(), 'care-file-bench-'))
   const file = await startInstance({ CARE_DATA_DIR: dataDir })
+  const httpInsert = await startInstance({ BENCH_INSERT_SERVER: url }, new URL(import.meta.url).pathname)
+  // BENCH_BASE=<another build's dist/main.js>: that build on PostgreSQL too, in the same rounds.
+  const base = process.env.BENCH_BASE
+    ? await startInstance(
+        {
+          CARE_STORE: 'postgres',
+          DATABASE_URL: url,
+          CARE_DB_SCHEMA: 'care_bench_rounds_base',
+          CARE_IDLE_TIMEOUT: '30m',
+        },
+        process.env.BENCH_BASE,
+      )
+    : undefined
+  if (PROFILE_ARGS.length > 0)
+    console.log(
+      `profiled pids: PostgreSQL service ${instance.pid}, JSONL service ${file.pid}, HTTP + INSERT ${httpInsert.pid}`,
+    )
   // Warm-up long enough for the JIT to optimise the request path (a few thousand requests).
   const warmup = Number(process.env.BENCH_WARMUP_SECONDS ?? 5)
-  await Promise.all([cannon(instance.url, warmup, CONNECTIONS), cannon(file.url, warmup, CONNECTIONS)])
+  await Promise.all([
+    cannon(instance.url, warmup, CONNECTIONS),
+    cannon(file.url, warmup, CONNECTIONS),
+    cannon(httpInsert.url, warmup, CONNECTIONS),
+    ...(base ? [cannon(base.url, warmup, CONNECTIONS)] : []),
+  ])
   const rows = []
   const cpuOf = (r) =>
     `[CPU µs/op: client ${r.clientUs.toFixed(0)}, server ${r.serverUs.toFixed(0)}; ${r.perCommit.toFixed(1)} per commit]`
+  const httpCpu = (r) =>
+    `[CPU µs/op: process ${r.userUs.toFixed(0)} user + ${r.systemUs.toFixed(0)} system, PostgreSQL ${r.serverUs.toFixed(0)}; ${r.perCommit.toFixed(1)} per commit]`
   try {
     for (let round = 1; round <= rounds; round++) {
       const plain = await withCpu(postmaster, url, () => plainInserts(url, SECONDS, PLAIN_CONNECTIONS))
@@ -335,24 +421,22 @@ async function startRounds(url, postmaster) {
           c,
           await withCpu(postmaster, url, () => inProcessStarts(url, SECONDS, CONNECTIONS, c)),
         ])
-      const commitsBefore = await commitsSoFar(url)
-      const cpuBefore = cpuMsOf(instance.pid)
-      const serverBefore = serverCpuMs(postmaster)
-      const http = await cannon(instance.url, SECONDS, CONNECTIONS)
-      const httpServerUs = ((serverCpuMs(postmaster) - serverBefore) * 1000) / Math.max(1, http['2xx'])
-      const httpPerCommit = http['2xx'] / Math.max(1, (await commitsSoFar(url)) - commitsBefore)
-      const cpuAfter = cpuMsOf(instance.pid)
-      const perStart = (ms) => ((ms * 1000) / Math.max(1, http['2xx'])).toFixed(0)
-      const cpuPerStart = `${perStart(cpuAfter.user - cpuBefore.user)} user + ${perStart(cpuAfter.system - cpuBefore.system)} system`
-      const rate = http['2xx'] / SECONDS
+      // Rotate the order of the HTTP-on-PostgreSQL runs between rounds.
+      const targets = [['http', instance], ['bare', httpInsert], ...(base ? [['base', base]] : [])]
+      const shift = (round - 1) % targets.length
+      const runs = {}
+      for (const [name, target] of [...targets.slice(shift), ...targets.slice(0, shift)])
+        runs[name] = await httpRun(target, url, postmaster)
+      const { http, bare } = runs
       const [load] = loadavg()
-      const fileBefore = cpuMsOf(file.pid)
-      const onFile = await cannon(file.url, SECONDS, CONNECTIONS)
-      const fileAfter = cpuMsOf(file.pid)
-      const fileUs =
-        ((fileAfter.user + fileAfter.system - fileBefore.user - fileBefore.system) * 1000) /
-        Math.max(1, onFile['2xx'])
-      rows.push({ plain: plain.rate, inProcess: inProcess.rate, http: rate })
+      const onFile = await httpRun(file, url, postmaster)
+      rows.push({
+        plain: plain.rate,
+        inProcess: inProcess.rate,
+        http: http.rate,
+        bare: bare.rate,
+        ...(runs.base ? { base: runs.base.rate } : {}),
+      })
       console.log(
         `round ${round} (load ${load.toFixed(1)}): plain ${Math.round(plain.rate)}/s ${cpuOf(plain)}, ` +
           `in-process ${Math.round(inProcess.rate)}/s (${(inProcess.rate / plain.rate).toFixed(2)}) ${cpuOf(inProcess)}, ` +
@@ -362,19 +446,26 @@ async function startRounds(url, postmaster) {
                 `in-process c=${c} ${Math.round(r.rate)}/s (${(r.rate / plain.rate).toFixed(2)}) ${cpuOf(r)}, `,
             )
             .join('') +
-          `HTTP ${Math.round(rate)}/s (${(rate / plain.rate).toFixed(2)}), p99 ${http.latency.p99} ms, ` +
-          `${http.non2xx + http.errors} bad, [CPU µs/op: service ${cpuPerStart}, server ${httpServerUs.toFixed(0)}; ${httpPerCommit.toFixed(1)} per commit], ` +
-          `HTTP on the JSONL store ${Math.round(onFile['2xx'] / SECONDS)}/s [service ${fileUs.toFixed(0)} µs CPU/start]`,
+          `HTTP + plain INSERT ${Math.round(bare.rate)}/s (${(bare.rate / plain.rate).toFixed(2)}), p99 ${bare.p99} ms, ${bare.bad} bad ${httpCpu(bare)}, ` +
+          `HTTP on PostgreSQL ${Math.round(http.rate)}/s (${(http.rate / plain.rate).toFixed(2)}; ${(http.rate / bare.rate).toFixed(2)} of HTTP + INSERT), p99 ${http.p99} ms, ` +
+          `${http.bad} bad ${httpCpu(http)}, ` +
+          (runs.base
+            ? `base build ${Math.round(runs.base.rate)}/s (${(runs.base.rate / plain.rate).toFixed(2)}; this/base ${(http.rate / runs.base.rate).toFixed(2)}), p99 ${runs.base.p99} ms ${httpCpu(runs.base)}, `
+            : '') +
+          `HTTP on the JSONL store ${Math.round(onFile.rate)}/s [service ${(onFile.userUs + onFile.systemUs).toFixed(0)} µs CPU/start]`,
       )
     }
   } finally {
-    await Promise.all([instance.stop(), file.stop()])
+    await Promise.all([instance.stop(), file.stop(), httpInsert.stop(), base?.stop()])
     rmSync(dataDir, { recursive: true, force: true })
   }
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   console.log(
     `median ratios to plain INSERTs: in-process ${median(rows.map((r) => r.inProcess / r.plain)).toFixed(2)}, ` +
-      `HTTP ${median(rows.map((r) => r.http / r.plain)).toFixed(2)} (target >= 1.0)`,
+      `HTTP + plain INSERT ${median(rows.map((r) => r.bare / r.plain)).toFixed(2)}, ` +
+      `HTTP on PostgreSQL ${median(rows.map((r) => r.http / r.plain)).toFixed(2)} (target >= 1.0); ` +
+      `HTTP on PostgreSQL / HTTP + plain INSERT ${median(rows.map((r) => r.http / r.bare)).toFixed(2)}` +
+      (rows[0]?.base ? `; this build / base ${median(rows.map((r) => r.http / r.base)).toFixed(2)}` : ''),
   )
 }
 
@@ -460,4 +551,5 @@ async function main() {
   }
 }
 
-await main()
+if (process.env.BENCH_INSERT_SERVER) await insertServer(process.env.BENCH_INSERT_SERVER)
+else await main()

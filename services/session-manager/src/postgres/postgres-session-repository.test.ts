@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createIdFactory } from '../ids/id-factory.js'
 import { SessionLifecycleService } from '../sessions/session-lifecycle.js'
 import { endInputAt, startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
-import { chainEvent, eventOfBody } from './event-chain.js'
+import { chainEvent, eventOfBody, GENESIS_HASH } from './event-chain.js'
 import { PostgresSessionRepository } from './postgres-session-repository.js'
 import { schemaNames } from './schema-names.js'
 import {
@@ -87,6 +87,44 @@ describe('the PostgreSQL repository', () => {
       const results = await Promise.all(lifecycles.map((l) => l.start({ ...input })))
       expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 201])
       expect(new Set(results.map((r) => r.output.session_id)).size).toBe(1)
+    } finally {
+      await close()
+    }
+  }, 30_000)
+
+  it('stores a batch of starts with awkward metadata text exactly as it was hashed (one JSON parameter)', async () => {
+    const { schema, lifecycles, close } = await instances(1)
+    const t = schemaNames(schema)
+    const awkward = [
+      'quote " backslash \\ slash / \\u0000 as text',
+      'nul \u0000 tab \t newline \n',
+      'line separators \u2028 \u2029 \u0085',
+      'lone surrogate \ud800 and a pair 😀',
+      '{"json":"inside","n":[1,2]}',
+      'ß é 中文',
+    ]
+    try {
+      const now = Date.now()
+      const results = await Promise.all(
+        awkward.map((note, i) =>
+          lifecycles[0]!.start(startInputAt(now + i, { metadata: { note, [`key ${note}`]: i } })),
+        ),
+      )
+      expect(results.map((r) => r.status)).toEqual(awkward.map(() => 201))
+      for (const { output } of results) {
+        const { rows } = await admin.query<{ body: string; hash: string; event_time: Date; n: string }>(
+          `SELECT e.body, e.hash, e.event_time, s.started_at AS n FROM ${t.events} e
+             JOIN ${t.sessions} s USING (session_id) WHERE e.session_id = $1`,
+          [output.session_id],
+        )
+        const { body, hash } = chainEvent(output, GENESIS_HASH)
+        expect(rows[0]).toMatchObject({ body, hash })
+        expect(eventOfBody(rows[0]!.body)).toEqual(output)
+        expect(rows[0]!.event_time.toISOString()).toBe(output.timestamp)
+        expect(Number(rows[0]!.n)).toBe(Date.parse(output.timestamp))
+      }
+      const report = await verifyPostgres({ url, schema })
+      expect(report.ok, JSON.stringify(report)).toBe(true)
     } finally {
       await close()
     }

@@ -3,19 +3,22 @@ import { ulid } from 'ulid'
 import { describe, expect, it } from 'vitest'
 import { requestDigest, startEvent } from '../sessions/lifecycle-events.js'
 import { startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
+import { chainEvent, GENESIS_HASH } from './event-chain.js'
 import { schemaNames } from './schema-names.js'
-import { DEFAULT_START_BATCHES, type PendingStart, StartBatcher } from './start-batcher.js'
+import { batchJson, DEFAULT_START_BATCHES, type PendingStart, StartBatcher } from './start-batcher.js'
 
 /** A pool whose statements stay in flight until the test settles them; every start is "inserted". */
 function scriptedPool() {
   const statements: { sessionIds: string[]; settle(): void }[] = []
   const pool = {
     query(config: { values: unknown[] }) {
-      const sessionIds = config.values[0] as string[]
+      const sessionIds = (JSON.parse(config.values[0] as string) as { session_id: string }[]).map(
+        (row) => row.session_id,
+      )
       return new Promise((resolve) => {
         statements.push({
           sessionIds,
-          settle: () => resolve({ rows: sessionIds.map((session_id) => ({ session_id })) }),
+          settle: () => resolve({ rows: sessionIds.map((sessionId) => [sessionId]) }),
         })
       })
     },
@@ -69,5 +72,26 @@ describe('StartBatcher', () => {
     expect(statements.map((s) => s.sessionIds.length)).toEqual([6])
     statements[0]?.settle()
     await Promise.all(results)
+  })
+
+  it('encodes a batch as one JSON array of rows in batch order, with the chained body and hash', () => {
+    const now = Date.now()
+    const batch = [pendingStart(now), pendingStart(now + 1)]
+    const rows = JSON.parse(batchJson(batch)) as Record<string, unknown>[]
+    expect(rows.map((r) => r.o)).toEqual([0, 1])
+    expect(rows[1]).toEqual({
+      o: 1,
+      session_id: batch[1]!.event.session_id,
+      record_id: batch[1]!.event.record_id,
+      input_record_id: batch[1]!.event.input_record_id,
+      input_digest: batch[1]!.digest,
+      event_time: batch[1]!.event.timestamp,
+      ...chainEvent(batch[1]!.event, GENESIS_HASH),
+      user_id: batch[1]!.event.user_id,
+      started_at: batch[1]!.startedAt,
+      idle_timeout_ms: batch[1]!.event.idle_timeout_ms,
+      max_duration_ms: batch[1]!.event.max_duration_ms,
+      expires_at: batch[1]!.expiresAt,
+    })
   })
 })

@@ -82,21 +82,21 @@ export class StartBatcher {
 
   private async write(batch: Queued[]): Promise<void> {
     try {
-      const chained = batch.map((item) => chainEvent(item.event, GENESIS_HASH))
-      const { rows } = await this.pool.query<{ session_id: string }>({
+      const { rows } = await this.pool.query<[string]>({
         // Named: parsed and planned once per connection, not per batch.
         name: `care-start-batch:${this.names.raw}`,
+        // The batch is one JSON parameter (see `batchJson`), read by `json_to_recordset`: cheaper to
+        // encode in node than one text[] per column, and one value for PostgreSQL to parse.
         text: `WITH input AS (
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::text[], $7::text[],
-                                $8::text[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[])
-                    WITH ORDINALITY
-             AS u(session_id, record_id, input_record_id, input_digest, event_time, body, hash,
-                  user_id, started_at, idle_timeout_ms, max_duration_ms, expires_at, ord)
+           SELECT * FROM json_to_recordset($1::json)
+             AS u(o integer, session_id text, record_id text, input_record_id text, input_digest text,
+                  event_time timestamptz, body text, hash text, user_id text, started_at bigint,
+                  idle_timeout_ms bigint, max_duration_ms bigint, expires_at bigint)
          ), inserted AS (
            INSERT INTO ${this.names.events}
                   (session_id, session_seq, event, record_id, input_record_id, input_digest, event_time, body, prev_hash, hash)
-           SELECT session_id, 1, 'session.start', record_id, input_record_id, input_digest, event_time, body, $13, hash
-             FROM input ORDER BY ord
+           SELECT session_id, 1, 'session.start', record_id, input_record_id, input_digest, event_time, body, $2, hash
+             FROM input ORDER BY o
            ON CONFLICT DO NOTHING
            RETURNING session_id
          ), opened AS (
@@ -108,23 +108,11 @@ export class StartBatcher {
              FROM input i JOIN inserted USING (session_id)
          )
          SELECT session_id FROM inserted`,
-        values: [
-          batch.map((i) => i.event.session_id),
-          batch.map((i) => i.event.record_id),
-          batch.map((i) => i.event.input_record_id),
-          batch.map((i) => i.digest),
-          batch.map((i) => i.event.timestamp),
-          chained.map((c) => c.body),
-          chained.map((c) => c.hash),
-          batch.map((i) => i.event.user_id),
-          batch.map((i) => i.startedAt),
-          batch.map((i) => i.event.idle_timeout_ms),
-          batch.map((i) => i.event.max_duration_ms),
-          batch.map((i) => i.expiresAt),
-          GENESIS_HASH,
-        ],
+        values: [batchJson(batch), GENESIS_HASH],
+        // Rows as arrays: one string each, no object per row.
+        rowMode: 'array',
       })
-      const inserted = new Set(rows.map((r) => r.session_id))
+      const inserted = new Set(rows.map((r) => r[0]))
       const skipped = batch.filter((item) => !inserted.has(item.event.session_id))
       const existing = new Map<string, { digest: string; body: string }>()
       if (skipped.length > 0) {
@@ -148,4 +136,37 @@ export class StartBatcher {
       for (const item of batch) item.reject(wrapped)
     }
   }
+}
+
+/**
+ * The JSON parameter of one batch statement: an array with one object per start, in batch order
+ * (`o`), its keys the column names `json_to_recordset` reads (the start event's chained body and
+ * hash, computed here). Every value is a string of printable ASCII or a safe integer, except `body`,
+ * which is JSON text (its control characters and lone surrogates already escaped), so PostgreSQL reads
+ * back exactly the text that was hashed.
+ *
+ * @example
+ * await pool.query({ text: 'SELECT * FROM json_to_recordset($1::json) AS u(o integer, ...)', values: [batchJson(batch)] })
+ */
+export function batchJson(batch: readonly PendingStart[]): string {
+  return JSON.stringify(
+    batch.map((item, o) => {
+      const { body, hash } = chainEvent(item.event, GENESIS_HASH)
+      return {
+        o,
+        session_id: item.event.session_id,
+        record_id: item.event.record_id,
+        input_record_id: item.event.input_record_id,
+        input_digest: item.digest,
+        event_time: item.event.timestamp,
+        body,
+        hash,
+        user_id: item.event.user_id,
+        started_at: item.startedAt,
+        idle_timeout_ms: item.event.idle_timeout_ms,
+        max_duration_ms: item.event.max_duration_ms,
+        expires_at: item.expiresAt,
+      }
+    }),
+  )
 }

@@ -48,9 +48,12 @@ function counting(): { db: TreeTableDb; seen: { queries: number; rows: number; t
   return {
     seen,
     db: {
-      async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
-        seen.texts.push(text)
-        const result = await pool.query<R>(text, values)
+      async query<R extends pg.QueryResultRow>(
+        query: string | pg.QueryConfig<unknown[]>,
+        values?: unknown[],
+      ) {
+        seen.texts.push(typeof query === 'string' ? query : query.text)
+        const result = await pool.query<R>(query, values)
         seen.queries++
         seen.rows += result.rows.length
         return result
@@ -208,6 +211,25 @@ describe('the PostgreSQL tree lives in its table, not in memory', () => {
     }
   }, 120_000)
 
+  it('reads the hashes of a proof with one named statement, so each connection plans it once', async () => {
+    const sent: (string | pg.QueryConfig<unknown[]>)[] = []
+    const db: TreeTableDb = {
+      query<R extends pg.QueryResultRow>(query: string | pg.QueryConfig<unknown[]>, values?: unknown[]) {
+        sent.push(query)
+        return pool.query<R>(query, values)
+      },
+    }
+    const proofs = new TreeProofs({ readNodes: (keys) => readTreeNodes(db, t, keys) })
+    for (const index of [0, 7, N - 1]) {
+      const got = await proofs.inclusion(index, N)
+      expect(got.proof).toEqual(reference.inclusionProof(index, N))
+    }
+    expect(sent).toHaveLength(3)
+    for (const query of sent) expect(query).toMatchObject({ name: `care-tree-nodes:${t.raw}` })
+    // The same name on every call: pg prepares it on a connection once and then only binds it.
+    expect(new Set(sent.map((q) => (q as pg.QueryConfig).text)).size).toBe(1)
+  })
+
   it('a damaged compact-range hash makes the start rebuild; a cut level or a hole is found after the start and repaired, and a missing hash fails the proof that needs it until then', async () => {
     // Back to the head at N = 40,000 = 32,768 + 4,096 + 2,048 + 1,024 + 64 leaves (hashes beyond it stay).
     await pool.query(`DELETE FROM ${t.treeHeads}`)
@@ -300,10 +322,13 @@ describe('the PostgreSQL tree lives in its table, not in memory', () => {
     })
     const issued: string[] = []
     const gated: TreeTableDb = {
-      async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]) {
-        issued.push(text)
+      async query<R extends pg.QueryResultRow>(
+        query: string | pg.QueryConfig<unknown[]>,
+        values?: unknown[],
+      ) {
+        issued.push(typeof query === 'string' ? query : query.text)
         await held
-        return pool.query<R>(text, values)
+        return pool.query<R>(query, values)
       },
     }
     const check = TreeHoleCheck.start(gated, t, N, { pauseMs: 0 })
