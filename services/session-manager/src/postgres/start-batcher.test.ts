@@ -5,7 +5,13 @@ import { requestDigest, startEvent } from '../sessions/lifecycle-events.js'
 import { startInputAt, TEST_POLICY } from '../sessions/test-support/inputs.js'
 import { chainEvent, GENESIS_HASH } from './event-chain.js'
 import { schemaNames } from './schema-names.js'
-import { batchJson, DEFAULT_START_BATCHES, type PendingStart, StartBatcher } from './start-batcher.js'
+import {
+  batchJson,
+  DEFAULT_START_BATCHES,
+  type PendingStart,
+  StartBatcher,
+  unstorableField,
+} from './start-batcher.js'
 
 /** A pool whose statements stay in flight until the test settles them; every start is "inserted". */
 function scriptedPool() {
@@ -58,6 +64,41 @@ describe('StartBatcher', () => {
     expect(await Promise.all(results)).toEqual(Array.from({ length: 10 }, () => ({ kind: 'inserted' })))
     await batcher.drain()
     expect(statements).toHaveLength(3)
+  })
+
+  it('refuses a start PostgreSQL cannot store on its own, and writes its neighbours', async () => {
+    const { pool, statements } = scriptedPool()
+    const batcher = new StartBatcher(pool, schemaNames('care_sessions'))
+    const now = Date.now()
+    const lone = pendingStart(now + 1)
+    lone.event = { ...lone.event, user_id: 'user-\uD800' }
+    const nul = pendingStart(now + 2)
+    nul.event = { ...nul.event, session_id: 'a\u0000b' }
+    const unsafe = { ...pendingStart(now + 3), expiresAt: 2 ** 53 }
+    const starts = [pendingStart(now), lone, nul, unsafe, pendingStart(now + 4)]
+    const results = starts.map((start) =>
+      batcher.submit(start).then(
+        (result) => result.kind,
+        (error: Error) => `${error.name}: ${error.message}`,
+      ),
+    )
+    await tick()
+    for (const s of statements) s.settle()
+    await tick()
+    for (const s of statements) s.settle()
+    expect(await Promise.all(results)).toEqual([
+      'inserted',
+      'RangeError: start event: user_id cannot be stored in PostgreSQL',
+      'RangeError: start event: session_id cannot be stored in PostgreSQL',
+      'RangeError: start event: expires_at cannot be stored in PostgreSQL',
+      'inserted',
+    ])
+    expect(statements.flatMap((s) => s.sessionIds)).toEqual([
+      starts[0]!.event.session_id,
+      starts[4]!.event.session_id,
+    ])
+    // A paired surrogate (a character above U+FFFF) is fine.
+    expect(unstorableField({ ...lone, event: { ...lone.event, user_id: 'user-\u{1F600}' } })).toBeUndefined()
   })
 
   it('keeps as many batches in flight as it is told', async () => {

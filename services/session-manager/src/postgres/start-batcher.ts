@@ -56,6 +56,10 @@ export class StartBatcher {
   ) {}
 
   submit(start: PendingStart): Promise<StartResult> {
+    // Refused alone, before it joins a batch: PostgreSQL would fail the whole statement on it, and
+    // every neighbour (and every retry of it) with a 503.
+    const unfit = unstorableField(start)
+    if (unfit) return Promise.reject(new RangeError(`start event: ${unfit} cannot be stored in PostgreSQL`))
     return new Promise((resolve, reject) => {
       this.queue.push({ ...start, resolve, reject })
       this.pump()
@@ -138,12 +142,45 @@ export class StartBatcher {
   }
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/**
+ * The first column value of `start` that PostgreSQL cannot hold as given (text with U+0000 or an
+ * unpaired surrogate, a number that is not a safe integer), or undefined. The HTTP layer's schema
+ * already refuses such input; this keeps a direct caller of the lifecycle from failing a whole batch.
+ * `body` is exempt: it is JSON text with those characters escaped.
+ *
+ * @example
+ * unstorableField({ ...start, event: { ...start.event, user_id: 'a\u0000b' } }) // 'user_id'
+ */
+export function unstorableField(start: PendingStart): string | undefined {
+  const { event } = start
+  const texts: [string, unknown][] = [
+    ['session_id', event.session_id],
+    ['record_id', event.record_id],
+    ['input_record_id', event.input_record_id],
+    ['input_digest', start.digest],
+    ['timestamp', event.timestamp],
+    ['user_id', event.user_id],
+  ]
+  for (const [name, value] of texts)
+    if (typeof value !== 'string' || value.includes('\u0000') || LONE_SURROGATE.test(value)) return name
+  const numbers: [string, unknown][] = [
+    ['started_at', start.startedAt],
+    ['idle_timeout_ms', event.idle_timeout_ms],
+    ['max_duration_ms', event.max_duration_ms],
+    ['expires_at', start.expiresAt],
+  ]
+  for (const [name, value] of numbers) if (!Number.isSafeInteger(value)) return name
+  return undefined
+}
+
 /**
  * The JSON parameter of one batch statement: an array with one object per start, in batch order
  * (`o`), its keys the column names `json_to_recordset` reads (the start event's chained body and
- * hash, computed here). Every value is a string of printable ASCII or a safe integer, except `body`,
- * which is JSON text (its control characters and lone surrogates already escaped), so PostgreSQL reads
- * back exactly the text that was hashed.
+ * hash, computed here). `submit` admits only text PostgreSQL can hold and safe integers
+ * (`unstorableField`); `body` is JSON text (its control characters and lone surrogates already
+ * escaped), so PostgreSQL reads back exactly the text that was hashed.
  *
  * @example
  * await pool.query({ text: 'SELECT * FROM json_to_recordset($1::json) AS u(o integer, ...)', values: [batchJson(batch)] })
