@@ -1,11 +1,12 @@
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
-import { Hono } from 'hono'
+import { type Context, type Handler, Hono } from 'hono'
 import { HTTPException } from 'hono/http-exception'
 import { describe, expect, expectTypeOf, it, vi } from 'vitest'
 import { ACTIVE } from '../test-support/contract.js'
 import {
   guardedJsonBody,
+  type HonoSessionGuardOptions,
   requireJsonBody,
   SessionGuardException,
   type SessionGuardVariables,
@@ -53,6 +54,37 @@ describe('Hono session guard', () => {
       body: '{"text":"hi"}',
     })
     expect(await present.json()).toEqual({ id: ACTIVE, body: { text: 'hi' } })
+  })
+
+  it('lets a handler that answers nothing fail as Hono reports it, not answer with the context', async () => {
+    const forms: HonoSessionGuardOptions[] = [{}, { verify: () => true }]
+    for (const options of forms) {
+      const reported: string[] = []
+      const app = new Hono()
+      app.use(sessionGuard(options))
+      // A forgotten `return`: the handler answers nothing (which Hono's types would not let through).
+      const answersNothing = (c: Context) => {
+        c.json({ ok: true })
+      }
+      app.get('/x', answersNothing as unknown as Handler)
+      app.onError(sessionErrorHandler({ onUnexpected: (err) => reported.push(err.message) }))
+      const res = await app.request('/x', { headers: { 'x-session-id': ACTIVE } })
+      expect(res).toBeInstanceOf(Response)
+      expect(res.status).toBe(500)
+      expect(await res.json()).toEqual({ error: 'internal_error', message: 'Unexpected error.' })
+      expect(reported).toEqual([expect.stringMatching(/Context is not finalized/)])
+      const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+        const started = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 }, () => resolve(started))
+      })
+      try {
+        const { port } = server.address() as AddressInfo
+        const overHttp = await fetch(`http://127.0.0.1:${port}/x`, { headers: { 'x-session-id': ACTIVE } })
+        expect(overHttp.status).toBe(500)
+        expect(await overHttp.json()).toMatchObject({ error: 'internal_error' })
+      } finally {
+        await new Promise<void>((resolve) => server.close(() => resolve()))
+      }
+    }
   })
 
   it('renders unexpected errors as 500 internal_error JSON without details, reporting them', async () => {

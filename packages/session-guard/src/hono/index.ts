@@ -135,19 +135,14 @@ export function sessionGuard(
   options: HonoSessionGuardOptions = {},
 ): MiddlewareHandler<{ Variables: SessionGuardVariables }> {
   const guard = createGuard(options)
-  if (options.verify) {
-    // As before the handler form existed: after `verify` the middleware resolves to nothing.
-    return function sessionGuardMiddleware(c, next) {
-      return guard(c, async () => {
-        await next()
-      })
-    }
-  }
-  // Without `verify` the accepted request returns `next()`'s own promise: no promise of its own.
+  // The middleware resolves to nothing: `next()` resolves to the Context, and Hono's compose makes a
+  // middleware's truthy result the response when the handler behind it answered nothing.
   return function sessionGuardMiddleware(c, next) {
-    return guard(c, next)
+    return guard(c, () => next().then(toNothing))
   }
 }
+
+const toNothing = (): void => {}
 
 /**
  * The Hono guard as a route's handler instead of a middleware in front of it: `guarded(handler)`

@@ -158,6 +158,19 @@ describe('taking a body that has already arrived', () => {
     expect(takeArrivedBody(encoded as never, 1024)).toBeUndefined()
   })
 
+  it('leaves a flowing body (a data listener or resume() already asked for it) to readUnreadBody', async () => {
+    const chunks = [Buffer.from('[1,2'), Buffer.from(',3]')]
+    const tapped = arrivedRequest(chunks)
+    const seen: Buffer[] = []
+    tapped.on('data', (chunk: Buffer) => seen.push(chunk))
+    expect(takeArrivedBody(tapped as never, 1024)).toBeUndefined()
+    const resumed = arrivedRequest(chunks)
+    resumed.resume()
+    expect(takeArrivedBody(resumed as never, 1024)).toBeUndefined()
+    await new Promise((resolve) => tapped.on('end', resolve))
+    expect(Buffer.concat(seen).toString()).toBe('[1,2,3]')
+  })
+
   it('finds the body not yet complete when a real server runs the handler on the headers', async () => {
     // What the guard meets under @hono/node-server: `complete` is false when the route starts, so
     // the synchronous take is an extra for bodies that arrived before (e.g. after async middleware).

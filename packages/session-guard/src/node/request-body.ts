@@ -42,6 +42,7 @@ export interface ArrivedNodeRequestBody extends NodeRequestBody {
   readonly complete: boolean
   readonly readableEncoding: string | null
   readonly readableLength: number
+  readonly readableFlowing: boolean | null
   read(): Buffer | null
 }
 
@@ -57,8 +58,8 @@ export const OVER_LIMIT: unique symbol = Symbol('care.sessionGuard.overLimit')
  * Takes, synchronously, the body of an unread Node request that has already arrived whole (Node's
  * `complete`: for a small body, almost always by the time a route runs), as UTF-8 text without a
  * leading byte-order mark; {@link OVER_LIMIT} when it holds more than `limit` bytes (left unread);
- * undefined when some of it is still on its way, or the stream was given an encoding (read it
- * with {@link readUnreadBody} then). Uses only public `Readable` state and `read()`: no listener,
+ * undefined when some of it is still on its way, the stream was given an encoding or is already
+ * flowing (read it with {@link readUnreadBody} then). Uses only public `Readable` state and `read()`: no listener,
  * no promise.
  *
  * @example
@@ -70,7 +71,14 @@ export function takeArrivedBody(
   limit: number,
 ): string | typeof OVER_LIMIT | undefined {
   const arrived = incoming as Partial<ArrivedNodeRequestBody>
-  if (arrived.complete !== true || arrived.readableEncoding !== null || typeof arrived.read !== 'function')
+  // Flowing (a 'data' listener or resume() already asked for the chunks): read() would hand over only
+  // the first buffered chunk, and the others go to that listener.
+  if (
+    arrived.complete !== true ||
+    arrived.readableEncoding !== null ||
+    arrived.readableFlowing === true ||
+    typeof arrived.read !== 'function'
+  )
     return undefined
   const size = arrived.readableLength
   if (typeof size !== 'number') return undefined
