@@ -184,7 +184,7 @@ export function guarded<
  * The guard's one decision, shared by both forms: checks the request and, when it is accepted,
  * sets `sessionId` and returns `proceed()` (the middleware's `next`, or the guarded handler);
  * a refusal is a rejected promise of a {@link SessionGuardException}, never a synchronous throw.
- * Not async: without `verify` an accepted request costs no promise of its own, and a body that
+ * Not async: an accepted request costs no async frame of its own, and a body that
  * has arrived whole is taken and parsed synchronously; one still on its way is waited for on one
  * promise chain (read, parse, decide).
  */
