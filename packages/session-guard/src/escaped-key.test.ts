@@ -1,19 +1,8 @@
+import { seededRandom } from '@care/test-kit'
 import { describe, expect, it } from 'vitest'
 import { ACTIVE, OTHER, type StartHarness } from './test-support/contract.js'
 import { expressHarness } from './test-support/express-harness.js'
 import { honoHarness, honoNodeServerHarness } from './test-support/hono-harness.js'
-
-/** A small seeded generator (mulberry32), so a failing case can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 /** `text` with each character, at random, written as a JSON `\uXXXX` escape (hex digits in either case). */
 function escapeSome(text: string, next: () => number): string {
@@ -35,7 +24,7 @@ function escapeSome(text: string, next: () => number): string {
  * optimisation might look for in the raw text.
  */
 function cases(seed: number, count: number) {
-  const next = random(seed)
+  const next = seededRandom(seed)
   return Array.from({ length: count }, (_, i) => {
     let key = escapeSome('session_id', next)
     if (key === 'session_id') key = 'session\\u005fid'

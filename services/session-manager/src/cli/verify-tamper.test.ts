@@ -1,6 +1,7 @@
 import { cp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { EventLog, type LogHead } from '@care/event-log'
+import { seededRandom } from '@care/test-kit'
 import { afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   captureIo,
@@ -169,18 +170,6 @@ describe('care-sessions verify', () => {
   })
 })
 
-/** Deterministic PRNG (mulberry32), so a failing mutation can be replayed from its index. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 type Files = Map<string, Buffer>
 
 const MUTATIONS: Record<string, (files: Files, names: string[], rand: () => number) => void> = {
@@ -262,7 +251,7 @@ describe('100 random mutations of a real log', () => {
     const original: Files = new Map()
     for (const name of names) original.set(name, await readFile(join(dir, 'events', name)))
     const kinds = Object.keys(MUTATIONS)
-    const rand = prng(20260301)
+    const rand = seededRandom(20260301)
     const seen = new Set<string>()
     let changed = 0
     for (let i = 0; i < 100; i++) {
