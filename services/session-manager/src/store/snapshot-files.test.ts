@@ -4,6 +4,7 @@ import type { HotState } from './embedded-session-repository.js'
 import {
   decodeSnapshot,
   encodeSnapshot,
+  encodeSnapshotInSlices,
   type SessionSnapshot,
   SNAPSHOTS_KEPT,
   SnapshotFiles,
@@ -58,6 +59,45 @@ describe('snapshot files', () => {
     expect(found.map((f) => f.seq)).toEqual([9, 5])
     expect(found[0]).toMatchObject({ snapshot: snapshotAt(9, 3) })
     expect(fs.fileNames(`${DATA}/snapshots`).sort()).toEqual([snapshotFileName(5), snapshotFileName(9)])
+  })
+
+  it('encodes in slices exactly the bytes of one JSON.stringify of the snapshot', async () => {
+    for (const sessions of [0, 1, 511, 512, 1300]) {
+      const snapshot: SessionSnapshot<number> = {
+        ...snapshotAt(40, sessions),
+        tree: { size: 40, root: 'ab'.repeat(32) },
+      }
+      snapshot.hot.sessions[0]?.refs.push(7)
+      const second = snapshot.hot.sessions[1]
+      if (second) second.state = { ...second.state, userId: 'ü "quoted" \u2028 \u{1F600}' }
+      const bytes = await encodeSnapshotInSlices(snapshot, 0)
+      expect(bytes).toEqual(encodeSnapshot(snapshot))
+      const whole = JSON.stringify({
+        point: snapshot.point,
+        created_at: snapshot.createdAt,
+        tree: snapshot.tree,
+        hot: snapshot.hot,
+      })
+      expect(bytes.subarray(bytes.indexOf(0x0a) + 1, -1).toString('utf8')).toBe(whole)
+      expect(decodeSnapshot(bytes)).toEqual(snapshot)
+    }
+    const withoutTree = snapshotAt(3, 2)
+    expect(decodeSnapshot(await encodeSnapshotInSlices(withoutTree, 0))).toEqual(withoutTree)
+  })
+
+  it('leaves the event loop free while it encodes many sessions', async () => {
+    let turns = 0
+    let counting = true
+    const count = () => {
+      if (!counting) return
+      turns++
+      setImmediate(count)
+    }
+    setImmediate(count)
+    await encodeSnapshotInSlices(snapshotAt(1, 5_000), 0)
+    counting = false
+    // One turn at least per 512 sessions.
+    expect(turns).toBeGreaterThanOrEqual(9)
   })
 
   it(`keeps only the newest ${SNAPSHOTS_KEPT} snapshots`, async () => {
