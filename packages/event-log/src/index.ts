@@ -52,6 +52,7 @@ export type { LogHead, LogPosition, LogResumePoint, RecoveryCut, RecoveryReport 
 export { type LineLocation, type ScanLogOptions, scanLog, scanLogLines } from './scan-log.js'
 export type { ScrubOptions, ScrubStatus } from './scrub.js'
 export { eventsDirOf, segmentName } from './segments.js'
+export { finishInSlices, finishNow, type SlicedWork } from './sliced-work.js'
 export {
   type VerifyCounts,
   type VerifyOptions,

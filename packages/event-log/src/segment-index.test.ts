@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { nodeFileSystem } from './file-system.js'
 import { MemoryIndex, SidecarIndex, sortedByUtf8Bytes } from './segment-index.js'
 import type { Segment } from './segments.js'
+import { loopTurnsDuring } from './testing/event-loop.js'
 import { tempDirs } from './testing/log-fixtures.js'
 
 const dirs = tempDirs()
@@ -108,16 +109,7 @@ describe('MemoryIndex encoding', () => {
 
   it('leaves the event loop free between slices', async () => {
     const index = indexOf(20_000)
-    let turns = 0
-    let counting = true
-    const count = () => {
-      if (!counting) return
-      turns++
-      setImmediate(count)
-    }
-    setImmediate(count)
-    await index.encodeInSlices(segment, stateOf(index), 0)
-    counting = false
+    const turns = await loopTurnsDuring(() => index.encodeInSlices(segment, stateOf(index), 0))
     // At least one turn per sort chunk and per step of keys.
     expect(turns).toBeGreaterThan(10)
   })

@@ -12,6 +12,7 @@ import {
   writeFully,
 } from './file-system.js'
 import type { Segment } from './segments.js'
+import { finishInSlices, finishNow, type SlicedWork } from './sliced-work.js'
 
 /** A line of a segment: byte offset and length without the newline. */
 export interface LinePlace {
@@ -112,11 +113,7 @@ export class MemoryIndex {
 
   /** The sidecar file's bytes: a JSON header line, then the sorted key postings and the fence table. */
   encode(segment: Segment, state: IndexedSegmentState): Buffer {
-    const work = this.#encoding(segment, state)
-    for (;;) {
-      const step = work.next()
-      if (step.done) return step.value
-    }
+    return finishNow(this.#encoding(segment, state))
   }
 
   /**
@@ -129,21 +126,12 @@ export class MemoryIndex {
    * @example
    * const bytes = await index.encodeInSlices(segment, { bytes, lines: index.lines, lastSeq, lastHash })
    */
-  async encodeInSlices(segment: Segment, state: IndexedSegmentState, sliceMs = 8): Promise<Buffer> {
-    const work = this.#encoding(segment, state)
-    for (;;) {
-      const sliceEnds = performance.now() + sliceMs
-      for (;;) {
-        const step = work.next()
-        if (step.done) return step.value
-        if (performance.now() >= sliceEnds) break
-      }
-      await new Promise<void>((resolve) => setImmediate(resolve))
-    }
+  encodeInSlices(segment: Segment, state: IndexedSegmentState, sliceMs = 8): Promise<Buffer> {
+    return finishInSlices(this.#encoding(segment, state), sliceMs)
   }
 
   /** The encoder; it yields every few thousand units of work, where a sliced caller may pause. */
-  *#encoding(segment: Segment, state: IndexedSegmentState): Generator<void, Buffer> {
+  *#encoding(segment: Segment, state: IndexedSegmentState): SlicedWork<Buffer> {
     const upTo = state.bytes
     const time = this.#time ? { ...this.#time } : null
     // Postings are appended in log order, so those of records at or past `upTo` (appended after the
@@ -237,14 +225,12 @@ const SORT_CHUNK = 4096
  * sortedByUtf8Bytes(['\u{1F600}', '\uFFFD']) // ['\uFFFD', '\u{1F600}']: byte order, not UTF-16 order
  */
 export function sortedByUtf8Bytes(keys: string[]): string[] {
-  const work = sortedInSteps(
-    keys,
-    keys.some((key) => SURROGATE.test(key)),
+  return finishNow(
+    sortedInSteps(
+      keys,
+      keys.some((key) => SURROGATE.test(key)),
+    ),
   )
-  for (;;) {
-    const step = work.next()
-    if (step.done) return step.value
-  }
 }
 
 /**
@@ -254,7 +240,7 @@ export function sortedByUtf8Bytes(keys: string[]): string[] {
  * only then are keys compared as bytes, a native call per comparison. Chunks are sorted, then merged
  * pairwise, yielding between steps.
  */
-function* sortedInSteps(keys: string[], surrogates: boolean): Generator<void, string[]> {
+function* sortedInSteps(keys: string[], surrogates: boolean): SlicedWork<string[]> {
   const bytes = surrogates ? new Map(keys.map((key) => [key, Buffer.from(key, 'utf8')])) : undefined
   const before = bytes
     ? (a: string, b: string) => Buffer.compare(bytes.get(a)!, bytes.get(b)!) < 0

@@ -1,4 +1,4 @@
-import { type CrashKind, PowerLossFileSystem } from '@care/event-log/testing'
+import { type CrashKind, loopTurnsDuring, PowerLossFileSystem } from '@care/event-log/testing'
 import { describe, expect, it } from 'vitest'
 import type { HotState } from './embedded-session-repository.js'
 import {
@@ -86,16 +86,7 @@ describe('snapshot files', () => {
   })
 
   it('leaves the event loop free while it encodes many sessions', async () => {
-    let turns = 0
-    let counting = true
-    const count = () => {
-      if (!counting) return
-      turns++
-      setImmediate(count)
-    }
-    setImmediate(count)
-    await encodeSnapshotInSlices(snapshotAt(1, 5_000), 0)
-    counting = false
+    const turns = await loopTurnsDuring(() => encodeSnapshotInSlices(snapshotAt(1, 5_000), 0))
     // One turn at least per 512 sessions.
     expect(turns).toBeGreaterThanOrEqual(9)
   })

@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto'
 import { join } from 'node:path'
-import { type LogFileSystem, readWholeFile } from '@care/event-log'
+import {
+  finishInSlices,
+  finishNow,
+  type LogFileSystem,
+  readWholeFile,
+  type SlicedWork,
+} from '@care/event-log'
 import type { HotState } from './embedded-session-repository.js'
 
 /** Subdirectory of the data dir holding the snapshots of the embedded repository's hot state. */
@@ -164,11 +170,7 @@ export function snapshotFileName(seq: number): string {
  * const bytes = encodeSnapshot({ point: { seq: 0 }, createdAt: new Date().toISOString(), hot })
  */
 export function encodeSnapshot(snapshot: SessionSnapshot<unknown, { seq: number }>): Buffer {
-  const work = snapshotEncoding(snapshot)
-  for (;;) {
-    const step = work.next()
-    if (step.done) return step.value
-  }
+  return finishNow(snapshotEncoding(snapshot))
 }
 
 /**
@@ -180,20 +182,11 @@ export function encodeSnapshot(snapshot: SessionSnapshot<unknown, { seq: number 
  * @example
  * const bytes = await encodeSnapshotInSlices({ point, createdAt: new Date().toISOString(), hot })
  */
-export async function encodeSnapshotInSlices(
+export function encodeSnapshotInSlices(
   snapshot: SessionSnapshot<unknown, { seq: number }>,
   sliceMs = 8,
 ): Promise<Buffer> {
-  const work = snapshotEncoding(snapshot)
-  for (;;) {
-    const sliceEnds = performance.now() + sliceMs
-    for (;;) {
-      const step = work.next()
-      if (step.done) return step.value
-      if (performance.now() >= sliceEnds) break
-    }
-    await new Promise<void>((resolve) => setImmediate(resolve))
-  }
+  return finishInSlices(snapshotEncoding(snapshot), sliceMs)
 }
 
 /** Array items stringified per step (a step is then well under a millisecond). */
@@ -204,7 +197,7 @@ const ITEMS_PER_STEP = 512
  * members one by one and its arrays a few hundred items at a time, hashed as it goes; it yields
  * between pieces.
  */
-function* snapshotEncoding(snapshot: SessionSnapshot<unknown, { seq: number }>): Generator<void, Buffer> {
+function* snapshotEncoding(snapshot: SessionSnapshot<unknown, { seq: number }>): SlicedWork<Buffer> {
   const pieces: Buffer[] = []
   const hash = createHash('sha256')
   const put = (text: string) => {
